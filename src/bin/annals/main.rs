@@ -1,0 +1,86 @@
+//! `annals`: the command-line front end. It uses only the library's public API.
+
+mod demo;
+mod ingest;
+mod output;
+mod report;
+mod scan;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// An embedded, append-only history store: metrics, performance samples, logs and alerts.
+#[derive(Parser)]
+#[command(name = "annals", version, propagate_version = true)]
+struct Cli {
+    /// Data directory of the store.
+    #[arg(long, global = true, env = "ANNALS_DATA", default_value = "./annals-data", value_name = "DIR")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write line protocol or JSON lines from a file or standard input.
+    Ingest(ingest::IngestArgs),
+    /// Print raw points of one measurement.
+    Scan(scan::ScanArgs),
+    /// Show series, points and bytes per month.
+    Stats(report::StatsArgs),
+    /// Check every checksum and cross-reference; --repair drops damaged parts.
+    Verify(report::VerifyArgs),
+    /// Write a realistic month of demo data to the data directory and show a few answers.
+    Demo(demo::DemoArgs),
+}
+
+/// Errors of a command. `Reported` means the command already printed what went wrong.
+pub enum CliError {
+    Annals(annals::Error),
+    Io(std::io::Error),
+    Reported,
+}
+
+impl From<annals::Error> for CliError {
+    fn from(e: annals::Error) -> Self {
+        CliError::Annals(e)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError::Io(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(args) => ingest::run(&cli.data, args),
+        Command::Scan(args) => scan::run(&cli.data, args),
+        Command::Stats(args) => report::stats(&cli.data, args),
+        Command::Verify(args) => report::verify(&cli.data, args),
+        Command::Demo(args) => demo::run(&cli.data, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Output cut short by a closed pipe (`annals scan ... | head`) is not a failure.
+        Err(CliError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(CliError::Io(e)) => {
+            eprintln!("annals: {e}");
+            ExitCode::FAILURE
+        }
+        Err(CliError::Annals(e)) => {
+            eprintln!("annals: {e}");
+            if e.is_corruption() {
+                eprintln!(
+                    "annals: run `annals --data {} verify` to see the damage, and `verify --repair` to drop it",
+                    cli.data.display()
+                );
+            }
+            ExitCode::FAILURE
+        }
+        Err(CliError::Reported) => ExitCode::FAILURE,
+    }
+}

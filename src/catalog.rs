@@ -1,0 +1,300 @@
+//! The series catalog: dense [`SeriesId`]s for series keys, persisted in `<dir>/CATALOG`.
+//!
+//! The file is a header followed by framed records (see [`crate::io::frame`]), one per
+//! series, in id order. New series are first made durable by the WAL record that created
+//! them; the catalog file is appended and fsync'd at every flush, before the manifest that
+//! lets the WAL go. So a segment never refers to an id the catalog file lacks, and replay
+//! re-creates any id the file has not caught up with.
+
+use crate::codec::bytes::{Reader, put_varint};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::io::{self, frame};
+use crate::model::{SeriesId, SeriesKey, SeriesKind};
+use rustc_hash::FxHashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 8] = b"ANNALCAT";
+/// Catalog file format version.
+pub(crate) const VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const KIND_SERIES: u8 = 1;
+
+/// The in-memory catalog.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Catalog {
+    keys: Vec<Arc<SeriesKey>>,
+    index: FxHashMap<Arc<SeriesKey>, SeriesId>,
+    heap_bytes: usize,
+}
+
+impl Catalog {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn lookup(&self, key: &SeriesKey) -> Option<SeriesId> {
+        self.index.get(key).copied()
+    }
+
+    pub(crate) fn get(&self, id: SeriesId) -> Option<&Arc<SeriesKey>> {
+        self.keys.get(id as usize)
+    }
+
+    /// Adds a key that is not present; returns its new id.
+    pub(crate) fn insert(&mut self, key: SeriesKey) -> SeriesId {
+        let id = self.keys.len() as SeriesId;
+        self.heap_bytes += key.heap_bytes() * 2;
+        let key = Arc::new(key);
+        self.keys.push(key.clone());
+        self.index.insert(key, id);
+        id
+    }
+
+    /// Forgets series created after the first `len` (a write that failed before reaching
+    /// the WAL).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        for key in self.keys.drain(len.min(self.keys.len())..) {
+            self.heap_bytes = self.heap_bytes.saturating_sub(key.heap_bytes() * 2);
+            self.index.remove(&key);
+        }
+    }
+
+    /// Re-creates a series at a known id during replay: the id must be the next one, or
+    /// already hold the same key.
+    pub(crate) fn insert_with_id(&mut self, id: SeriesId, key: SeriesKey) -> std::result::Result<(), String> {
+        match self.keys.get(id as usize) {
+            Some(existing) if **existing == key => Ok(()),
+            Some(existing) => Err(format!("series id {id} is {existing} in the catalog but {key} in the log")),
+            None if id as usize == self.keys.len() => {
+                self.insert(key);
+                Ok(())
+            }
+            None => Err(format!("series id {id} skips ids after {}", self.keys.len())),
+        }
+    }
+
+    /// Ids of series of `measurement` (any kind when `kind` is None) whose tags include
+    /// every pair in `tags`, ascending.
+    pub(crate) fn matching(&self, kind: Option<SeriesKind>, measurement: Option<&str>, tags: &[(String, String)]) -> Vec<SeriesId> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| kind.is_none_or(|kind| k.kind() == kind))
+            .filter(|(_, k)| measurement.is_none_or(|m| k.measurement() == m))
+            .filter(|(_, k)| tags.iter().all(|(tk, tv)| k.tag(tk) == Some(tv.as_str())))
+            .map(|(i, _)| i as SeriesId)
+            .collect()
+    }
+
+    /// All keys in id order.
+    pub(crate) fn keys(&self) -> &[Arc<SeriesKey>] {
+        &self.keys
+    }
+}
+
+fn encode_key(id: SeriesId, key: &SeriesKey, out: &mut Vec<u8>) {
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(key.kind() as u8);
+    put_varint(out, key.measurement().len() as u64);
+    out.extend_from_slice(key.measurement().as_bytes());
+    put_varint(out, key.tags().len() as u64);
+    for (k, v) in key.tags() {
+        put_varint(out, k.len() as u64);
+        out.extend_from_slice(k.as_bytes());
+        put_varint(out, v.len() as u64);
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+fn decode_key(payload: &[u8]) -> std::result::Result<(SeriesId, SeriesKey), String> {
+    let mut r = Reader::new(payload);
+    let id = r.u32_le().map_err(|e| e.to_string())?;
+    let kind = SeriesKind::from_u8(r.u8().map_err(|e| e.to_string())?).ok_or("unknown series kind")?;
+    let text = |r: &mut Reader<'_>| -> std::result::Result<String, String> {
+        let bytes = r.prefixed().map_err(|e| e.to_string())?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "series text is not UTF-8".to_string())
+    };
+    let measurement = text(&mut r)?;
+    let n = r.len(payload.len()).map_err(|e| e.to_string())?;
+    let mut tags = Vec::with_capacity(n);
+    for _ in 0..n {
+        tags.push((text(&mut r)?, text(&mut r)?));
+    }
+    if !r.is_empty() {
+        return Err("trailing bytes in a series record".into());
+    }
+    let key = SeriesKey::new(kind, measurement, tags).map_err(|e| e.to_string())?;
+    Ok((id, key))
+}
+
+/// The catalog file, appended at flushes.
+#[derive(Debug)]
+pub(crate) struct CatalogFile {
+    path: PathBuf,
+    file: File,
+    /// Entries in the file.
+    persisted: usize,
+}
+
+/// What opening the catalog found.
+#[derive(Debug)]
+pub(crate) struct LoadedCatalog {
+    pub catalog: Catalog,
+    pub file: CatalogFile,
+    /// Bytes cut off a torn tail, if any.
+    pub torn_bytes: u64,
+}
+
+impl CatalogFile {
+    /// Opens (or creates) `<dir>/CATALOG` and loads it. A torn tail left by a crash during an
+    /// append is cut off; damage before the tail is corruption.
+    pub(crate) fn open(dir: &Path) -> Result<LoadedCatalog> {
+        CatalogFile::load(dir, true)
+    }
+
+    /// Loads the catalog; with `repair` false nothing is created or truncated (a torn tail
+    /// is only reported in `torn_bytes`).
+    pub(crate) fn load(dir: &Path, repair: bool) -> Result<LoadedCatalog> {
+        let path = dir.join("CATALOG");
+        let bytes = match io::read_file_if_exists(&path)? {
+            Some(b) if b.len() >= HEADER_LEN => b,
+            Some(b) if !b.is_empty() => {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    CorruptionKind::Truncated {
+                        needed: HEADER_LEN as u64,
+                        available: b.len() as u64,
+                    },
+                ));
+            }
+            _ if !repair => return Err(Error::NotFound { path }),
+            _ => {
+                let mut header = Vec::with_capacity(HEADER_LEN);
+                header.extend_from_slice(MAGIC);
+                header.extend_from_slice(&VERSION.to_le_bytes());
+                header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+                io::write_file_atomic(&path, &header)?;
+                header
+            }
+        };
+        if &bytes[..8] != MAGIC {
+            return Err(Error::corruption(&path, 0, CorruptionKind::BadMagic));
+        }
+        let stored = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        let computed = crc32fast::hash(&bytes[..12]);
+        if stored != computed {
+            return Err(Error::corruption(&path, 0, CorruptionKind::Checksum { stored, computed }));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: path,
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let mut catalog = Catalog::default();
+        let mut pos = HEADER_LEN;
+        let mut torn_bytes = 0;
+        loop {
+            match frame::read(&bytes, pos) {
+                frame::Frame::Record { kind, payload, next } => {
+                    if kind != KIND_SERIES {
+                        return Err(Error::malformed(&path, pos as u64, format!("unknown catalog record kind {kind}")));
+                    }
+                    let (id, key) = decode_key(payload).map_err(|why| Error::malformed(&path, pos as u64, why))?;
+                    if id as usize != catalog.len() {
+                        return Err(Error::malformed(&path, pos as u64, format!("series id {id} out of order")));
+                    }
+                    if catalog.lookup(&key).is_some() {
+                        return Err(Error::malformed(&path, pos as u64, format!("series {key} listed twice")));
+                    }
+                    catalog.insert(key);
+                    pos = next;
+                }
+                frame::Frame::End => break,
+                frame::Frame::Bad(kind) => {
+                    if frame::valid_record_after(&bytes, pos) {
+                        return Err(Error::corruption(&path, pos as u64, kind));
+                    }
+                    torn_bytes = (bytes.len() - pos) as u64;
+                    if repair {
+                        io::truncate(&path, pos as u64)?;
+                    }
+                    break;
+                }
+            }
+        }
+        let file = io::open_append(&path)?;
+        let persisted = catalog.len();
+        Ok(LoadedCatalog {
+            catalog,
+            file: CatalogFile { path, file, persisted },
+            torn_bytes,
+        })
+    }
+
+    /// Appends the entries of `catalog` the file lacks, and fsyncs.
+    pub(crate) fn persist(&mut self, keys: &[Arc<SeriesKey>]) -> Result<()> {
+        if keys.len() <= self.persisted {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        for (i, key) in keys.iter().enumerate().skip(self.persisted) {
+            payload.clear();
+            encode_key(i as SeriesId, key, &mut payload);
+            frame::append(&mut out, KIND_SERIES, &payload);
+        }
+        self.file.write_all(&out).map_err(|e| Error::io("append to", &self.path, e))?;
+        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))?;
+        self.persisted = keys.len();
+        Ok(())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_persists_and_recovers_from_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SeriesKey::new(SeriesKind::Metric, "cpu", [("host", "a")]).unwrap();
+        let b = SeriesKey::new(SeriesKind::Log, "log", [("level", "INFO")]).unwrap();
+        {
+            let mut loaded = CatalogFile::open(dir.path()).unwrap();
+            assert_eq!(loaded.catalog.insert(a.clone()), 0);
+            assert_eq!(loaded.catalog.insert(b.clone()), 1);
+            loaded.file.persist(loaded.catalog.keys()).unwrap();
+        }
+        let path = dir.path().join("CATALOG");
+        let len = std::fs::metadata(&path).unwrap().len();
+        let loaded = CatalogFile::open(dir.path()).unwrap();
+        assert_eq!(loaded.catalog.lookup(&b), Some(1));
+        assert_eq!(loaded.file.persisted, 2);
+        // Cut the last record short: it is dropped, the first survives.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 3).unwrap();
+        drop(f);
+        let loaded = CatalogFile::open(dir.path()).unwrap();
+        assert_eq!(loaded.catalog.len(), 1);
+        assert!(loaded.torn_bytes > 0);
+        // Damage to the first record with a valid one after it is corruption.
+        let mut loaded = loaded;
+        loaded.catalog.insert(b.clone());
+        loaded.file.persist(loaded.catalog.keys()).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_LEN + 14] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(CatalogFile::open(dir.path()).unwrap_err().is_corruption());
+    }
+}

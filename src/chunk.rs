@@ -1,0 +1,275 @@
+//! Columnar rows of one series, as the read path returns them.
+
+use crate::model::{FieldValue, SeriesId, ValueType};
+use std::sync::Arc;
+
+/// Values of one column, one slot per row. Slots of rows where the field is absent hold a
+/// default (0, false, empty) and are marked invalid in [`Column::validity`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    /// Floats.
+    F64(Vec<f64>),
+    /// Integers.
+    I64(Vec<i64>),
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// Strings.
+    Str(Vec<String>),
+}
+
+impl ColumnValues {
+    /// An empty column of `value_type`.
+    pub fn new(value_type: ValueType) -> ColumnValues {
+        match value_type {
+            ValueType::F64 => ColumnValues::F64(Vec::new()),
+            ValueType::I64 => ColumnValues::I64(Vec::new()),
+            ValueType::Bool => ColumnValues::Bool(Vec::new()),
+            ValueType::Str => ColumnValues::Str(Vec::new()),
+        }
+    }
+
+    /// The column's type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            ColumnValues::F64(_) => ValueType::F64,
+            ColumnValues::I64(_) => ValueType::I64,
+            ColumnValues::Bool(_) => ValueType::Bool,
+            ColumnValues::Str(_) => ValueType::Str,
+        }
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        match self {
+            ColumnValues::F64(v) => v.len(),
+            ColumnValues::I64(v) => v.len(),
+            ColumnValues::Bool(v) => v.len(),
+            ColumnValues::Str(v) => v.len(),
+        }
+    }
+
+    /// True when there are no slots.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value in slot `i`.
+    pub fn get(&self, i: usize) -> Option<FieldValue> {
+        Some(match self {
+            ColumnValues::F64(v) => FieldValue::F64(*v.get(i)?),
+            ColumnValues::I64(v) => FieldValue::I64(*v.get(i)?),
+            ColumnValues::Bool(v) => FieldValue::Bool(*v.get(i)?),
+            ColumnValues::Str(v) => FieldValue::Str(v.get(i)?.clone()),
+        })
+    }
+
+    /// Appends a value; a value of another type is a programming error and is ignored in
+    /// release builds.
+    pub(crate) fn push(&mut self, value: &FieldValue) {
+        match (self, value) {
+            (ColumnValues::F64(v), FieldValue::F64(x)) => v.push(*x),
+            (ColumnValues::I64(v), FieldValue::I64(x)) => v.push(*x),
+            (ColumnValues::Bool(v), FieldValue::Bool(x)) => v.push(*x),
+            (ColumnValues::Str(v), FieldValue::Str(x)) => v.push(x.clone()),
+            _ => debug_assert!(false, "value type does not match column type"),
+        }
+    }
+
+    /// Appends the default value (an absent slot).
+    pub(crate) fn push_default(&mut self) {
+        match self {
+            ColumnValues::F64(v) => v.push(0.0),
+            ColumnValues::I64(v) => v.push(0),
+            ColumnValues::Bool(v) => v.push(false),
+            ColumnValues::Str(v) => v.push(String::new()),
+        }
+    }
+
+    /// Appends slot `i` of `other` (same type).
+    pub(crate) fn push_from(&mut self, other: &ColumnValues, i: usize) {
+        match (self, other) {
+            (ColumnValues::F64(v), ColumnValues::F64(o)) => v.push(o[i]),
+            (ColumnValues::I64(v), ColumnValues::I64(o)) => v.push(o[i]),
+            (ColumnValues::Bool(v), ColumnValues::Bool(o)) => v.push(o[i]),
+            (ColumnValues::Str(v), ColumnValues::Str(o)) => v.push(o[i].clone()),
+            _ => debug_assert!(false, "column types differ"),
+        }
+    }
+
+    /// A column of the slots at `indices`.
+    pub(crate) fn gather(&self, indices: &[usize]) -> ColumnValues {
+        match self {
+            ColumnValues::F64(v) => ColumnValues::F64(indices.iter().map(|&i| v[i]).collect()),
+            ColumnValues::I64(v) => ColumnValues::I64(indices.iter().map(|&i| v[i]).collect()),
+            ColumnValues::Bool(v) => ColumnValues::Bool(indices.iter().map(|&i| v[i]).collect()),
+            ColumnValues::Str(v) => ColumnValues::Str(indices.iter().map(|&i| v[i].clone()).collect()),
+        }
+    }
+
+    /// Reverses the slots.
+    pub(crate) fn reverse(&mut self) {
+        match self {
+            ColumnValues::F64(v) => v.reverse(),
+            ColumnValues::I64(v) => v.reverse(),
+            ColumnValues::Bool(v) => v.reverse(),
+            ColumnValues::Str(v) => v.reverse(),
+        }
+    }
+}
+
+/// One column of a [`Chunk`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Field name.
+    pub name: Arc<str>,
+    /// One slot per row of the chunk.
+    pub values: ColumnValues,
+    /// `validity[i]` is false where row `i` has no value for this field. Empty when every
+    /// row has a value.
+    pub validity: Vec<bool>,
+}
+
+impl Column {
+    /// The column's type.
+    pub fn value_type(&self) -> ValueType {
+        self.values.value_type()
+    }
+
+    /// True when row `i` has a value.
+    pub fn is_valid(&self, i: usize) -> bool {
+        self.validity.get(i).copied().unwrap_or(self.validity.is_empty())
+    }
+
+    /// The value of row `i`, if present.
+    pub fn value(&self, i: usize) -> Option<FieldValue> {
+        if self.is_valid(i) { self.values.get(i) } else { None }
+    }
+
+    /// Number of rows that have a value.
+    pub fn present_count(&self) -> usize {
+        if self.validity.is_empty() {
+            self.values.len()
+        } else {
+            self.validity.iter().filter(|&&v| v).count()
+        }
+    }
+}
+
+/// Rows of one series in time order: timestamps, record ids (event kinds only) and one
+/// column per (field name, type) present in the rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Chunk {
+    /// The series.
+    pub series: SeriesId,
+    /// Nanosecond timestamps, one per row.
+    pub timestamps: Vec<i64>,
+    /// Stable record ids, one per row, for event kinds (logs, alerts, performance
+    /// samples); empty for metrics.
+    pub record_ids: Vec<u64>,
+    /// Columns, sorted by (name, type).
+    pub columns: Vec<Column>,
+}
+
+impl Chunk {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True when the chunk has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Number of present values over all columns.
+    pub fn point_count(&self) -> usize {
+        self.columns.iter().map(Column::present_count).sum()
+    }
+
+    /// A chunk of rows `range` of this one; columns without a value there are dropped.
+    pub(crate) fn slice_rows(&self, range: std::ops::Range<usize>) -> Chunk {
+        let indices: Vec<usize> = range.clone().collect();
+        let columns = self
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let validity: Vec<bool> = if c.validity.is_empty() {
+                    Vec::new()
+                } else {
+                    c.validity[range.clone()].to_vec()
+                };
+                if !validity.is_empty() && !validity.iter().any(|&v| v) {
+                    return None;
+                }
+                let all_valid = validity.iter().all(|&v| v);
+                Some(Column {
+                    name: c.name.clone(),
+                    values: c.values.gather(&indices),
+                    validity: if all_valid { Vec::new() } else { validity },
+                })
+            })
+            .collect();
+        Chunk {
+            series: self.series,
+            timestamps: self.timestamps[range.clone()].to_vec(),
+            record_ids: if self.record_ids.is_empty() {
+                Vec::new()
+            } else {
+                self.record_ids[range].to_vec()
+            },
+            columns,
+        }
+    }
+
+    /// Drops rows where no column has a value.
+    pub(crate) fn retain_rows_with_values(self) -> Chunk {
+        if self.columns.iter().any(|c| c.validity.is_empty()) {
+            return self;
+        }
+        let keep: Vec<usize> = (0..self.len()).filter(|&i| self.columns.iter().any(|c| c.validity[i])).collect();
+        if keep.len() == self.len() {
+            return self;
+        }
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| {
+                let validity: Vec<bool> = keep.iter().map(|&i| c.validity[i]).collect();
+                Column {
+                    name: c.name.clone(),
+                    values: c.values.gather(&keep),
+                    validity: if validity.iter().all(|&v| v) { Vec::new() } else { validity },
+                }
+            })
+            .filter(|c| c.validity.is_empty() || c.validity.iter().any(|&v| v))
+            .collect();
+        Chunk {
+            series: self.series,
+            timestamps: keep.iter().map(|&i| self.timestamps[i]).collect(),
+            record_ids: if self.record_ids.is_empty() {
+                Vec::new()
+            } else {
+                keep.iter().map(|&i| self.record_ids[i]).collect()
+            },
+            columns,
+        }
+    }
+
+    /// Reverses the row order.
+    pub(crate) fn reverse(&mut self) {
+        self.timestamps.reverse();
+        self.record_ids.reverse();
+        for c in &mut self.columns {
+            c.values.reverse();
+            c.validity.reverse();
+        }
+    }
+
+    /// The fields of row `i` as (name, value) pairs.
+    pub fn row(&self, i: usize) -> Vec<(Arc<str>, FieldValue)> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.value(i).map(|v| (c.name.clone(), v)))
+            .collect()
+    }
+}

@@ -1,0 +1,425 @@
+//! Entropy coding of unsigned integers: each value is split into a *bin* symbol, coded with
+//! a static rANS model whose frequencies travel in the stream, and *offset* bits stored raw.
+//!
+//! Bins: values 0..8 are their own symbol; a larger value with highest set bit `k` falls in
+//! one of four bins per octave chosen by the two bits below the highest one, and keeps its
+//! remaining `k - 2` bits raw. For smooth distributions (random-walk deltas, timestamps
+//! jitter) the density within a bin is close to flat, so the raw bits lose almost nothing
+//! and the symbol alphabet stays small (at most 252 symbols).
+//!
+//! rANS: 32-bit state, byte-wise renormalisation (`L = 2^23`), frequencies quantised to
+//! `2^scale_bits` with `scale_bits` chosen per stream to minimise table + payload size.
+
+use super::DecodeError;
+use super::bits::{BitReader, BitWriter, low_mask};
+use super::bytes::{Reader, put_bytes};
+
+const RANS_L: u32 = 1 << 23;
+const MAX_SCALE_BITS: u32 = 12;
+/// Number of distinct bin symbols.
+pub(crate) const SYMBOLS: usize = 252;
+const DIRECT: u64 = 8;
+
+/// The bin symbol of a value.
+#[inline]
+pub(crate) fn bin_of(v: u64) -> u8 {
+    if v < DIRECT {
+        return v as u8;
+    }
+    let k = 63 - v.leading_zeros();
+    let sub = (v >> (k - 2)) & 3;
+    (8 + (k - 3) * 4 + sub as u32) as u8
+}
+
+/// (smallest value, raw offset bits) of a bin symbol.
+#[inline]
+pub(crate) fn bin_range(sym: u8) -> (u64, u32) {
+    if (sym as u64) < DIRECT {
+        return (sym as u64, 0);
+    }
+    let s = sym as u32 - 8;
+    let k = s / 4 + 3;
+    let sub = (s % 4) as u64;
+    ((1u64 << k) | (sub << (k - 2)), k - 2)
+}
+
+/// Estimated size in bits of coding `values` with bins (entropy of the symbols plus raw
+/// bits, without the table). Used to choose between transforms before encoding.
+pub(crate) fn estimate_bits(values: impl Iterator<Item = u64>) -> f64 {
+    let mut counts = [0u32; SYMBOLS];
+    let mut raw_bits = 0u64;
+    let mut n = 0u64;
+    for v in values {
+        let s = bin_of(v);
+        counts[s as usize] += 1;
+        raw_bits += bin_range(s).1 as u64;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let total = n as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| c as f64 * (total / c as f64).log2())
+        .sum();
+    entropy + raw_bits as f64 + counts.iter().filter(|&&c| c > 0).count() as f64 * 10.0
+}
+
+/// A quantised frequency model.
+#[derive(Debug, Clone, PartialEq)]
+struct Model {
+    /// 0 means a single symbol with probability 1 (nothing is coded).
+    scale_bits: u32,
+    /// Present symbols, ascending.
+    symbols: Vec<u8>,
+    /// Frequencies of `symbols`, summing to `1 << scale_bits` (or `[1]` for one symbol).
+    freqs: Vec<u32>,
+}
+
+impl Model {
+    fn normalize(counts: &[u32; SYMBOLS], total: u64, scale_bits: u32) -> Model {
+        let symbols: Vec<u8> = (0..SYMBOLS).filter(|&s| counts[s] > 0).map(|s| s as u8).collect();
+        let m = 1u64 << scale_bits;
+        let mut freqs: Vec<u32> = symbols
+            .iter()
+            .map(|&s| ((counts[s as usize] as u64 * m / total) as u32).max(1))
+            .collect();
+        let sum: u64 = freqs.iter().map(|&f| f as u64).sum();
+        // Rounding leaves the sum off by at most one per symbol. The most frequent symbols
+        // absorb the difference: their relative change, and so the cost, is smallest.
+        let mut order: Vec<usize> = (0..symbols.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(counts[symbols[i] as usize]));
+        if sum < m {
+            freqs[order[0]] += (m - sum) as u32;
+        } else {
+            let mut excess = sum - m;
+            while excess > 0 {
+                let before = excess;
+                for &i in &order {
+                    if excess == 0 {
+                        break;
+                    }
+                    if freqs[i] > 1 {
+                        freqs[i] -= 1;
+                        excess -= 1;
+                    }
+                }
+                // Some frequency above 1 exists whenever the sum exceeds the number of
+                // symbols, which `2^scale_bits >= symbols` guarantees.
+                if excess == before {
+                    break;
+                }
+            }
+        }
+        Model {
+            scale_bits,
+            symbols,
+            freqs,
+        }
+    }
+
+    fn cost_bits(&self, counts: &[u32; SYMBOLS]) -> f64 {
+        let payload: f64 = self
+            .symbols
+            .iter()
+            .zip(&self.freqs)
+            .map(|(&s, &f)| counts[s as usize] as f64 * (self.scale_bits as f64 - (f as f64).log2()))
+            .sum();
+        payload + self.table_bits() as f64
+    }
+
+    fn table_bits(&self) -> u64 {
+        let mut w = BitWriter::new();
+        self.write(&mut w);
+        w.bit_len()
+    }
+
+    fn write(&self, w: &mut BitWriter) {
+        w.write(self.scale_bits as u64, 4);
+        if self.scale_bits == 0 {
+            w.write(self.symbols[0] as u64, 8);
+            return;
+        }
+        w.write(self.symbols.len() as u64 - 1, 8);
+        w.write(self.symbols[0] as u64, 8);
+        for pair in self.symbols.windows(2) {
+            w.write_gamma((pair[1] - pair[0]) as u64);
+        }
+        let mut remaining = 1u64 << self.scale_bits;
+        let n = self.freqs.len();
+        for (i, &f) in self.freqs[..n - 1].iter().enumerate() {
+            let most = remaining - (n - 1 - i) as u64;
+            w.write(f as u64 - 1, bit_width(most - 1));
+            remaining -= f as u64;
+        }
+    }
+
+    fn read(r: &mut BitReader<'_>) -> Result<Model, DecodeError> {
+        let scale_bits = r.read(4)? as u32;
+        if scale_bits == 0 {
+            let sym = r.read(8)? as u8;
+            if sym as usize >= SYMBOLS {
+                return Err(DecodeError("bin symbol out of range"));
+            }
+            return Ok(Model {
+                scale_bits: 0,
+                symbols: vec![sym],
+                freqs: vec![1],
+            });
+        }
+        if scale_bits > MAX_SCALE_BITS {
+            return Err(DecodeError("rANS scale too large"));
+        }
+        let n = r.read(8)? as usize + 1;
+        if n > (1usize << scale_bits) || n < 2 {
+            return Err(DecodeError("rANS symbol count invalid"));
+        }
+        let mut symbols = Vec::with_capacity(n);
+        let mut s = r.read(8)?;
+        symbols.push(s);
+        for _ in 1..n {
+            s += r.read_gamma()?;
+            if s >= SYMBOLS as u64 {
+                return Err(DecodeError("bin symbol out of range"));
+            }
+            symbols.push(s);
+        }
+        let mut freqs = Vec::with_capacity(n);
+        let mut remaining = 1u64 << scale_bits;
+        for i in 0..n - 1 {
+            let most = remaining - (n - 1 - i) as u64;
+            let f = r.read(bit_width(most - 1))? + 1;
+            if f > most {
+                return Err(DecodeError("rANS frequency too large"));
+            }
+            freqs.push(f as u32);
+            remaining -= f;
+        }
+        freqs.push(remaining as u32);
+        Ok(Model {
+            scale_bits,
+            symbols: symbols.into_iter().map(|s| s as u8).collect(),
+            freqs,
+        })
+    }
+}
+
+/// Bits needed to write any value in `0..=max`.
+fn bit_width(max: u64) -> u32 {
+    64 - max.leading_zeros()
+}
+
+/// Appends `values` coded with bins + rANS. The count is not stored: the caller knows it.
+///
+/// Layout: `model_len` varint, model bits; `rans_len` varint, rANS bytes; `raw_len` varint,
+/// raw offset bits.
+pub(crate) fn encode(values: &[u64], out: &mut Vec<u8>) {
+    let mut counts = [0u32; SYMBOLS];
+    let mut syms = Vec::with_capacity(values.len());
+    for &v in values {
+        let s = bin_of(v);
+        counts[s as usize] += 1;
+        syms.push(s);
+    }
+    let model = choose_model(&counts, values.len() as u64);
+
+    let mut model_bits = BitWriter::new();
+    model.write(&mut model_bits);
+    put_bytes(out, &model_bits.finish());
+
+    let rans = if model.scale_bits == 0 || values.is_empty() {
+        Vec::new()
+    } else {
+        rans_encode(&syms, &model)
+    };
+    put_bytes(out, &rans);
+
+    let mut raw = BitWriter::new();
+    for (&v, &s) in values.iter().zip(&syms) {
+        let (base, nbits) = bin_range(s);
+        raw.write(v - base, nbits);
+    }
+    put_bytes(out, &raw.finish());
+}
+
+fn choose_model(counts: &[u32; SYMBOLS], total: u64) -> Model {
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    if present <= 1 {
+        let sym = counts.iter().position(|&c| c > 0).unwrap_or(0) as u8;
+        return Model {
+            scale_bits: 0,
+            symbols: vec![sym],
+            freqs: vec![1],
+        };
+    }
+    let min_bits = bit_width(present as u64 - 1).max(1);
+    let mut best: Option<(f64, Model)> = None;
+    for scale_bits in min_bits..=MAX_SCALE_BITS {
+        let model = Model::normalize(counts, total, scale_bits);
+        let cost = model.cost_bits(counts);
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, model));
+        }
+        if (1u64 << scale_bits) >= total * 2 {
+            break;
+        }
+    }
+    // `best` is set: the loop runs at least once because min_bits <= 8 < MAX_SCALE_BITS.
+    best.map(|(_, m)| m)
+        .unwrap_or_else(|| Model::normalize(counts, total, MAX_SCALE_BITS))
+}
+
+fn rans_encode(syms: &[u8], model: &Model) -> Vec<u8> {
+    let mut freq = [0u32; SYMBOLS];
+    let mut cum = [0u32; SYMBOLS];
+    let mut c = 0;
+    for (&s, &f) in model.symbols.iter().zip(&model.freqs) {
+        freq[s as usize] = f;
+        cum[s as usize] = c;
+        c += f;
+    }
+    let scale = model.scale_bits;
+    let mut out = Vec::with_capacity(syms.len() + 8);
+    let mut x = RANS_L;
+    for &s in syms.iter().rev() {
+        let f = freq[s as usize];
+        let x_max = ((RANS_L >> scale) << 8) * f;
+        while x >= x_max {
+            out.push(x as u8);
+            x >>= 8;
+        }
+        x = ((x / f) << scale) + (x % f) + cum[s as usize];
+    }
+    out.extend_from_slice(&x.to_be_bytes());
+    out.reverse();
+    out
+}
+
+/// Decodes `n` values written by [`encode`], appending them to `out`.
+pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    let model = Model::read(&mut BitReader::new(r.prefixed()?))?;
+    let rans = r.prefixed()?;
+    let raw = r.prefixed()?;
+    let mut raw = BitReader::new(raw);
+    out.reserve(n);
+    if model.scale_bits == 0 {
+        if !rans.is_empty() {
+            return Err(DecodeError("unexpected rANS bytes for a single symbol"));
+        }
+        let (base, nbits) = bin_range(model.symbols[0]);
+        for _ in 0..n {
+            out.push(base.wrapping_add(raw.read(nbits)?));
+        }
+        return Ok(());
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let scale = model.scale_bits;
+    let mask = (1u32 << scale) - 1;
+    let mut slot_symbol = vec![0u8; 1 << scale];
+    let mut freq = [0u32; SYMBOLS];
+    let mut cum = [0u32; SYMBOLS];
+    let mut c = 0u32;
+    for (&s, &f) in model.symbols.iter().zip(&model.freqs) {
+        freq[s as usize] = f;
+        cum[s as usize] = c;
+        slot_symbol[c as usize..(c + f) as usize].fill(s);
+        c += f;
+    }
+    let mut bins = [(0u64, 0u32); SYMBOLS];
+    for (s, b) in bins.iter_mut().enumerate() {
+        *b = bin_range(s as u8);
+    }
+    let mut input = Reader::new(rans);
+    let mut x = input.u32_le()?;
+    if !(RANS_L..RANS_L << 8).contains(&x) {
+        return Err(DecodeError("rANS state out of range"));
+    }
+    for _ in 0..n {
+        let slot = x & mask;
+        let s = slot_symbol[slot as usize] as usize;
+        x = freq[s] * (x >> scale) + slot - cum[s];
+        while x < RANS_L {
+            x = (x << 8) | input.u8()? as u32;
+        }
+        let (base, nbits) = bins[s];
+        let offset = raw.read(nbits)?;
+        out.push(base | (offset & low_mask(nbits)));
+    }
+    if x != RANS_L || !input.is_empty() {
+        return Err(DecodeError("rANS stream does not end in its initial state"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(values: &[u64]) -> usize {
+        let mut out = Vec::new();
+        encode(values, &mut out);
+        let mut got = Vec::new();
+        let mut r = Reader::new(&out);
+        decode(&mut r, values.len(), &mut got).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(got, values);
+        out.len()
+    }
+
+    #[test]
+    fn bins_cover_every_value_once() {
+        for v in (0..4096u64).chain([u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1]) {
+            let s = bin_of(v);
+            let (base, nbits) = bin_range(s);
+            assert!(v >= base && v - base <= low_mask(nbits), "{v}");
+            assert!((s as usize) < SYMBOLS);
+        }
+        assert_eq!(bin_of(u64::MAX) as usize, SYMBOLS - 1);
+    }
+
+    #[test]
+    fn round_trips() {
+        round_trip(&[]);
+        round_trip(&[0]);
+        round_trip(&[5; 100]);
+        round_trip(&[u64::MAX, 0, u64::MAX, 1]);
+        let mut x = 12345u64;
+        let vals: Vec<u64> = (0..10_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (x >> 33) % 700
+            })
+            .collect();
+        round_trip(&vals);
+    }
+
+    #[test]
+    fn compresses_close_to_entropy() {
+        // A geometric-ish source: most mass on small values.
+        let mut x = 99u64;
+        let vals: Vec<u64> = (0..50_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 40) as u32).trailing_zeros() as u64
+            })
+            .collect();
+        let bytes = round_trip(&vals);
+        // Entropy of a geometric(1/2) source is 2 bits per value.
+        assert!(bytes as f64 * 8.0 / vals.len() as f64 <= 2.05, "{bytes}");
+    }
+
+    #[test]
+    fn truncated_or_garbled_input_is_an_error() {
+        let vals: Vec<u64> = (0..1000).map(|i| (i * 7919) % 300).collect();
+        let mut out = Vec::new();
+        encode(&vals, &mut out);
+        for cut in 0..out.len() {
+            let mut got = Vec::new();
+            assert!(decode(&mut Reader::new(&out[..cut]), vals.len(), &mut got).is_err());
+        }
+    }
+}

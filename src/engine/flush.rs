@@ -1,0 +1,154 @@
+//! Flush: freeze the head, write it as segments, publish them through the manifest, and
+//! let the covered WAL files go.
+//!
+//! Order of durable steps (a crash between any two leaves a store that opens clean):
+//! 1. rotate the WAL (the old file is fsync'd; the frozen head is exactly its records);
+//! 2. append new series to the catalog file, fsync;
+//! 3. write each month's segment to a temporary name, fsync, rename, fsync the directory;
+//! 4. write the manifest (new segments, WAL checkpoint at the new file) atomically;
+//! 5. publish the segments to readers, drop the frozen head, delete covered WAL files.
+//!
+//! Before step 4 the WAL still holds every row and unlisted segment files are removed on
+//! open; after it, the segments do and obsolete WAL files are removed on open.
+
+use super::{FlushReport, FlushState, Inner};
+use crate::chunk::Chunk;
+use crate::error::Result;
+use crate::head::Head;
+use crate::io;
+use crate::model::{SeriesId, SeriesKind};
+use crate::read::ReadState;
+use crate::segment::{EncodeOptions, SegmentReader, WrittenSegment};
+use crate::time::Month;
+use crate::wal::{self, WalPosition};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Frozen {
+    head: Arc<RwLock<Head>>,
+    /// Start of the WAL file opened by the rotation: replay begins here once the frozen
+    /// head is in segments.
+    checkpoint: WalPosition,
+    /// Highest sequence number in the frozen head.
+    seq_end: u64,
+}
+
+type MonthSeries = BTreeMap<Month, Vec<(SeriesId, SeriesKind, Chunk)>>;
+
+impl Inner {
+    pub(crate) fn flush(&self) -> Result<FlushReport> {
+        let mut flush = self.flush.lock();
+        self.check_writable()?;
+        let Some(frozen) = self.freeze()? else {
+            return Ok(FlushReport::default());
+        };
+        self.write_frozen(&mut flush, &frozen).inspect_err(|e| self.poison(e))
+    }
+
+    /// Swaps in an empty head and rotates the WAL; `None` when the head is empty.
+    fn freeze(&self) -> Result<Option<Frozen>> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        if w.head.read().is_empty() {
+            return Ok(None);
+        }
+        let checkpoint = w.wal.rotate().inspect_err(|e| self.poison(e))?;
+        let seq_end = w.next_seq - 1;
+        // The rotation synced every record of the frozen head.
+        self.mark_durable(w.lsn, seq_end);
+        let head = std::mem::replace(&mut w.head, Arc::new(RwLock::new(Head::new())));
+        w.head_started = None;
+        w.field_names.clear();
+        let mut state = self.state.write();
+        let mut heads = state.heads.clone();
+        heads.pop();
+        heads.push(head.clone());
+        heads.push(w.head.clone());
+        *state = Arc::new(ReadState {
+            segments: state.segments.clone(),
+            heads,
+        });
+        Ok(Some(Frozen { head, checkpoint, seq_end }))
+    }
+
+    fn write_frozen(&self, flush: &mut FlushState, frozen: &Frozen) -> Result<FlushReport> {
+        let keys = self.catalog.read().keys().to_vec();
+        flush.catalog_file.persist(&keys)?;
+
+        let by_month = split_by_month(frozen.head.read().drain_sorted());
+        let generation = flush.manifest.next_generation;
+        let mut written: Vec<WrittenSegment> = Vec::with_capacity(by_month.len());
+        for (month, series) in &by_month {
+            written.push(crate::segment::write_segment(
+                &self.data_dir,
+                *month,
+                generation,
+                frozen.seq_end,
+                series,
+                EncodeOptions {
+                    block_max_rows: self.options.block_max_rows,
+                    zstd_level: self.options.zstd_level,
+                    threads: self.options.flush_threads,
+                },
+            )?);
+        }
+
+        let mut manifest = flush.manifest.clone();
+        manifest.next_generation = generation + 1;
+        manifest.last_seq = manifest.last_seq.max(frozen.seq_end);
+        manifest.wal_checkpoint = frozen.checkpoint;
+        manifest.catalog_series = keys.len() as u32;
+        manifest.segments.extend(written.iter().map(|w| w.meta.clone()));
+        manifest.segments.sort_by_key(|s| (s.month, s.generation));
+        manifest.store(&self.dir)?;
+        flush.manifest = manifest;
+
+        let readers = written
+            .iter()
+            .map(|w| SegmentReader::open(&w.path, &w.meta).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        {
+            let mut state = self.state.write();
+            let mut segments = state.segments.clone();
+            segments.extend(readers);
+            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
+            let heads = state.heads.iter().filter(|h| !Arc::ptr_eq(h, &frozen.head)).cloned().collect();
+            *state = Arc::new(ReadState { segments, heads });
+        }
+        for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
+            if file_no < frozen.checkpoint.file_no {
+                io::remove_file(&path)?;
+            }
+        }
+        let head = frozen.head.read();
+        Ok(FlushReport {
+            rows: head.rows(),
+            points: head.points(),
+            segments: written.len(),
+            bytes: written.iter().map(|w| w.meta.file_len).sum(),
+        })
+    }
+}
+
+/// Splits each series' sorted rows at month boundaries.
+fn split_by_month(series: Vec<(SeriesId, SeriesKind, Chunk)>) -> MonthSeries {
+    let mut months: MonthSeries = BTreeMap::new();
+    for (id, kind, chunk) in series {
+        let first = Month::of(chunk.timestamps[0]);
+        let last = Month::of(chunk.timestamps[chunk.len() - 1]);
+        if first == last {
+            months.entry(first).or_default().push((id, kind, chunk));
+            continue;
+        }
+        let mut start = 0;
+        while start < chunk.len() {
+            let month = Month::of(chunk.timestamps[start]);
+            let end_ns = month.end_ns();
+            let end = start + chunk.timestamps[start..].partition_point(|&t| t < end_ns);
+            months.entry(month).or_default().push((id, kind, chunk.slice_rows(start..end)));
+            start = end;
+        }
+    }
+    months
+}

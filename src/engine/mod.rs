@@ -1,0 +1,510 @@
+//! The embedded store: [`Engine`] opens a data directory, writes batches through the WAL
+//! into the head, flushes the head into monthly segments, and hands out [`Snapshot`]s.
+//!
+//! Locks, in the order they may be taken: `flush` → `writer` → `catalog` → a head → `sync`
+//! → `state`. Readers take only `state` (briefly, to clone an `Arc`), a head's read lock,
+//! and `catalog`'s read lock.
+
+mod flush;
+mod recovery;
+mod snapshot;
+mod stats;
+
+pub use recovery::RecoveryReport;
+pub use snapshot::Snapshot;
+pub use stats::{MonthStats, StoreStats};
+
+use crate::catalog::{Catalog, CatalogFile};
+use crate::error::{Error, Limit, Result};
+use crate::head::{ApplyBatch, Head};
+use crate::io::{DirLock, frame};
+use crate::manifest::Manifest;
+use crate::model::{Batch, SeriesId, SeriesKind};
+use crate::options::{Durability, Options};
+use crate::read::ReadState;
+use crate::wal::{self, WalWriter};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// Sequence number of the batch's first row; row `i` has `first_seq + i`. For event
+    /// kinds this is the row's record id.
+    pub first_seq: u64,
+    /// Rows written.
+    pub rows: usize,
+    /// Field values written.
+    pub points: usize,
+}
+
+/// What a flush wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Rows moved from the head into segments.
+    pub rows: u64,
+    /// Field values moved.
+    pub points: u64,
+    /// Segment files written (one per month touched).
+    pub segments: usize,
+    /// Bytes of those files.
+    pub bytes: u64,
+}
+
+/// An open store. Cheap to share between threads (`&Engine` is `Send + Sync`).
+///
+/// ```
+/// use annals::{Batch, Engine, FieldValue, Options, ScanRequest, SeriesKey, SeriesSelector};
+/// let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::open(dir.path(), Options::default()).unwrap();
+/// let cpu = SeriesKey::metric("cpu").unwrap().with_tag("host", "a").unwrap();
+/// let mut batch = Batch::new();
+/// batch.add_row(&cpu, 1_000, [("usage", FieldValue::F64(12.5))]).unwrap();
+/// engine.write(&batch).unwrap();
+/// let rows: Vec<_> = engine
+///     .snapshot()
+///     .scan(&ScanRequest { selector: SeriesSelector::measurement("cpu"), ..Default::default() })
+///     .unwrap()
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(rows[0].fields[0].1, FieldValue::F64(12.5));
+/// engine.close().unwrap();
+/// ```
+pub struct Engine {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    data_dir: PathBuf,
+    wal_dir: PathBuf,
+    options: Options,
+    _lock: DirLock,
+    writer: Mutex<Writer>,
+    catalog: RwLock<Catalog>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    /// Writers between entering `write` and appending to the WAL; a group-commit leader
+    /// waits for them.
+    appending: AtomicUsize,
+    /// Rows with sequence numbers up to this are visible to new snapshots.
+    visible_seq: AtomicU64,
+    state: RwLock<Arc<ReadState>>,
+    flush: Mutex<FlushState>,
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    flusher: Mutex<FlusherState>,
+    flusher_wake: Condvar,
+    recovery: RecoveryReport,
+}
+
+struct Writer {
+    wal: WalWriter,
+    /// Bytes appended to the WAL since open, over all files: the unit of `durable_lsn`.
+    lsn: u64,
+    next_seq: u64,
+    head: Arc<RwLock<Head>>,
+    head_started: Option<Instant>,
+    /// Field names of the active head, so columns compare names by pointer.
+    field_names: FxHashMap<String, Arc<str>>,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    durable_lsn: u64,
+    syncing: bool,
+}
+
+struct FlushState {
+    manifest: Manifest,
+    catalog_file: CatalogFile,
+}
+
+#[derive(Default)]
+struct FlusherState {
+    stop: bool,
+    wake: bool,
+    last_error: Option<String>,
+}
+
+impl Engine {
+    /// Opens the store in `dir`, creating it if `options.create_if_missing`, and recovers:
+    /// leftover temporary and unlisted segment files are removed and the WAL is replayed
+    /// into the head. See [`Engine::recovery_report`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        options.validate()?;
+        let inner = Arc::new(recovery::open(dir.as_ref(), options)?);
+        let flusher = if inner.options.background_flush {
+            let worker = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("annals-flush".into())
+                    .spawn(move || worker.flusher_loop())
+                    .map_err(|e| Error::io("spawn flush thread for", &inner.dir, e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Engine {
+            inner,
+            flusher: Mutex::new(flusher),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// What recovery did when the store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// Writes a batch: one WAL record, acknowledged according to the durability mode, then
+    /// visible to new snapshots as a whole.
+    ///
+    /// Fails without writing anything on invalid input or an exceeded limit. A failed WAL
+    /// write or fsync poisons the handle: this and every later write fail until reopen.
+    pub fn write(&self, batch: &Batch) -> Result<WriteReceipt> {
+        self.inner.write(batch)
+    }
+
+    /// Writes the head to segment files now and lets the WAL files it covered go.
+    pub fn flush(&self) -> Result<FlushReport> {
+        self.inner.flush()
+    }
+
+    /// A consistent view of everything acknowledged so far. Later writes, flushes and
+    /// compactions do not change what it sees; it holds the files and heads it needs.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.inner.clone())
+    }
+
+    /// Sizes and counts of the store.
+    pub fn stats(&self) -> Result<StoreStats> {
+        stats::collect(&self.inner)
+    }
+
+    /// Flushes the head and releases the store. Dropping an engine without closing it is
+    /// safe too: its unflushed rows are replayed from the WAL on the next open.
+    pub fn close(self) -> Result<()> {
+        self.stop_flusher();
+        let result = if self.inner.is_poisoned() {
+            Err(self.inner.poisoned_error())
+        } else {
+            self.inner.flush().map(|_| ())
+        };
+        self.inner.closed.store(true, Ordering::SeqCst);
+        result
+    }
+
+    fn stop_flusher(&self) {
+        {
+            let mut st = self.inner.flusher.lock();
+            st.stop = true;
+        }
+        self.inner.flusher_wake.notify_all();
+        if let Some(handle) = self.flusher.lock().take() {
+            // The flusher only returns or panics; a panic there has already poisoned the
+            // store through its own error handling, or left it consistent on disk.
+            let _ = handle.join();
+        }
+    }
+
+    /// The error of the last failed background flush, if any.
+    pub fn background_error(&self) -> Option<String> {
+        self.inner.flusher.lock().last_error.clone()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_flusher();
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Inner {
+    fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::SeqCst)
+    }
+
+    fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            cause: self.poison.lock().clone().unwrap_or_else(|| "unknown failure".into()),
+        }
+    }
+
+    /// Marks the handle unusable for writes after a failed write, fsync or flush.
+    fn poison(&self, cause: &Error) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(cause.to_string());
+        }
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.synced.notify_all();
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: &Batch) -> Result<WriteReceipt> {
+        self.check_writable()?;
+        if batch.is_empty() {
+            return Ok(WriteReceipt {
+                first_seq: self.visible_seq.load(Ordering::SeqCst) + 1,
+                rows: 0,
+                points: 0,
+            });
+        }
+        self.options.limits.check_batch(batch)?;
+        self.make_head_room()?;
+        self.appending.fetch_add(1, Ordering::SeqCst);
+        let appended = self.append(batch);
+        self.appending.fetch_sub(1, Ordering::SeqCst);
+        let (lsn, receipt, head_bytes) = appended?;
+        let last_seq = receipt.first_seq + receipt.rows as u64 - 1;
+        match self.options.durability {
+            Durability::None => {
+                self.visible_seq.fetch_max(last_seq, Ordering::SeqCst);
+            }
+            Durability::Sync => self.sync_to(lsn, Duration::ZERO)?,
+            Durability::Group { max_delay } => self.sync_to(lsn, max_delay)?,
+        }
+        if head_bytes >= self.options.head_max_bytes {
+            if self.options.background_flush {
+                self.wake_flusher();
+            } else {
+                self.flush()?;
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// Keeps memory bounded: when the head has grown to twice its limit (the background
+    /// flusher is behind), the writer flushes it itself.
+    fn make_head_room(&self) -> Result<()> {
+        let bytes = self.writer.lock().head.read().bytes();
+        if bytes >= self.options.head_max_bytes.saturating_mul(2) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the batch to the WAL and the head; returns (lsn after it, receipt, head bytes).
+    fn append(&self, batch: &Batch) -> Result<(u64, WriteReceipt, usize)> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        let catalog_len_before = self.catalog.read().len();
+        let (series, new_series) = self.resolve_series(batch)?;
+        let first_seq = w.next_seq;
+        let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
+        let mut buf = std::mem::take(&mut w.buf);
+        buf.clear();
+        let start = frame::begin_in_place(&mut buf);
+        wal::encode_batch(first_seq, &new_series, &ids, batch, &mut buf);
+        let payload_len = frame::finish_in_place(&mut buf, start, wal::KIND_BATCH);
+        if payload_len > self.options.limits.max_batch_bytes {
+            // Nothing was written: forget the series this batch would have created.
+            self.catalog.write().truncate(catalog_len_before);
+            w.buf = buf;
+            return Err(Error::limit(
+                Limit::BatchBytes,
+                payload_len as u64,
+                self.options.limits.max_batch_bytes as u64,
+            ));
+        }
+        if let Err(e) = w.wal.append(&buf) {
+            self.poison(&e);
+            return Err(e);
+        }
+        w.lsn += buf.len() as u64;
+        w.buf = buf;
+        w.next_seq += batch.len() as u64;
+        let names: Vec<Arc<str>> = batch.field_names.iter().map(|n| w.intern(n)).collect();
+        let head_bytes = {
+            let mut head = w.head.write();
+            head.apply(&ApplyBatch {
+                first_seq,
+                series: &series,
+                field_names: &names,
+                rows: &batch.rows,
+                values: &batch.values,
+            });
+            head.bytes()
+        };
+        if w.head_started.is_none() {
+            w.head_started = Some(Instant::now());
+        }
+        Ok((
+            w.lsn,
+            WriteReceipt {
+                first_seq,
+                rows: batch.len(),
+                points: batch.point_count(),
+            },
+            head_bytes,
+        ))
+    }
+
+    /// Global ids (and kinds) of the batch's series, creating missing ones within the
+    /// series limit. Called with the writer lock held, so creation order is WAL order.
+    #[allow(clippy::type_complexity)]
+    fn resolve_series(&self, batch: &Batch) -> Result<(Vec<(SeriesId, SeriesKind)>, Vec<(SeriesId, crate::model::SeriesKey)>)> {
+        let mut resolved = Vec::with_capacity(batch.series.len());
+        let mut missing = Vec::new();
+        {
+            let catalog = self.catalog.read();
+            for (i, key) in batch.series.iter().enumerate() {
+                match catalog.lookup(key) {
+                    Some(id) => resolved.push((id, key.kind())),
+                    None => {
+                        missing.push(i);
+                        resolved.push((SeriesId::MAX, key.kind()));
+                    }
+                }
+            }
+        }
+        let mut new_series = Vec::with_capacity(missing.len());
+        if !missing.is_empty() {
+            let mut catalog = self.catalog.write();
+            let total = catalog.len() as u64 + missing.len() as u64;
+            if total > self.options.limits.max_series {
+                return Err(Error::LimitExceeded {
+                    limit: Limit::Series,
+                    value: total,
+                    max: self.options.limits.max_series,
+                    context: Some(format!("the batch would create {} new series", missing.len())),
+                });
+            }
+            for i in missing {
+                let key = batch.series[i].clone();
+                let id = catalog.insert(key.clone());
+                resolved[i].0 = id;
+                new_series.push((id, key));
+            }
+        }
+        Ok((resolved, new_series))
+    }
+
+    /// Waits until the WAL is durable up to `lsn`, syncing it (for everyone) if no other
+    /// writer is.
+    fn sync_to(&self, lsn: u64, max_delay: Duration) -> Result<()> {
+        let mut st = self.sync.lock();
+        loop {
+            if st.durable_lsn >= lsn {
+                return Ok(());
+            }
+            if self.is_poisoned() {
+                return Err(self.poisoned_error());
+            }
+            if st.syncing {
+                self.synced.wait(&mut st);
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            if !max_delay.is_zero() {
+                // Let writers that are already encoding join this fsync.
+                let deadline = Instant::now() + max_delay;
+                while self.appending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+            let (file, path, target_lsn, target_seq) = {
+                let w = self.writer.lock();
+                let (file, path) = w.wal.handle();
+                (file, path, w.lsn, w.next_seq - 1)
+            };
+            let result = file.sync_data().map_err(|e| Error::io("fsync", &path, e));
+            st = self.sync.lock();
+            st.syncing = false;
+            match result {
+                Ok(()) => {
+                    st.durable_lsn = st.durable_lsn.max(target_lsn);
+                    self.visible_seq.fetch_max(target_seq, Ordering::SeqCst);
+                    self.synced.notify_all();
+                }
+                Err(e) => {
+                    self.poison(&e);
+                    self.synced.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Records that the WAL is durable up to `lsn` (after a rotation synced it).
+    fn mark_durable(&self, lsn: u64, seq: u64) {
+        let mut st = self.sync.lock();
+        st.durable_lsn = st.durable_lsn.max(lsn);
+        self.visible_seq.fetch_max(seq, Ordering::SeqCst);
+        self.synced.notify_all();
+    }
+
+    fn wake_flusher(&self) {
+        self.flusher.lock().wake = true;
+        self.flusher_wake.notify_all();
+    }
+
+    fn head_needs_flush(&self) -> bool {
+        let w = self.writer.lock();
+        let bytes = w.head.read().bytes();
+        bytes >= self.options.head_max_bytes || w.head_started.is_some_and(|t| t.elapsed() >= self.options.head_max_age)
+    }
+
+    fn flusher_loop(self: Arc<Self>) {
+        loop {
+            {
+                let mut st = self.flusher.lock();
+                if !st.stop && !st.wake {
+                    self.flusher_wake.wait_for(&mut st, Duration::from_secs(1));
+                }
+                if st.stop {
+                    return;
+                }
+                st.wake = false;
+            }
+            if self.is_poisoned() {
+                continue;
+            }
+            if self.head_needs_flush()
+                && let Err(e) = self.flush()
+            {
+                self.flusher.lock().last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+impl Writer {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.field_names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.field_names.insert(name.to_owned(), n.clone());
+        n
+    }
+}

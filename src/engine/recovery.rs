@@ -1,0 +1,228 @@
+//! Opening a store: initialise a new one, or load manifest, catalog and segments, remove
+//! what an interrupted flush left behind, and replay the WAL.
+
+use super::{FlushState, FlusherState, Inner, SyncState, Writer};
+use crate::catalog::{CatalogFile, LoadedCatalog};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::head::{ApplyBatch, Head};
+use crate::io::{self, DirLock};
+use crate::manifest::{self, Manifest};
+use crate::model::{SeriesId, SeriesKind};
+use crate::options::Options;
+use crate::read::ReadState;
+use crate::segment::SegmentReader;
+use crate::time::Month;
+use crate::wal::{self, TornTail, WalWriter};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::time::{Duration, Instant};
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// WAL records replayed into the head.
+    pub wal_records: u64,
+    /// Rows those records held.
+    pub wal_rows: u64,
+    /// An incomplete last WAL record that was cut off (it was never acknowledged).
+    pub torn_tail: Option<TornTail>,
+    /// Bytes cut off the end of the catalog file (series the WAL re-creates).
+    pub catalog_torn_bytes: u64,
+    /// Files an interrupted flush left behind, removed.
+    pub removed_files: Vec<PathBuf>,
+    /// Time spent opening.
+    pub duration: Duration,
+    /// True when the store was created by this open.
+    pub created: bool,
+}
+
+pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
+    let started = Instant::now();
+    if !dir.is_dir() {
+        if !options.create_if_missing {
+            return Err(Error::NotFound { path: dir.to_path_buf() });
+        }
+        io::create_dir_durable(dir)?;
+    }
+    let lock = DirLock::acquire(dir)?;
+    let data_dir = dir.join("data");
+    let wal_dir = dir.join("wal");
+    let mut report = RecoveryReport::default();
+    let manifest = match Manifest::load(dir)? {
+        Some(m) => m,
+        None => {
+            if !options.create_if_missing {
+                return Err(Error::NotFound { path: dir.to_path_buf() });
+            }
+            report.created = true;
+            initialize(dir, &data_dir, &wal_dir)?
+        }
+    };
+    io::create_dir_durable(&data_dir)?;
+    io::create_dir_durable(&wal_dir)?;
+
+    let LoadedCatalog {
+        mut catalog,
+        file: catalog_file,
+        torn_bytes,
+    } = CatalogFile::open(dir)?;
+    report.catalog_torn_bytes = torn_bytes;
+    if catalog.len() < manifest.catalog_series as usize {
+        return Err(Error::malformed(
+            catalog_file.path(),
+            0,
+            format!(
+                "holds {} series but the manifest requires {}",
+                catalog.len(),
+                manifest.catalog_series
+            ),
+        ));
+    }
+
+    report.removed_files = remove_unlisted_segments(&data_dir, &manifest)?;
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for meta in &manifest.segments {
+        let path = meta.path(&data_dir);
+        if !path.is_file() {
+            return Err(Error::malformed(&path, 0, "segment listed in the manifest is missing"));
+        }
+        segments.push(Arc::new(SegmentReader::open(&path, meta)?));
+    }
+
+    let mut head = Head::new();
+    let mut field_names: FxHashMap<String, Arc<str>> = FxHashMap::default();
+    let mut last_seq = manifest.last_seq;
+    let replay = wal::replay(&wal_dir, manifest.wal_checkpoint, true, |batch, end| {
+        let file = wal::file_path(&wal_dir, end.file_no);
+        if batch.first_seq <= last_seq {
+            return Err(Error::malformed(&file, end.offset, "sequence numbers go backwards"));
+        }
+        for (id, key) in batch.new_series {
+            catalog
+                .insert_with_id(id, key)
+                .map_err(|why| Error::malformed(&file, end.offset, why))?;
+        }
+        let series: Vec<(SeriesId, SeriesKind)> = batch
+            .series_ids
+            .iter()
+            .map(|&id| catalog.get(id).map(|k| (id, k.kind())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::malformed(&file, end.offset, "record refers to an unknown series"))?;
+        let names: Vec<Arc<str>> = batch
+            .field_names
+            .iter()
+            .map(|n| field_names.entry(n.clone()).or_insert_with(|| Arc::from(n.as_str())).clone())
+            .collect();
+        head.apply(&ApplyBatch {
+            first_seq: batch.first_seq,
+            series: &series,
+            field_names: &names,
+            rows: &batch.rows,
+            values: &batch.values,
+        });
+        last_seq = batch.first_seq + batch.rows.len() as u64 - 1;
+        report.wal_rows += batch.rows.len() as u64;
+        Ok(())
+    })?;
+    report.wal_records = replay.records;
+    report.torn_tail = replay.torn_tail;
+    let wal = match replay.append_at {
+        Some(end) => WalWriter::reopen(&wal_dir, end)?,
+        None => WalWriter::create(&wal_dir, replay.next_file_no)?,
+    };
+
+    let head_started = (!head.is_empty()).then(Instant::now);
+    let head = Arc::new(RwLock::new(head));
+    report.duration = started.elapsed();
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        data_dir,
+        wal_dir,
+        options,
+        _lock: lock,
+        writer: Mutex::new(Writer {
+            wal,
+            lsn: 0,
+            next_seq: last_seq + 1,
+            head: head.clone(),
+            head_started,
+            field_names,
+            buf: Vec::new(),
+        }),
+        catalog: RwLock::new(catalog),
+        sync: Mutex::new(SyncState::default()),
+        synced: Condvar::new(),
+        appending: AtomicUsize::new(0),
+        visible_seq: AtomicU64::new(last_seq),
+        state: RwLock::new(Arc::new(ReadState {
+            segments,
+            heads: vec![head],
+        })),
+        flush: Mutex::new(FlushState { manifest, catalog_file }),
+        poison: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        flusher: Mutex::new(FlusherState::default()),
+        flusher_wake: Condvar::new(),
+        recovery: report,
+    })
+}
+
+/// Creates an empty store: WAL file 1, then the manifest that makes the store exist.
+///
+/// Refuses when segment files or WAL records are present without a manifest: that is a
+/// damaged store, not a new one.
+fn initialize(dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Manifest> {
+    for month_dir in io::list_dir(data_dir)?.into_iter().filter(|e| e.is_dir) {
+        if io::list_dir(&month_dir.path)?
+            .iter()
+            .any(|f| manifest::parse_segment_name(&f.name).is_some())
+        {
+            return Err(Error::corruption(
+                &Manifest::path(dir),
+                0,
+                CorruptionKind::Malformed("MANIFEST is missing but data/ holds segments".into()),
+            ));
+        }
+    }
+    for (_, path, len) in wal::list_files(wal_dir)? {
+        if len > wal::FILE_HEADER_LEN {
+            return Err(Error::corruption(
+                &Manifest::path(dir),
+                0,
+                CorruptionKind::Malformed("MANIFEST is missing but the WAL holds records".into()),
+            ));
+        }
+        // An empty WAL file from an interrupted initialisation.
+        io::remove_file(&path)?;
+    }
+    io::create_dir_durable(data_dir)?;
+    io::create_dir_durable(wal_dir)?;
+    let manifest = Manifest::empty();
+    WalWriter::create(wal_dir, manifest.wal_checkpoint.file_no)?;
+    manifest.store(dir)?;
+    Ok(manifest)
+}
+
+/// Removes temporary files and segments the manifest does not list (an interrupted flush
+/// or compaction), and month directories left empty.
+fn remove_unlisted_segments(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for month_dir in io::list_dir(data_dir)?.into_iter().filter(|e| e.is_dir) {
+        let Some(month) = Month::parse(&month_dir.name) else { continue };
+        for file in io::list_dir(&month_dir.path)? {
+            let listed = manifest::parse_segment_name(&file.name)
+                .map(|generation| manifest.segments.iter().any(|s| s.month == month && s.generation == generation));
+            let is_temporary = file.name.ends_with(".seg.tmp");
+            if listed == Some(false) || is_temporary {
+                io::remove_file(&file.path)?;
+                removed.push(file.path);
+            }
+        }
+        io::remove_empty_dir(&month_dir.path)?;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,352 @@
+//! The head: rows written since the last flush, in memory, per series.
+//!
+//! Rows are appended in WAL order, each with its sequence number. A reader sees only rows
+//! with `seq <= visible_seq` of its snapshot; since a series' rows are appended in sequence
+//! order, that is a prefix of each series' buffer. Sorting by time happens on read and at
+//! flush, and only when rows arrived out of order.
+
+use crate::chunk::{Chunk, Column, ColumnValues};
+use crate::model::{BatchRow, FieldValue, SeriesId, SeriesKind};
+use crate::time::TimeRange;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+
+/// A batch ready to apply: rows referring to global series ids.
+pub(crate) struct ApplyBatch<'a> {
+    pub first_seq: u64,
+    /// Global id and kind of each batch-local series.
+    pub series: &'a [(SeriesId, SeriesKind)],
+    /// Interned field names, by batch-local field index.
+    pub field_names: &'a [Arc<str>],
+    pub rows: &'a [BatchRow],
+    pub values: &'a [(u32, FieldValue)],
+}
+
+#[derive(Debug)]
+struct HeadColumn {
+    name: Arc<str>,
+    values: ColumnValues,
+    /// Empty while every row so far has a value.
+    validity: Vec<bool>,
+}
+
+impl HeadColumn {
+    fn mark_absent(&mut self, rows_before: usize) {
+        if self.validity.is_empty() {
+            self.validity.resize(rows_before, true);
+        }
+        self.validity.push(false);
+        self.values.push_default();
+    }
+}
+
+#[derive(Debug)]
+struct HeadSeries {
+    kind: SeriesKind,
+    timestamps: Vec<i64>,
+    seqs: Vec<u64>,
+    columns: Vec<HeadColumn>,
+    /// True while rows arrived in (timestamp, seq) order.
+    sorted: bool,
+}
+
+impl HeadSeries {
+    fn new(kind: SeriesKind) -> HeadSeries {
+        HeadSeries {
+            kind,
+            timestamps: Vec::new(),
+            seqs: Vec::new(),
+            columns: Vec::new(),
+            sorted: true,
+        }
+    }
+
+    /// Appends one row; returns the bytes it added.
+    fn push(&mut self, timestamp: i64, seq: u64, fields: &[(u32, FieldValue)], names: &[Arc<str>]) -> usize {
+        let rows_before = self.timestamps.len();
+        if let Some(&last) = self.timestamps.last()
+            && timestamp < last
+        {
+            self.sorted = false;
+        }
+        self.timestamps.push(timestamp);
+        self.seqs.push(seq);
+        let mut bytes = 16;
+        for (field, value) in fields {
+            let name = &names[*field as usize];
+            let value_type = value.value_type();
+            let column = match self
+                .columns
+                .iter()
+                .position(|c| (Arc::ptr_eq(&c.name, name) || c.name == *name) && c.values.value_type() == value_type)
+            {
+                Some(i) => &mut self.columns[i],
+                None => {
+                    let mut values = ColumnValues::new(value_type);
+                    for _ in 0..rows_before {
+                        values.push_default();
+                    }
+                    self.columns.push(HeadColumn {
+                        name: name.clone(),
+                        values,
+                        validity: vec![false; rows_before],
+                    });
+                    bytes += rows_before * 9 + name.len() + 64;
+                    let last = self.columns.len() - 1;
+                    &mut self.columns[last]
+                }
+            };
+            column.values.push(value);
+            if !column.validity.is_empty() {
+                column.validity.push(true);
+            }
+            bytes += match value {
+                FieldValue::Str(s) => s.len() + 25,
+                _ => 9,
+            };
+        }
+        // Columns the row did not mention get an absent slot.
+        for column in &mut self.columns {
+            if column.values.len() == rows_before {
+                column.mark_absent(rows_before);
+                bytes += 9;
+            }
+        }
+        bytes
+    }
+
+    /// Row indices with `seq <= visible` and timestamps in `range`, in (timestamp, seq)
+    /// order; for metrics, only the last write of each timestamp.
+    fn selected_rows(&self, range: TimeRange, visible: u64) -> Vec<usize> {
+        // Sequence numbers grow along the buffer, so the visible rows are a prefix.
+        let visible_len = self.seqs.partition_point(|&s| s <= visible);
+        let mut rows: Vec<usize> = (0..visible_len).filter(|&i| range.contains(self.timestamps[i])).collect();
+        if !self.sorted {
+            rows.sort_by_key(|&i| (self.timestamps[i], self.seqs[i]));
+        }
+        if !self.kind.is_event() {
+            dedup_last_per_timestamp(&mut rows, &self.timestamps);
+        }
+        rows
+    }
+
+    fn chunk(&self, series: SeriesId, rows: &[usize], fields: Option<&[String]>) -> Chunk {
+        let mut columns: Vec<Column> = self
+            .columns
+            .iter()
+            .filter(|c| fields.is_none_or(|f| f.iter().any(|n| **n == *c.name)))
+            .map(|c| {
+                let validity = if c.validity.is_empty() {
+                    Vec::new()
+                } else {
+                    rows.iter().map(|&i| c.validity[i]).collect()
+                };
+                Column {
+                    name: c.name.clone(),
+                    values: c.values.gather(rows),
+                    validity,
+                }
+            })
+            .filter(|c| c.validity.is_empty() || c.validity.iter().any(|&v| v))
+            .collect();
+        for c in &mut columns {
+            if c.validity.iter().all(|&v| v) {
+                c.validity.clear();
+            }
+        }
+        columns.sort_by(|a, b| (&*a.name, a.value_type()).cmp(&(&*b.name, b.value_type())));
+        Chunk {
+            series,
+            timestamps: rows.iter().map(|&i| self.timestamps[i]).collect(),
+            record_ids: rows.iter().map(|&i| self.seqs[i]).collect(),
+            columns,
+        }
+    }
+}
+
+/// Keeps, among rows sorted by (timestamp, seq), only the last of each timestamp.
+fn dedup_last_per_timestamp(rows: &mut Vec<usize>, timestamps: &[i64]) {
+    let mut out = 0;
+    for i in 0..rows.len() {
+        let is_last = i + 1 == rows.len() || timestamps[rows[i + 1]] != timestamps[rows[i]];
+        if is_last {
+            rows[out] = rows[i];
+            out += 1;
+        }
+    }
+    rows.truncate(out);
+}
+
+/// The memtable.
+#[derive(Debug, Default)]
+pub(crate) struct Head {
+    series: FxHashMap<SeriesId, HeadSeries>,
+    bytes: usize,
+    rows: u64,
+    points: u64,
+    min_seq: u64,
+    max_seq: u64,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl Head {
+    pub(crate) fn new() -> Head {
+        Head {
+            min_seq: u64::MAX,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            ..Head::default()
+        }
+    }
+
+    /// Appends a batch; row `i` gets sequence number `first_seq + i`.
+    pub(crate) fn apply(&mut self, batch: &ApplyBatch<'_>) {
+        for (i, row) in batch.rows.iter().enumerate() {
+            let (id, kind) = batch.series[row.series as usize];
+            let seq = batch.first_seq + i as u64;
+            let fields = &batch.values[row.first_value as usize..(row.first_value + row.value_count) as usize];
+            let series = self.series.entry(id).or_insert_with(|| HeadSeries::new(kind));
+            self.bytes += series.push(row.timestamp, seq, fields, batch.field_names);
+            self.points += fields.len() as u64;
+            self.min_ts = self.min_ts.min(row.timestamp);
+            self.max_ts = self.max_ts.max(row.timestamp);
+        }
+        if !batch.rows.is_empty() {
+            self.rows += batch.rows.len() as u64;
+            self.min_seq = self.min_seq.min(batch.first_seq);
+            self.max_seq = self.max_seq.max(batch.first_seq + batch.rows.len() as u64 - 1);
+        }
+    }
+
+    /// Approximate memory held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes + self.series.len() * 96
+    }
+
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub(crate) fn points(&self) -> u64 {
+        self.points
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// True when the head may hold rows of `series` in `range`.
+    pub(crate) fn may_contain(&self, series: SeriesId, range: TimeRange) -> bool {
+        self.rows > 0 && range.overlaps(self.min_ts, self.max_ts) && self.series.contains_key(&series)
+    }
+
+    /// Visible rows of one series in `range`, sorted, metrics deduplicated; `record_ids`
+    /// holds sequence numbers.
+    pub(crate) fn read(&self, series: SeriesId, range: TimeRange, visible: u64, fields: Option<&[String]>) -> Option<Chunk> {
+        let s = self.series.get(&series)?;
+        let rows = s.selected_rows(range, visible);
+        (!rows.is_empty()).then(|| s.chunk(series, &rows, fields))
+    }
+
+    /// Names of the columns of `series`.
+    pub(crate) fn field_names(&self, series: SeriesId) -> Vec<Arc<str>> {
+        self.series
+            .get(&series)
+            .map_or_else(Vec::new, |s| s.columns.iter().map(|c| c.name.clone()).collect())
+    }
+
+    /// Every series' rows, sorted and deduplicated, for a flush: (id, kind, chunk) by id.
+    pub(crate) fn drain_sorted(&self) -> Vec<(SeriesId, SeriesKind, Chunk)> {
+        let mut ids: Vec<SeriesId> = self.series.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| {
+                let s = &self.series[&id];
+                let rows = s.selected_rows(TimeRange::ALL, u64::MAX);
+                (!rows.is_empty()).then(|| (id, s.kind, s.chunk(id, &rows, None)))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(head: &mut Head, first_seq: u64, kind: SeriesKind, rows: &[(i64, Vec<(&str, FieldValue)>)]) {
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut batch_rows = Vec::new();
+        let mut values = Vec::new();
+        for (ts, fields) in rows {
+            let first_value = values.len() as u32;
+            for (name, v) in fields {
+                let idx = match names.iter().position(|n| &**n == *name) {
+                    Some(i) => i,
+                    None => {
+                        names.push(Arc::from(*name));
+                        names.len() - 1
+                    }
+                };
+                values.push((idx as u32, v.clone()));
+            }
+            batch_rows.push(BatchRow {
+                series: 0,
+                timestamp: *ts,
+                first_value,
+                value_count: fields.len() as u32,
+            });
+        }
+        head.apply(&ApplyBatch {
+            first_seq,
+            series: &[(7, kind)],
+            field_names: &names,
+            rows: &batch_rows,
+            values: &values,
+        });
+    }
+
+    #[test]
+    fn metrics_keep_the_last_write_per_timestamp_and_sort() {
+        let mut head = Head::new();
+        apply(
+            &mut head,
+            1,
+            SeriesKind::Metric,
+            &[(20, vec![("a", 1.0.into())]), (10, vec![("a", 2.0.into()), ("b", 5i64.into())])],
+        );
+        apply(&mut head, 3, SeriesKind::Metric, &[(20, vec![("a", 3.0.into())])]);
+        let rows = head.read(7, TimeRange::ALL, u64::MAX, None).unwrap();
+        assert_eq!(rows.timestamps, vec![10, 20]);
+        assert_eq!(rows.record_ids, vec![2, 3]);
+        assert_eq!(rows.columns[0].values, ColumnValues::F64(vec![2.0, 3.0]));
+        assert_eq!(rows.columns[1].name.as_ref(), "b");
+        assert_eq!(rows.columns[1].validity, vec![true, false]);
+        // Invisible sequence numbers are not read.
+        let rows = head.read(7, TimeRange::ALL, 2, None).unwrap();
+        assert_eq!(rows.columns[0].values, ColumnValues::F64(vec![2.0, 1.0]));
+        assert_eq!(head.rows(), 3);
+        assert_eq!(head.points(), 4);
+    }
+
+    #[test]
+    fn events_keep_duplicates_and_absent_columns_are_dropped() {
+        let mut head = Head::new();
+        apply(
+            &mut head,
+            1,
+            SeriesKind::Log,
+            &[(5, vec![("message", "a".into())]), (5, vec![("message", "b".into())])],
+        );
+        let rows = head
+            .read(7, TimeRange::new(0, 6), u64::MAX, Some(&["message".to_string()]))
+            .unwrap();
+        assert_eq!(rows.timestamps, vec![5, 5]);
+        assert_eq!(rows.columns.len(), 1);
+        assert!(head.read(7, TimeRange::new(6, 10), u64::MAX, None).is_none());
+        assert!(head.read(8, TimeRange::ALL, u64::MAX, None).is_none());
+        let drained = head.drain_sorted();
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].2.len(), 2);
+    }
+}

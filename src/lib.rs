@@ -1,0 +1,76 @@
+//! annals: an embedded, append-only history store for metrics, performance samples, logs,
+//! alerts and (later) git commits.
+//!
+//! Writes go through a write-ahead log into an in-memory head, which is flushed into
+//! immutable, columnar, checksummed segment files, one directory per UTC month, read
+//! through memory maps. See `docs/ARCHITECTURE.md` for the map of the code and
+//! `docs/FORMAT.md` for every byte on disk.
+//!
+//! ```
+//! use annals::{Batch, Engine, LogEntry, LogLevel, Options};
+//! let dir = tempfile::tempdir().unwrap();
+//! let engine = Engine::open(dir.path(), Options::default()).unwrap();
+//! let mut batch = Batch::new();
+//! batch
+//!     .add_log(&LogEntry {
+//!         timestamp: 1_700_000_000_000_000_000,
+//!         level: LogLevel::Error,
+//!         logger_name: "db".into(),
+//!         message: "connection lost".into(),
+//!         module: None,
+//!         function_name: None,
+//!         line_number: None,
+//!         thread_id: None,
+//!         process_id: None,
+//!         extra_data: Default::default(),
+//!         tags: Default::default(),
+//!     })
+//!     .unwrap();
+//! let receipt = engine.write(&batch).unwrap();
+//! assert_eq!(receipt.rows, 1);
+//! engine.close().unwrap();
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+mod catalog;
+pub mod chunk;
+pub(crate) mod codec;
+mod engine;
+pub mod error;
+mod head;
+pub mod ingest;
+pub(crate) mod io;
+mod manifest;
+pub mod model;
+mod options;
+mod read;
+mod scan;
+mod segment;
+pub mod time;
+pub mod verify;
+mod wal;
+#[cfg(feature = "workload")]
+pub mod workload;
+
+pub use chunk::{Chunk, Column, ColumnValues};
+pub use engine::{Engine, FlushReport, MonthStats, RecoveryReport, Snapshot, StoreStats, WriteReceipt};
+pub use error::{CorruptionKind, Error, Limit, Result};
+pub use model::{
+    AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesId, SeriesKey, SeriesKind,
+    ValueType,
+};
+pub use options::{Durability, Limits, Options};
+pub use read::{Order, SeriesChunks};
+pub use scan::{Scan, ScanRequest, ScanRow, SeriesSelector};
+pub use time::{Month, TimeRange};
+pub use wal::TornTail;
+
+/// Seed for randomised unit tests: `ANNALS_TEST_SEED` or a fixed default.
+#[cfg(test)]
+pub(crate) fn test_seed() -> u64 {
+    std::env::var("ANNALS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x616e_6e61_6c73)
+}

@@ -1,0 +1,208 @@
+//! Configuration of a store: durability, limits, flush thresholds.
+
+use crate::error::{Error, Limit, Result};
+use crate::model::{Batch, FieldValue, SeriesKey};
+use std::time::Duration;
+
+/// When a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Each write is fsync'd before it returns (writers arriving during an fsync share the
+    /// next one).
+    Sync,
+    /// Concurrent writers share one fsync: the leader waits up to `max_delay` for writers
+    /// already encoding their batches, then syncs for all of them. A returned write is
+    /// durable.
+    Group {
+        /// Longest a write waits for others to join its fsync.
+        max_delay: Duration,
+    },
+    /// No fsync: a write returns once it is in the operating system's page cache. It
+    /// survives a crash of the process, not of the machine.
+    None,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Group {
+            max_delay: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Bounds on everything a writer can make the store hold. Each is reported by name in
+/// [`Error::LimitExceeded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Distinct series in the catalog (default 1,000,000).
+    pub max_series: u64,
+    /// Tags on one series (default 64).
+    pub max_tags_per_series: usize,
+    /// Bytes in a measurement name, tag key or field name (default 256).
+    pub max_name_bytes: usize,
+    /// Bytes in a tag value (default 1024).
+    pub max_tag_value_bytes: usize,
+    /// Bytes in a string field value (default 1 MiB).
+    pub max_string_value_bytes: usize,
+    /// Fields on one row (default 1024).
+    pub max_fields_per_row: usize,
+    /// Rows in one batch (default 1,000,000).
+    pub max_batch_rows: usize,
+    /// Encoded bytes of one batch (default 64 MiB, at most 256 MiB).
+    pub max_batch_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_series: 1_000_000,
+            max_tags_per_series: 64,
+            max_name_bytes: 256,
+            max_tag_value_bytes: 1024,
+            max_string_value_bytes: 1 << 20,
+            max_fields_per_row: 1024,
+            max_batch_rows: 1_000_000,
+            max_batch_bytes: 64 << 20,
+        }
+    }
+}
+
+fn check(limit: Limit, value: usize, max: usize, context: impl FnOnce() -> String) -> Result<()> {
+    if value > max {
+        return Err(Error::LimitExceeded {
+            limit,
+            value: value as u64,
+            max: max as u64,
+            context: Some(context()),
+        });
+    }
+    Ok(())
+}
+
+impl Limits {
+    /// Checks a series key against the tag and length limits.
+    pub fn check_series(&self, key: &SeriesKey) -> Result<()> {
+        check(Limit::TagsPerSeries, key.tags().len(), self.max_tags_per_series, || {
+            format!("series {}", key.measurement())
+        })?;
+        check(Limit::NameLength, key.measurement().len(), self.max_name_bytes, || {
+            "measurement name".into()
+        })?;
+        for (k, v) in key.tags() {
+            check(Limit::NameLength, k.len(), self.max_name_bytes, || "tag key".into())?;
+            check(Limit::TagValueLength, v.len(), self.max_tag_value_bytes, || {
+                format!("value of tag {k:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks one field.
+    pub fn check_field(&self, name: &str, value: &FieldValue) -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::invalid("empty field name"));
+        }
+        check(Limit::NameLength, name.len(), self.max_name_bytes, || "field name".into())?;
+        if let FieldValue::Str(s) = value {
+            check(Limit::StringValueLength, s.len(), self.max_string_value_bytes, || {
+                format!("value of field {name:?}")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks a row's timestamp and field count.
+    pub fn check_row(&self, timestamp: i64, fields: usize) -> Result<()> {
+        if timestamp == i64::MAX {
+            return Err(Error::invalid(
+                "timestamp 9223372036854775807 (i64::MAX) is reserved; the newest storable time is one nanosecond earlier",
+            ));
+        }
+        check(Limit::FieldsPerRow, fields, self.max_fields_per_row, || "fields in one row".into())
+    }
+
+    /// Checks a whole batch against every per-batch limit (the series count is checked
+    /// when series are created, the encoded size when the batch is encoded).
+    pub fn check_batch(&self, batch: &Batch) -> Result<()> {
+        check(Limit::BatchRows, batch.len(), self.max_batch_rows, || "rows in the batch".into())?;
+        for key in &batch.series {
+            self.check_series(key)?;
+        }
+        for row in &batch.rows {
+            self.check_row(row.timestamp, row.value_count as usize)?;
+        }
+        for (field, value) in &batch.values {
+            self.check_field(&batch.field_names[*field as usize], value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Options for [`crate::Engine::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When writes are acknowledged (default: group commit).
+    pub durability: Durability,
+    /// Bounds on input.
+    pub limits: Limits,
+    /// The head is flushed to segments when it holds about this much memory (default
+    /// 128 MiB). Writers flush themselves at twice this, so memory stays bounded even when
+    /// the background flusher falls behind.
+    pub head_max_bytes: usize,
+    /// The head is flushed when its oldest row arrived this long ago (default 10 minutes),
+    /// bounding WAL replay time after a crash.
+    pub head_max_age: Duration,
+    /// Rows per block in segments (default 16,384).
+    pub block_max_rows: usize,
+    /// zstd level for text columns (default 3).
+    pub zstd_level: i32,
+    /// Flush from a background thread (default true). When false, writers flush inline when
+    /// the head is full.
+    pub background_flush: bool,
+    /// Threads that encode segments during a flush (default: available cores, at most 4).
+    pub flush_threads: usize,
+    /// Create the directory and an empty store when none exists (default true).
+    pub create_if_missing: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::default(),
+            limits: Limits::default(),
+            head_max_bytes: 128 << 20,
+            head_max_age: Duration::from_secs(600),
+            block_max_rows: 16_384,
+            zstd_level: 3,
+            background_flush: true,
+            flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Options {
+    /// Checks the options for values the engine cannot honour.
+    pub fn validate(&self) -> Result<()> {
+        if self.limits.max_batch_bytes > crate::io::frame::MAX_PAYLOAD {
+            return Err(Error::invalid(format!(
+                "max_batch_bytes {} exceeds the WAL record limit of {} bytes",
+                self.limits.max_batch_bytes,
+                crate::io::frame::MAX_PAYLOAD
+            )));
+        }
+        if self.limits.max_series > u32::MAX as u64 {
+            return Err(Error::invalid("max_series cannot exceed 2^32 - 1"));
+        }
+        if self.block_max_rows == 0 || self.block_max_rows > 1 << 20 {
+            return Err(Error::invalid("block_max_rows must be between 1 and 1,048,576"));
+        }
+        if !(-7..=22).contains(&self.zstd_level) {
+            return Err(Error::invalid("zstd_level must be between -7 and 22"));
+        }
+        if self.head_max_bytes < 1 << 16 {
+            return Err(Error::invalid("head_max_bytes must be at least 64 KiB"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! The read path of one series: segment blocks and head rows merged into time-ordered
+//! chunks.
+//!
+//! Sources are cut into *units* that are disjoint in time: a group of blocks whose time
+//! ranges overlap (plus the head rows inside it), or a run of head rows between groups.
+//! A unit with one source is already sorted and deduplicated; only overlapping sources are
+//! merged, by (timestamp, version): for metrics the newest write of a timestamp wins
+//! (head rows by sequence number, segments by the `max_seq` of their flush); event rows are
+//! all kept, ordered by record id. Units are decoded lazily, one at a time, so memory is
+//! bounded by the largest group of overlapping blocks, not by the size of the range.
+
+use crate::chunk::{Chunk, Column, ColumnValues};
+use crate::error::Result;
+use crate::head::Head;
+use crate::model::{SeriesId, SeriesKind, ValueType};
+use crate::segment::{BlockMeta, SegmentReader};
+use crate::time::TimeRange;
+use parking_lot::RwLock;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Row order of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Ascending,
+    /// Newest first.
+    Descending,
+}
+
+/// What a snapshot sees: sealed segments and the heads not yet flushed.
+#[derive(Debug, Default)]
+pub(crate) struct ReadState {
+    /// Sorted by (month, generation).
+    pub segments: Vec<Arc<SegmentReader>>,
+    /// Heads being flushed (oldest first), then the active head.
+    pub heads: Vec<Arc<RwLock<Head>>>,
+}
+
+#[derive(Clone)]
+struct BlockSource {
+    segment: Arc<SegmentReader>,
+    meta: BlockMeta,
+}
+
+enum Unit {
+    Head(Range<usize>),
+    Group { blocks: Vec<BlockSource>, head: Range<usize> },
+}
+
+/// Chunks of one series in a time range, in the requested order.
+pub struct SeriesChunks {
+    series: SeriesId,
+    kind: SeriesKind,
+    range: TimeRange,
+    fields: Option<Arc<[String]>>,
+    order: Order,
+    /// The series' visible head rows, merged over heads, sorted, deduplicated.
+    head: Chunk,
+    units: VecDeque<Unit>,
+}
+
+impl SeriesChunks {
+    pub(crate) fn new(
+        state: &ReadState,
+        visible_seq: u64,
+        series: SeriesId,
+        kind: SeriesKind,
+        range: TimeRange,
+        fields: Option<Arc<[String]>>,
+        order: Order,
+    ) -> Result<SeriesChunks> {
+        let mut blocks = Vec::new();
+        if !range.is_empty() {
+            for segment in &state.segments {
+                let meta = segment.meta();
+                if !range.overlaps(meta.min_ts, meta.max_ts) {
+                    continue;
+                }
+                if let Some(entry) = segment.series(series)? {
+                    blocks.extend(
+                        entry
+                            .blocks
+                            .into_iter()
+                            .filter(|b| range.overlaps(b.min_ts, b.max_ts))
+                            .map(|meta| BlockSource {
+                                segment: segment.clone(),
+                                meta,
+                            }),
+                    );
+                }
+            }
+        }
+        let mut head_parts = Vec::new();
+        if !range.is_empty() {
+            for head in &state.heads {
+                let head = head.read();
+                if head.may_contain(series, range)
+                    && let Some(chunk) = head.read(series, range, visible_seq, fields.as_deref())
+                {
+                    let versions = chunk.record_ids.clone();
+                    head_parts.push((chunk, versions));
+                }
+            }
+        }
+        let mut head = match head_parts.len() {
+            0 => Chunk {
+                series,
+                ..Chunk::default()
+            },
+            1 => head_parts.pop().map(|(c, _)| c).unwrap_or_default(),
+            _ => merge(series, kind, head_parts),
+        };
+        head.series = series;
+        blocks.sort_by_key(|b| (b.meta.min_ts, b.segment.meta().max_seq));
+        let units = plan_units(blocks, &head.timestamps);
+        Ok(SeriesChunks {
+            series,
+            kind,
+            range,
+            fields,
+            order,
+            head,
+            units,
+        })
+    }
+
+    fn evaluate(&self, unit: Unit) -> Result<Chunk> {
+        let (blocks, head_range) = match unit {
+            Unit::Head(r) => return Ok(self.head.slice_rows(r)),
+            Unit::Group { blocks, head } => (blocks, head),
+        };
+        let mut parts = Vec::with_capacity(blocks.len() + 1);
+        for b in &blocks {
+            let wanted: Vec<bool> = b
+                .segment
+                .fields()
+                .iter()
+                .map(|(name, _)| self.fields.as_ref().is_none_or(|f| f.iter().any(|n| **n == **name)))
+                .collect();
+            let chunk = b
+                .segment
+                .read_block(self.series, &b.meta, &|f| wanted.get(f as usize).copied().unwrap_or(false))?;
+            let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
+            let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
+            if start == end {
+                continue;
+            }
+            let chunk = if start == 0 && end == chunk.len() {
+                chunk
+            } else {
+                chunk.slice_rows(start..end)
+            };
+            let versions = if self.kind.is_event() {
+                chunk.record_ids.clone()
+            } else {
+                vec![b.segment.meta().max_seq; chunk.len()]
+            };
+            parts.push((chunk, versions));
+        }
+        if !head_range.is_empty() {
+            let chunk = self.head.slice_rows(head_range);
+            let versions = chunk.record_ids.clone();
+            parts.push((chunk, versions));
+        }
+        Ok(match parts.len() {
+            0 => Chunk {
+                series: self.series,
+                ..Chunk::default()
+            },
+            1 => parts.pop().map(|(c, _)| c).unwrap_or_default(),
+            _ => merge(self.series, self.kind, parts),
+        })
+    }
+}
+
+impl Iterator for SeriesChunks {
+    type Item = Result<Chunk>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let unit = match self.order {
+                Order::Ascending => self.units.pop_front()?,
+                Order::Descending => self.units.pop_back()?,
+            };
+            match self.evaluate(unit) {
+                Ok(mut chunk) if !chunk.is_empty() => {
+                    if self.fields.is_some() {
+                        chunk = chunk.retain_rows_with_values();
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                    }
+                    chunk.series = self.series;
+                    if !self.kind.is_event() {
+                        chunk.record_ids.clear();
+                    }
+                    if self.order == Order::Descending {
+                        chunk.reverse();
+                    }
+                    return Some(Ok(chunk));
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    self.units.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Cuts blocks (sorted by min time) and head timestamps into time-disjoint units.
+fn plan_units(blocks: Vec<BlockSource>, head: &[i64]) -> VecDeque<Unit> {
+    let mut units = VecDeque::new();
+    let mut hpos = 0;
+    let mut i = 0;
+    while i < blocks.len() {
+        let group_min = blocks[i].meta.min_ts;
+        let mut group_max = blocks[i].meta.max_ts;
+        let mut j = i + 1;
+        while j < blocks.len() && blocks[j].meta.min_ts <= group_max {
+            group_max = group_max.max(blocks[j].meta.max_ts);
+            j += 1;
+        }
+        let before = hpos + head[hpos..].partition_point(|&t| t < group_min);
+        if before > hpos {
+            units.push_back(Unit::Head(hpos..before));
+        }
+        let inside = before + head[before..].partition_point(|&t| t <= group_max);
+        units.push_back(Unit::Group {
+            blocks: blocks[i..j].to_vec(),
+            head: before..inside,
+        });
+        hpos = inside;
+        i = j;
+    }
+    if hpos < head.len() {
+        units.push_back(Unit::Head(hpos..head.len()));
+    }
+    units
+}
+
+/// Merges sorted parts, each with a version per row, into one sorted chunk whose
+/// `record_ids` are the surviving versions. Metrics keep the highest version of each
+/// timestamp; events keep every row, ordered by version (their record id).
+pub(crate) fn merge(series: SeriesId, kind: SeriesKind, parts: Vec<(Chunk, Vec<u64>)>) -> Chunk {
+    let mut entries: Vec<(i64, u64, u32, u32)> = Vec::with_capacity(parts.iter().map(|(c, _)| c.len()).sum());
+    for (p, (chunk, versions)) in parts.iter().enumerate() {
+        for (r, (&ts, &v)) in chunk.timestamps.iter().zip(versions).enumerate() {
+            entries.push((ts, v, p as u32, r as u32));
+        }
+    }
+    entries.sort_unstable_by_key(|&(ts, v, _, _)| (ts, v));
+    if !kind.is_event() {
+        let mut out = 0;
+        for i in 0..entries.len() {
+            if i + 1 == entries.len() || entries[i + 1].0 != entries[i].0 {
+                entries[out] = entries[i];
+                out += 1;
+            }
+        }
+        entries.truncate(out);
+    }
+    let mut keys: Vec<(Arc<str>, ValueType)> = parts
+        .iter()
+        .flat_map(|(c, _)| c.columns.iter().map(|col| (col.name.clone(), col.value_type())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut columns = Vec::with_capacity(keys.len());
+    for (name, value_type) in keys {
+        let sources: Vec<Option<&Column>> = parts
+            .iter()
+            .map(|(c, _)| c.columns.iter().find(|col| col.name == name && col.value_type() == value_type))
+            .collect();
+        let mut values = ColumnValues::new(value_type);
+        let mut validity = Vec::with_capacity(entries.len());
+        for &(_, _, p, r) in &entries {
+            match sources[p as usize] {
+                Some(col) if col.is_valid(r as usize) => {
+                    values.push_from(&col.values, r as usize);
+                    validity.push(true);
+                }
+                _ => {
+                    values.push_default();
+                    validity.push(false);
+                }
+            }
+        }
+        if !validity.iter().any(|&v| v) {
+            continue;
+        }
+        if validity.iter().all(|&v| v) {
+            validity.clear();
+        }
+        columns.push(Column { name, values, validity });
+    }
+    Chunk {
+        series,
+        timestamps: entries.iter().map(|e| e.0).collect(),
+        // Versions stay attached (record ids for events, write order for metrics) so that a
+        // merged chunk can be merged again; the iterator strips them from metric output.
+        record_ids: entries.iter().map(|e| e.1).collect(),
+        columns,
+    }
+}

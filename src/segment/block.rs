@@ -1,0 +1,464 @@
+//! One block: up to `block_max_rows` consecutive rows of one series, and its metadata.
+//!
+//! Block bytes:
+//! ```text
+//! n_rows varint | flags u8 | timestamps (len varint + ints) | [record ids (len varint + ints)]
+//! n_columns varint | per column: field index varint, validity (len varint + bools; 0 =
+//! all present), values (len varint + typed codec over present values)
+//! crc32 u32 LE of all preceding block bytes
+//! ```
+
+use super::BLOCK_HAS_RECORD_IDS;
+use crate::chunk::{Chunk, Column, ColumnValues};
+use crate::codec::bytes::{Reader, put_bytes, put_ivarint, put_varint};
+use crate::codec::{self, DecodeError, bools, ints};
+use crate::model::ValueType;
+use std::sync::Arc;
+
+/// Summary statistics of one column in one block, over present values in row order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ColumnStats {
+    /// `min`/`max` ignore NaN (both NaN when every value is); `sum` propagates NaN.
+    F64 {
+        min: f64,
+        max: f64,
+        sum: f64,
+        first: f64,
+        last: f64,
+    },
+    I64 {
+        min: i64,
+        max: i64,
+        sum: i128,
+        first: i64,
+        last: i64,
+    },
+    Bool {
+        trues: u64,
+    },
+    Str,
+}
+
+impl ColumnStats {
+    fn of(values: &ColumnValues, validity: &[bool]) -> ColumnStats {
+        let present = |i: usize| validity.is_empty() || validity[i];
+        match values {
+            ColumnValues::F64(v) => {
+                let mut it = v.iter().enumerate().filter(|(i, _)| present(*i)).map(|(_, x)| *x);
+                let Some(first) = it.next() else {
+                    return ColumnStats::F64 {
+                        min: f64::NAN,
+                        max: f64::NAN,
+                        sum: 0.0,
+                        first: f64::NAN,
+                        last: f64::NAN,
+                    };
+                };
+                let (mut min, mut max, mut sum, mut last) = (first, first, first, first);
+                for x in it {
+                    min = if min.is_nan() || x < min { x } else { min };
+                    max = if max.is_nan() || x > max { x } else { max };
+                    sum += x;
+                    last = x;
+                }
+                ColumnStats::F64 {
+                    min,
+                    max,
+                    sum,
+                    first,
+                    last,
+                }
+            }
+            ColumnValues::I64(v) => {
+                let mut it = v.iter().enumerate().filter(|(i, _)| present(*i)).map(|(_, x)| *x);
+                let Some(first) = it.next() else {
+                    return ColumnStats::I64 {
+                        min: 0,
+                        max: 0,
+                        sum: 0,
+                        first: 0,
+                        last: 0,
+                    };
+                };
+                let (mut min, mut max, mut sum, mut last) = (first, first, first as i128, first);
+                for x in it {
+                    min = min.min(x);
+                    max = max.max(x);
+                    sum += x as i128;
+                    last = x;
+                }
+                ColumnStats::I64 {
+                    min,
+                    max,
+                    sum,
+                    first,
+                    last,
+                }
+            }
+            ColumnValues::Bool(v) => ColumnStats::Bool {
+                trues: v.iter().enumerate().filter(|(i, b)| present(*i) && **b).count() as u64,
+            },
+            ColumnValues::Str(_) => ColumnStats::Str,
+        }
+    }
+
+    fn value_type(&self) -> ValueType {
+        match self {
+            ColumnStats::F64 { .. } => ValueType::F64,
+            ColumnStats::I64 { .. } => ValueType::I64,
+            ColumnStats::Bool { .. } => ValueType::Bool,
+            ColumnStats::Str => ValueType::Str,
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ColumnStats::F64 {
+                min,
+                max,
+                sum,
+                first,
+                last,
+            } => {
+                for v in [min, max, sum, first, last] {
+                    out.extend_from_slice(&v.to_bits().to_le_bytes());
+                }
+            }
+            ColumnStats::I64 {
+                min,
+                max,
+                sum,
+                first,
+                last,
+            } => {
+                put_ivarint(out, *min);
+                put_ivarint(out, *max);
+                out.extend_from_slice(&sum.to_le_bytes());
+                put_ivarint(out, *first);
+                put_ivarint(out, *last);
+            }
+            ColumnStats::Bool { trues } => put_varint(out, *trues),
+            ColumnStats::Str => {}
+        }
+    }
+
+    fn decode(value_type: ValueType, r: &mut Reader<'_>) -> Result<ColumnStats, DecodeError> {
+        Ok(match value_type {
+            ValueType::F64 => ColumnStats::F64 {
+                min: r.f64_le()?,
+                max: r.f64_le()?,
+                sum: r.f64_le()?,
+                first: r.f64_le()?,
+                last: r.f64_le()?,
+            },
+            ValueType::I64 => ColumnStats::I64 {
+                min: r.ivarint()?,
+                max: r.ivarint()?,
+                sum: i128::from_le_bytes(r.array()?),
+                first: r.ivarint()?,
+                last: r.ivarint()?,
+            },
+            ValueType::Bool => ColumnStats::Bool { trues: r.varint()? },
+            ValueType::Str => ColumnStats::Str,
+        })
+    }
+
+    /// True when the stats equal these, with floats compared by bits.
+    pub(crate) fn same_as(&self, other: &ColumnStats) -> bool {
+        match (self, other) {
+            (
+                ColumnStats::F64 {
+                    min: a,
+                    max: b,
+                    sum: c,
+                    first: d,
+                    last: e,
+                },
+                ColumnStats::F64 {
+                    min: f,
+                    max: g,
+                    sum: h,
+                    first: i,
+                    last: j,
+                },
+            ) => [a, b, c, d, e].iter().zip([f, g, h, i, j]).all(|(x, y)| x.to_bits() == y.to_bits()),
+            _ => self == other,
+        }
+    }
+}
+
+/// Metadata of one column of a block.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ColumnMeta {
+    /// Index into the segment's field table.
+    pub field: u32,
+    /// Rows with a value.
+    pub count: u32,
+    pub stats: ColumnStats,
+}
+
+/// Metadata of one block, kept in the index.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlockMeta {
+    /// Byte offset of the block in the file.
+    pub offset: u64,
+    /// Length including the trailing crc.
+    pub len: u32,
+    pub rows: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub columns: Vec<ColumnMeta>,
+}
+
+impl BlockMeta {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, self.offset);
+        put_varint(out, self.len as u64);
+        put_varint(out, self.rows as u64);
+        put_ivarint(out, self.min_ts);
+        put_varint(out, self.max_ts.wrapping_sub(self.min_ts) as u64);
+        put_varint(out, self.columns.len() as u64);
+        for c in &self.columns {
+            put_varint(out, c.field as u64);
+            put_varint(out, c.count as u64);
+            c.stats.encode(out);
+        }
+    }
+
+    /// Decodes block metadata; `field_types` gives each field's type.
+    pub(crate) fn decode(r: &mut Reader<'_>, field_types: &[ValueType]) -> Result<BlockMeta, DecodeError> {
+        let offset = r.varint()?;
+        let len = u32::try_from(r.varint()?).map_err(|_| DecodeError("block length too large"))?;
+        let rows = u32::try_from(r.varint()?).map_err(|_| DecodeError("block row count too large"))?;
+        let min_ts = r.ivarint()?;
+        let max_ts = min_ts.wrapping_add(r.varint()? as i64);
+        if max_ts < min_ts || rows == 0 {
+            return Err(DecodeError("block time range or row count invalid"));
+        }
+        let n = r.len(field_types.len())?;
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let field = r.len(field_types.len().saturating_sub(1))? as u32;
+            let count = u32::try_from(r.varint()?).map_err(|_| DecodeError("column count too large"))?;
+            if count > rows {
+                return Err(DecodeError("column has more values than rows"));
+            }
+            let stats = ColumnStats::decode(field_types[field as usize], r)?;
+            columns.push(ColumnMeta { field, count, stats });
+        }
+        if columns.windows(2).any(|w| w[0].field >= w[1].field) {
+            return Err(DecodeError("block columns not sorted by field"));
+        }
+        Ok(BlockMeta {
+            offset,
+            len,
+            rows,
+            min_ts,
+            max_ts,
+            columns,
+        })
+    }
+}
+
+/// One column to write: its field-table index and slots for rows `range` of a chunk.
+pub(crate) struct ColumnInput<'a> {
+    pub field: u32,
+    pub column: &'a Column,
+}
+
+/// Encodes rows `start..end` of `chunk` (sorted by time) as a block, appending the bytes to
+/// `out`; returns the block's metadata with `offset` relative to the start of `out`'s block.
+pub(crate) fn encode_block(
+    chunk: &Chunk,
+    start: usize,
+    end: usize,
+    columns: &[ColumnInput<'_>],
+    with_record_ids: bool,
+    zstd_level: i32,
+    out: &mut Vec<u8>,
+) -> BlockMeta {
+    let block_start = out.len();
+    let rows = end - start;
+    put_varint(out, rows as u64);
+    out.push(if with_record_ids { BLOCK_HAS_RECORD_IDS } else { 0 });
+    let mut section = Vec::new();
+    ints::encode(&chunk.timestamps[start..end], &mut section);
+    put_bytes(out, &section);
+    if with_record_ids {
+        section.clear();
+        let ids: Vec<i64> = chunk.record_ids[start..end].iter().map(|&r| r as i64).collect();
+        ints::encode(&ids, &mut section);
+        put_bytes(out, &section);
+    }
+    let mut metas = Vec::with_capacity(columns.len());
+    let mut body = Vec::new();
+    for input in columns {
+        let c = input.column;
+        let validity: &[bool] = if c.validity.is_empty() { &[] } else { &c.validity[start..end] };
+        let present: Vec<usize> = if validity.is_empty() {
+            (start..end).collect()
+        } else {
+            (start..end).filter(|&i| c.validity[i]).collect()
+        };
+        if present.is_empty() {
+            continue;
+        }
+        let dense = c.values.gather(&present);
+        let all_present = present.len() == rows;
+        let stats = ColumnStats::of(&dense, &[]);
+        put_varint(&mut body, input.field as u64);
+        section.clear();
+        if !all_present {
+            bools::encode(validity, &mut section);
+        }
+        put_bytes(&mut body, &section);
+        section.clear();
+        codec::encode_values(&dense, zstd_level, &mut section);
+        put_bytes(&mut body, &section);
+        metas.push(ColumnMeta {
+            field: input.field,
+            count: present.len() as u32,
+            stats,
+        });
+    }
+    put_varint(out, metas.len() as u64);
+    out.extend_from_slice(&body);
+    let crc = crc32fast::hash(&out[block_start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    BlockMeta {
+        offset: block_start as u64,
+        len: (out.len() - block_start) as u32,
+        rows: rows as u32,
+        min_ts: chunk.timestamps[start],
+        max_ts: chunk.timestamps[end - 1],
+        columns: metas,
+    }
+}
+
+/// Why a block failed to decode.
+#[derive(Debug)]
+pub(crate) enum BlockError {
+    Checksum { stored: u32, computed: u32 },
+    Malformed(DecodeError),
+}
+
+impl From<DecodeError> for BlockError {
+    fn from(e: DecodeError) -> Self {
+        BlockError::Malformed(e)
+    }
+}
+
+/// Decodes a block (its bytes including the crc). `wanted(field)` selects columns to
+/// decode; `fields` is the segment's field table.
+pub(crate) fn decode_block(
+    bytes: &[u8],
+    meta: &BlockMeta,
+    fields: &[(Arc<str>, ValueType)],
+    wanted: &dyn Fn(u32) -> bool,
+) -> Result<Chunk, BlockError> {
+    let (body, crc) = bytes
+        .split_at_checked(bytes.len().saturating_sub(4))
+        .ok_or(DecodeError("block shorter than its checksum"))?;
+    if crc.len() != 4 {
+        return Err(BlockError::Malformed(DecodeError("block shorter than its checksum")));
+    }
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(BlockError::Checksum { stored, computed });
+    }
+    let mut r = Reader::new(body);
+    let rows = r.len(meta.rows as usize)?;
+    if rows != meta.rows as usize {
+        return Err(DecodeError("block row count differs from the index").into());
+    }
+    let flags = r.u8()?;
+    if flags & !BLOCK_HAS_RECORD_IDS != 0 {
+        return Err(DecodeError("unknown block flags").into());
+    }
+    let mut timestamps = Vec::with_capacity(rows);
+    ints::decode(&mut Reader::new(r.prefixed()?), rows, &mut timestamps)?;
+    if timestamps.first() != Some(&meta.min_ts) || timestamps.last() != Some(&meta.max_ts) || timestamps.windows(2).any(|w| w[0] > w[1]) {
+        return Err(DecodeError("block timestamps disagree with the index or are unsorted").into());
+    }
+    let mut record_ids = Vec::new();
+    if flags & BLOCK_HAS_RECORD_IDS != 0 {
+        let mut ids = Vec::with_capacity(rows);
+        ints::decode(&mut Reader::new(r.prefixed()?), rows, &mut ids)?;
+        record_ids = ids.into_iter().map(|i| i as u64).collect();
+    }
+    let n = r.len(fields.len())?;
+    if n != meta.columns.len() {
+        return Err(DecodeError("block column count differs from the index").into());
+    }
+    let mut columns = Vec::new();
+    for col_meta in &meta.columns {
+        let field = r.varint()?;
+        if field != col_meta.field as u64 {
+            return Err(DecodeError("block column differs from the index").into());
+        }
+        let validity_bytes = r.prefixed()?;
+        let value_bytes = r.prefixed()?;
+        if !wanted(col_meta.field) {
+            continue;
+        }
+        let (name, value_type) = &fields[col_meta.field as usize];
+        let count = col_meta.count as usize;
+        let validity = if validity_bytes.is_empty() {
+            if count != rows {
+                return Err(DecodeError("column without validity has missing values").into());
+            }
+            Vec::new()
+        } else {
+            let mut v = Vec::with_capacity(rows);
+            let mut vr = Reader::new(validity_bytes);
+            bools::decode(&mut vr, rows, &mut v)?;
+            if !vr.is_empty() || v.iter().filter(|&&b| b).count() != count {
+                return Err(DecodeError("column validity disagrees with its count").into());
+            }
+            v
+        };
+        let dense = codec::decode_values(*value_type, value_bytes, count)?;
+        let values = if validity.is_empty() { dense } else { expand(&dense, &validity) };
+        columns.push(Column {
+            name: name.clone(),
+            values,
+            validity,
+        });
+    }
+    if !r.is_empty() {
+        return Err(DecodeError("trailing bytes in block").into());
+    }
+    Ok(Chunk {
+        series: 0,
+        timestamps,
+        record_ids,
+        columns,
+    })
+}
+
+/// Spreads dense values over the valid slots of `validity`.
+fn expand(dense: &ColumnValues, validity: &[bool]) -> ColumnValues {
+    let mut out = ColumnValues::new(dense.value_type());
+    let mut next = 0;
+    for &valid in validity {
+        if valid {
+            out.push_from(dense, next);
+            next += 1;
+        } else {
+            out.push_default();
+        }
+    }
+    out
+}
+
+/// Checks that decoded columns have exactly the statistics the index claims.
+pub(crate) fn check_stats(chunk: &Chunk, meta: &BlockMeta) -> Result<(), String> {
+    for (column, col_meta) in chunk.columns.iter().zip(&meta.columns) {
+        let stats = ColumnStats::of(&column.values, &column.validity);
+        if stats.value_type() != col_meta.stats.value_type() || !stats.same_as(&col_meta.stats) {
+            return Err(format!("statistics of column {} differ from its values", column.name));
+        }
+    }
+    Ok(())
+}

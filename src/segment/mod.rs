@@ -1,0 +1,33 @@
+//! Segment files: immutable, columnar, checksummed files of one month's rows.
+//!
+//! ```text
+//! header    32 B   magic "ANNALSEG", version, month, generation, flags, crc32
+//! blocks           per series, up to `block_max_rows` rows each, each ending in a crc32
+//! index            field table, then per series: kind and block metadata with stats
+//! directory        n_series × (series id u32, offset of its index entry u32), sorted by id
+//! footer    76 B   offsets, counts, time range, index crc, file crc, footer crc, magic
+//! ```
+//!
+//! The index (with the directory) is checksummed as a whole and verified when the file is
+//! opened; a block is verified each time it is decoded. Block metadata carries count, min,
+//! max, sum, first and last of every column, so aggregations can skip decoding. Byte-level
+//! details are in `docs/FORMAT.md`.
+
+mod block;
+mod reader;
+mod writer;
+
+pub(crate) use block::BlockMeta;
+pub(crate) use reader::SegmentReader;
+pub(crate) use writer::{EncodeOptions, WrittenSegment, write_segment};
+
+/// Segment file format version.
+pub(crate) const VERSION: u32 = 1;
+pub(crate) const MAGIC: &[u8; 8] = b"ANNALSEG";
+pub(crate) const HEADER_LEN: usize = 32;
+/// Footer body (64 bytes) + footer crc (4) + magic (8).
+pub(crate) const FOOTER_LEN: usize = 76;
+const DIRECTORY_ENTRY_LEN: usize = 8;
+
+/// Flag bit of a block: it carries record ids.
+const BLOCK_HAS_RECORD_IDS: u8 = 1;

@@ -1,0 +1,336 @@
+//! Writing a segment: fields table first, series encoded (possibly in parallel) into
+//! blocks, then streamed into a temporary file that is fsync'd and renamed into place.
+
+use super::block::{self, BlockMeta, ColumnInput};
+use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use crate::chunk::Chunk;
+use crate::codec::bytes::put_varint;
+use crate::error::{Error, Result};
+use crate::io;
+use crate::manifest::{SegmentMeta, segment_path};
+use crate::model::{SeriesId, SeriesKind, ValueType};
+use crate::time::Month;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The blocks of one series, encoded but not yet placed in a file.
+pub(crate) struct EncodedSeries {
+    id: SeriesId,
+    kind: SeriesKind,
+    bytes: Vec<u8>,
+    /// Offsets relative to the start of `bytes`.
+    blocks: Vec<BlockMeta>,
+    rows: u64,
+    points: u64,
+    min_seq: u64,
+}
+
+/// The field table of a segment: every (name, type) of its columns, sorted.
+#[derive(Debug, Default)]
+pub(crate) struct FieldTable {
+    fields: Vec<(Arc<str>, ValueType)>,
+    index: BTreeMap<(Arc<str>, ValueType), u32>,
+}
+
+impl FieldTable {
+    /// The table of all columns in `chunks`.
+    pub(crate) fn of<'a>(chunks: impl Iterator<Item = &'a Chunk>) -> FieldTable {
+        let mut index = BTreeMap::new();
+        for chunk in chunks {
+            for c in &chunk.columns {
+                index.entry((c.name.clone(), c.value_type())).or_insert(0);
+            }
+        }
+        let fields: Vec<_> = index.keys().cloned().collect();
+        for (i, v) in index.values_mut().enumerate() {
+            *v = i as u32;
+        }
+        FieldTable { fields, index }
+    }
+
+    fn id(&self, name: &Arc<str>, value_type: ValueType) -> Option<u32> {
+        self.index.get(&(name.clone(), value_type)).copied()
+    }
+}
+
+/// Encodes one series' rows (sorted by time) into blocks of at most `block_max_rows`.
+pub(crate) fn encode_series(
+    id: SeriesId,
+    kind: SeriesKind,
+    chunk: &Chunk,
+    fields: &FieldTable,
+    block_max_rows: usize,
+    zstd_level: i32,
+) -> EncodedSeries {
+    let mut columns: Vec<ColumnInput<'_>> = chunk
+        .columns
+        .iter()
+        .filter_map(|c| fields.id(&c.name, c.value_type()).map(|field| ColumnInput { field, column: c }))
+        .collect();
+    columns.sort_by_key(|c| c.field);
+    let mut bytes = Vec::new();
+    let mut blocks = Vec::new();
+    let rows = chunk.len();
+    let block_count = rows.div_ceil(block_max_rows.max(1));
+    // Spread rows evenly over the blocks, so no block is a tiny remainder.
+    for b in 0..block_count {
+        let start = rows * b / block_count;
+        let end = rows * (b + 1) / block_count;
+        blocks.push(block::encode_block(
+            chunk,
+            start,
+            end,
+            &columns,
+            kind.is_event(),
+            zstd_level,
+            &mut bytes,
+        ));
+    }
+    EncodedSeries {
+        id,
+        kind,
+        bytes,
+        points: blocks.iter().flat_map(|b| &b.columns).map(|c| c.count as u64).sum(),
+        blocks,
+        rows: rows as u64,
+        min_seq: chunk.record_ids.iter().copied().min().unwrap_or(u64::MAX),
+    }
+}
+
+/// A segment being written.
+pub(crate) struct SegmentWriter {
+    path: PathBuf,
+    tmp_path: PathBuf,
+    file: BufWriter<File>,
+    hasher: crc32fast::Hasher,
+    offset: u64,
+    month: Month,
+    generation: u64,
+    fields: FieldTable,
+    /// (id, kind, block metadata with absolute offsets).
+    series: Vec<(SeriesId, SeriesKind, Vec<BlockMeta>)>,
+    rows: u64,
+    points: u64,
+    min_ts: i64,
+    max_ts: i64,
+    min_seq: u64,
+}
+
+/// A segment that is durable under its final name (but not yet in the manifest).
+#[derive(Debug)]
+pub(crate) struct WrittenSegment {
+    pub meta: SegmentMeta,
+    pub path: PathBuf,
+}
+
+impl SegmentWriter {
+    /// Starts `<data>/<month>/<generation>.seg` under a temporary name.
+    pub(crate) fn create(data_dir: &Path, month: Month, generation: u64, fields: FieldTable) -> Result<SegmentWriter> {
+        let path = segment_path(data_dir, month, generation);
+        if let Some(dir) = path.parent() {
+            io::create_dir_durable(dir)?;
+        }
+        let tmp_path = io::temporary_sibling(&path);
+        io::remove_file(&tmp_path)?;
+        let file = io::create_new(&tmp_path)?;
+        let mut w = SegmentWriter {
+            path,
+            tmp_path,
+            file: BufWriter::with_capacity(1 << 20, file),
+            hasher: crc32fast::Hasher::new(),
+            offset: 0,
+            month,
+            generation,
+            fields,
+            series: Vec::new(),
+            rows: 0,
+            points: 0,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+            min_seq: u64::MAX,
+        };
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&month.index().to_le_bytes());
+        header.extend_from_slice(&generation.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32fast::hash(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(header.len(), HEADER_LEN);
+        w.write(&header)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).map_err(|e| Error::io("write", &self.tmp_path, e))?;
+        self.hasher.update(bytes);
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Appends one encoded series; series must come in ascending id order.
+    pub(crate) fn append(&mut self, encoded: EncodedSeries) -> Result<()> {
+        debug_assert!(self.series.last().is_none_or(|(id, _, _)| *id < encoded.id));
+        if encoded.blocks.is_empty() {
+            return Ok(());
+        }
+        let base = self.offset;
+        self.write(&encoded.bytes)?;
+        let blocks: Vec<BlockMeta> = encoded
+            .blocks
+            .into_iter()
+            .map(|mut b| {
+                b.offset += base;
+                b
+            })
+            .collect();
+        self.rows += encoded.rows;
+        self.points += encoded.points;
+        self.min_seq = self.min_seq.min(encoded.min_seq);
+        self.min_ts = self.min_ts.min(blocks[0].min_ts);
+        self.max_ts = self.max_ts.max(blocks[blocks.len() - 1].max_ts);
+        self.series.push((encoded.id, encoded.kind, blocks));
+        Ok(())
+    }
+
+    /// Writes index and footer, fsyncs, and renames into place (fsyncing the directory).
+    /// `max_seq` is the highest sequence number the producing flush covered.
+    pub(crate) fn finish(mut self, max_seq: u64) -> Result<WrittenSegment> {
+        let index_start = self.offset;
+        let mut index = Vec::new();
+        put_varint(&mut index, self.fields.fields.len() as u64);
+        for (name, value_type) in &self.fields.fields {
+            index.push(*value_type as u8);
+            put_varint(&mut index, name.len() as u64);
+            index.extend_from_slice(name.as_bytes());
+        }
+        let mut directory = Vec::with_capacity(self.series.len() * DIRECTORY_ENTRY_LEN);
+        for (id, kind, blocks) in &self.series {
+            directory.extend_from_slice(&id.to_le_bytes());
+            directory.extend_from_slice(&(index.len() as u32).to_le_bytes());
+            index.push(*kind as u8);
+            put_varint(&mut index, blocks.len() as u64);
+            for b in blocks {
+                b.encode(&mut index);
+            }
+        }
+        if index.len() > u32::MAX as usize {
+            return Err(Error::invalid("segment index exceeds 4 GiB; lower the head size"));
+        }
+        let directory_start = index_start + index.len() as u64;
+        index.extend_from_slice(&directory);
+        let index_crc = crc32fast::hash(&index);
+        self.write(&index)?;
+        let file_crc = self.hasher.clone().finalize();
+
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
+        footer.extend_from_slice(&index_start.to_le_bytes());
+        footer.extend_from_slice(&directory_start.to_le_bytes());
+        footer.extend_from_slice(&(self.series.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&(self.fields.fields.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&self.rows.to_le_bytes());
+        footer.extend_from_slice(&self.points.to_le_bytes());
+        footer.extend_from_slice(&self.min_ts.to_le_bytes());
+        footer.extend_from_slice(&self.max_ts.to_le_bytes());
+        footer.extend_from_slice(&index_crc.to_le_bytes());
+        footer.extend_from_slice(&file_crc.to_le_bytes());
+        let footer_crc = crc32fast::hash(&footer);
+        footer.extend_from_slice(&footer_crc.to_le_bytes());
+        footer.extend_from_slice(MAGIC);
+        debug_assert_eq!(footer.len(), FOOTER_LEN);
+        self.write(&footer)?;
+
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.tmp_path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &self.tmp_path, e))?;
+        drop(file);
+        io::rename_durable(&self.tmp_path, &self.path)?;
+        Ok(WrittenSegment {
+            meta: SegmentMeta {
+                month: self.month,
+                generation: self.generation,
+                file_len: self.offset,
+                file_crc,
+                min_ts: self.min_ts,
+                max_ts: self.max_ts,
+                rows: self.rows,
+                points: self.points,
+                series: self.series.len() as u32,
+                min_seq: self.min_seq,
+                max_seq,
+                level: 0,
+            },
+            path: self.path,
+        })
+    }
+}
+
+/// How segments are encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncodeOptions {
+    pub block_max_rows: usize,
+    pub zstd_level: i32,
+    /// Threads encoding series in parallel.
+    pub threads: usize,
+}
+
+/// Writes one month's series (sorted by id, each chunk sorted by time) as segment
+/// `generation`; `max_seq` is the highest sequence number the producing flush covered.
+pub(crate) fn write_segment(
+    data_dir: &Path,
+    month: Month,
+    generation: u64,
+    max_seq: u64,
+    series: &[(SeriesId, SeriesKind, Chunk)],
+    options: EncodeOptions,
+) -> Result<WrittenSegment> {
+    let EncodeOptions {
+        block_max_rows,
+        zstd_level,
+        threads,
+    } = options;
+    let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
+    let encoded: Vec<EncodedSeries> = if threads <= 1 || series.len() < 2 {
+        series
+            .iter()
+            .map(|(id, kind, chunk)| encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level))
+            .collect()
+    } else {
+        // Interleave series over threads so that large and small series spread evenly.
+        let mut parts: Vec<Vec<(usize, EncodedSeries)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let fields = &fields;
+                    scope.spawn(move || {
+                        series
+                            .iter()
+                            .enumerate()
+                            .skip(t)
+                            .step_by(threads)
+                            .map(|(i, (id, kind, chunk))| (i, encode_series(*id, *kind, chunk, fields, block_max_rows, zstd_level)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // A panic while encoding is a bug: let it surface as one.
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut all: Vec<(usize, EncodedSeries)> = parts.iter_mut().flat_map(std::mem::take).collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, e)| e).collect()
+    };
+    let mut writer = SegmentWriter::create(data_dir, month, generation, fields)?;
+    for e in encoded {
+        writer.append(e)?;
+    }
+    writer.finish(max_seq)
+}

@@ -1,0 +1,328 @@
+//! `verify`: check every checksum and cross-reference of a closed store, and optionally
+//! repair what can be repaired by dropping the damaged part.
+//!
+//! Checked: the manifest; the catalog (every record, ids dense, keys unique, at least as
+//! many series as the manifest requires); every segment (size and checksum against the
+//! manifest, header, footer, index, every block decoded and compared with its statistics,
+//! series ids known to the catalog with the same kind); the WAL from the checkpoint (every
+//! record's checksum and contents, sequence numbers increasing, series definitions
+//! consistent with the catalog).
+//!
+//! `repair` truncates the WAL at the first damaged record (later records are lost; the
+//! report says how many bytes), and moves damaged segments to `<dir>/quarantine/`, removing
+//! them from the manifest. A damaged manifest or catalog is reported but not repaired.
+
+use crate::catalog::CatalogFile;
+use crate::error::{Error, Result};
+use crate::io::{self, DirLock};
+use crate::manifest::{self, Manifest};
+use crate::segment::SegmentReader;
+use crate::time::Month;
+use crate::wal;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// A damaged file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// Byte offset of the damage.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Damage found (before repair).
+    pub problems: Vec<Problem>,
+    /// Harmless findings, such as a torn WAL tail that opening the store cuts off.
+    pub notes: Vec<String>,
+    /// What `repair` did.
+    pub repairs: Vec<String>,
+    /// Segment files checked.
+    pub segments: u64,
+    /// Rows in checked segments.
+    pub rows: u64,
+    /// Field values in checked segments.
+    pub points: u64,
+    /// WAL records checked.
+    pub wal_records: u64,
+    /// Series in the catalog.
+    pub series: u64,
+}
+
+impl VerifyReport {
+    /// True when no damage was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn problem(e: &Error, fallback: &Path) -> Problem {
+    match e {
+        Error::Corruption { file, offset, kind } => Problem {
+            file: file.clone(),
+            offset: *offset,
+            what: kind.to_string(),
+        },
+        Error::UnsupportedVersion { file, .. } => Problem {
+            file: file.clone(),
+            offset: 0,
+            what: e.to_string(),
+        },
+        other => Problem {
+            file: fallback.to_path_buf(),
+            offset: 0,
+            what: other.to_string(),
+        },
+    }
+}
+
+/// Verifies the store in `dir` (which must not be open elsewhere); with `repair`, drops
+/// damaged WAL tails and segments so the store opens again.
+///
+/// I/O failures and a missing or locked store are errors; damage is reported in the
+/// returned [`VerifyReport`].
+pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
+    if !Manifest::path(dir).is_file() {
+        return Err(Error::NotFound { path: dir.to_path_buf() });
+    }
+    let _lock = DirLock::acquire(dir)?;
+    let mut report = VerifyReport::default();
+    let manifest = match Manifest::load(dir) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(Error::NotFound { path: dir.to_path_buf() }),
+        Err(e) => {
+            report.problems.push(problem(&e, &Manifest::path(dir)));
+            report
+                .notes
+                .push("the manifest is damaged; segments cannot be checked and repair cannot rebuild it".into());
+            return Ok(report);
+        }
+    };
+    let catalog_path = dir.join("CATALOG");
+    let catalog = if catalog_path.is_file() {
+        match CatalogFile::load(dir, repair) {
+            Ok(loaded) => {
+                if loaded.torn_bytes > 0 {
+                    let verb = if repair {
+                        "removed"
+                    } else {
+                        "found (opening the store removes them)"
+                    };
+                    report
+                        .notes
+                        .push(format!("{} bytes of an interrupted catalog append {verb}", loaded.torn_bytes));
+                }
+                if loaded.catalog.len() < manifest.catalog_series as usize {
+                    report.problems.push(Problem {
+                        file: catalog_path.clone(),
+                        offset: 0,
+                        what: format!(
+                            "holds {} series, the manifest requires {}",
+                            loaded.catalog.len(),
+                            manifest.catalog_series
+                        ),
+                    });
+                }
+                Some(loaded.catalog)
+            }
+            Err(e) => {
+                report.problems.push(problem(&e, &catalog_path));
+                None
+            }
+        }
+    } else if manifest.catalog_series > 0 {
+        report.problems.push(Problem {
+            file: catalog_path.clone(),
+            offset: 0,
+            what: "missing".into(),
+        });
+        None
+    } else {
+        None
+    };
+    report.series = catalog.as_ref().map_or(0, |c| c.len() as u64);
+
+    let data_dir = dir.join("data");
+    let mut damaged_segments = Vec::new();
+    for meta in &manifest.segments {
+        let path = meta.path(&data_dir);
+        let checked = SegmentReader::open(&path, meta).and_then(|segment| {
+            let (rows, points) = segment.verify()?;
+            if let Some(catalog) = &catalog {
+                for id in segment.series_ids() {
+                    let known = catalog.get(id).map(|k| k.kind());
+                    let entry = segment.series(id)?;
+                    if known.is_none() || entry.as_ref().map(|e| e.kind) != known {
+                        return Err(Error::malformed(
+                            &path,
+                            0,
+                            format!("series {id} is unknown to the catalog or has another kind there"),
+                        ));
+                    }
+                }
+            }
+            Ok((rows, points))
+        });
+        match checked {
+            Ok((rows, points)) => {
+                report.segments += 1;
+                report.rows += rows;
+                report.points += points;
+            }
+            Err(e) => {
+                report.problems.push(problem(&e, &path));
+                damaged_segments.push(meta.clone());
+            }
+        }
+    }
+    for month_dir in io::list_dir(&data_dir)?.into_iter().filter(|e| e.is_dir) {
+        let Some(month) = Month::parse(&month_dir.name) else { continue };
+        for file in io::list_dir(&month_dir.path)? {
+            let listed = manifest::parse_segment_name(&file.name)
+                .is_some_and(|g| manifest.segments.iter().any(|s| s.month == month && s.generation == g));
+            if !listed && (file.name.ends_with(".seg") || file.name.ends_with(".tmp")) {
+                report.notes.push(format!(
+                    "{} is not in the manifest (left by an interrupted flush; opening the store removes it)",
+                    file.path.display()
+                ));
+            }
+        }
+    }
+
+    let wal_dir = dir.join("wal");
+    let check_wal = |repair: bool, report: &mut VerifyReport| -> Result<()> {
+        let mut catalog = catalog.clone();
+        let mut last_seq = manifest.last_seq;
+        let mut records = 0u64;
+        let replayed = wal::replay(&wal_dir, manifest.wal_checkpoint, repair, |batch, end| {
+            let file = wal::file_path(&wal_dir, end.file_no);
+            if batch.first_seq <= last_seq {
+                return Err(Error::malformed(&file, end.offset, "sequence numbers go backwards"));
+            }
+            last_seq = batch.first_seq + batch.rows.len() as u64 - 1;
+            if let Some(catalog) = catalog.as_mut() {
+                for (id, key) in batch.new_series {
+                    catalog
+                        .insert_with_id(id, key)
+                        .map_err(|why| Error::malformed(&file, end.offset, why))?;
+                }
+                if batch.series_ids.iter().any(|&id| catalog.get(id).is_none()) {
+                    return Err(Error::malformed(&file, end.offset, "record refers to an unknown series"));
+                }
+            }
+            records += 1;
+            Ok(())
+        })?;
+        report.wal_records = records;
+        if let Some(torn) = replayed.torn_tail {
+            let verb = if repair {
+                "removed"
+            } else {
+                "found (opening the store removes it)"
+            };
+            report.notes.push(format!(
+                "incomplete last WAL record {verb}: {} bytes at offset {} of {}",
+                torn.dropped_bytes,
+                torn.offset,
+                torn.file.display()
+            ));
+        }
+        Ok(())
+    };
+    let mut wal_damage = None;
+    if let Err(e) = check_wal(repair, &mut report) {
+        match &e {
+            Error::Corruption { file, offset, .. } => wal_damage = Some((file.clone(), *offset)),
+            _ => return Err(e),
+        }
+        report.problems.push(problem(&e, &wal_dir));
+    }
+
+    if repair {
+        if !damaged_segments.is_empty() {
+            let quarantine = dir.join("quarantine");
+            io::create_dir_durable(&quarantine)?;
+            let mut fixed = manifest.clone();
+            for meta in &damaged_segments {
+                let from = meta.path(&data_dir);
+                if from.is_file() {
+                    let to = quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation));
+                    io::rename_durable(&from, &to)?;
+                    report
+                        .repairs
+                        .push(format!("moved {} to {} ({} rows lost)", from.display(), to.display(), meta.rows));
+                } else {
+                    report.repairs.push(format!(
+                        "dropped missing segment {} from the manifest ({} rows lost)",
+                        from.display(),
+                        meta.rows
+                    ));
+                }
+                fixed
+                    .segments
+                    .retain(|s| !(s.month == meta.month && s.generation == meta.generation));
+            }
+            fixed.store(dir)?;
+        }
+        if let Some((file, offset)) = wal_damage {
+            let file_no = wal::list_files(&wal_dir)?
+                .into_iter()
+                .find(|(_, p, _)| *p == file)
+                .map(|(n, _, _)| n);
+            match file_no {
+                Some(file_no) => {
+                    let len = io::file_len(&file)?;
+                    io::truncate(&file, offset.max(wal::FILE_HEADER_LEN))?;
+                    let mut dropped = len.saturating_sub(offset);
+                    for (no, path, len) in wal::list_files(&wal_dir)? {
+                        if no > file_no {
+                            io::remove_file(&path)?;
+                            dropped += len;
+                        }
+                    }
+                    report.repairs.push(format!(
+                        "truncated the WAL at offset {offset} of {}: {dropped} bytes of records after the damage are lost",
+                        file.display()
+                    ));
+                    let mut recheck = VerifyReport::default();
+                    if let Err(e) = check_wal(true, &mut recheck) {
+                        report.problems.push(problem(&e, &wal_dir));
+                        report.notes.push("the WAL is still damaged after truncation".into());
+                    }
+                }
+                None => {
+                    // The file holding the checkpoint (or one in the sequence) is missing:
+                    // start the log afresh there; records in later files cannot be replayed
+                    // without it.
+                    let missing_no = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_suffix(".wal"))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let Some(missing_no) = missing_no {
+                        let mut dropped = 0;
+                        for (no, path, len) in wal::list_files(&wal_dir)? {
+                            if no > missing_no {
+                                io::remove_file(&path)?;
+                                dropped += len;
+                            }
+                        }
+                        wal::WalWriter::create(&wal_dir, missing_no)?;
+                        report.repairs.push(format!(
+                            "recreated missing WAL file {}; {dropped} bytes of later WAL files dropped",
+                            file.display()
+                        ));
+                    } else {
+                        report.notes.push(format!("cannot repair {}: it is not a WAL file", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,4 @@
+//! Integration tests through the public API. One binary, one module per area.
+
+mod common;
+mod engine_basics;

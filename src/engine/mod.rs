@@ -231,6 +231,16 @@ impl Engine {
     }
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.inner.dir)
+            .field("visible_seq", &self.inner.visible_seq.load(Ordering::SeqCst))
+            .field("poisoned", &self.inner.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop_flusher();

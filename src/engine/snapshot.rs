@@ -20,6 +20,16 @@ pub struct Snapshot {
     visible_seq: u64,
 }
 
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("visible_seq", &self.visible_seq)
+            .field("segments", &self.state.segments.len())
+            .field("heads", &self.state.heads.len())
+            .finish()
+    }
+}
+
 impl Snapshot {
     pub(crate) fn new(inner: Arc<Inner>) -> Snapshot {
         // Read the visible sequence number under the state lock: a flush publishes segments

@@ -37,6 +37,9 @@ pub struct IngestArgs {
     /// Rows per batch; each batch is one WAL record and one commit.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_rows: u32,
+    /// Flush the in-memory head to segment files when it holds about this many MiB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    head_mb: u32,
     /// Longest accepted input line in bytes; longer lines are reported and skipped.
     #[arg(long, default_value_t = 4 << 20)]
     max_line_bytes: usize,
@@ -122,6 +125,7 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         data,
         Options {
             durability,
+            head_max_bytes: args.head_mb as usize * (1 << 20),
             ..Options::default()
         },
     )?;

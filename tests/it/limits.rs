@@ -1,0 +1,110 @@
+//! Limits: exceeding one fails the write with a clear error, writes nothing, and leaves the
+//! store usable.
+
+use crate::common::{options, scan_all};
+use annals::{Batch, Engine, Error, FieldValue, Limit, Limits, Options, SeriesKey};
+
+fn key(i: usize) -> SeriesKey {
+    SeriesKey::metric("m").unwrap().with_tag("i", i.to_string()).unwrap()
+}
+
+#[test]
+fn series_limit_rejects_the_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_series: 3,
+        ..Limits::default()
+    };
+    let engine = Engine::open(dir.path(), Options { limits, ..options() }).unwrap();
+    let mut batch = Batch::new();
+    for i in 0..2 {
+        batch.add_row(&key(i), 1, [("v", FieldValue::I64(1))]).unwrap();
+    }
+    engine.write(&batch).unwrap();
+    // Two existing series and two new ones: four would exceed the limit of three.
+    let mut batch = Batch::new();
+    for i in 0..4 {
+        batch.add_row(&key(i), 2, [("v", FieldValue::I64(2))]).unwrap();
+    }
+    match engine.write(&batch) {
+        Err(Error::LimitExceeded {
+            limit: Limit::Series,
+            value: 4,
+            max: 3,
+            ..
+        }) => {}
+        other => panic!("expected the series limit, got {other:?}"),
+    }
+    assert_eq!(scan_all(&engine, "m").len(), 2, "nothing of the rejected batch was written");
+    let mut batch = Batch::new();
+    batch.add_row(&key(2), 3, [("v", FieldValue::I64(3))]).unwrap();
+    engine.write(&batch).unwrap();
+    assert_eq!(engine.stats().unwrap().series, 3);
+}
+
+#[test]
+fn oversized_batches_and_values_are_refused_without_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_batch_bytes: 4096,
+        max_tag_value_bytes: 16,
+        max_string_value_bytes: 1000,
+        ..Limits::default()
+    };
+    let engine = Engine::open(dir.path(), Options { limits, ..options() }).unwrap();
+    let mut batch = Batch::new();
+    for i in 0..20 {
+        batch.add_row(&key(i), i as i64, [("s", FieldValue::Str("y".repeat(900)))]).unwrap();
+    }
+    match engine.write(&batch) {
+        Err(Error::LimitExceeded {
+            limit: Limit::BatchBytes, ..
+        }) => {}
+        other => panic!("expected the batch size limit, got {other:?}"),
+    }
+    assert_eq!(engine.stats().unwrap().series, 0, "series of a refused batch are not created");
+
+    let long_tag = SeriesKey::metric("m").unwrap().with_tag("k", "x".repeat(17)).unwrap();
+    let mut batch = Batch::new();
+    batch.add_row(&long_tag, 1, [("v", FieldValue::I64(1))]).unwrap();
+    assert!(matches!(
+        engine.write(&batch),
+        Err(Error::LimitExceeded {
+            limit: Limit::TagValueLength,
+            ..
+        })
+    ));
+
+    let mut batch = Batch::new();
+    batch.add_row(&key(0), 1, [("s", FieldValue::Str("z".repeat(1001)))]).unwrap();
+    assert!(matches!(
+        engine.write(&batch),
+        Err(Error::LimitExceeded {
+            limit: Limit::StringValueLength,
+            ..
+        })
+    ));
+
+    let mut batch = Batch::new();
+    batch.add_row(&key(0), i64::MAX, [("v", FieldValue::I64(1))]).unwrap();
+    assert!(matches!(engine.write(&batch), Err(Error::InvalidInput { .. })));
+
+    let mut batch = Batch::new();
+    batch.add_row(&key(0), i64::MAX - 1, [("v", FieldValue::I64(1))]).unwrap();
+    batch.add_row(&key(0), i64::MIN, [("v", FieldValue::I64(2))]).unwrap();
+    engine.write(&batch).unwrap();
+    engine.flush().unwrap();
+    assert_eq!(scan_all(&engine, "m").len(), 2, "the extremes of time are storable");
+}
+
+#[test]
+fn invalid_batches_are_rejected_when_built() {
+    let mut batch = Batch::new();
+    assert!(batch.add_row(&key(0), 1, Vec::<(&str, FieldValue)>::new()).is_err());
+    assert!(
+        batch
+            .add_row(&key(0), 1, [("a", FieldValue::I64(1)), ("a", FieldValue::I64(2))])
+            .is_err()
+    );
+    assert!(batch.is_empty(), "a rejected row leaves nothing behind");
+}

@@ -1,1 +1,115 @@
-fn main() {}
+//! Micro-benchmarks of the column codecs, block decoding and the write path.
+//!
+//! `cargo bench --bench codecs` (add `-- --quick` for a fast pass). Throughput is reported
+//! per value, so the numbers read as values/s.
+
+use annals::internals;
+use annals::workload::w1::{W1, W1Config};
+use annals::{Batch, Durability, Engine, Options};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+/// One W1 host's day: 8640 timestamps and the usage_user column.
+fn w1_series() -> (Vec<i64>, Vec<f64>) {
+    let config = W1Config::new(1, 1, 7);
+    let mut generator = W1::new(config).expect("W1 generator");
+    let mut batch = Batch::new();
+    generator.fill_batch(&mut batch, usize::MAX).expect("W1 rows");
+    let mut timestamps = Vec::new();
+    let mut values = Vec::new();
+    for (_, ts, mut fields) in batch.rows() {
+        timestamps.push(ts);
+        values.push(fields.next().and_then(|(_, v)| v.as_f64()).unwrap_or_default());
+    }
+    (timestamps, values)
+}
+
+fn codecs(c: &mut Criterion) {
+    let (timestamps, values) = w1_series();
+    let n = values.len() as u64;
+    let mut group = c.benchmark_group("codecs");
+    group.throughput(Throughput::Elements(n));
+
+    group.bench_function("timestamps/encode", |b| b.iter(|| internals::encode_i64s(black_box(&timestamps))));
+    let encoded = internals::encode_i64s(&timestamps);
+    group.bench_function("timestamps/decode", |b| {
+        b.iter(|| internals::decode_i64s(black_box(&encoded), timestamps.len()))
+    });
+
+    group.bench_function("decimal_floats/encode", |b| b.iter(|| internals::encode_f64s(black_box(&values))));
+    let encoded = internals::encode_f64s(&values);
+    println!("W1 usage_user: {:.3} bytes/value", encoded.len() as f64 / values.len() as f64);
+    group.bench_function("decimal_floats/decode", |b| {
+        b.iter(|| internals::decode_f64s(black_box(&encoded), values.len()))
+    });
+
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let random: Vec<f64> = (0..values.len())
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f64::from_bits(x >> 2)
+        })
+        .collect();
+    group.bench_function("gorilla_floats/encode", |b| b.iter(|| internals::encode_f64s(black_box(&random))));
+    let encoded = internals::encode_f64s(&random);
+    group.bench_function("gorilla_floats/decode", |b| {
+        b.iter(|| internals::decode_f64s(black_box(&encoded), random.len()))
+    });
+
+    let messages: Vec<String> = (0..values.len())
+        .map(|i| {
+            format!(
+                "Receiving block blk_{} src: /10.250.{}.{}:50010 dest: /10.250.19.102:50010",
+                i * 7919 % 100_003,
+                i % 256,
+                i % 13
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+    group.bench_function("log_messages/encode", |b| b.iter(|| internals::encode_strings(black_box(&refs))));
+    let encoded = internals::encode_strings(&refs);
+    group.bench_function("log_messages/decode", |b| {
+        b.iter(|| internals::decode_strings(black_box(&encoded), refs.len()))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("block");
+    for rows in [1024usize, 8640] {
+        let block = internals::encode_block(&timestamps[..rows], &values[..rows]);
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_with_input(BenchmarkId::new("decode", rows), &block, |b, block| b.iter(|| block.decode()));
+    }
+    group.finish();
+}
+
+fn write_path(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            durability: Durability::None,
+            head_max_bytes: 1 << 30,
+            background_flush: false,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let mut generator = W1::new(W1Config::new(100, 30, 1)).expect("W1 generator");
+    let mut group = c.benchmark_group("write");
+    let mut batch = Batch::new();
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("w1_batch_of_1000_rows/no_fsync", |b| {
+        b.iter(|| {
+            batch.clear();
+            generator.fill_batch(&mut batch, 1000).expect("rows");
+            engine.write(&batch).expect("write")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, codecs, write_path);
+criterion_main!(benches);

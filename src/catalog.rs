@@ -109,7 +109,7 @@ fn encode_key(id: SeriesId, key: &SeriesKey, out: &mut Vec<u8>) {
     }
 }
 
-fn decode_key(payload: &[u8]) -> std::result::Result<(SeriesId, SeriesKey), String> {
+pub(crate) fn decode_key(payload: &[u8]) -> std::result::Result<(SeriesId, SeriesKey), String> {
     let mut r = Reader::new(payload);
     let id = r.u32_le().map_err(|e| e.to_string())?;
     let kind = SeriesKind::from_u8(r.u8().map_err(|e| e.to_string())?).ok_or("unknown series kind")?;

@@ -40,6 +40,9 @@ mod engine;
 pub mod error;
 mod head;
 pub mod ingest;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 pub(crate) mod io;
 mod manifest;
 pub mod model;
@@ -65,6 +68,11 @@ pub use read::{Order, SeriesChunks};
 pub use scan::{Scan, ScanRequest, ScanRow, SeriesSelector};
 pub use time::{Month, TimeRange};
 pub use wal::TornTail;
+
+/// The README's example is compiled and run as a doctest, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 
 /// Seed for randomised unit tests: `ANNALS_TEST_SEED` or a fixed default.
 #[cfg(test)]

@@ -18,6 +18,8 @@ mod reader;
 mod writer;
 
 pub(crate) use block::BlockMeta;
+#[cfg(feature = "internals")]
+pub(crate) use block::{ColumnInput, decode_block, encode_block};
 pub(crate) use reader::SegmentReader;
 pub(crate) use writer::{EncodeOptions, WrittenSegment, write_segment};
 

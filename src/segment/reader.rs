@@ -19,10 +19,10 @@ pub(crate) struct SeriesBlocks {
 }
 
 /// An open segment. Cheap to share (`Arc`); the map lives as long as any reader.
-#[derive(Debug)]
 pub(crate) struct SegmentReader {
     path: PathBuf,
-    map: memmap2::Mmap,
+    /// The file's bytes: a read-only map of a sealed file (or, for fuzzing, a buffer).
+    map: Box<dyn std::ops::Deref<Target = [u8]> + Send + Sync>,
     meta: SegmentMeta,
     fields: Vec<(Arc<str>, ValueType)>,
     field_types: Vec<ValueType>,
@@ -42,11 +42,28 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
+impl std::fmt::Debug for SegmentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentReader")
+            .field("path", &self.path)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SegmentReader {
     /// Maps and checks a segment: size and checksum as recorded in the manifest, header,
     /// footer, and the index checksum. Blocks are checked when read.
     pub(crate) fn open(path: &Path, meta: &SegmentMeta) -> Result<SegmentReader> {
-        let map = io::map_readonly(path)?;
+        SegmentReader::from_bytes(path, Box::new(io::map_readonly(path)?), meta)
+    }
+
+    /// Checks and wraps a segment's bytes; `path` names them in errors.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        map: Box<dyn std::ops::Deref<Target = [u8]> + Send + Sync>,
+        meta: &SegmentMeta,
+    ) -> Result<SegmentReader> {
         let len = map.len();
         let bad = |offset: usize, why: String| Error::malformed(path, offset as u64, why);
         if len as u64 != meta.file_len {

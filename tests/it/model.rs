@@ -140,10 +140,10 @@ fn random_batch(rng: &mut ChaCha8Rng, keys: &[SeriesKey], clock: &mut i64) -> Ba
 fn random_request(rng: &mut ChaCha8Rng, keys: &[SeriesKey]) -> ScanRequest {
     let key = &keys[rng.random_range(0..keys.len())];
     let mut selector = SeriesSelector::measurement(key.measurement());
-    if rng.random_bool(0.5) {
-        if let Some((k, v)) = key.tags().first() {
-            selector = selector.with_tag(k.clone(), v.clone());
-        }
+    if rng.random_bool(0.5)
+        && let Some((k, v)) = key.tags().first()
+    {
+        selector = selector.with_tag(k.clone(), v.clone());
     }
     if rng.random_bool(0.2) {
         selector = SeriesSelector::default();

@@ -58,14 +58,7 @@ enum OrderArg {
 }
 
 pub fn run(data: &Path, args: ScanArgs) -> Result<(), CliError> {
-    let engine = Engine::open(
-        data,
-        Options {
-            create_if_missing: false,
-            background_flush: false,
-            ..Options::default()
-        },
-    )?;
+    // Arguments are checked before the store is opened.
     let now = now_ns();
     let start = args.from.as_deref().map(|t| parse_time(t, now)).transpose()?.unwrap_or(i64::MIN);
     let end = args.to.as_deref().map(|t| parse_time(t, now)).transpose()?.unwrap_or(i64::MAX);
@@ -94,6 +87,14 @@ pub fn run(data: &Path, args: ScanArgs) -> Result<(), CliError> {
         },
         limit: args.limit,
     };
+    let engine = Engine::open(
+        data,
+        Options {
+            create_if_missing: false,
+            background_flush: false,
+            ..Options::default()
+        },
+    )?;
     let snapshot = engine.snapshot();
     let ids = snapshot.select(&request.selector);
     let tag_keys: Vec<String> = ids

@@ -1,0 +1,5 @@
+//! A manifest file's bytes.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    annals::internals::decode_manifest(data);
+});

@@ -1,0 +1,5 @@
+//! A segment file's bytes: opening and fully verifying must succeed or fail cleanly.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    annals::internals::open_and_verify_segment(data.to_vec());
+});

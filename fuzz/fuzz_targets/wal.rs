@@ -1,0 +1,6 @@
+//! A WAL file's bytes: framing and batch payloads must decode or be rejected, never panic.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    annals::internals::decode_wal_file(data);
+    annals::internals::decode_wal_payload(data);
+});

@@ -1,0 +1,199 @@
+//! The `annals` command line, run as a real process.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn annals(data: &Path, args: &[&str]) -> Output {
+    annals_with_input(data, args, None)
+}
+
+fn annals_with_input(data: &Path, args: &[&str], input: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env_remove("ANNALS_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(text) = input {
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn ingest_reports_malformed_lines_and_stores_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input =
+        "cpu,host=a usage=1.5 1000\ncpu,host=a usage= 2000\n\n# comment\ncpu,host=b usage=2.5,cores=4i 3000\ncpu,host=b usage=NaN 4000\n";
+    let out = annals_with_input(dir.path(), &["ingest", "-"], Some(input));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("malformed line 2, column 18: empty field value"), "{stderr}");
+    assert!(
+        stderr.contains("malformed line 6, column 18: invalid field value \"NaN\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ingested 2 rows (3 points) from 6 lines"), "{stderr}");
+
+    let out = annals(
+        dir.path(),
+        &["scan", "--measurement", "cpu", "--format", "csv", "--time-format", "ns"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "time,host,cores,usage\n1000,a,,1.5\n3000,b,4,2.5\n");
+
+    let out = annals(
+        dir.path(),
+        &["scan", "-m", "cpu", "--field", "usage", "--where", "host=b", "--format", "csv"],
+    );
+    assert_eq!(text(&out.stdout), "time,host,usage\n1970-01-01T00:00:00.000003Z,b,2.5\n");
+}
+
+#[test]
+fn strict_mode_stops_at_the_first_malformed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "m v=1 1\nm v=2 2\nm v=oops 3\nm v=4 4\n";
+    let out = annals_with_input(dir.path(), &["ingest", "--strict", "--batch-rows", "1"], Some(input));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stopped at the first malformed line (--strict): line 3, column 5"),
+        "{stderr}"
+    );
+    let out = annals(dir.path(), &["scan", "-m", "m", "--format", "csv", "--time-format", "ns"]);
+    assert_eq!(text(&out.stdout), "time,v\n1,1\n2,2\n", "lines before the bad one are stored");
+}
+
+#[test]
+fn jsonl_kinds_scan_as_json_and_progress_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = [
+        r#"{"kind":"metric","timestamp":"2016-01-01T00:00:00Z","metric_type":"cpu","metric_name":"usage_percent","value":12.5,"unit":"percent","tags":{"host":"a"}}"#,
+        r#"{"kind":"log","timestamp":"2016-01-01T00:00:01Z","level":"ERROR","logger_name":"db","message":"connection lost","line_number":42}"#,
+        r#"{"kind":"log","timestamp":"2016-01-01T00:00:01Z","level":"INFO","logger_name":"db","message":"reconnected"}"#,
+        r#"{"kind":"alert","timestamp":"2016-01-01T00:00:02Z","alert_id":"a1","level":"WARNING","category":"SYSTEM","title":"disk","resolved_at":"2016-01-01T01:00:00Z"}"#,
+        r#"{"kind":"performance","timestamp":"2016-01-01T00:00:03Z","component":"buffer","operation":"flush","duration_ms":3.5}"#,
+    ]
+    .join("\n");
+    let out = annals_with_input(
+        dir.path(),
+        &["ingest", "--format", "jsonl", "--progress", "json", "--batch-rows", "2"],
+        Some(&input),
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let progress: Vec<&str> = stderr.lines().filter(|l| l.starts_with("{\"durable_rows\"")).collect();
+    assert_eq!(progress.last(), Some(&"{\"durable_rows\":6,\"durable_points\":12}"), "{stderr}");
+    assert_eq!(progress.len(), 3);
+
+    let out = annals(dir.path(), &["scan", "-m", "log", "--where", "level=ERROR", "--format", "json"]);
+    let line = text(&out.stdout);
+    let value: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(value["time"], "2016-01-01T00:00:01Z");
+    assert_eq!(value["tags"]["logger_name"], "db");
+    assert_eq!(value["fields"]["message"], "connection lost");
+    assert_eq!(value["fields"]["line_number"], 42);
+    assert!(value["record_id"].is_u64());
+
+    let out = annals(
+        dir.path(),
+        &[
+            "scan", "-m", "alert", "--field", "state", "--order", "desc", "--limit", "1", "--format", "csv",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "time,category,level,state\n2016-01-01T01:00:00Z,SYSTEM,WARNING,resolved\n"
+    );
+}
+
+#[test]
+fn stats_and_verify_report_and_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let input: String = (0..1000).map(|i| format!("m,host=h{} v={}i {}\n", i % 3, i, i)).collect();
+    assert!(annals_with_input(dir.path(), &["ingest"], Some(&input)).status.success());
+
+    let out = annals(dir.path(), &["stats", "--format", "json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["series"], 3);
+    assert_eq!(stats["points"], 1000);
+    assert!(stats["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(stats["months"][0]["month"], "1970-01");
+    let out = annals(dir.path(), &["stats"]);
+    assert!(text(&out.stdout).contains("series       3"));
+
+    let out = annals(dir.path(), &["verify"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("clean"));
+    let segment = std::fs::read_dir(dir.path().join("data/1970-01"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[60] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+    let out = annals(dir.path(), &["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("DAMAGED"), "{}", text(&out.stdout));
+    let out = annals(dir.path(), &["scan", "-m", "m"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("verify --repair"), "{}", text(&out.stderr));
+    let out = annals(dir.path(), &["verify", "--repair"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(annals(dir.path(), &["verify"]).status.success());
+}
+
+#[test]
+fn demo_writes_once_and_answers_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = annals(dir.path(), &["demo", "--days", "2"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("wrote 2 days of history"), "{stdout}");
+    assert!(stdout.contains("latest cpu usage per host:"), "{stdout}");
+    assert!(stdout.contains("log records by level:"), "{stdout}");
+    let out = annals(dir.path(), &["demo", "--days", "2"]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("demo data was already written"), "{stdout}");
+    assert!(annals(dir.path(), &["verify"]).status.success());
+}
+
+#[test]
+fn data_directory_comes_from_the_environment_and_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("from-env");
+    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .args(["ingest", "-"])
+        .env("ANNALS_DATA", &store)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(store.join("MANIFEST").is_file());
+
+    let out = annals(&dir.path().join("missing"), &["scan", "-m", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no annals store at"), "{}", text(&out.stderr));
+    let out = annals(dir.path(), &["scan", "-m", "x", "--from", "yesterday-ish"]);
+    assert!(text(&out.stderr).contains("cannot read time"), "{}", text(&out.stderr));
+    let out = annals(dir.path(), &["ingest", "--durability", "maybe"]);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit with 2");
+    let out = Command::new(env!("CARGO_BIN_EXE_annals")).arg("--help").output().unwrap();
+    let help = text(&out.stdout);
+    for command in ["ingest", "scan", "stats", "verify", "demo"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

@@ -177,6 +177,9 @@ pub(crate) fn truncate(path: &Path, len: u64) -> Result<()> {
     file.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
+/// How long opening waits for a lock that looks held before reporting `Error::Locked`.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The exclusive lock on a data directory, held for the life of a handle.
 #[derive(Debug)]
 pub(crate) struct DirLock {
@@ -195,10 +198,23 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        // A lock just released can still look held for a moment: when any thread of this
+        // process forks a child, the child holds copies of every descriptor (lock
+        // included) until its exec closes them. So retry briefly before reporting a real
+        // holder.
+        let mut wait = std::time::Duration::from_millis(1);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if waited < LOCK_PATIENCE => {
+                    std::thread::sleep(wait);
+                    waited += wait;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path, e)),
+            }
         }
     }
 }

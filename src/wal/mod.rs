@@ -248,8 +248,11 @@ pub(crate) fn replay(
         }
         let is_last = i + 1 == live.len();
         let bytes = io::read_file_if_exists(path)?.unwrap_or_default();
-        if is_last && bytes.len() < FILE_HEADER_LEN as usize {
-            // Created but never completed: nothing in it was ever acknowledged.
+        let header_missing = bytes.len() < FILE_HEADER_LEN as usize || bytes[..FILE_HEADER_LEN as usize].iter().all(|&b| b == 0);
+        if is_last && header_missing {
+            // Created but never completed (short, or a size with no data behind it): the
+            // header is synced before any record is appended, so nothing in it was ever
+            // acknowledged.
             if repair {
                 io::remove_file(path)?;
             }

@@ -191,3 +191,34 @@ fn repair_drops_damage_and_the_store_opens_again() {
     fill(&engine, 1);
     assert_eq!(everything(&engine).unwrap().len(), 25);
 }
+
+#[test]
+fn a_missing_wal_file_is_reported_and_repair_recreates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    fill(&engine, 1);
+    engine.close().unwrap();
+    let wal = only_file(&dir.path().join("wal"), "wal");
+    std::fs::remove_file(&wal).unwrap();
+    assert!(Engine::open(dir.path(), options()).unwrap_err().is_corruption());
+    let report = annals::verify::verify(dir.path(), true).unwrap();
+    assert_eq!(report.repairs.len(), 1, "{report:?}");
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(everything(&engine).unwrap().len(), 25, "flushed rows are unaffected");
+}
+
+#[test]
+fn a_wal_file_whose_header_never_reached_the_disk_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    fill(&engine, 1);
+    drop(engine);
+    // A crash while creating the next WAL file can leave its size without its bytes.
+    let wal_dir = dir.path().join("wal");
+    let last = only_file(&wal_dir, "wal");
+    let number: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    std::fs::write(wal_dir.join(format!("{:020}.wal", number + 1)), [0u8; 24]).unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert!(engine.recovery_report().torn_tail.is_some());
+    assert_eq!(everything(&engine).unwrap().len(), 25);
+}

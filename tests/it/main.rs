@@ -9,3 +9,4 @@ mod engine_basics;
 mod fuzz_seeds;
 mod limits;
 mod model;
+mod poison;

@@ -22,7 +22,7 @@ else
     echo "fuzzing with stable and RUSTC_BOOTSTRAP=1: $(rustc --version)"
 fi
 targets=$(cargo "${toolchain[@]}" fuzz list)
-cargo "${toolchain[@]}" fuzz build --release $targets >/dev/null 2>&1 || cargo "${toolchain[@]}" fuzz build --release
+cargo "${toolchain[@]}" fuzz build --release
 status=0
 for target in $targets; do
     # New inputs go to corpus/ (not committed); the committed seeds/ are only read.

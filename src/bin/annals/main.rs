@@ -54,6 +54,18 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+/// Opens a store that must exist, for a command that only reads it.
+pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::Error> {
+    annals::Engine::open(
+        data,
+        annals::Options {
+            create_if_missing: false,
+            background_flush: false,
+            ..annals::Options::default()
+        },
+    )
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -2,7 +2,6 @@
 
 use crate::CliError;
 use crate::output::{self, bytes, count};
-use annals::{Engine, Options};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::Path;
@@ -34,14 +33,7 @@ pub struct VerifyArgs {
 }
 
 pub fn stats(data: &Path, args: StatsArgs) -> Result<(), CliError> {
-    let engine = Engine::open(
-        data,
-        Options {
-            create_if_missing: false,
-            background_flush: false,
-            ..Options::default()
-        },
-    )?;
+    let engine = crate::open_existing(data)?;
     let stats = engine.stats()?;
     let mut out = std::io::stdout().lock();
     if args.format == ReportFormat::Json {

@@ -3,7 +3,7 @@
 use crate::CliError;
 use crate::output::{self, Format, TimeFormat};
 use annals::time::{now_ns, parse_time};
-use annals::{Engine, Error, Options, Order, ScanRequest, SeriesKind, SeriesSelector, TimeRange};
+use annals::{Error, Order, ScanRequest, SeriesKind, SeriesSelector, TimeRange};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
@@ -87,14 +87,7 @@ pub fn run(data: &Path, args: ScanArgs) -> Result<(), CliError> {
         },
         limit: args.limit,
     };
-    let engine = Engine::open(
-        data,
-        Options {
-            create_if_missing: false,
-            background_flush: false,
-            ..Options::default()
-        },
-    )?;
+    let engine = crate::open_existing(data)?;
     let snapshot = engine.snapshot();
     let ids = snapshot.select(&request.selector);
     let tag_keys: Vec<String> = ids

@@ -380,8 +380,7 @@ impl Inner {
 
     /// Global ids (and kinds) of the batch's series, creating missing ones within the
     /// series limit. Called with the writer lock held, so creation order is WAL order.
-    #[allow(clippy::type_complexity)]
-    fn resolve_series(&self, batch: &Batch) -> Result<(Vec<(SeriesId, SeriesKind)>, Vec<(SeriesId, crate::model::SeriesKey)>)> {
+    fn resolve_series(&self, batch: &Batch) -> Result<ResolvedSeries> {
         let mut resolved = Vec::with_capacity(batch.series.len());
         let mut missing = Vec::new();
         {
@@ -507,6 +506,9 @@ impl Inner {
         }
     }
 }
+
+/// A batch's series as (global id, kind) per batch-local series, and the series it created.
+type ResolvedSeries = (Vec<(SeriesId, SeriesKind)>, Vec<(SeriesId, crate::model::SeriesKey)>);
 
 impl Writer {
     fn intern(&mut self, name: &str) -> Arc<str> {

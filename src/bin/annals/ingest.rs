@@ -136,12 +136,16 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
     });
     let bar = make_bar(progress_kind, total_bytes);
 
-    let limits = engine.options().limits.clone();
+    let settings = ParseSettings {
+        format,
+        precision,
+        limits: engine.options().limits.clone(),
+        strict: args.strict,
+        batch_rows: args.batch_rows as usize,
+        max_line_bytes: args.max_line_bytes,
+    };
     let (tx, rx) = sync_channel::<Message>(4);
-    let strict = args.strict;
-    let batch_rows = args.batch_rows as usize;
-    let max_line_bytes = args.max_line_bytes;
-    let parser = std::thread::spawn(move || parse_input(input, format, precision, limits, strict, batch_rows, max_line_bytes, tx));
+    let parser = std::thread::spawn(move || parse_input(input, settings, tx));
 
     let started = Instant::now();
     let (mut rows, mut points) = (0u64, 0u64);
@@ -228,17 +232,24 @@ fn make_bar(kind: ProgressArg, total_bytes: Option<u64>) -> ProgressBar {
     bar
 }
 
-#[allow(clippy::too_many_arguments)]
-fn parse_input(
-    input: Box<dyn Read + Send>,
+struct ParseSettings {
     format: Format,
     precision: Precision,
     limits: Limits,
     strict: bool,
     batch_rows: usize,
     max_line_bytes: usize,
-    tx: SyncSender<Message>,
-) -> ParseOutcome {
+}
+
+fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSender<Message>) -> ParseOutcome {
+    let ParseSettings {
+        format,
+        precision,
+        limits,
+        strict,
+        batch_rows,
+        max_line_bytes,
+    } = settings;
     let batch_bytes = limits.max_batch_bytes / 2;
     let mut parser = Parser::new(format, precision, limits);
     let mut reader = LineReader::new(BufReader::with_capacity(1 << 20, input), max_line_bytes);

@@ -4,7 +4,7 @@
 //! rows as line protocol, for timing `annals ingest`.
 //!
 //! ```sh
-//! cargo run --release --example w1_ingest -- [--scale quick|full] [--writers N] [--write-lp FILE] [--dir DIR]
+//! cargo bench --bench w1_ingest -- [--scale quick|full] [--writers N] [--write-lp FILE] [--dir DIR]
 //! ```
 //!
 //! This is the storage core's yardstick; the benchmark harness (annals-bench) runs the

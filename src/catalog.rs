@@ -8,8 +8,10 @@
 
 use crate::codec::bytes::{Reader, put_varint};
 use crate::error::{CorruptionKind, Error, Result};
+use crate::index::{TagIndex, TagPredicate};
 use crate::io::{self, frame};
 use crate::model::{SeriesId, SeriesKey, SeriesKind};
+use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::Write;
@@ -27,6 +29,8 @@ const KIND_SERIES: u8 = 1;
 pub(crate) struct Catalog {
     keys: Vec<Arc<SeriesKey>>,
     index: FxHashMap<Arc<SeriesKey>, SeriesId>,
+    /// Bitmaps by measurement, kind and tag; covers every key once attached.
+    tags: TagIndex,
     heap_bytes: usize,
 }
 
@@ -45,6 +49,14 @@ impl Catalog {
 
     /// Adds a key that is not present; returns its new id.
     pub(crate) fn insert(&mut self, key: SeriesKey) -> SeriesId {
+        let id = self.insert_untagged(key);
+        self.tags.insert(id, &self.keys[id as usize]);
+        id
+    }
+
+    /// Adds a key without indexing its tags (loading the catalog file, before the tag
+    /// index is attached).
+    fn insert_untagged(&mut self, key: SeriesKey) -> SeriesId {
         let id = self.keys.len() as SeriesId;
         self.heap_bytes += key.heap_bytes() * 2;
         let key = Arc::new(key);
@@ -53,12 +65,34 @@ impl Catalog {
         id
     }
 
+    /// Installs the tag index, which must cover exactly the keys loaded so far.
+    pub(crate) fn attach_tags(&mut self, tags: TagIndex) {
+        debug_assert_eq!(tags.len(), self.keys.len() as u64);
+        self.tags = tags;
+    }
+
+    pub(crate) fn tags(&self) -> &TagIndex {
+        &self.tags
+    }
+
+    /// Ids of the series of `kind` and `measurement` (when given) satisfying `predicate`.
+    pub(crate) fn select(
+        &self,
+        kind: Option<SeriesKind>,
+        measurement: Option<&str>,
+        predicate: Option<&TagPredicate>,
+    ) -> Result<RoaringBitmap> {
+        self.tags.select(kind, measurement, predicate)
+    }
+
     /// Forgets series created after the first `len` (a write that failed before reaching
     /// the WAL).
     pub(crate) fn truncate(&mut self, len: usize) {
-        for key in self.keys.drain(len.min(self.keys.len())..) {
+        let start = len.min(self.keys.len());
+        for (offset, key) in self.keys.drain(start..).enumerate() {
             self.heap_bytes = self.heap_bytes.saturating_sub(key.heap_bytes() * 2);
             self.index.remove(&key);
+            self.tags.remove((start + offset) as SeriesId, &key);
         }
     }
 
@@ -74,19 +108,6 @@ impl Catalog {
             }
             None => Err(format!("series id {id} skips ids after {}", self.keys.len())),
         }
-    }
-
-    /// Ids of series of `measurement` (any kind when `kind` is None) whose tags include
-    /// every pair in `tags`, ascending.
-    pub(crate) fn matching(&self, kind: Option<SeriesKind>, measurement: Option<&str>, tags: &[(String, String)]) -> Vec<SeriesId> {
-        self.keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| kind.is_none_or(|kind| k.kind() == kind))
-            .filter(|(_, k)| measurement.is_none_or(|m| k.measurement() == m))
-            .filter(|(_, k)| tags.iter().all(|(tk, tv)| k.tag(tk) == Some(tv.as_str())))
-            .map(|(i, _)| i as SeriesId)
-            .collect()
     }
 
     /// All keys in id order.
@@ -146,6 +167,8 @@ pub(crate) struct LoadedCatalog {
     pub file: CatalogFile,
     /// Bytes cut off a torn tail, if any.
     pub torn_bytes: u64,
+    /// Series the persisted tag index covered (0 when it had to be rebuilt).
+    pub tags_covered: u64,
 }
 
 impl CatalogFile {
@@ -213,7 +236,7 @@ impl CatalogFile {
                     if catalog.lookup(&key).is_some() {
                         return Err(Error::malformed(&path, pos as u64, format!("series {key} listed twice")));
                     }
-                    catalog.insert(key);
+                    catalog.insert_untagged(key);
                     pos = next;
                 }
                 frame::Frame::End => break,
@@ -231,10 +254,13 @@ impl CatalogFile {
         }
         let file = io::open_append(&path)?;
         let persisted = catalog.len();
+        let (tags, tags_covered) = TagIndex::load_or_rebuild(dir, &catalog.keys)?;
+        catalog.attach_tags(tags);
         Ok(LoadedCatalog {
             catalog,
             file: CatalogFile { path, file, persisted },
             torn_bytes,
+            tags_covered,
         })
     }
 

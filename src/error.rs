@@ -182,6 +182,12 @@ pub enum Limit {
     BatchBytes,
     /// Bytes in one input line.
     LineLength,
+    /// Series one query reads.
+    QuerySeries,
+    /// Values one query decodes.
+    QueryPointsScanned,
+    /// Rows one query produces.
+    QueryResultRows,
 }
 
 impl fmt::Display for Limit {
@@ -196,6 +202,9 @@ impl fmt::Display for Limit {
             Limit::BatchRows => "max_batch_rows",
             Limit::BatchBytes => "max_batch_bytes",
             Limit::LineLength => "max_line_bytes",
+            Limit::QuerySeries => "query max_series",
+            Limit::QueryPointsScanned => "query max_points_scanned",
+            Limit::QueryResultRows => "query max_result_rows",
         })
     }
 }

@@ -33,12 +33,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+mod cache;
 mod catalog;
 pub mod chunk;
 pub(crate) mod codec;
 mod engine;
 pub mod error;
 mod head;
+pub mod history;
+mod index;
 pub mod ingest;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
@@ -47,6 +50,7 @@ pub(crate) mod io;
 mod manifest;
 pub mod model;
 mod options;
+pub mod query;
 mod read;
 mod scan;
 mod segment;
@@ -59,11 +63,13 @@ pub mod workload;
 pub use chunk::{Chunk, Column, ColumnValues};
 pub use engine::{Engine, FlushReport, MonthStats, RecoveryReport, Snapshot, StoreStats, WriteReceipt};
 pub use error::{CorruptionKind, Error, Limit, Result};
+pub use index::TagPredicate;
 pub use model::{
     AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesId, SeriesKey, SeriesKind,
     ValueType,
 };
-pub use options::{Durability, Limits, Options};
+pub use options::{Durability, Limits, Options, QueryLimits};
+pub use query::{Aggregate, AggregateFn, Bucket, FieldFilter, Fill, Query, QueryResult, QueryRow};
 pub use read::{Order, SeriesChunks};
 pub use scan::{Scan, ScanRequest, ScanRow, SeriesSelector};
 pub use time::{Month, TimeRange};

@@ -163,6 +163,31 @@ pub struct Options {
     pub flush_threads: usize,
     /// Create the directory and an empty store when none exists (default true).
     pub create_if_missing: bool,
+    /// Memory for decoded blocks kept between reads (default 128 MiB; 0 disables).
+    pub block_cache_bytes: usize,
+    /// Bounds on what one query may cost.
+    pub query_limits: QueryLimits,
+}
+
+/// Bounds on one query, reported by name in [`Error::LimitExceeded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Series a query may read (default 1,000,000).
+    pub max_series: u64,
+    /// Values a query may decode (default 2,000,000,000).
+    pub max_points_scanned: u64,
+    /// Rows a query may produce, before limit and offset (default 10,000,000).
+    pub max_result_rows: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_series: 1_000_000,
+            max_points_scanned: 2_000_000_000,
+            max_result_rows: 10_000_000,
+        }
+    }
 }
 
 impl Default for Options {
@@ -177,6 +202,8 @@ impl Default for Options {
             background_flush: true,
             flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             create_if_missing: true,
+            block_cache_bytes: 128 << 20,
+            query_limits: QueryLimits::default(),
         }
     }
 }

@@ -50,6 +50,21 @@ enum Unit {
     Group { blocks: Vec<BlockSource>, head: Range<usize> },
 }
 
+/// Decides from a lone block's metadata that none of its rows can be wanted (for example a
+/// value filter its statistics rule out). Only consulted for blocks that overlap no other
+/// source, where skipping cannot expose an older version of a row.
+pub(crate) type BlockPruner = Arc<dyn Fn(&SegmentReader, &BlockMeta) -> bool + Send + Sync>;
+
+/// One time-disjoint piece of a series.
+pub(crate) enum UnitData {
+    /// A block that overlaps no other source: its metadata describes exactly the rows it
+    /// would yield (before range and field trimming). Decode it with
+    /// [`SeriesChunks::decode_lone`].
+    Lone { segment: Arc<SegmentReader>, meta: BlockMeta },
+    /// Rows already decoded and merged, in output order.
+    Rows(Chunk),
+}
+
 /// Chunks of one series in a time range, in the requested order.
 pub struct SeriesChunks {
     series: SeriesId,
@@ -60,6 +75,9 @@ pub struct SeriesChunks {
     /// The series' visible head rows, merged over heads, sorted, deduplicated.
     head: Chunk,
     units: VecDeque<Unit>,
+    pruner: Option<BlockPruner>,
+    /// Keep rows that have none of the wanted fields (for counting rows).
+    keep_empty_rows: bool,
 }
 
 impl SeriesChunks {
@@ -73,10 +91,11 @@ impl SeriesChunks {
         order: Order,
     ) -> Result<SeriesChunks> {
         let mut blocks = Vec::new();
+        let mut head_parts = Vec::new();
         if !range.is_empty() {
             for segment in &state.segments {
                 let meta = segment.meta();
-                if !range.overlaps(meta.min_ts, meta.max_ts) {
+                if !range.overlaps(meta.min_ts, meta.max_ts) || !segment.series_set().contains(series) {
                     continue;
                 }
                 if let Some(entry) = segment.series(series)? {
@@ -92,9 +111,6 @@ impl SeriesChunks {
                     );
                 }
             }
-        }
-        let mut head_parts = Vec::new();
-        if !range.is_empty() {
             for head in &state.heads {
                 let head = head.read();
                 if head.may_contain(series, range)
@@ -106,10 +122,7 @@ impl SeriesChunks {
             }
         }
         let mut head = match head_parts.len() {
-            0 => Chunk {
-                series,
-                ..Chunk::default()
-            },
+            0 => Chunk::default(),
             1 => head_parts.pop().map(|(c, _)| c).unwrap_or_default(),
             _ => merge(series, kind, head_parts),
         };
@@ -124,7 +137,98 @@ impl SeriesChunks {
             order,
             head,
             units,
+            pruner: None,
+            keep_empty_rows: false,
         })
+    }
+
+    /// Skips lone blocks the pruner rules out.
+    pub(crate) fn with_pruner(mut self, pruner: Option<BlockPruner>) -> SeriesChunks {
+        self.pruner = pruner;
+        self
+    }
+
+    /// Keeps rows that have none of the wanted fields, when `keep` (counting rows).
+    pub(crate) fn keep_rows_without_fields(mut self, keep: bool) -> SeriesChunks {
+        self.keep_empty_rows = keep;
+        self
+    }
+
+    /// The series' kind.
+    pub(crate) fn kind(&self) -> SeriesKind {
+        self.kind
+    }
+
+    /// Field-table indexes of `segment` to decode.
+    fn wanted_fields(&self, segment: &SegmentReader) -> Option<Vec<u32>> {
+        let wanted = self.fields.as_ref()?;
+        Some(
+            segment
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, (name, _))| wanted.iter().any(|n| **n == **name))
+                .map(|(i, _)| i as u32)
+                .collect(),
+        )
+    }
+
+    /// Decodes a block and trims it to the range; `versions` come with it.
+    fn decode_block(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Chunk, Vec<u64>)>> {
+        let wanted = self.wanted_fields(segment);
+        let chunk = segment.read_block(self.series, meta, wanted.as_deref())?;
+        let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
+        let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
+        if start == end {
+            return Ok(None);
+        }
+        let chunk = chunk.slice_rows(start..end);
+        let versions = if self.kind.is_event() {
+            chunk.record_ids.clone()
+        } else {
+            vec![segment.meta().max_seq; chunk.len()]
+        };
+        Ok(Some((chunk, versions)))
+    }
+
+    /// Decodes a lone block handed out by [`SeriesChunks::next_unit`], finished like any
+    /// other output chunk (trimmed, in order); `None` when nothing of it is wanted.
+    pub(crate) fn decode_lone(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<Chunk>> {
+        Ok(self.decode_block(segment, meta)?.and_then(|(chunk, _)| self.finish(chunk)))
+    }
+
+    /// The next unit in order: a lone block undecoded, or decoded rows.
+    pub(crate) fn next_unit(&mut self) -> Option<Result<UnitData>> {
+        loop {
+            let unit = match self.order {
+                Order::Ascending => self.units.pop_front()?,
+                Order::Descending => self.units.pop_back()?,
+            };
+            let rows = match unit {
+                Unit::Group { mut blocks, head } if blocks.len() == 1 && head.is_empty() => {
+                    let b = blocks.remove(0);
+                    if self.pruner.as_ref().is_some_and(|prune| prune(&b.segment, &b.meta)) {
+                        continue;
+                    }
+                    return Some(Ok(UnitData::Lone {
+                        segment: b.segment,
+                        meta: b.meta,
+                    }));
+                }
+                other => self.evaluate(other),
+            };
+            match rows {
+                Ok(chunk) => {
+                    if let Some(chunk) = self.finish(chunk) {
+                        return Some(Ok(UnitData::Rows(chunk)));
+                    }
+                }
+                Err(e) => {
+                    self.units.clear();
+                    return Some(Err(e));
+                }
+            }
+        }
     }
 
     fn evaluate(&self, unit: Unit) -> Result<Chunk> {
@@ -134,31 +238,9 @@ impl SeriesChunks {
         };
         let mut parts = Vec::with_capacity(blocks.len() + 1);
         for b in &blocks {
-            let wanted: Vec<bool> = b
-                .segment
-                .fields()
-                .iter()
-                .map(|(name, _)| self.fields.as_ref().is_none_or(|f| f.iter().any(|n| **n == **name)))
-                .collect();
-            let chunk = b
-                .segment
-                .read_block(self.series, &b.meta, &|f| wanted.get(f as usize).copied().unwrap_or(false))?;
-            let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
-            let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
-            if start == end {
-                continue;
+            if let Some(part) = self.decode_block(&b.segment, &b.meta)? {
+                parts.push(part);
             }
-            let chunk = if start == 0 && end == chunk.len() {
-                chunk
-            } else {
-                chunk.slice_rows(start..end)
-            };
-            let versions = if self.kind.is_event() {
-                chunk.record_ids.clone()
-            } else {
-                vec![b.segment.meta().max_seq; chunk.len()]
-            };
-            parts.push((chunk, versions));
         }
         if !head_range.is_empty() {
             let chunk = self.head.slice_rows(head_range);
@@ -166,13 +248,32 @@ impl SeriesChunks {
             parts.push((chunk, versions));
         }
         Ok(match parts.len() {
-            0 => Chunk {
-                series: self.series,
-                ..Chunk::default()
-            },
+            0 => Chunk::default(),
             1 => parts.pop().map(|(c, _)| c).unwrap_or_default(),
             _ => merge(self.series, self.kind, parts),
         })
+    }
+
+    /// Output form of a unit's rows: rows without a wanted field dropped, record ids only
+    /// for events, in the requested order. `None` when nothing is left.
+    fn finish(&self, mut chunk: Chunk) -> Option<Chunk> {
+        if chunk.is_empty() {
+            return None;
+        }
+        if self.fields.is_some() && !self.keep_empty_rows {
+            chunk = chunk.retain_rows_with_values();
+            if chunk.is_empty() {
+                return None;
+            }
+        }
+        chunk.series = self.series;
+        if !self.kind.is_event() {
+            chunk.record_ids.clear();
+        }
+        if self.order == Order::Descending {
+            chunk.reverse();
+        }
+        Some(chunk)
     }
 }
 
@@ -181,33 +282,18 @@ impl Iterator for SeriesChunks {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let unit = match self.order {
-                Order::Ascending => self.units.pop_front()?,
-                Order::Descending => self.units.pop_back()?,
+            return match self.next_unit()? {
+                Ok(UnitData::Rows(chunk)) => Some(Ok(chunk)),
+                Ok(UnitData::Lone { segment, meta }) => match self.decode_lone(&segment, &meta) {
+                    Ok(Some(chunk)) => Some(Ok(chunk)),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.units.clear();
+                        Some(Err(e))
+                    }
+                },
+                Err(e) => Some(Err(e)),
             };
-            match self.evaluate(unit) {
-                Ok(mut chunk) if !chunk.is_empty() => {
-                    if self.fields.is_some() {
-                        chunk = chunk.retain_rows_with_values();
-                        if chunk.is_empty() {
-                            continue;
-                        }
-                    }
-                    chunk.series = self.series;
-                    if !self.kind.is_event() {
-                        chunk.record_ids.clear();
-                    }
-                    if self.order == Order::Descending {
-                        chunk.reverse();
-                    }
-                    return Some(Ok(chunk));
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    self.units.clear();
-                    return Some(Err(e));
-                }
-            }
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::chunk::Chunk;
 use crate::error::Result;
+use crate::index::TagPredicate;
 use crate::model::{FieldValue, SeriesId, SeriesKey, SeriesKind};
 use crate::read::{Order, SeriesChunks};
 use crate::time::TimeRange;
@@ -9,16 +10,16 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-/// Which series a read covers: optionally one kind, optionally one measurement, and tags
-/// that must all match exactly. The query engine adds richer predicates on top.
+/// Which series a read covers: optionally one kind, optionally one measurement, and a
+/// predicate on tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeriesSelector {
     /// Only series of this kind.
     pub kind: Option<SeriesKind>,
     /// Only series of this measurement.
     pub measurement: Option<String>,
-    /// (key, value) pairs every selected series has.
-    pub tags: Vec<(String, String)>,
+    /// Only series whose tags satisfy this.
+    pub predicate: Option<TagPredicate>,
 }
 
 impl SeriesSelector {
@@ -30,10 +31,32 @@ impl SeriesSelector {
         }
     }
 
-    /// Adds a required tag.
-    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> SeriesSelector {
-        self.tags.push((key.into(), value.into()));
+    /// Adds a required tag value.
+    pub fn with_tag(self, key: impl Into<String>, value: impl Into<String>) -> SeriesSelector {
+        self.with_predicate(TagPredicate::eq(key, value))
+    }
+
+    /// Adds a predicate that must hold too.
+    pub fn with_predicate(mut self, predicate: TagPredicate) -> SeriesSelector {
+        self.predicate = Some(match self.predicate.take() {
+            None => predicate,
+            Some(TagPredicate::And(mut all)) => {
+                all.push(predicate);
+                TagPredicate::And(all)
+            }
+            Some(existing) => TagPredicate::And(vec![existing, predicate]),
+        });
         self
+    }
+
+    /// Whether a series key is selected (the definition the index agrees with).
+    pub fn matches(&self, key: &SeriesKey) -> Result<bool> {
+        Ok(self.kind.is_none_or(|k| key.kind() == k)
+            && self.measurement.as_deref().is_none_or(|m| key.measurement() == m)
+            && match &self.predicate {
+                Some(p) => p.matches(key)?,
+                None => true,
+            })
     }
 
     /// Restricts to one kind.
@@ -80,10 +103,13 @@ pub struct ScanRow {
 }
 
 struct Cursor {
+    id: SeriesId,
     key: Arc<SeriesKey>,
     chunks: SeriesChunks,
     chunk: Chunk,
     pos: usize,
+    /// Counts chunks loaded, so callers can tell when per-chunk state must be rebuilt.
+    serial: u64,
 }
 
 impl Cursor {
@@ -95,6 +121,7 @@ impl Cursor {
                 Some(chunk) => {
                     self.chunk = chunk?;
                     self.pos = 0;
+                    self.serial += 1;
                 }
                 None => return Ok(false),
             }
@@ -141,6 +168,18 @@ pub struct Scan {
     descending: bool,
     remaining: usize,
     failed: bool,
+    /// The cursor whose row was handed out last; it advances on the next step.
+    pending: Option<usize>,
+}
+
+/// Where a scan stands: one row of one series' current chunk.
+pub(crate) struct Position<'a> {
+    pub series: SeriesId,
+    pub key: &'a Arc<SeriesKey>,
+    pub chunk: &'a Chunk,
+    pub row: usize,
+    /// Counts the chunks the cursor has loaded.
+    pub serial: u64,
 }
 
 impl Scan {
@@ -152,13 +191,16 @@ impl Scan {
             descending,
             remaining: limit.unwrap_or(usize::MAX),
             failed: false,
+            pending: None,
         };
         for (key, id, chunks) in series {
             let mut cursor = Cursor {
+                id,
                 key,
                 chunks,
                 chunk: Chunk::default(),
                 pos: 0,
+                serial: 0,
             };
             let mut has_row = false;
             for chunk in cursor.chunks.by_ref() {
@@ -182,36 +224,66 @@ impl Scan {
     }
 }
 
+impl Scan {
+    /// Moves to the next row in order and returns its cursor; read it with
+    /// [`Scan::at`]. The previous row's cursor advances first.
+    pub(crate) fn step(&mut self) -> Option<Result<usize>> {
+        if self.failed {
+            return None;
+        }
+        if let Some(c) = self.pending.take() {
+            let cursor = &mut self.cursors[c];
+            match cursor.advance() {
+                Ok(true) => self.heap.push(HeapEntry {
+                    timestamp: cursor.timestamp(),
+                    series: cursor.id,
+                    cursor: c,
+                    descending: self.descending,
+                }),
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        if self.remaining == 0 {
+            return None;
+        }
+        let entry = self.heap.pop()?;
+        self.remaining -= 1;
+        self.pending = Some(entry.cursor);
+        Some(Ok(entry.cursor))
+    }
+
+    /// The row a cursor stands on.
+    pub(crate) fn at(&self, cursor: usize) -> Position<'_> {
+        let c = &self.cursors[cursor];
+        Position {
+            series: c.id,
+            key: &c.key,
+            chunk: &c.chunk,
+            row: c.pos,
+            serial: c.serial,
+        }
+    }
+}
+
 impl Iterator for Scan {
     type Item = Result<ScanRow>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.remaining == 0 || self.failed {
-            return None;
-        }
-        let entry = self.heap.pop()?;
-        let cursor = &mut self.cursors[entry.cursor];
-        let row = ScanRow {
-            series: entry.series,
-            key: cursor.key.clone(),
-            timestamp: entry.timestamp,
-            record_id: cursor.chunk.record_ids.get(cursor.pos).copied(),
-            fields: cursor.chunk.row(cursor.pos),
+        let cursor = match self.step()? {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
         };
-        match cursor.advance() {
-            Ok(true) => self.heap.push(HeapEntry {
-                timestamp: cursor.timestamp(),
-                series: entry.series,
-                cursor: entry.cursor,
-                descending: self.descending,
-            }),
-            Ok(false) => {}
-            Err(e) => {
-                self.failed = true;
-                return Some(Err(e));
-            }
-        }
-        self.remaining -= 1;
-        Some(Ok(row))
+        let p = self.at(cursor);
+        Some(Ok(ScanRow {
+            series: p.series,
+            key: p.key.clone(),
+            timestamp: p.chunk.timestamps[p.row],
+            record_id: p.chunk.record_ids.get(p.row).copied(),
+            fields: p.chunk.row(p.row),
+        }))
     }
 }

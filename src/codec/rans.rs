@@ -301,8 +301,7 @@ fn rans_encode(syms: &[u8], model: &Model) -> Vec<u8> {
 pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
     let model = Model::read(&mut BitReader::new(r.prefixed()?))?;
     let rans = r.prefixed()?;
-    let raw = r.prefixed()?;
-    let mut raw = BitReader::new(raw);
+    let mut raw = RawBits::new(r.prefixed()?);
     out.reserve(n);
     if model.scale_bits == 0 {
         if !rans.is_empty() {
@@ -310,7 +309,7 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result
         }
         let (base, nbits) = bin_range(model.symbols[0]);
         for _ in 0..n {
-            out.push(base.wrapping_add(raw.read(nbits)?));
+            out.push(base | raw.take(nbits)?);
         }
         return Ok(());
     }
@@ -346,13 +345,78 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result
             x = (x << 8) | input.u8()? as u32;
         }
         let (base, nbits) = bins[s];
-        let offset = raw.read(nbits)?;
-        out.push(base | (offset & low_mask(nbits)));
+        out.push(base | raw.take(nbits)?);
     }
     if x != RANS_L || !input.is_empty() {
         return Err(DecodeError("rANS stream does not end in its initial state"));
     }
     Ok(())
+}
+
+/// The raw offset bits, read least significant first and refilled a word at a time.
+struct RawBits<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    buffer: u64,
+    count: u32,
+}
+
+impl<'a> RawBits<'a> {
+    fn new(bytes: &'a [u8]) -> RawBits<'a> {
+        RawBits {
+            bytes,
+            pos: 0,
+            buffer: 0,
+            count: 0,
+        }
+    }
+
+    /// Takes `nbits` (at most 61) bits.
+    #[inline(always)]
+    fn take(&mut self, nbits: u32) -> Result<u64, DecodeError> {
+        if self.count >= nbits {
+            // nbits < 64 here, so the shifts are defined.
+            let v = self.buffer & ((1u64 << nbits) - 1);
+            self.buffer >>= nbits;
+            self.count -= nbits;
+            return Ok(v);
+        }
+        self.take_slow(nbits)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&mut self, nbits: u32) -> Result<u64, DecodeError> {
+        if nbits > 56 {
+            // A refill guarantees 56 bits; wider offsets (huge values) come in two reads.
+            let low = self.take_slow(32)?;
+            return Ok(low | (self.take_slow(nbits - 32)? << 32));
+        }
+        if self.count < nbits {
+            if let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
+                // Whole bytes that fit above the bits still buffered.
+                let take = (63 - self.count) / 8;
+                self.buffer |= (u64::from_le_bytes(w) & low_mask(take * 8)) << self.count;
+                self.pos += take as usize;
+                self.count += take * 8;
+            } else {
+                while self.count <= 56 && self.pos < self.bytes.len() {
+                    self.buffer |= (self.bytes[self.pos] as u64) << self.count;
+                    self.pos += 1;
+                    self.count += 8;
+                }
+            }
+            if self.count < nbits {
+                return Err(DecodeError("raw bits end early"));
+            }
+        }
+        let v = self.buffer & low_mask(nbits);
+        self.buffer >>= nbits;
+        self.count -= nbits;
+        Ok(v)
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,12 @@ impl Inner {
     fn write_frozen(&self, flush: &mut FlushState, frozen: &Frozen) -> Result<FlushReport> {
         let keys = self.catalog.read().keys().to_vec();
         flush.catalog_file.persist(&keys)?;
+        // The tag index is derived data: written after the catalog, rebuilt if lost.
+        if flush.tags_persisted != keys.len() as u64 {
+            let encoded = self.catalog.read().tags().encode(keys.len() as u64);
+            crate::io::write_file_atomic(&self.dir.join("TAGS"), &encoded)?;
+            flush.tags_persisted = keys.len() as u64;
+        }
 
         let by_month = split_by_month(frozen.head.read().drain_sorted());
         let generation = flush.manifest.next_generation;
@@ -106,7 +112,7 @@ impl Inner {
 
         let readers = written
             .iter()
-            .map(|w| SegmentReader::open(&w.path, &w.meta).map(Arc::new))
+            .map(|w| SegmentReader::open(&w.path, &w.meta).map(|r| Arc::new(r.with_cache(self.cache.clone()))))
             .collect::<Result<Vec<_>>>()?;
         {
             let mut state = self.state.write();

@@ -14,6 +14,7 @@ pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
 pub use stats::{MonthStats, StoreStats};
 
+use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
 use crate::error::{Error, Limit, Result};
 use crate::head::{ApplyBatch, Head};
@@ -103,6 +104,7 @@ pub(crate) struct Inner {
     flusher: Mutex<FlusherState>,
     flusher_wake: Condvar,
     recovery: RecoveryReport,
+    cache: Arc<BlockCache>,
 }
 
 struct Writer {
@@ -126,6 +128,8 @@ struct SyncState {
 struct FlushState {
     manifest: Manifest,
     catalog_file: CatalogFile,
+    /// Series the `TAGS` file covers.
+    tags_persisted: u64,
 }
 
 #[derive(Default)]

@@ -2,6 +2,7 @@
 //! what an interrupted flush left behind, and replay the WAL.
 
 use super::{FlushState, FlusherState, Inner, SyncState, Writer};
+use crate::cache::BlockCache;
 use crate::catalog::{CatalogFile, LoadedCatalog};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::head::{ApplyBatch, Head};
@@ -31,6 +32,9 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Bytes cut off the end of the catalog file (series the WAL re-creates).
     pub catalog_torn_bytes: u64,
+    /// True when the tag index file was missing, stale or damaged and (part of) the index
+    /// was rebuilt from the catalog.
+    pub tag_index_rebuilt: bool,
     /// Files an interrupted flush left behind, removed.
     pub removed_files: Vec<PathBuf>,
     /// Time spent opening.
@@ -68,8 +72,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         mut catalog,
         file: catalog_file,
         torn_bytes,
+        tags_covered,
     } = CatalogFile::open(dir)?;
     report.catalog_torn_bytes = torn_bytes;
+    report.tag_index_rebuilt = tags_covered < catalog.len() as u64;
     if catalog.len() < manifest.catalog_series as usize {
         return Err(Error::malformed(
             catalog_file.path(),
@@ -83,13 +89,14 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     }
 
     report.removed_files = remove_unlisted_segments(&data_dir, &manifest)?;
+    let cache = Arc::new(BlockCache::new(options.block_cache_bytes));
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for meta in &manifest.segments {
         let path = meta.path(&data_dir);
         if !path.is_file() {
             return Err(Error::malformed(&path, 0, "segment listed in the manifest is missing"));
         }
-        segments.push(Arc::new(SegmentReader::open(&path, meta)?));
+        segments.push(Arc::new(SegmentReader::open(&path, meta)?.with_cache(cache.clone())));
     }
 
     let mut head = Head::new();
@@ -161,13 +168,18 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             segments,
             heads: vec![head],
         })),
-        flush: Mutex::new(FlushState { manifest, catalog_file }),
+        flush: Mutex::new(FlushState {
+            manifest,
+            catalog_file,
+            tags_persisted: tags_covered,
+        }),
         poison: Mutex::new(None),
         poisoned: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         flusher: Mutex::new(FlusherState::default()),
         flusher_wake: Condvar::new(),
         recovery: report,
+        cache,
     })
 }
 

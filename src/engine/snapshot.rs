@@ -52,12 +52,12 @@ impl Snapshot {
         self.inner.catalog.read().get(id).cloned()
     }
 
-    /// Ids of the series a selector covers, ascending.
-    pub fn select(&self, selector: &SeriesSelector) -> Vec<SeriesId> {
-        self.inner
-            .catalog
-            .read()
-            .matching(selector.kind, selector.measurement.as_deref(), &selector.tags)
+    /// Ids of the series a selector covers, ascending. Fails on an invalid regular
+    /// expression.
+    pub fn select(&self, selector: &SeriesSelector) -> Result<Vec<SeriesId>> {
+        let catalog = self.inner.catalog.read();
+        let set = catalog.select(selector.kind, selector.measurement.as_deref(), selector.predicate.as_ref())?;
+        Ok(set.iter().collect())
     }
 
     /// Number of series in the catalog.
@@ -113,9 +113,14 @@ impl Snapshot {
         Ok(names.into_iter().collect())
     }
 
+    /// Runs a query against this snapshot, within the store's query limits.
+    pub fn query(&self, query: &crate::query::Query) -> Result<crate::query::QueryResult> {
+        crate::query::run(self, query, &self.inner.options.query_limits)
+    }
+
     /// Rows of the selected series, merged by time.
     pub fn scan(&self, request: &ScanRequest) -> Result<Scan> {
-        let ids = self.select(&request.selector);
+        let ids = self.select(&request.selector)?;
         let fields: Option<Arc<[String]>> = request.fields.as_deref().map(Arc::from);
         let mut series = Vec::with_capacity(ids.len());
         for id in ids {

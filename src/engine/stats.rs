@@ -36,6 +36,10 @@ pub struct StoreStats {
     pub head_points: u64,
     /// Approximate memory of the heads.
     pub head_memory_bytes: u64,
+    /// Reads answered from the decoded-block cache since open.
+    pub block_cache_hits: u64,
+    /// Reads that had to decode since open.
+    pub block_cache_misses: u64,
     /// Per month, oldest first.
     pub months: Vec<MonthStats>,
 }
@@ -109,6 +113,7 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     let manifest_bytes = io::file_len(&inner.dir.join("MANIFEST"))?;
     stats.bytes = stats.segment_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes;
     stats.bytes_per_point = ratio(stats.segment_bytes, stats.segment_points);
+    (stats.block_cache_hits, stats.block_cache_misses) = inner.cache.counters();
     Ok(stats)
 }
 

@@ -6,7 +6,7 @@
 //! this model, so one WAL, one segment format and one read path serve them all.
 
 mod batch;
-mod kinds;
+pub(crate) mod kinds;
 
 pub(crate) use batch::BatchRow;
 pub use batch::{Batch, BatchMark};

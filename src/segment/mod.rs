@@ -17,7 +17,7 @@ mod block;
 mod reader;
 mod writer;
 
-pub(crate) use block::BlockMeta;
+pub(crate) use block::{BlockMeta, ColumnStats};
 #[cfg(feature = "internals")]
 pub(crate) use block::{ColumnInput, decode_block, encode_block};
 pub(crate) use reader::SegmentReader;

@@ -2,6 +2,7 @@
 
 use super::block::{self, BlockError, BlockMeta};
 use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use crate::cache::{BlockCache, BlockKey};
 use crate::chunk::Chunk;
 use crate::codec::bytes::Reader;
 use crate::error::{CorruptionKind, Error, Result};
@@ -30,6 +31,9 @@ pub(crate) struct SegmentReader {
     directory_start: usize,
     n_series: usize,
     file_crc: u32,
+    /// The series the segment holds, for pruning.
+    series_set: roaring::RoaringBitmap,
+    cache: Option<Arc<BlockCache>>,
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -169,6 +173,7 @@ impl SegmentReader {
         let entries_start = r.position();
         let dir = &b[directory_start..footer_start];
         let mut previous: Option<u32> = None;
+        let mut series_set = roaring::RoaringBitmap::new();
         for i in 0..n_series {
             let id = le_u32(dir, i * DIRECTORY_ENTRY_LEN);
             let at = le_u32(dir, i * DIRECTORY_ENTRY_LEN + 4) as usize;
@@ -179,6 +184,7 @@ impl SegmentReader {
                 ));
             }
             previous = Some(id);
+            series_set.insert(id);
         }
         let field_types = fields.iter().map(|(_, t)| *t).collect();
         Ok(SegmentReader {
@@ -191,7 +197,20 @@ impl SegmentReader {
             directory_start,
             n_series,
             file_crc,
+            series_set,
+            cache: None,
         })
+    }
+
+    /// Shares a cache of decoded blocks with this reader.
+    pub(crate) fn with_cache(mut self, cache: Arc<BlockCache>) -> SegmentReader {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The series the segment holds.
+    pub(crate) fn series_set(&self) -> &roaring::RoaringBitmap {
+        &self.series_set
     }
 
     pub(crate) fn meta(&self) -> &SegmentMeta {
@@ -255,17 +274,42 @@ impl SegmentReader {
         Ok(SeriesBlocks { kind, blocks })
     }
 
-    /// Decodes a block, verifying its checksum. `wanted(field)` picks the columns.
-    pub(crate) fn read_block(&self, series: SeriesId, meta: &BlockMeta, wanted: &dyn Fn(u32) -> bool) -> Result<Chunk> {
+    /// Decodes a block, verifying its checksum: the columns of `fields` (field-table
+    /// indexes, ascending), or all of them. Served from the shared cache when possible.
+    pub(crate) fn read_block(&self, series: SeriesId, meta: &BlockMeta, fields: Option<&[u32]>) -> Result<Arc<Chunk>> {
+        let wanted: Box<[u32]> = match fields {
+            Some(f) => meta
+                .columns
+                .iter()
+                .map(|c| c.field)
+                .filter(|id| f.binary_search(id).is_ok())
+                .collect(),
+            None => meta.columns.iter().map(|c| c.field).collect(),
+        };
+        let key = self.cache.as_ref().map(|_| BlockKey {
+            month: self.meta.month.index(),
+            generation: self.meta.generation,
+            offset: meta.offset,
+            fields: wanted.clone(),
+        });
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(hit) = cache.get(key)
+        {
+            return Ok(hit);
+        }
         let start = meta.offset as usize;
         let bytes = &self.map[start..start + meta.len as usize];
-        let mut chunk = block::decode_block(bytes, meta, &self.fields, wanted).map_err(|e| match e {
+        let mut chunk = block::decode_block(bytes, meta, &self.fields, &|f| wanted.binary_search(&f).is_ok()).map_err(|e| match e {
             BlockError::Checksum { stored, computed } => {
                 Error::corruption(&self.path, meta.offset, CorruptionKind::Checksum { stored, computed })
             }
             BlockError::Malformed(d) => Error::malformed(&self.path, meta.offset, d.0),
         })?;
         chunk.series = series;
+        let chunk = Arc::new(chunk);
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, chunk.clone());
+        }
         Ok(chunk)
     }
 
@@ -289,7 +333,7 @@ impl SegmentReader {
             let (id, at) = self.directory_entry(i);
             let entry = self.entry(at)?;
             for b in &entry.blocks {
-                let chunk = self.read_block(id, b, &|_| true)?;
+                let chunk = self.read_block(id, b, None)?;
                 block::check_stats(&chunk, b).map_err(|why| Error::malformed(&self.path, b.offset, why))?;
                 if entry.kind.is_event() == chunk.record_ids.is_empty() {
                     return Err(Error::malformed(

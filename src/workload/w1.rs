@@ -323,3 +323,157 @@ mod tests {
         assert!(first.ends_with(&format!(" {ts}")));
     }
 }
+
+/// The TSBS devops queries of `../shared/bench/WORKLOAD.md`, with TSBS's random windows and
+/// hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsbsQuery {
+    /// The 10,000 newest points (1,000 rows of ten fields) of one host inside a 12 h window.
+    Range10k,
+    /// MAX(usage_user) per minute, one host, one hour.
+    SingleGroupby111,
+    /// MAX of the first five fields per minute, one host, twelve hours.
+    SingleGroupby5112,
+    /// MAX of all ten fields per hour, eight hosts, eight hours.
+    CpuMaxAll8,
+    /// AVG(usage_user) per host per hour, all hosts, twelve hours.
+    DoubleGroupby1,
+    /// All rows of one host over twelve hours where usage_user > 90.
+    HighCpu1,
+    /// The newest row of every host.
+    Lastpoint,
+    /// MAX(usage_user) per minute before a random time, all hosts, newest five minutes.
+    GroupbyOrderbyLimit,
+}
+
+impl TsbsQuery {
+    /// Every query, in WORKLOAD.md's order.
+    pub const ALL: [TsbsQuery; 8] = [
+        TsbsQuery::Range10k,
+        TsbsQuery::SingleGroupby111,
+        TsbsQuery::SingleGroupby5112,
+        TsbsQuery::CpuMaxAll8,
+        TsbsQuery::DoubleGroupby1,
+        TsbsQuery::HighCpu1,
+        TsbsQuery::Lastpoint,
+        TsbsQuery::GroupbyOrderbyLimit,
+    ];
+
+    /// TSBS's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TsbsQuery::Range10k => "range-10k",
+            TsbsQuery::SingleGroupby111 => "single-groupby-1-1-1",
+            TsbsQuery::SingleGroupby5112 => "single-groupby-5-1-12",
+            TsbsQuery::CpuMaxAll8 => "cpu-max-all-8",
+            TsbsQuery::DoubleGroupby1 => "double-groupby-1",
+            TsbsQuery::HighCpu1 => "high-cpu-1",
+            TsbsQuery::Lastpoint => "lastpoint",
+            TsbsQuery::GroupbyOrderbyLimit => "groupby-orderby-limit",
+        }
+    }
+
+    /// An instance with random hosts and window, as TSBS's generator draws them: a window
+    /// starts uniformly in `[start, end - window)`, where `end` is one second after the last
+    /// reading.
+    pub fn generate(&self, config: &W1Config, rng: &mut impl Rng) -> crate::query::Query {
+        use crate::query::{Aggregate, AggregateFn, Bucket, FieldFilter, Query};
+        use crate::read::Order;
+        use crate::scan::SeriesSelector;
+        use crate::time::TimeRange;
+        let end = config.end_ns() + 1_000_000_000;
+        let hour = 3_600_000_000_000i64;
+        let mut window = |length: i64| {
+            let upper = (end - length - config.start_ns).max(1);
+            let start = config.start_ns + rng.random_range(0..upper);
+            TimeRange::new(start, start + length)
+        };
+        let hosts = |rng: &mut dyn rand::RngCore, n: usize| -> Vec<String> {
+            let mut all: Vec<usize> = (0..config.hosts).collect();
+            for i in 0..n.min(all.len()) {
+                let j = i + (rng.next_u64() as usize) % (all.len() - i);
+                all.swap(i, j);
+            }
+            all[..n.min(config.hosts)].iter().map(|h| format!("host_{h}")).collect()
+        };
+        let cpu = || SeriesSelector::measurement("cpu");
+        let one_host = |rng: &mut dyn rand::RngCore| cpu().with_tag("hostname", hosts(rng, 1).remove(0));
+        let max_of = |n: usize| FIELDS[..n].iter().map(|f| Aggregate::of(AggregateFn::Max, *f)).collect::<Vec<_>>();
+        match self {
+            TsbsQuery::Range10k => {
+                let range = window(12 * hour);
+                Query {
+                    selector: one_host(rng),
+                    range,
+                    order: Order::Descending,
+                    limit: Some(1000),
+                    ..Query::default()
+                }
+            }
+            TsbsQuery::SingleGroupby111 | TsbsQuery::SingleGroupby5112 => {
+                let (fields, length) = if *self == TsbsQuery::SingleGroupby111 {
+                    (1, hour)
+                } else {
+                    (5, 12 * hour)
+                };
+                let range = window(length);
+                Query {
+                    selector: one_host(rng),
+                    range,
+                    aggregates: max_of(fields),
+                    every: Some(Bucket::Fixed(60_000_000_000)),
+                    ..Query::default()
+                }
+            }
+            TsbsQuery::CpuMaxAll8 => {
+                let range = window(8 * hour);
+                let selected = hosts(rng, 8);
+                Query {
+                    selector: cpu().with_predicate(crate::index::TagPredicate::In("hostname".into(), selected)),
+                    range,
+                    aggregates: max_of(10),
+                    every: Some(Bucket::Fixed(hour)),
+                    ..Query::default()
+                }
+            }
+            TsbsQuery::DoubleGroupby1 => Query {
+                selector: cpu(),
+                range: window(12 * hour),
+                aggregates: vec![Aggregate::of(AggregateFn::Mean, FIELDS[0])],
+                group_by: vec!["hostname".into()],
+                every: Some(Bucket::Fixed(hour)),
+                ..Query::default()
+            },
+            TsbsQuery::HighCpu1 => {
+                let range = window(12 * hour);
+                Query {
+                    selector: one_host(rng),
+                    range,
+                    filters: vec![FieldFilter {
+                        field: FIELDS[0].into(),
+                        op: crate::query::CmpOp::Gt,
+                        value: 90.0,
+                    }],
+                    ..Query::default()
+                }
+            }
+            TsbsQuery::Lastpoint => Query {
+                selector: cpu(),
+                lastpoint: true,
+                ..Query::default()
+            },
+            TsbsQuery::GroupbyOrderbyLimit => {
+                let end = window(hour).end;
+                Query {
+                    selector: cpu(),
+                    range: TimeRange::new(i64::MIN, end),
+                    aggregates: vec![Aggregate::of(AggregateFn::Max, FIELDS[0])],
+                    every: Some(Bucket::Fixed(60_000_000_000)),
+                    order: Order::Descending,
+                    limit: Some(5),
+                    ..Query::default()
+                }
+            }
+        }
+    }
+}

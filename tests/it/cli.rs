@@ -197,3 +197,175 @@ fn data_directory_comes_from_the_environment_and_errors_are_clear() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn query_aggregates_groups_buckets_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let minute = 60_000_000_000i64;
+    let mut input = String::new();
+    for i in 0..6i64 {
+        for host in ["a", "b"] {
+            input.push_str(&format!(
+                "cpu,host={host},dc=x usage={}.5,idle={}i {}\n",
+                i,
+                100 - i,
+                i * 30_000_000_000
+            ));
+        }
+    }
+    assert!(annals_with_input(dir.path(), &["ingest"], Some(&input)).status.success());
+
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--field",
+            "usage",
+            "--agg",
+            "max,count",
+            "--every",
+            "1m",
+            "--time-format",
+            "ns",
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("time,max(usage),count(usage)\n0,1.5,4\n{minute},3.5,4\n{},5.5,4\n", 2 * minute)
+    );
+
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--agg",
+            "mean(usage),p50(idle)",
+            "--group-by",
+            "host",
+            "--where",
+            "host in (b)",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(text(&out.stdout), "host,mean(usage),p50(idle)\nb,3,97\n");
+
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--agg",
+            "count",
+            "--every",
+            "1m",
+            "--from",
+            "0",
+            "--to",
+            "240000000000",
+            "--fill",
+            "0",
+            "--time-format",
+            "ns",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        format!("time,count(*)\n0,4\n{minute},4\n{},4\n{},0\n", 2 * minute, 3 * minute)
+    );
+
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--lastpoint",
+            "--field",
+            "usage",
+            "--time-format",
+            "ns",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "time,dc,host,usage\n150000000000,x,a,5.5\n150000000000,x,b,5.5\n"
+    );
+
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--field",
+            "usage",
+            "--agg",
+            "max",
+            "--every",
+            "1m",
+            "--limit",
+            "2",
+            "--time-format",
+            "ns",
+            "--format",
+            "csv",
+        ],
+    );
+    let cursor = text(&out.stderr)
+        .trim()
+        .strip_prefix("next page: --cursor ")
+        .expect("a cursor for the next page")
+        .to_string();
+    let out = annals(
+        dir.path(),
+        &[
+            "query",
+            "-m",
+            "cpu",
+            "--field",
+            "usage",
+            "--agg",
+            "max",
+            "--every",
+            "1m",
+            "--limit",
+            "2",
+            "--time-format",
+            "ns",
+            "--format",
+            "csv",
+            "--cursor",
+            &cursor,
+        ],
+    );
+    assert_eq!(text(&out.stdout), format!("time,max(usage)\n{},5.5\n", 2 * minute));
+    assert!(text(&out.stderr).is_empty(), "no further page");
+
+    for (args, message) in [
+        (vec!["--agg", "median", "--field", "usage"], "unknown aggregate"),
+        (vec!["--agg", "max"], "needs --field"),
+        (vec!["--every", "0s", "--agg", "count"], "longer than zero"),
+        (vec!["--where", "host in (a"], "column 11"),
+        (vec!["--filter", "usage ~ 3"], "cannot read filter"),
+        (vec!["--group-by", "host"], "need at least one aggregate"),
+    ] {
+        let mut full = vec!["query", "-m", "cpu"];
+        full.extend(args);
+        let out = annals(dir.path(), &full);
+        assert_eq!(out.status.code(), Some(1), "{full:?}");
+        assert!(text(&out.stderr).contains(message), "{full:?}: {}", text(&out.stderr));
+    }
+}

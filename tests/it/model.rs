@@ -2,87 +2,13 @@
 //! flushes and reopens in between; every scan must equal the model's answer.
 
 use crate::common::{options, seed};
+use crate::oracle::{Model, ModelRow};
 use annals::{Batch, Engine, FieldValue, Order, ScanRequest, SeriesKey, SeriesKind, SeriesSelector, TimeRange};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
 
 const JAN_2016: i64 = 1_451_606_400_000_000_000;
 const DAY: i64 = 86_400_000_000_000;
-
-/// What the model holds of a row.
-#[derive(Debug, Clone, PartialEq)]
-struct ModelRow {
-    series: u32,
-    key: SeriesKey,
-    timestamp: i64,
-    seq: u64,
-    /// Sorted by (name, type).
-    fields: Vec<(String, FieldValue)>,
-}
-
-#[derive(Default)]
-struct Model {
-    ids: BTreeMap<SeriesKey, u32>,
-    /// Metrics: (series, ts) -> row (the last write wins). Events: (series, ts, seq) -> row.
-    metrics: BTreeMap<(u32, i64), ModelRow>,
-    events: BTreeMap<(u32, i64, u64), ModelRow>,
-}
-
-impl Model {
-    fn apply(&mut self, batch: &Batch, first_seq: u64) {
-        for (i, (key, ts, fields)) in batch.rows().enumerate() {
-            let next = self.ids.len() as u32;
-            let series = *self.ids.entry(key.clone()).or_insert(next);
-            let mut fields: Vec<(String, FieldValue)> = fields.map(|(n, v)| (n.to_string(), v.clone())).collect();
-            fields.sort_by(|a, b| (&a.0, a.1.value_type()).cmp(&(&b.0, b.1.value_type())));
-            let row = ModelRow {
-                series,
-                key: key.clone(),
-                timestamp: ts,
-                seq: first_seq + i as u64,
-                fields,
-            };
-            if key.kind().is_event() {
-                self.events.insert((series, ts, row.seq), row);
-            } else {
-                self.metrics.insert((series, ts), row);
-            }
-        }
-    }
-
-    fn scan(&self, request: &ScanRequest) -> Vec<ModelRow> {
-        let selected = |r: &&ModelRow| {
-            let s = &request.selector;
-            s.measurement.as_deref().is_none_or(|m| r.key.measurement() == m)
-                && s.kind.is_none_or(|k| r.key.kind() == k)
-                && s.tags.iter().all(|(k, v)| r.key.tag(k) == Some(v.as_str()))
-                && request.range.contains(r.timestamp)
-        };
-        let mut rows: Vec<ModelRow> = self
-            .metrics
-            .values()
-            .chain(self.events.values())
-            .filter(selected)
-            .filter_map(|r| {
-                let mut r = r.clone();
-                if let Some(wanted) = &request.fields {
-                    r.fields.retain(|(n, _)| wanted.contains(n));
-                    if r.fields.is_empty() {
-                        return None;
-                    }
-                }
-                Some(r)
-            })
-            .collect();
-        match request.order {
-            Order::Ascending => rows.sort_by_key(|r| (r.timestamp, r.series, r.seq)),
-            Order::Descending => rows.sort_by_key(|r| (std::cmp::Reverse(r.timestamp), r.series, std::cmp::Reverse(r.seq))),
-        }
-        rows.truncate(request.limit.unwrap_or(usize::MAX));
-        rows
-    }
-}
 
 fn random_value(rng: &mut ChaCha8Rng) -> FieldValue {
     match rng.random_range(0..10) {

@@ -113,7 +113,7 @@ fn answer(engine: &Engine, out: &mut impl Write) -> Result<(), CliError> {
     writeln!(out, "latest cpu usage per host:")?;
     let cpu = SeriesSelector::measurement("cpu").with_kind(SeriesKind::Metric);
     let mut peak: Option<(f64, i64, String)> = None;
-    for id in snapshot.select(&cpu) {
+    for id in snapshot.select(&cpu)? {
         let Some(key) = snapshot.series_key(id) else { continue };
         let host = key.tag("host").unwrap_or("?").to_string();
         let fields = ["usage_percent".to_string()];

@@ -3,8 +3,8 @@
 mod demo;
 mod ingest;
 mod output;
+mod query;
 mod report;
-mod scan;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,7 +26,9 @@ enum Command {
     /// Write line protocol or JSON lines from a file or standard input.
     Ingest(ingest::IngestArgs),
     /// Print raw points of one measurement.
-    Scan(scan::ScanArgs),
+    Scan(query::SelectArgs),
+    /// Aggregate by time buckets and tags, or take the newest row per series.
+    Query(query::QueryArgs),
     /// Show series, points and bytes per month.
     Stats(report::StatsArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
@@ -70,7 +72,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ingest(args) => ingest::run(&cli.data, args),
-        Command::Scan(args) => scan::run(&cli.data, args),
+        Command::Scan(args) => query::scan(&cli.data, args),
+        Command::Query(args) => query::query(&cli.data, args),
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),

@@ -1,0 +1,108 @@
+//! TSBS queries on W1 through the embedded API: p50 and p99 over seeded random instances,
+//! with the decoded-block cache on (default) and off.
+//!
+//! ```sh
+//! cargo bench --bench w1_queries -- [--scale quick|full] [--runs N] [--dir DIR] [--only NAME]
+//! ```
+//! The store is built once in DIR (default: a temporary directory) and reused when it
+//! already holds the data.
+
+use annals::workload::w1::{TsbsQuery, W1, W1Config};
+use annals::{Batch, Engine, Options};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::time::{Duration, Instant};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((q / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn main() -> annals::Result<()> {
+    let config = match arg("--scale").as_deref() {
+        Some("full") => W1Config::full(1),
+        _ => W1Config::quick(1),
+    };
+    let runs: usize = arg("--runs").and_then(|r| r.parse().ok()).unwrap_or(50);
+    let dir = arg("--dir")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("annals-w1q-{}", std::process::id())));
+    let keep = arg("--dir").is_some();
+    {
+        let engine = Engine::open(&dir, Options::default())?;
+        if engine.stats()?.points < config.points() {
+            let started = Instant::now();
+            let mut generator = W1::new(config.clone())?;
+            let mut batch = Batch::new();
+            loop {
+                batch.clear();
+                if generator.fill_batch(&mut batch, 10_000)? == 0 {
+                    break;
+                }
+                engine.write(&batch)?;
+            }
+            engine.close()?;
+            println!("loaded {} points in {:.1?}", config.points(), started.elapsed());
+        }
+    }
+    println!(
+        "W1 {} hosts x {} days, {runs} instances per query (seeded)",
+        config.hosts,
+        config.epochs / 8640
+    );
+    println!(
+        "{:<24} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "query", "p50", "p99", "p50 cold", "p99 cold", "rows"
+    );
+    let only = arg("--only");
+    for kind in TsbsQuery::ALL.into_iter().filter(|k| only.as_deref().is_none_or(|o| o == k.name())) {
+        let mut timings = [Vec::new(), Vec::new()];
+        let mut rows = 0;
+        let variants: &[(bool, usize)] = if std::env::var("W1Q_COLD_ONLY").is_ok() {
+            &[(false, 1), (false, 0)]
+        } else {
+            &[(true, 0), (false, 1)]
+        };
+        for &(cached, label) in variants {
+            let engine = Engine::open(
+                &dir,
+                Options {
+                    block_cache_bytes: if cached { 256 << 20 } else { 0 },
+                    background_flush: false,
+                    ..Options::default()
+                },
+            )?;
+            let snapshot = engine.snapshot();
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            for _ in 0..runs {
+                let query = kind.generate(&config, &mut rng);
+                let started = Instant::now();
+                let (result, _) = snapshot.query(&query)?.collect_rows()?;
+                timings[label].push(started.elapsed());
+                rows = result.len();
+            }
+        }
+        for t in &mut timings {
+            t.sort();
+        }
+        let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "{:<24} {:>10} {:>10} {:>10} {:>10} {:>8}",
+            kind.name(),
+            ms(percentile(&timings[0], 50.0)),
+            ms(percentile(&timings[0], 99.0)),
+            ms(percentile(&timings[1], 50.0)),
+            ms(percentile(&timings[1], 99.0)),
+            rows
+        );
+    }
+    if !keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    Ok(())
+}

@@ -1,0 +1,508 @@
+//! The history facade: the original design's `HistoryDataManager` as a typed embedded API
+//! over [`Engine`] and the query engine.
+//!
+//! ```
+//! use annals::history::{DataQuery, DataType, History, Record};
+//! use annals::{LogEntry, LogLevel, Options};
+//! let dir = tempfile::tempdir().unwrap();
+//! let history = History::open(dir.path(), Options::default()).unwrap();
+//! let log = LogEntry {
+//!     timestamp: 1_700_000_000_000_000_000,
+//!     level: LogLevel::Error,
+//!     logger_name: "db".into(),
+//!     message: "connection lost".into(),
+//!     module: None,
+//!     function_name: None,
+//!     line_number: None,
+//!     thread_id: None,
+//!     process_id: None,
+//!     extra_data: Default::default(),
+//!     tags: Default::default(),
+//! };
+//! history.store_logs(&[log.clone()]).unwrap();
+//! let answer = history
+//!     .query_data(&DataQuery { data_types: vec![DataType::Logs], levels: vec![LogLevel::Error], ..DataQuery::default() })
+//!     .unwrap();
+//! assert_eq!(answer.rows, vec![Record::Log(log)]);
+//! assert_eq!(answer.total_count, Some(1));
+//! ```
+
+use crate::engine::{Engine, StoreStats, WriteReceipt};
+use crate::error::{Error, Result};
+use crate::index::TagPredicate;
+use crate::model::kinds::{ALERT_MEASUREMENT, LOG_MEASUREMENT, PERFORMANCE_MEASUREMENT};
+use crate::model::{
+    AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesKey, SeriesKind,
+};
+use crate::options::Options;
+use crate::query::{Aggregate, Query, QueryRow};
+use crate::read::Order;
+use crate::scan::SeriesSelector;
+use crate::time::TimeRange;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One stored record, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A metric reading.
+    Metric(MetricData),
+    /// A performance sample.
+    Performance(PerformanceData),
+    /// A log record.
+    Log(LogEntry),
+    /// An alert event.
+    Alert(AlertEvent),
+}
+
+impl Record {
+    /// Nanoseconds since the epoch.
+    pub fn timestamp(&self) -> i64 {
+        match self {
+            Record::Metric(m) => m.timestamp,
+            Record::Performance(p) => p.timestamp,
+            Record::Log(l) => l.timestamp,
+            Record::Alert(a) => a.timestamp,
+        }
+    }
+
+    fn add_to(&self, batch: &mut Batch) -> Result<()> {
+        match self {
+            Record::Metric(m) => batch.add_metric(m),
+            Record::Performance(p) => batch.add_performance(p),
+            Record::Log(l) => batch.add_log(l),
+            Record::Alert(a) => batch.add_alert(a),
+        }
+    }
+}
+
+/// The record kinds of [`DataQuery::data_types`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    /// Metric readings.
+    Metrics,
+    /// Performance samples.
+    Performance,
+    /// Log records.
+    Logs,
+    /// Alert events.
+    Alerts,
+}
+
+impl DataType {
+    /// Parses `metrics`, `performance`, `logs`, `alerts`.
+    pub fn parse(text: &str) -> Result<DataType> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "metrics" | "metric" => DataType::Metrics,
+            "performance" => DataType::Performance,
+            "logs" | "log" => DataType::Logs,
+            "alerts" | "alert" => DataType::Alerts,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown data type {other:?} (metrics, performance, logs, alerts)"
+                )));
+            }
+        })
+    }
+
+    fn kind(self) -> SeriesKind {
+        match self {
+            DataType::Metrics => SeriesKind::Metric,
+            DataType::Performance => SeriesKind::Performance,
+            DataType::Logs => SeriesKind::Log,
+            DataType::Alerts => SeriesKind::Alert,
+        }
+    }
+}
+
+/// What [`History::query_data`] returns rows of (the original `DataQuery`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataQuery {
+    /// First included time (ns).
+    pub start_time: Option<i64>,
+    /// First excluded time (ns).
+    pub end_time: Option<i64>,
+    /// Kinds to return; empty for all.
+    pub data_types: Vec<DataType>,
+    /// Levels of logs and alerts to return; empty for all.
+    pub levels: Vec<LogLevel>,
+    /// Components of performance samples to return; empty for all.
+    pub components: Vec<String>,
+    /// Only logs and alerts whose message, title or description contains this text,
+    /// ignoring case.
+    pub search_text: Option<String>,
+    /// Rows per page, 1..=1000 (default 100).
+    pub limit: usize,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Continue after the page that returned this cursor.
+    pub cursor: Option<String>,
+    /// Newest first (default) or oldest first.
+    pub order_desc: bool,
+}
+
+impl Default for DataQuery {
+    fn default() -> Self {
+        DataQuery {
+            start_time: None,
+            end_time: None,
+            data_types: Vec::new(),
+            levels: Vec::new(),
+            components: Vec::new(),
+            search_text: None,
+            limit: 100,
+            offset: 0,
+            cursor: None,
+            order_desc: true,
+        }
+    }
+}
+
+/// A page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataResponse {
+    /// The records, in the requested order. A metric row with several fields yields one
+    /// record per field.
+    pub rows: Vec<Record>,
+    /// Rows matching the query in all, when cheap to know (answered from block statistics;
+    /// `None` with `search_text`).
+    pub total_count: Option<u64>,
+    /// Cursor of the next page, if there is one (text searches page with `offset`).
+    pub next_cursor: Option<String>,
+}
+
+/// The typed history API over an [`Engine`].
+#[derive(Debug)]
+pub struct History {
+    engine: Engine,
+}
+
+impl History {
+    /// Opens the store in `dir`.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<History> {
+        Ok(History {
+            engine: Engine::open(dir, options)?,
+        })
+    }
+
+    /// Wraps an open engine.
+    pub fn from_engine(engine: Engine) -> History {
+        History { engine }
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Flushes and closes.
+    pub fn close(self) -> Result<()> {
+        self.engine.close()
+    }
+
+    fn store<T>(&self, items: &[T], add: impl Fn(&mut Batch, &T) -> Result<()>) -> Result<WriteReceipt> {
+        let mut batch = Batch::new();
+        for item in items {
+            add(&mut batch, item)?;
+        }
+        self.engine.write(&batch)
+    }
+
+    /// Stores metric readings, all or none.
+    pub fn store_metrics(&self, metrics: &[MetricData]) -> Result<WriteReceipt> {
+        self.store(metrics, Batch::add_metric)
+    }
+
+    /// Stores performance samples, all or none.
+    pub fn store_performance_data(&self, samples: &[PerformanceData]) -> Result<WriteReceipt> {
+        self.store(samples, Batch::add_performance)
+    }
+
+    /// Stores log records, all or none.
+    pub fn store_logs(&self, logs: &[LogEntry]) -> Result<WriteReceipt> {
+        self.store(logs, Batch::add_log)
+    }
+
+    /// Stores an alert event (usually `Raised`).
+    pub fn store_alert(&self, alert: &AlertEvent) -> Result<WriteReceipt> {
+        self.store(std::slice::from_ref(alert), Batch::add_alert)
+    }
+
+    /// Stores records of any kinds in one write: all or none.
+    pub fn store_batch(&self, records: &[Record]) -> Result<WriteReceipt> {
+        self.store(records, |batch, r| r.add_to(batch))
+    }
+
+    /// The newest event of an alert.
+    pub fn alert(&self, alert_id: &str) -> Result<Option<AlertEvent>> {
+        let query = Query {
+            selector: SeriesSelector::measurement(ALERT_MEASUREMENT).with_kind(SeriesKind::Alert),
+            order: Order::Descending,
+            ..Query::default()
+        };
+        let snapshot = self.engine.snapshot();
+        let result = snapshot.query(&query)?;
+        let columns = result.value_columns.clone();
+        for row in result {
+            let row = row?;
+            let Some(key) = row.series.and_then(|id| snapshot.series_key(id)) else {
+                continue;
+            };
+            let fields = named_values(&columns, &row);
+            if fields.iter().any(|(n, v)| *n == "alert_id" && v.as_str() == Some(alert_id)) {
+                return Ok(alert_from(&key, row.time.unwrap_or_default(), &fields));
+            }
+        }
+        Ok(None)
+    }
+
+    fn append_state(&self, alert_id: &str, state: AlertState, at: i64) -> Result<bool> {
+        let Some(mut event) = self.alert(alert_id)? else { return Ok(false) };
+        event.state = state;
+        event.timestamp = at;
+        self.store_alert(&event)?;
+        Ok(true)
+    }
+
+    /// Appends an `Acknowledged` event at `at`; false when the alert is unknown.
+    pub fn acknowledge_alert(&self, alert_id: &str, at: i64) -> Result<bool> {
+        self.append_state(alert_id, AlertState::Acknowledged, at)
+    }
+
+    /// Appends a `Resolved` event at `at`; false when the alert is unknown.
+    pub fn resolve_alert(&self, alert_id: &str, at: i64) -> Result<bool> {
+        self.append_state(alert_id, AlertState::Resolved, at)
+    }
+
+    /// Sizes and counts of the store.
+    pub fn storage_stats(&self) -> Result<StoreStats> {
+        self.engine.stats()
+    }
+
+    /// Records of the chosen kinds, levels and components in a time range, a page at a time.
+    pub fn query_data(&self, request: &DataQuery) -> Result<DataResponse> {
+        if !(1..=1000).contains(&request.limit) {
+            return Err(Error::invalid(format!("limit {} is outside 1..=1000", request.limit)));
+        }
+        let types = if request.data_types.is_empty() {
+            vec![DataType::Metrics, DataType::Performance, DataType::Logs, DataType::Alerts]
+        } else {
+            request.data_types.clone()
+        };
+        let texts_only = request.search_text.is_some();
+        let levels: Vec<String> = request.levels.iter().map(|l| l.as_str().to_string()).collect();
+        let alternatives: Vec<TagPredicate> = types
+            .iter()
+            .filter(|t| !texts_only || matches!(t, DataType::Logs | DataType::Alerts))
+            .map(|t| {
+                let mut all = vec![TagPredicate::Kind(t.kind())];
+                match t {
+                    DataType::Logs | DataType::Alerts if !levels.is_empty() => all.push(TagPredicate::In("level".into(), levels.clone())),
+                    DataType::Performance if !request.components.is_empty() => {
+                        all.push(TagPredicate::In("component".into(), request.components.clone()))
+                    }
+                    _ => {}
+                }
+                TagPredicate::all(all).unwrap_or(TagPredicate::Kind(t.kind()))
+            })
+            .collect();
+        if alternatives.is_empty() {
+            return Ok(DataResponse {
+                rows: Vec::new(),
+                total_count: Some(0),
+                next_cursor: None,
+            });
+        }
+        let selector = SeriesSelector {
+            predicate: Some(TagPredicate::Or(alternatives)),
+            ..SeriesSelector::default()
+        };
+        let range = TimeRange::new(request.start_time.unwrap_or(i64::MIN), request.end_time.unwrap_or(i64::MAX));
+        let snapshot = self.engine.snapshot();
+        let mut query = Query {
+            selector: selector.clone(),
+            range,
+            order: if request.order_desc { Order::Descending } else { Order::Ascending },
+            limit: Some(request.limit),
+            offset: request.offset,
+            cursor: request.cursor.clone(),
+            ..Query::default()
+        };
+        let needle = request.search_text.as_ref().map(|t| t.to_lowercase());
+        if needle.is_some() {
+            // Until the text index serves this, matching rows are found by reading them,
+            // so paging happens here.
+            query.limit = None;
+            query.offset = 0;
+        }
+        let result = snapshot.query(&query)?;
+        let columns = result.value_columns.clone();
+        let mut rows = Vec::new();
+        let mut matched = 0usize;
+        let mut result = result;
+        for row in result.by_ref() {
+            let row = row?;
+            let Some(key) = row.series.and_then(|id| snapshot.series_key(id)) else {
+                continue;
+            };
+            let fields = named_values(&columns, &row);
+            if let Some(needle) = &needle {
+                let text_matches = fields.iter().any(|(n, v)| {
+                    matches!(*n, "message" | "title" | "description")
+                        && v.as_str().is_some_and(|s| s.to_lowercase().contains(needle.as_str()))
+                });
+                if !text_matches {
+                    continue;
+                }
+                matched += 1;
+                if matched <= request.offset {
+                    continue;
+                }
+                if matched > request.offset + request.limit {
+                    break;
+                }
+            }
+            rows.extend(records_from(&key, row.time.unwrap_or_default(), &fields));
+        }
+        // Text searches page by offset until the text index gives them keyset cursors.
+        let next_cursor = if needle.is_none() {
+            result.next_cursor().map(str::to_owned)
+        } else {
+            None
+        };
+        let total_count = if needle.is_none() {
+            let count = Query {
+                selector,
+                range,
+                aggregates: vec![Aggregate::count_rows()],
+                ..Query::default()
+            };
+            let (counted, _) = snapshot.query(&count)?.collect_rows()?;
+            Some(
+                counted
+                    .first()
+                    .and_then(|r| r.values.first().cloned().flatten())
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0) as u64,
+            )
+        } else {
+            None
+        };
+        Ok(DataResponse {
+            rows,
+            total_count,
+            next_cursor,
+        })
+    }
+}
+
+fn named_values<'a>(columns: &'a [String], row: &QueryRow) -> Vec<(&'a str, FieldValue)> {
+    columns
+        .iter()
+        .zip(&row.values)
+        .filter_map(|(c, v)| v.clone().map(|v| (c.as_str(), v)))
+        .collect()
+}
+
+fn text(fields: &[(&str, FieldValue)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.as_str().map(str::to_owned))
+}
+
+fn float(fields: &[(&str, FieldValue)], name: &str) -> Option<f64> {
+    fields.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_f64())
+}
+
+fn integer(fields: &[(&str, FieldValue)], name: &str) -> Option<i64> {
+    fields.iter().find_map(|(n, v)| match v {
+        FieldValue::I64(i) if *n == name => Some(*i),
+        _ => None,
+    })
+}
+
+fn prefixed(fields: &[(&str, FieldValue)], prefix: &str) -> Metadata {
+    fields
+        .iter()
+        .filter_map(|(n, v)| {
+            n.strip_prefix(prefix)
+                .and_then(|k| k.strip_prefix('.'))
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+fn other_tags(key: &SeriesKey, typed: &[&str]) -> BTreeMap<String, String> {
+    key.tags().iter().filter(|(k, _)| !typed.contains(&k.as_str())).cloned().collect()
+}
+
+fn alert_from(key: &Arc<SeriesKey>, timestamp: i64, fields: &[(&str, FieldValue)]) -> Option<AlertEvent> {
+    Some(AlertEvent {
+        timestamp,
+        alert_id: text(fields, "alert_id")?,
+        state: AlertState::parse(&text(fields, "state")?).ok()?,
+        level: LogLevel::parse(key.tag("level")?).ok()?,
+        category: key.tag("category")?.to_string(),
+        title: text(fields, "title").unwrap_or_default(),
+        description: text(fields, "description"),
+        source_component: key.tag("source_component").map(str::to_owned),
+        metadata: prefixed(fields, "metadata"),
+    })
+}
+
+/// The typed records of one stored row (the inverse of the front doors' mapping).
+fn records_from(key: &Arc<SeriesKey>, timestamp: i64, fields: &[(&str, FieldValue)]) -> Vec<Record> {
+    match key.kind() {
+        SeriesKind::Metric => {
+            let tags = other_tags(key, &["unit"]);
+            fields
+                .iter()
+                .filter_map(|(name, v)| {
+                    Some(Record::Metric(MetricData {
+                        timestamp,
+                        metric_type: key.measurement().to_string(),
+                        metric_name: name.to_string(),
+                        value: v.as_f64()?,
+                        unit: key.tag("unit").map(str::to_owned),
+                        tags: tags.clone(),
+                    }))
+                })
+                .collect()
+        }
+        SeriesKind::Performance if key.measurement() == PERFORMANCE_MEASUREMENT => vec![Record::Performance(PerformanceData {
+            timestamp,
+            component: key.tag("component").unwrap_or_default().to_string(),
+            operation: key.tag("operation").unwrap_or_default().to_string(),
+            duration_ms: float(fields, "duration_ms"),
+            throughput: float(fields, "throughput"),
+            efficiency_percent: float(fields, "efficiency_percent"),
+            error_count: integer(fields, "error_count").unwrap_or(0),
+            metadata: prefixed(fields, "metadata"),
+            tags: other_tags(key, &["component", "operation"]),
+        })],
+        SeriesKind::Log if key.measurement() == LOG_MEASUREMENT => {
+            let Some(level) = key.tag("level").and_then(|l| LogLevel::parse(l).ok()) else {
+                return Vec::new();
+            };
+            vec![Record::Log(LogEntry {
+                timestamp,
+                level,
+                logger_name: key.tag("logger_name").unwrap_or_default().to_string(),
+                message: text(fields, "message").unwrap_or_default(),
+                module: key.tag("module").map(str::to_owned),
+                function_name: text(fields, "function_name"),
+                line_number: integer(fields, "line_number"),
+                thread_id: integer(fields, "thread_id"),
+                process_id: integer(fields, "process_id"),
+                extra_data: prefixed(fields, "extra_data"),
+                tags: other_tags(key, &["level", "logger_name", "module"]),
+            })]
+        }
+        SeriesKind::Alert if key.measurement() == ALERT_MEASUREMENT => {
+            alert_from(key, timestamp, fields).map(Record::Alert).into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,940 @@
+//! Query execution: raw rows, aggregates, lastpoint.
+//!
+//! Aggregation runs per series on up to two threads. A series is read unit by unit (see
+//! `read.rs`): a lone block that lies inside the range and inside one time bucket is
+//! answered from its statistics when the aggregates allow it; a lone block whose statistics
+//! rule out a value filter is skipped; everything else is decoded (through the block cache).
+
+use super::acc::{Acc, Needs, RowKey};
+use super::cursor::{self, CursorKey};
+use super::model::{AggregateFn, Bucket, FieldFilter, Fill, Query};
+use super::{QueryResult, QueryRow, Rows};
+use crate::chunk::{Chunk, ColumnValues};
+use crate::engine::Snapshot;
+use crate::error::{Error, Limit, Result};
+use crate::model::{FieldValue, SeriesId, SeriesKey};
+use crate::options::QueryLimits;
+use crate::read::{BlockPruner, Order, SeriesChunks, UnitData};
+use crate::scan::Scan;
+use crate::segment::{BlockMeta, ColumnStats, SegmentReader};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One accumulator slot: a field (or rows) and what its aggregates need.
+#[derive(Debug, Clone)]
+struct Slot {
+    field: Option<String>,
+    needs: Needs,
+}
+
+/// The plan: a pure function of the query and the snapshot's catalog.
+pub(crate) struct Plan {
+    series: Vec<(SeriesId, Arc<SeriesKey>)>,
+    /// Fields to decode (all when `None`).
+    read_fields: Option<Arc<[String]>>,
+    slots: Vec<Slot>,
+    /// (slot, function) per output column.
+    outputs: Vec<(usize, AggregateFn)>,
+    /// Group of each series (parallel to `series`), and the groups' tag values.
+    series_group: Vec<u32>,
+    groups: Vec<Vec<Option<String>>>,
+    counts_rows: bool,
+}
+
+fn check_limit(limit: Limit, value: u64, max: u64) -> Result<()> {
+    if value > max {
+        return Err(Error::LimitExceeded {
+            limit,
+            value,
+            max,
+            context: None,
+        });
+    }
+    Ok(())
+}
+
+/// Decides from block statistics that no row of a lone block passes the filters.
+fn pruner(filters: &[FieldFilter]) -> Option<BlockPruner> {
+    if filters.is_empty() {
+        return None;
+    }
+    let filters = filters.to_vec();
+    Some(Arc::new(move |segment: &SegmentReader, meta: &BlockMeta| {
+        filters.iter().any(|f| {
+            let mut possible = false;
+            for c in &meta.columns {
+                if *segment.fields()[c.field as usize].0 != *f.field {
+                    continue;
+                }
+                possible |= match c.stats {
+                    ColumnStats::F64 { min, max, .. } => f.possible(min, max),
+                    ColumnStats::I64 { min, max, .. } => f.possible(min as f64, max as f64),
+                    _ => false,
+                };
+            }
+            !possible
+        })
+    }))
+}
+
+/// Whether row `i` of `chunk` passes every filter (`filter_columns[j]` are the column
+/// indexes of filter `j`'s field).
+fn passes(chunk: &Chunk, i: usize, filters: &[FieldFilter], filter_columns: &[Vec<usize>]) -> bool {
+    filters.iter().zip(filter_columns).all(|(f, columns)| {
+        columns.iter().any(|&c| {
+            let column = &chunk.columns[c];
+            column.is_valid(i)
+                && match &column.values {
+                    ColumnValues::F64(v) => f.test(v[i]),
+                    ColumnValues::I64(v) => f.test(v[i] as f64),
+                    _ => false,
+                }
+        })
+    })
+}
+
+fn columns_named(chunk: &Chunk, name: &str) -> Vec<usize> {
+    chunk
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| &*c.name == name)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+impl Plan {
+    pub(crate) fn new(snapshot: &Snapshot, query: &Query, limits: &QueryLimits) -> Result<Plan> {
+        if query.aggregates.is_empty() && (!query.group_by.is_empty() || query.every.is_some()) {
+            return Err(Error::invalid("group by and every need at least one aggregate"));
+        }
+        if query.lastpoint && !query.aggregates.is_empty() {
+            return Err(Error::invalid("lastpoint returns rows; it does not combine with aggregates"));
+        }
+        if let Some(a) = query
+            .aggregates
+            .iter()
+            .find(|a| a.field.is_none() && a.function != AggregateFn::Count)
+        {
+            return Err(Error::invalid(format!(
+                "{} needs a field; only count works on rows (*)",
+                a.function.name()
+            )));
+        }
+        let ids = snapshot.select(&query.selector)?;
+        check_limit(Limit::QuerySeries, ids.len() as u64, limits.max_series)?;
+        let series: Vec<(SeriesId, Arc<SeriesKey>)> = ids.into_iter().filter_map(|id| snapshot.series_key(id).map(|k| (id, k))).collect();
+
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut outputs = Vec::new();
+        for a in &query.aggregates {
+            let slot = match slots.iter().position(|s| s.field == a.field) {
+                Some(i) => i,
+                None => {
+                    slots.push(Slot {
+                        field: a.field.clone(),
+                        needs: Needs::default(),
+                    });
+                    slots.len() - 1
+                }
+            };
+            slots[slot].needs.add(a.function);
+            outputs.push((slot, a.function));
+        }
+        let counts_rows = slots.iter().any(|s| s.field.is_none());
+
+        let read_fields: Option<Vec<String>> = if query.aggregates.is_empty() {
+            query.fields.clone().map(|mut f| {
+                f.extend(query.filters.iter().map(|x| x.field.clone()));
+                f
+            })
+        } else {
+            Some(
+                slots
+                    .iter()
+                    .filter_map(|s| s.field.clone())
+                    .chain(query.filters.iter().map(|f| f.field.clone()))
+                    .collect(),
+            )
+        };
+        let read_fields = read_fields.map(|f| {
+            let set: BTreeSet<String> = f.into_iter().collect();
+            Arc::from(set.into_iter().collect::<Vec<_>>())
+        });
+
+        let mut group_index: FxHashMap<Vec<Option<String>>, u32> = FxHashMap::default();
+        let mut groups = Vec::new();
+        let series_group = series
+            .iter()
+            .map(|(_, key)| {
+                let values: Vec<Option<String>> = query.group_by.iter().map(|t| key.tag(t).map(str::to_owned)).collect();
+                *group_index.entry(values.clone()).or_insert_with(|| {
+                    groups.push(values);
+                    groups.len() as u32 - 1
+                })
+            })
+            .collect();
+        Ok(Plan {
+            series,
+            read_fields,
+            slots,
+            outputs,
+            series_group,
+            groups,
+            counts_rows,
+        })
+    }
+}
+
+/// Runs a query on a snapshot.
+pub(crate) fn run(snapshot: &Snapshot, query: &Query, limits: &QueryLimits) -> Result<QueryResult> {
+    let plan = Plan::new(snapshot, query, limits)?;
+    let fingerprint = cursor::fingerprint(query);
+    let after = query.cursor.as_deref().map(|c| cursor::decode(c, fingerprint)).transpose()?;
+    if query.lastpoint {
+        return lastpoint(snapshot, query, &plan, limits, fingerprint, after);
+    }
+    if query.aggregates.is_empty() {
+        return raw(snapshot, query, &plan, fingerprint, after);
+    }
+    aggregate(snapshot, query, &plan, limits, fingerprint, after)
+}
+
+fn tag_columns(plan: &Plan) -> Vec<String> {
+    plan.series
+        .iter()
+        .flat_map(|(_, k)| k.tags().iter().map(|(t, _)| t.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn value_columns(snapshot: &Snapshot, query: &Query, plan: &Plan) -> Result<Vec<String>> {
+    match &query.fields {
+        Some(f) => Ok(f.clone()),
+        None => {
+            let ids: Vec<SeriesId> = plan.series.iter().map(|(id, _)| *id).collect();
+            snapshot.field_names(&ids, query.range)
+        }
+    }
+}
+
+fn raw(snapshot: &Snapshot, query: &Query, plan: &Plan, fingerprint: u64, after: Option<CursorKey>) -> Result<QueryResult> {
+    let after = match after {
+        Some(CursorKey::Raw(ts, series, record)) => Some((ts, series, record)),
+        None => None,
+        Some(_) => return Err(Error::invalid("the cursor belongs to another kind of query")),
+    };
+    // A cursor narrows the range to where the next page can start.
+    let mut range = query.range;
+    if let Some((ts, _, _)) = after {
+        match query.order {
+            Order::Ascending => range.start = range.start.max(ts),
+            Order::Descending => range.end = range.end.min(ts.saturating_add(1)),
+        }
+    }
+    let mut series = Vec::with_capacity(plan.series.len());
+    for (id, key) in &plan.series {
+        let chunks = snapshot
+            .series_chunks(*id, range, plan.read_fields.as_deref(), query.order)?
+            .with_pruner(pruner(&query.filters));
+        series.push((key.clone(), *id, chunks));
+    }
+    let scan = Scan::new(series, query.order, None)?;
+    let tag_columns = tag_columns(plan);
+    let value_columns = value_columns(snapshot, query, plan)?;
+    Ok(QueryResult {
+        time_column: true,
+        rows: Rows::Raw(Box::new(RawRows {
+            scan,
+            columns: RawColumns {
+                filters: query.filters.clone(),
+                tag_columns: tag_columns.clone(),
+                value_columns: value_columns.clone(),
+                requested: query.fields.clone(),
+            },
+            after,
+            descending: query.order == Order::Descending,
+            skip: query.offset,
+            remaining: query.limit.unwrap_or(usize::MAX),
+            limited: query.limit.is_some(),
+            last: None,
+            fingerprint,
+            maps: Vec::new(),
+            tags: FxHashMap::default(),
+        })),
+        tag_columns,
+        value_columns,
+        next_cursor: None,
+    })
+}
+
+/// Which columns of a chunk hold what a raw row needs.
+struct ChunkMap {
+    serial: u64,
+    values: Vec<Vec<usize>>,
+    filters: Vec<Vec<usize>>,
+    requested: Option<Vec<usize>>,
+}
+
+/// What raw rows select and show.
+struct RawColumns {
+    filters: Vec<FieldFilter>,
+    tag_columns: Vec<String>,
+    value_columns: Vec<String>,
+    requested: Option<Vec<String>>,
+}
+
+impl RawColumns {
+    fn map(&self, serial: u64, chunk: &Chunk) -> ChunkMap {
+        ChunkMap {
+            serial,
+            values: self.value_columns.iter().map(|v| columns_named(chunk, v)).collect(),
+            filters: self.filters.iter().map(|f| columns_named(chunk, &f.field)).collect(),
+            requested: self.requested.as_ref().map(|names| {
+                chunk
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| names.iter().any(|n| **n == *c.name))
+                    .map(|(i, _)| i)
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The column mapping of a scan cursor's current chunk, rebuilt when it loads another.
+fn chunk_map<'m>(maps: &'m mut Vec<Option<ChunkMap>>, columns: &RawColumns, cursor: usize, serial: u64, chunk: &Chunk) -> &'m ChunkMap {
+    if maps.len() <= cursor {
+        maps.resize_with(cursor + 1, || None);
+    }
+    let slot = &mut maps[cursor];
+    if slot.as_ref().is_none_or(|m| m.serial != serial) {
+        *slot = Some(columns.map(serial, chunk));
+    }
+    slot.get_or_insert_with(|| columns.map(serial, chunk))
+}
+
+/// The raw rows of a query, streamed.
+pub(crate) struct RawRows {
+    scan: Scan,
+    columns: RawColumns,
+    after: Option<(i64, u32, u64)>,
+    descending: bool,
+    skip: usize,
+    remaining: usize,
+    limited: bool,
+    last: Option<(i64, u32, u64)>,
+    fingerprint: u64,
+    /// Column mappings by scan cursor.
+    maps: Vec<Option<ChunkMap>>,
+    /// Tag values by series: the same for every row of a series.
+    tags: FxHashMap<SeriesId, Arc<[Option<String>]>>,
+}
+
+impl RawRows {
+    /// Steps to the next row passing the cursor, the filters and the field selection;
+    /// returns its scan cursor.
+    fn next_passing(&mut self) -> Option<Result<usize>> {
+        loop {
+            let c = match self.scan.step()? {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            let p = self.scan.at(c);
+            let row = p.row;
+            let key = (p.chunk.timestamps[row], p.series, p.chunk.record_ids.get(row).copied().unwrap_or(0));
+            if let Some(after) = self.after {
+                let past = if self.descending {
+                    key.0 < after.0 || (key.0 == after.0 && (key.1 > after.1 || (key.1 == after.1 && key.2 < after.2)))
+                } else {
+                    key > after
+                };
+                if !past {
+                    continue;
+                }
+            }
+            let map = chunk_map(&mut self.maps, &self.columns, c, p.serial, p.chunk);
+            if !passes(p.chunk, row, &self.columns.filters, &map.filters) {
+                continue;
+            }
+            // Filter fields are read too; a row must still carry a requested field.
+            if map
+                .requested
+                .as_ref()
+                .is_some_and(|cols| !cols.iter().any(|&i| p.chunk.columns[i].is_valid(row)))
+            {
+                continue;
+            }
+            return Some(Ok(c));
+        }
+    }
+
+    /// The next output row; at the limit, looks one row ahead to set the cursor.
+    pub(crate) fn next_row(&mut self, next_cursor: &mut Option<String>) -> Option<Result<QueryRow>> {
+        while self.skip > 0 {
+            match self.next_passing()? {
+                Ok(_) => self.skip -= 1,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        if self.remaining == 0 {
+            if self.limited
+                && let Some(last) = self.last.take()
+                && matches!(self.next_passing(), Some(Ok(_)))
+            {
+                *next_cursor = Some(cursor::encode(self.fingerprint, &CursorKey::Raw(last.0, last.1, last.2)));
+            }
+            return None;
+        }
+        let c = match self.next_passing()? {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        self.remaining -= 1;
+        let p = self.scan.at(c);
+        let (chunk, row) = (p.chunk, p.row);
+        let record_id = chunk.record_ids.get(row).copied();
+        self.last = Some((chunk.timestamps[row], p.series, record_id.unwrap_or(0)));
+        let map = chunk_map(&mut self.maps, &self.columns, c, p.serial, chunk);
+        let values = map
+            .values
+            .iter()
+            .map(|cols| cols.iter().find_map(|&i| chunk.columns[i].value(row)))
+            .collect();
+        let columns = &self.columns;
+        let tags = self
+            .tags
+            .entry(p.series)
+            .or_insert_with(|| columns.tag_columns.iter().map(|t| p.key.tag(t).map(str::to_owned)).collect())
+            .clone();
+        Some(Ok(QueryRow {
+            time: Some(chunk.timestamps[row]),
+            tags,
+            values,
+            series: Some(p.series),
+            record_id,
+        }))
+    }
+}
+
+/// The newest row of a series: time, record id, fields.
+type NewestRow = (i64, Option<u64>, Vec<(Arc<str>, FieldValue)>);
+
+/// Aggregate values per bucket of one group.
+type GroupBuckets = Vec<(i64, Vec<Option<FieldValue>>)>;
+
+/// Partial aggregates: accumulators per (group, bucket).
+type Partial = FxHashMap<(u32, i64), Vec<Acc>>;
+
+/// Aggregates one series' rows into a partial, bucket by bucket (rows arrive in time
+/// order, so a bucket's accumulators are built locally and merged once).
+struct SeriesAggregator<'a> {
+    plan: &'a Plan,
+    query: &'a Query,
+    group: u32,
+    series: SeriesId,
+    bucket: i64,
+    accs: Vec<Acc>,
+    started: bool,
+    out: &'a mut Partial,
+    scanned: &'a AtomicU64,
+    max_scanned: u64,
+}
+
+impl SeriesAggregator<'_> {
+    fn bucket_of(&self, ts: i64) -> i64 {
+        self.query.every.map_or(i64::MIN, |b| b.start(ts))
+    }
+
+    /// Makes `bucket` the current one, merging the previous one into the partial.
+    fn switch(&mut self, bucket: i64) {
+        if self.started && self.bucket == bucket {
+            return;
+        }
+        self.flush();
+        self.bucket = bucket;
+        self.started = true;
+    }
+
+    fn flush(&mut self) {
+        if !self.started {
+            return;
+        }
+        let fresh = vec![Acc::default(); self.plan.slots.len()];
+        let accs = std::mem::replace(&mut self.accs, fresh);
+        match self.out.get_mut(&(self.group, self.bucket)) {
+            Some(existing) => {
+                for (e, a) in existing.iter_mut().zip(accs) {
+                    e.merge(a);
+                }
+            }
+            None => {
+                self.out.insert((self.group, self.bucket), accs);
+            }
+        }
+        self.started = false;
+    }
+
+    fn count_scanned(&self, values: u64) -> Result<()> {
+        let total = self.scanned.fetch_add(values, Ordering::Relaxed) + values;
+        check_limit(Limit::QueryPointsScanned, total, self.max_scanned)
+    }
+
+    /// Answers a lone block from its statistics when the block lies inside the range and
+    /// one bucket, no filter applies and every slot's aggregates can use statistics.
+    fn try_stats(&mut self, segment: &SegmentReader, meta: &BlockMeta) -> bool {
+        let range = self.query.range;
+        if !self.query.filters.is_empty() || meta.min_ts < range.start || meta.max_ts >= range.end {
+            return false;
+        }
+        let bucket = self.bucket_of(meta.min_ts);
+        if bucket != self.bucket_of(meta.max_ts) {
+            return false;
+        }
+        let fields = segment.fields();
+        let usable = self.plan.slots.iter().all(|slot| match &slot.field {
+            None => true,
+            Some(name) => meta
+                .columns
+                .iter()
+                .filter(|c| *fields[c.field as usize].0 == **name)
+                .all(|c| Acc::stats_suffice(&c.stats, c.count == meta.rows, slot.needs)),
+        });
+        if !usable {
+            return false;
+        }
+        let contributes = self.plan.slots.iter().any(|slot| {
+            slot.field
+                .as_ref()
+                .is_none_or(|name| meta.columns.iter().any(|c| *fields[c.field as usize].0 == **name && c.count > 0))
+        });
+        if !contributes {
+            return true;
+        }
+        self.switch(bucket);
+        let first: RowKey = (meta.min_ts, self.series, 0);
+        let last: RowKey = (meta.max_ts, self.series, 0);
+        for (slot, acc) in self.plan.slots.iter().zip(self.accs.iter_mut()) {
+            match &slot.field {
+                None => acc.count += meta.rows as u64,
+                Some(name) => {
+                    for c in meta.columns.iter().filter(|c| *fields[c.field as usize].0 == **name) {
+                        acc.add_stats(&c.stats, c.count as u64, first, last, slot.needs);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn add_rows(&mut self, chunk: &Chunk) -> Result<()> {
+        self.count_scanned((chunk.len() * chunk.columns.len().max(1)) as u64)?;
+        let slot_columns: Vec<Vec<usize>> = self
+            .plan
+            .slots
+            .iter()
+            .map(|s| s.field.as_deref().map_or_else(Vec::new, |f| columns_named(chunk, f)))
+            .collect();
+        if !self.query.filters.is_empty() {
+            return self.add_filtered_rows(chunk, &slot_columns);
+        }
+        // Rows are in time order: take them in runs that share a bucket.
+        let mut i = 0;
+        while i < chunk.len() {
+            let bucket = self.bucket_of(chunk.timestamps[i]);
+            let end = match self.query.every {
+                Some(every) => {
+                    let next = every.next(bucket);
+                    i + chunk.timestamps[i..].partition_point(|&t| t < next)
+                }
+                None => chunk.len(),
+            };
+            self.add_run(chunk, i..end.max(i + 1), bucket, &slot_columns);
+            i = end.max(i + 1);
+        }
+        Ok(())
+    }
+
+    /// Adds rows `rows` of `chunk`, all in `bucket`.
+    fn add_run(&mut self, chunk: &Chunk, rows: std::ops::Range<usize>, bucket: i64, slot_columns: &[Vec<usize>]) {
+        let has_value = |c: usize| {
+            let column = &chunk.columns[c];
+            column.validity.is_empty() || column.validity[rows.clone()].iter().any(|&v| v)
+        };
+        if !(self.plan.counts_rows || slot_columns.iter().flatten().any(|&c| has_value(c))) {
+            return;
+        }
+        self.switch(bucket);
+        let series = self.series;
+        let key = |i: usize| -> RowKey { (chunk.timestamps[i], series, chunk.record_ids.get(i).copied().unwrap_or(0)) };
+        for ((slot, columns), acc) in self.plan.slots.iter().zip(slot_columns).zip(self.accs.iter_mut()) {
+            if slot.field.is_none() {
+                acc.count += rows.len() as u64;
+                continue;
+            }
+            for &c in columns {
+                let column = &chunk.columns[c];
+                let dense = column.validity.is_empty();
+                match &column.values {
+                    ColumnValues::F64(v) if dense => {
+                        for (i, &x) in rows.clone().zip(&v[rows.clone()]) {
+                            acc.add_f64(x, key(i), slot.needs);
+                        }
+                    }
+                    ColumnValues::I64(v) if dense => {
+                        for (i, &x) in rows.clone().zip(&v[rows.clone()]) {
+                            acc.add_i64(x, key(i), slot.needs);
+                        }
+                    }
+                    values => {
+                        for i in rows.clone().filter(|&i| column.is_valid(i)) {
+                            match values {
+                                ColumnValues::F64(v) => acc.add_f64(v[i], key(i), slot.needs),
+                                ColumnValues::I64(v) => acc.add_i64(v[i], key(i), slot.needs),
+                                other => {
+                                    if let Some(value) = other.get(i) {
+                                        acc.add_other(&value, key(i), slot.needs);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row by row, for queries with value filters.
+    fn add_filtered_rows(&mut self, chunk: &Chunk, slot_columns: &[Vec<usize>]) -> Result<()> {
+        let filter_columns: Vec<Vec<usize>> = self.query.filters.iter().map(|f| columns_named(chunk, &f.field)).collect();
+        for i in 0..chunk.len() {
+            if passes(chunk, i, &self.query.filters, &filter_columns) {
+                self.add_run(chunk, i..i + 1, self.bucket_of(chunk.timestamps[i]), slot_columns);
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, mut chunks: SeriesChunks) -> Result<()> {
+        while let Some(unit) = chunks.next_unit() {
+            match unit? {
+                UnitData::Lone { segment, meta } => {
+                    if !self.try_stats(&segment, &meta)
+                        && let Some(chunk) = chunks.decode_lone(&segment, &meta)?
+                    {
+                        self.add_rows(&chunk)?;
+                    }
+                }
+                UnitData::Rows(chunk) => self.add_rows(&chunk)?,
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+}
+
+fn aggregate(
+    snapshot: &Snapshot,
+    query: &Query,
+    plan: &Plan,
+    limits: &QueryLimits,
+    fingerprint: u64,
+    after: Option<CursorKey>,
+) -> Result<QueryResult> {
+    let scanned = AtomicU64::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 2)
+        .min(plan.series.len().max(1));
+    let work = |part: usize| -> Result<Partial> {
+        let mut out = Partial::default();
+        for (i, (id, _)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
+            let chunks = snapshot
+                .series_chunks(*id, query.range, plan.read_fields.as_deref(), Order::Ascending)?
+                .keep_rows_without_fields(plan.counts_rows);
+            let mut aggregator = SeriesAggregator {
+                plan,
+                query,
+                group: plan.series_group[i],
+                series: *id,
+                bucket: 0,
+                accs: vec![Acc::default(); plan.slots.len()],
+                started: false,
+                out: &mut out,
+                scanned: &scanned,
+                max_scanned: limits.max_points_scanned,
+            };
+            aggregator.run(chunks.with_pruner(pruner(&query.filters)))?;
+        }
+        Ok(out)
+    };
+    let partials: Vec<Result<Partial>> = if threads == 1 {
+        vec![work(0)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || work(t))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut merged = Partial::default();
+    for partial in partials {
+        for (key, accs) in partial? {
+            match merged.get_mut(&key) {
+                Some(existing) => {
+                    for (e, a) in existing.iter_mut().zip(accs) {
+                        e.merge(a);
+                    }
+                }
+                None => {
+                    merged.insert(key, accs);
+                }
+            }
+        }
+    }
+    let rows = finalize(query, plan, merged, limits)?;
+    let value_columns = query.aggregates.iter().map(|a| a.column_name()).collect();
+    page(
+        rows,
+        query,
+        fingerprint,
+        after,
+        query.every.is_some(),
+        query.group_by.clone(),
+        value_columns,
+    )
+}
+
+/// Buckets of the result: from the range (or the data, when unbounded) for fill.
+fn fill_span(query: &Query, every: Bucket, present: &BTreeSet<i64>) -> Option<(i64, i64)> {
+    let first = if query.range.start > i64::MIN {
+        every.start(query.range.start)
+    } else {
+        *present.first()?
+    };
+    let last = if query.range.end < i64::MAX {
+        every.start(query.range.end - 1)
+    } else {
+        *present.last()?
+    };
+    Some((first, last))
+}
+
+/// Turns partial aggregates into ordered rows, filling empty buckets.
+fn finalize(query: &Query, plan: &Plan, merged: Partial, limits: &QueryLimits) -> Result<Vec<QueryRow>> {
+    let values_of = |accs: &[Acc]| -> Vec<Option<FieldValue>> { plan.outputs.iter().map(|&(slot, f)| accs[slot].result(f)).collect() };
+    let mut by_group: FxHashMap<u32, GroupBuckets> = FxHashMap::default();
+    let mut present = BTreeSet::new();
+    for ((group, bucket), accs) in &merged {
+        present.insert(*bucket);
+        by_group.entry(*group).or_default().push((*bucket, values_of(accs)));
+    }
+    let mut rows = Vec::new();
+    let every = query.every.filter(|_| query.fill != Fill::None);
+    let span = every.and_then(|e| fill_span(query, e, &present).map(|s| (e, s)));
+    let groups_with_data = by_group.len() as u64;
+    for (group, mut buckets) in by_group {
+        buckets.sort_by_key(|(b, _)| *b);
+        let tags: Arc<[Option<String>]> = plan.groups[group as usize].clone().into();
+        let Some((every, (first, last))) = span else {
+            rows.extend(buckets.into_iter().map(|(b, values)| QueryRow {
+                time: query.every.map(|_| b),
+                tags: tags.clone(),
+                values,
+                series: None,
+                record_id: None,
+            }));
+            check_limit(Limit::QueryResultRows, rows.len() as u64, limits.max_result_rows)?;
+            continue;
+        };
+        let mut next = buckets.into_iter().peekable();
+        let mut previous: Vec<Option<FieldValue>> = vec![None; plan.outputs.len()];
+        let mut bucket = first;
+        while bucket <= last {
+            let values = match next.peek() {
+                Some((b, _)) if *b == bucket => next.next().map(|(_, v)| v).unwrap_or_default(),
+                _ => match query.fill {
+                    Fill::Previous => previous.clone(),
+                    Fill::Value(v) => vec![Some(FieldValue::F64(v)); plan.outputs.len()],
+                    _ => vec![None; plan.outputs.len()],
+                },
+            };
+            previous = values.clone();
+            rows.push(QueryRow {
+                time: Some(bucket),
+                tags: tags.clone(),
+                values,
+                series: None,
+                record_id: None,
+            });
+            if rows.len() as u64 > limits.max_result_rows {
+                return Err(Error::LimitExceeded {
+                    limit: Limit::QueryResultRows,
+                    value: rows.len() as u64,
+                    max: limits.max_result_rows,
+                    context: Some(format!("filling {groups_with_data} groups over empty buckets")),
+                });
+            }
+            let following = every.next(bucket);
+            if following <= bucket {
+                break;
+            }
+            bucket = following;
+        }
+    }
+    rows.sort_by(|a, b| {
+        let time = a.time.cmp(&b.time);
+        let time = if query.order == Order::Descending { time.reverse() } else { time };
+        time.then_with(|| a.tags.cmp(&b.tags))
+    });
+    Ok(rows)
+}
+
+/// Applies the cursor, offset and limit to ordered rows and sets the next cursor.
+fn page(
+    rows: Vec<QueryRow>,
+    query: &Query,
+    fingerprint: u64,
+    after: Option<CursorKey>,
+    time_column: bool,
+    tag_columns: Vec<String>,
+    value_columns: Vec<String>,
+) -> Result<QueryResult> {
+    let key_of = |r: &QueryRow| match r.series {
+        Some(id) if query.lastpoint => CursorKey::Series(id),
+        _ => CursorKey::Group(r.time, r.tags.to_vec()),
+    };
+    let start = match &after {
+        None => 0,
+        Some(key) => match rows.iter().position(|r| key_of(r) == *key) {
+            Some(i) => i + 1,
+            // The row the cursor names is gone; continue after where it sorted.
+            None => rows
+                .iter()
+                .position(|r| cursor::after_in_order(&key_of(r), key, query.order))
+                .unwrap_or(rows.len()),
+        },
+    };
+    let start = start.saturating_add(query.offset).min(rows.len());
+    let end = query.limit.map_or(rows.len(), |l| start.saturating_add(l).min(rows.len()));
+    let next_cursor = (end < rows.len() && end > start).then(|| cursor::encode(fingerprint, &key_of(&rows[end - 1])));
+    let mut rows = rows;
+    rows.truncate(end);
+    rows.drain(..start);
+    Ok(QueryResult {
+        time_column,
+        tag_columns,
+        value_columns,
+        rows: Rows::Materialized(rows.into_iter()),
+        next_cursor,
+    })
+}
+
+fn lastpoint(
+    snapshot: &Snapshot,
+    query: &Query,
+    plan: &Plan,
+    limits: &QueryLimits,
+    fingerprint: u64,
+    after: Option<CursorKey>,
+) -> Result<QueryResult> {
+    let tag_columns = tag_columns(plan);
+    let value_columns = value_columns(snapshot, query, plan)?;
+    let mut rows = Vec::new();
+    let mut scanned = 0u64;
+    for (id, key) in &plan.series {
+        let mut chunks = snapshot
+            .series_chunks(*id, query.range, plan.read_fields.as_deref(), Order::Descending)?
+            .with_pruner(pruner(&query.filters));
+        let mut found: Option<NewestRow> = None;
+        while found.is_none() {
+            let Some(unit) = chunks.next_unit() else { break };
+            let chunk = match unit? {
+                UnitData::Lone { segment, meta } => {
+                    if let Some(row) = lastpoint_from_stats(&segment, &meta, &chunks, query) {
+                        found = Some(row);
+                        break;
+                    }
+                    match chunks.decode_lone(&segment, &meta)? {
+                        Some(c) => c,
+                        None => continue,
+                    }
+                }
+                UnitData::Rows(c) => c,
+            };
+            scanned += (chunk.len() * chunk.columns.len().max(1)) as u64;
+            check_limit(Limit::QueryPointsScanned, scanned, limits.max_points_scanned)?;
+            let filter_columns: Vec<Vec<usize>> = query.filters.iter().map(|f| columns_named(&chunk, &f.field)).collect();
+            let requested: Option<Vec<usize>> = query.fields.as_ref().map(|f| {
+                chunk
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| f.iter().any(|n| **n == *c.name))
+                    .map(|(i, _)| i)
+                    .collect()
+            });
+            let wanted = |i: usize| {
+                requested
+                    .as_ref()
+                    .is_none_or(|cols| cols.iter().any(|&c| chunk.columns[c].is_valid(i)))
+            };
+            if let Some(i) = (0..chunk.len()).find(|&i| wanted(i) && passes(&chunk, i, &query.filters, &filter_columns)) {
+                found = Some((chunk.timestamps[i], chunk.record_ids.get(i).copied(), chunk.row(i)));
+            }
+        }
+        if let Some((ts, record_id, fields)) = found {
+            rows.push(QueryRow {
+                time: Some(ts),
+                tags: tag_columns.iter().map(|t| key.tag(t).map(str::to_owned)).collect::<Vec<_>>().into(),
+                values: value_columns
+                    .iter()
+                    .map(|c| fields.iter().find(|(n, _)| **n == **c).map(|(_, v)| v.clone()))
+                    .collect(),
+                series: Some(*id),
+                record_id,
+            });
+            check_limit(Limit::QueryResultRows, rows.len() as u64, limits.max_result_rows)?;
+        }
+    }
+    page(rows, query, fingerprint, after, true, tag_columns, value_columns)
+}
+
+/// The newest row of a lone metric block from its statistics: possible when no filter
+/// applies and every wanted column has a value in every row (so each column's `last` is
+/// the value at the block's last timestamp) and carries it.
+fn lastpoint_from_stats(segment: &SegmentReader, meta: &BlockMeta, chunks: &SeriesChunks, query: &Query) -> Option<NewestRow> {
+    if chunks.kind().is_event() || !query.filters.is_empty() || meta.max_ts >= query.range.end || meta.max_ts < query.range.start {
+        return None;
+    }
+    let fields = segment.fields();
+    let mut values = Vec::new();
+    for c in &meta.columns {
+        let name = &fields[c.field as usize].0;
+        if query.fields.as_ref().is_some_and(|f| !f.iter().any(|n| **n == **name)) {
+            continue;
+        }
+        if c.count != meta.rows {
+            return None;
+        }
+        values.push((
+            name.clone(),
+            match c.stats {
+                ColumnStats::F64 { last, .. } => FieldValue::F64(last),
+                ColumnStats::I64 { last, .. } => FieldValue::I64(last),
+                _ => return None,
+            },
+        ));
+    }
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.0.cmp(&b.0));
+    Some((meta.max_ts, None, values))
+}

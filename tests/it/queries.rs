@@ -1,0 +1,276 @@
+//! Query semantics spelled out case by case (the randomised comparison is in
+//! `query_model.rs`).
+
+use crate::common::options;
+use annals::{
+    Aggregate, AggregateFn, Batch, Bucket, Engine, FieldFilter, FieldValue, Fill, Order, Query, SeriesKey, SeriesSelector, TimeRange,
+};
+
+fn key(host: &str) -> SeriesKey {
+    SeriesKey::metric("m").unwrap().with_tag("host", host).unwrap()
+}
+
+/// (host, timestamp, fields)
+type Row<'a> = (&'a str, i64, Vec<(&'a str, FieldValue)>);
+/// (time, tags, values)
+type Out = Vec<(Option<i64>, Vec<Option<String>>, Vec<Option<FieldValue>>)>;
+
+fn write(engine: &Engine, rows: &[Row<'_>]) {
+    let mut batch = Batch::new();
+    for (host, ts, fields) in rows {
+        batch.add_row(&key(host), *ts, fields.clone()).unwrap();
+    }
+    engine.write(&batch).unwrap();
+}
+
+fn values(engine: &Engine, query: &Query) -> Out {
+    let (rows, _) = engine.snapshot().query(query).unwrap().collect_rows().unwrap();
+    rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)).collect()
+}
+
+#[test]
+fn first_and_last_of_sparse_columns_use_the_rows_that_have_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    // Series a: the field is missing at the block's first and last timestamps.
+    write(
+        &engine,
+        &[
+            ("a", 10, vec![("x", 0.0.into()), ("y", 1.0.into())]),
+            ("a", 20, vec![("y", 5.0.into())]),
+            ("a", 40, vec![("x", 0.0.into())]),
+        ],
+    );
+    // Series b: the field at a time between.
+    write(&engine, &[("b", 15, vec![("y", 7.0.into())]), ("b", 30, vec![("y", 9.0.into())])]);
+    engine.flush().unwrap();
+    let query = Query {
+        selector: SeriesSelector::measurement("m"),
+        aggregates: vec![
+            Aggregate::of(AggregateFn::First, "y"),
+            Aggregate::of(AggregateFn::Last, "y"),
+            Aggregate::of(AggregateFn::Count, "y"),
+        ],
+        ..Query::default()
+    };
+    assert_eq!(
+        values(&engine, &query),
+        vec![(None, vec![], vec![Some(1.0.into()), Some(9.0.into()), Some(FieldValue::I64(4))])]
+    );
+    let stats = engine.stats().unwrap();
+    assert_eq!(
+        stats.block_cache_misses, 1,
+        "series a was decoded (sparse y); series b was answered from statistics"
+    );
+}
+
+#[test]
+fn buckets_fill_percentiles_and_row_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let minute = 60_000_000_000i64;
+    write(
+        &engine,
+        &[
+            ("a", 0, vec![("v", 1.0.into())]),
+            ("a", 10, vec![("v", 3.0.into())]),
+            ("a", 2 * minute, vec![("v", 10.0.into()), ("w", true.into())]),
+            ("b", 2 * minute + 5, vec![("w", false.into())]),
+        ],
+    );
+    let mut query = Query {
+        selector: SeriesSelector::measurement("m"),
+        range: TimeRange::new(0, 3 * minute),
+        aggregates: vec![
+            Aggregate::of(AggregateFn::Mean, "v"),
+            Aggregate::of(AggregateFn::Percentile(50.0), "v"),
+            Aggregate::count_rows(),
+        ],
+        every: Some(Bucket::parse("1m").unwrap()),
+        fill: Fill::Previous,
+        ..Query::default()
+    };
+    assert_eq!(
+        values(&engine, &query),
+        vec![
+            (Some(0), vec![], vec![Some(2.0.into()), Some(1.0.into()), Some(FieldValue::I64(2))]),
+            (
+                Some(minute),
+                vec![],
+                vec![Some(2.0.into()), Some(1.0.into()), Some(FieldValue::I64(2))]
+            ),
+            (
+                Some(2 * minute),
+                vec![],
+                vec![Some(10.0.into()), Some(10.0.into()), Some(FieldValue::I64(2))]
+            ),
+        ]
+    );
+    query.fill = Fill::Null;
+    query.order = Order::Descending;
+    query.group_by = vec!["host".into()];
+    let rows = values(&engine, &query);
+    assert_eq!(rows.len(), 6, "two hosts x three buckets");
+    assert_eq!(rows[0].0, Some(2 * minute));
+    assert_eq!(
+        rows[1],
+        (Some(2 * minute), vec![Some("b".into())], vec![None, None, Some(FieldValue::I64(1))])
+    );
+    assert_eq!(rows[2], (Some(minute), vec![Some("a".into())], vec![None, None, None]));
+    assert_eq!(rows[3], (Some(minute), vec![Some("b".into())], vec![None, None, None]));
+}
+
+#[test]
+fn lastpoint_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    for i in 0..100i64 {
+        write(
+            &engine,
+            &[
+                ("a", i, vec![("v", FieldValue::F64(i as f64)), ("n", FieldValue::I64(-i))]),
+                ("b", i, vec![("v", FieldValue::F64(50.0))]),
+            ],
+        );
+    }
+    engine.flush().unwrap();
+    let lastpoint = Query {
+        selector: SeriesSelector::measurement("m"),
+        lastpoint: true,
+        ..Query::default()
+    };
+    let rows = values(&engine, &lastpoint);
+    assert_eq!(
+        rows[0],
+        (
+            Some(99),
+            vec![Some("a".into())],
+            vec![Some(FieldValue::I64(-99)), Some(99.0.into())]
+        )
+    );
+    assert_eq!(rows[1], (Some(99), vec![Some("b".into())], vec![None, Some(50.0.into())]));
+    assert_eq!(
+        engine.stats().unwrap().block_cache_misses,
+        0,
+        "the newest rows came from block statistics"
+    );
+
+    let high = Query {
+        selector: SeriesSelector::measurement("m"),
+        filters: vec![FieldFilter::parse("v > 95").unwrap()],
+        fields: Some(vec!["v".into()]),
+        ..Query::default()
+    };
+    let rows = values(&engine, &high);
+    assert_eq!(rows.iter().map(|r| r.0.unwrap()).collect::<Vec<_>>(), vec![96, 97, 98, 99]);
+    assert_eq!(
+        engine.stats().unwrap().block_cache_misses,
+        1,
+        "series b's block (max 50) was skipped by its statistics"
+    );
+}
+
+#[test]
+fn cursors_neither_repeat_nor_skip_when_data_arrives_between_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    for i in 0..10i64 {
+        write(&engine, &[("a", i * 10, vec![("v", FieldValue::I64(i))])]);
+    }
+    let mut query = Query {
+        selector: SeriesSelector::measurement("m"),
+        limit: Some(4),
+        ..Query::default()
+    };
+    let first = engine.snapshot().query(&query).unwrap();
+    let (rows, cursor) = first.collect_rows().unwrap();
+    assert_eq!(rows.iter().map(|r| r.time.unwrap()).collect::<Vec<_>>(), vec![0, 10, 20, 30]);
+    // New rows before and after the page boundary.
+    write(
+        &engine,
+        &[
+            ("a", 5, vec![("v", FieldValue::I64(-1))]),
+            ("a", 35, vec![("v", FieldValue::I64(-2))]),
+        ],
+    );
+    query.cursor = cursor;
+    let (rows, _) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
+    assert_eq!(rows.iter().map(|r| r.time.unwrap()).collect::<Vec<_>>(), vec![35, 40, 50, 60]);
+    query.selector = SeriesSelector::measurement("other");
+    assert!(engine.snapshot().query(&query).is_err(), "a cursor belongs to its query");
+}
+
+#[test]
+fn bad_queries_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let snapshot = engine.snapshot();
+    let cases = [
+        Query {
+            group_by: vec!["host".into()],
+            ..Query::default()
+        },
+        Query {
+            aggregates: vec![Aggregate {
+                function: AggregateFn::Max,
+                field: None,
+            }],
+            ..Query::default()
+        },
+        Query {
+            lastpoint: true,
+            aggregates: vec![Aggregate::count_rows()],
+            ..Query::default()
+        },
+        Query {
+            cursor: Some("00".into()),
+            ..Query::default()
+        },
+    ];
+    for q in cases {
+        assert!(matches!(snapshot.query(&q), Err(annals::Error::InvalidInput { .. })), "{q:?}");
+    }
+}
+
+#[test]
+fn query_limits_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options();
+    opts.query_limits.max_series = 2;
+    opts.query_limits.max_result_rows = 5;
+    let engine = Engine::open(dir.path(), opts).unwrap();
+    write(
+        &engine,
+        &[
+            ("a", 0, vec![("v", 1.0.into())]),
+            ("b", 0, vec![("v", 1.0.into())]),
+            ("c", 0, vec![("v", 1.0.into())]),
+        ],
+    );
+    let everything = Query {
+        selector: SeriesSelector::measurement("m"),
+        ..Query::default()
+    };
+    assert!(matches!(
+        engine.snapshot().query(&everything),
+        Err(annals::Error::LimitExceeded {
+            limit: annals::Limit::QuerySeries,
+            ..
+        })
+    ));
+    let buckets = Query {
+        selector: SeriesSelector::measurement("m").with_tag("host", "a"),
+        range: TimeRange::new(0, 3_600_000_000_000),
+        aggregates: vec![Aggregate::count_rows()],
+        every: Some(Bucket::parse("1m").unwrap()),
+        fill: Fill::Null,
+        ..Query::default()
+    };
+    assert!(matches!(
+        engine.snapshot().query(&buckets),
+        Err(annals::Error::LimitExceeded {
+            limit: annals::Limit::QueryResultRows,
+            ..
+        })
+    ));
+}

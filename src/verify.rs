@@ -14,6 +14,7 @@
 
 use crate::catalog::CatalogFile;
 use crate::error::{Error, Result};
+use crate::index::TagIndex;
 use crate::io::{self, DirLock};
 use crate::manifest::{self, Manifest};
 use crate::segment::SegmentReader;
@@ -146,6 +147,35 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         None
     };
     report.series = catalog.as_ref().map_or(0, |c| c.len() as u64);
+
+    // The tag index is derived from the catalog: the part the file covers must agree with a
+    // rebuild. A damaged or disagreeing file is dropped by repair and rebuilt on open.
+    let tags_path = dir.join("TAGS");
+    if let (Some(catalog), Some(bytes)) = (&catalog, io::read_file_if_exists(&tags_path)?) {
+        let agrees = match TagIndex::decode(&bytes) {
+            Some((stored, covered)) if covered <= catalog.len() as u64 => {
+                let mut rebuilt = TagIndex::default();
+                for (id, key) in catalog.keys().iter().enumerate().take(covered as usize) {
+                    rebuilt.insert(id as u32, key);
+                }
+                stored.same_as(&rebuilt)
+            }
+            _ => false,
+        };
+        if !agrees {
+            report.problems.push(Problem {
+                file: tags_path.clone(),
+                offset: 0,
+                what: "the tag index does not match the catalog".into(),
+            });
+            if repair {
+                io::remove_file(&tags_path)?;
+                report
+                    .repairs
+                    .push(format!("removed {} (rebuilt from the catalog on open)", tags_path.display()));
+            }
+        }
+    }
 
     let data_dir = dir.join("data");
     let mut damaged_segments = Vec::new();

@@ -83,6 +83,37 @@ impl TagIndex {
         Ok(set)
     }
 
+    /// Whether two indexes hold the same bitmaps.
+    pub(crate) fn same_as(&self, other: &TagIndex) -> bool {
+        let clean = |m: &FxHashMap<String, RoaringBitmap>| -> std::collections::BTreeMap<String, RoaringBitmap> {
+            m.iter()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(k, b)| (k.clone(), b.clone()))
+                .collect()
+        };
+        let tags = |t: &TagIndex| -> std::collections::BTreeMap<(String, String), RoaringBitmap> {
+            t.by_tag
+                .iter()
+                .flat_map(|(k, vs)| {
+                    vs.iter()
+                        .filter(|(_, b)| !b.is_empty())
+                        .map(move |(v, b)| ((k.clone(), v.clone()), b.clone()))
+                })
+                .collect()
+        };
+        let kinds = |t: &TagIndex| -> std::collections::BTreeMap<u8, RoaringBitmap> {
+            t.by_kind
+                .iter()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(k, b)| (*k, b.clone()))
+                .collect()
+        };
+        self.all == other.all
+            && clean(&self.by_measurement) == clean(&other.by_measurement)
+            && kinds(self) == kinds(other)
+            && tags(self) == tags(other)
+    }
+
     fn tag_values(&self, key: &str) -> Option<&FxHashMap<String, RoaringBitmap>> {
         self.by_tag.get(key)
     }

@@ -222,3 +222,41 @@ fn a_wal_file_whose_header_never_reached_the_disk_is_dropped() {
     assert!(engine.recovery_report().torn_tail.is_some());
     assert_eq!(everything(&engine).unwrap().len(), 25);
 }
+
+#[test]
+fn a_wrong_tag_index_is_reported_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    fill(&engine, 1);
+    engine.close().unwrap();
+    assert!(annals::verify::verify(dir.path(), false).unwrap().is_clean());
+    // A tag index from another store: valid bytes, wrong contents.
+    let other = tempfile::tempdir().unwrap();
+    let engine = Engine::open(other.path(), options()).unwrap();
+    let mut batch = Batch::new();
+    for host in ["x", "y", "z", "w"] {
+        batch
+            .add_row(
+                &SeriesKey::metric("cpu").unwrap().with_tag("host", host).unwrap(),
+                1,
+                [("v", FieldValue::I64(1))],
+            )
+            .unwrap();
+    }
+    engine.write(&batch).unwrap();
+    engine.close().unwrap();
+    std::fs::copy(other.path().join("TAGS"), dir.path().join("TAGS")).unwrap();
+    let report = annals::verify::verify(dir.path(), true).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(annals::verify::verify(dir.path(), false).unwrap().is_clean());
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert!(engine.recovery_report().tag_index_rebuilt);
+    let snapshot = engine.snapshot();
+    assert_eq!(
+        snapshot
+            .select(&annals::SeriesSelector::measurement("cpu").with_tag("host", "h1"))
+            .unwrap()
+            .len(),
+        1
+    );
+}

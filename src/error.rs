@@ -107,6 +107,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The full-text index could not be read or written. It is derived from the segments:
+    /// `annals verify --repair` removes it and the next open rebuilds it.
+    #[error("full-text index {}: {reason}", path.display())]
+    TextIndex {
+        /// The index directory.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The handle was closed.
     #[error("the store is closed")]
     Closed,

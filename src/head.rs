@@ -177,6 +177,15 @@ fn dedup_last_per_timestamp(rows: &mut Vec<usize>, timestamps: &[i64]) {
     rows.truncate(out);
 }
 
+/// A head row with indexed text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TextRow {
+    pub series: SeriesId,
+    pub timestamp: i64,
+    pub seq: u64,
+    pub text: String,
+}
+
 /// The memtable.
 #[derive(Debug, Default)]
 pub(crate) struct Head {
@@ -254,6 +263,56 @@ impl Head {
         self.series
             .get(&series)
             .map_or_else(Vec::new, |s| s.columns.iter().map(|c| c.name.clone()).collect())
+    }
+
+    /// Rows of series with indexed text (logs, alerts) beyond the first `done[series]` rows
+    /// of each, in arrival order per series; advances `done`. Looks at about `budget` rows
+    /// and returns true when rows remain; rows without text are skipped.
+    pub(crate) fn text_rows(&self, done: &mut FxHashMap<SeriesId, usize>, budget: usize, out: &mut Vec<TextRow>) -> bool {
+        let mut looked = 0;
+        for (&id, s) in &self.series {
+            let fields = s.kind.text_fields();
+            if fields.is_empty() {
+                continue;
+            }
+            let start = done.get(&id).copied().unwrap_or(0);
+            if start >= s.timestamps.len() {
+                continue;
+            }
+            if looked >= budget {
+                return true;
+            }
+            let columns: Vec<&HeadColumn> = s
+                .columns
+                .iter()
+                .filter(|c| matches!(c.values, ColumnValues::Str(_)) && fields.contains(&&*c.name))
+                .collect();
+            let end = s.timestamps.len().min(start + (budget - looked));
+            for row in start..end {
+                let text = s.kind.row_text(|name| {
+                    let column = columns.iter().find(|c| &*c.name == name)?;
+                    let valid = column.validity.is_empty() || column.validity[row];
+                    match &column.values {
+                        ColumnValues::Str(v) if valid => Some(v[row].as_str()),
+                        _ => None,
+                    }
+                });
+                if let Some(text) = text {
+                    out.push(TextRow {
+                        series: id,
+                        timestamp: s.timestamps[row],
+                        seq: s.seqs[row],
+                        text,
+                    });
+                }
+            }
+            looked += end - start;
+            done.insert(id, end);
+            if end < s.timestamps.len() {
+                return true;
+            }
+        }
+        false
     }
 
     /// Every series' rows, sorted and deduplicated, for a flush: (id, kind, chunk) by id.

@@ -35,7 +35,7 @@ use crate::model::{
     AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesKey, SeriesKind,
 };
 use crate::options::Options;
-use crate::query::{Aggregate, Query, QueryRow};
+use crate::query::{Aggregate, Query, QueryRow, SearchOrder, SearchQuery};
 use crate::read::Order;
 use crate::scan::SeriesSelector;
 use crate::time::TimeRange;
@@ -129,8 +129,9 @@ pub struct DataQuery {
     pub levels: Vec<LogLevel>,
     /// Components of performance samples to return; empty for all.
     pub components: Vec<String>,
-    /// Only logs and alerts whose message, title or description contains this text,
-    /// ignoring case.
+    /// Only logs and alerts whose message, title or description match this full-text
+    /// query (words, `"phrases"`, `AND`/`OR`/`NOT`, `prefix*`; see
+    /// [`crate::text::query`]), ignoring case. Answered by the text index.
     pub search_text: Option<String>,
     /// Rows per page, 1..=1000 (default 100).
     pub limit: usize,
@@ -165,10 +166,10 @@ pub struct DataResponse {
     /// The records, in the requested order. A metric row with several fields yields one
     /// record per field.
     pub rows: Vec<Record>,
-    /// Rows matching the query in all, when cheap to know (answered from block statistics;
-    /// `None` with `search_text`).
+    /// Rows matching the query in all (from block statistics, or from the text index with
+    /// `search_text`).
     pub total_count: Option<u64>,
-    /// Cursor of the next page, if there is one (text searches page with `offset`).
+    /// Cursor of the next page, if there is one.
     pub next_cursor: Option<String>,
 }
 
@@ -320,7 +321,7 @@ impl History {
         };
         let range = TimeRange::new(request.start_time.unwrap_or(i64::MIN), request.end_time.unwrap_or(i64::MAX));
         let snapshot = self.engine.snapshot();
-        let mut query = Query {
+        let query = Query {
             selector: selector.clone(),
             range,
             order: if request.order_desc { Order::Descending } else { Order::Ascending },
@@ -329,72 +330,81 @@ impl History {
             cursor: request.cursor.clone(),
             ..Query::default()
         };
-        let needle = request.search_text.as_ref().map(|t| t.to_lowercase());
-        if needle.is_some() {
-            // Until the text index serves this, matching rows are found by reading them,
-            // so paging happens here.
-            query.limit = None;
-            query.offset = 0;
+        if let Some(text) = &request.search_text {
+            return search_page(&snapshot, request, text, selector, range);
         }
-        let result = snapshot.query(&query)?;
+        let mut result = snapshot.query(&query)?;
         let columns = result.value_columns.clone();
         let mut rows = Vec::new();
-        let mut matched = 0usize;
-        let mut result = result;
         for row in result.by_ref() {
             let row = row?;
             let Some(key) = row.series.and_then(|id| snapshot.series_key(id)) else {
                 continue;
             };
             let fields = named_values(&columns, &row);
-            if let Some(needle) = &needle {
-                let text_matches = fields.iter().any(|(n, v)| {
-                    matches!(*n, "message" | "title" | "description")
-                        && v.as_str().is_some_and(|s| s.to_lowercase().contains(needle.as_str()))
-                });
-                if !text_matches {
-                    continue;
-                }
-                matched += 1;
-                if matched <= request.offset {
-                    continue;
-                }
-                if matched > request.offset + request.limit {
-                    break;
-                }
-            }
             rows.extend(records_from(&key, row.time.unwrap_or_default(), &fields));
         }
-        // Text searches page by offset until the text index gives them keyset cursors.
-        let next_cursor = if needle.is_none() {
-            result.next_cursor().map(str::to_owned)
-        } else {
-            None
+        let next_cursor = result.next_cursor().map(str::to_owned);
+        let count = Query {
+            selector,
+            range,
+            aggregates: vec![Aggregate::count_rows()],
+            ..Query::default()
         };
-        let total_count = if needle.is_none() {
-            let count = Query {
-                selector,
-                range,
-                aggregates: vec![Aggregate::count_rows()],
-                ..Query::default()
-            };
-            let (counted, _) = snapshot.query(&count)?.collect_rows()?;
-            Some(
-                counted
-                    .first()
-                    .and_then(|r| r.values.first().cloned().flatten())
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0) as u64,
-            )
-        } else {
-            None
-        };
+        let (counted, _) = snapshot.query(&count)?.collect_rows()?;
+        let total_count = Some(
+            counted
+                .first()
+                .and_then(|r| r.values.first().cloned().flatten())
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0) as u64,
+        );
         Ok(DataResponse {
             rows,
             total_count,
             next_cursor,
         })
     }
+}
+
+/// A page of [`History::query_data`] with `search_text`, answered by the full-text index.
+fn search_page(
+    snapshot: &crate::Snapshot,
+    request: &DataQuery,
+    text: &str,
+    selector: SeriesSelector,
+    range: TimeRange,
+) -> Result<DataResponse> {
+    let search = SearchQuery {
+        text: text.to_string(),
+        selector,
+        range,
+        order: if request.order_desc {
+            SearchOrder::Newest
+        } else {
+            SearchOrder::Oldest
+        },
+        // A cursor continues a page; an offset skips hits of the first page.
+        limit: if request.cursor.is_some() {
+            request.limit
+        } else {
+            request.offset.saturating_add(request.limit)
+        },
+        cursor: request.cursor.clone(),
+        count_total: true,
+    };
+    let found = snapshot.search(&search)?;
+    let skip = if request.cursor.is_some() { 0 } else { request.offset };
+    let mut rows = Vec::new();
+    for hit in found.hits.iter().skip(skip) {
+        let fields: Vec<(&str, FieldValue)> = hit.fields.iter().map(|(n, v)| (&**n, v.clone())).collect();
+        rows.extend(records_from(&hit.key, hit.time, &fields));
+    }
+    Ok(DataResponse {
+        rows,
+        total_count: found.total,
+        next_cursor: found.next_cursor,
+    })
 }
 
 fn named_values<'a>(columns: &'a [String], row: &QueryRow) -> Vec<(&'a str, FieldValue)> {

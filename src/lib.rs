@@ -54,6 +54,7 @@ pub mod query;
 mod read;
 mod scan;
 mod segment;
+pub mod text;
 pub mod time;
 pub mod verify;
 mod wal;
@@ -69,7 +70,10 @@ pub use model::{
     ValueType,
 };
 pub use options::{Durability, Limits, Options, QueryLimits};
-pub use query::{Aggregate, AggregateFn, Bucket, FieldFilter, Fill, Query, QueryResult, QueryRow};
+pub use query::{
+    Aggregate, AggregateFn, Bucket, FieldFilter, Fill, MatchCount, Query, QueryResult, QueryRow, SearchHit, SearchOrder, SearchQuery,
+    SearchResult, Snippet,
+};
 pub use read::{Order, SeriesChunks};
 pub use scan::{Scan, ScanRequest, ScanRow, SeriesSelector};
 pub use time::{Month, TimeRange};

@@ -165,6 +165,9 @@ pub struct Options {
     pub create_if_missing: bool,
     /// Memory for decoded blocks kept between reads (default 128 MiB; 0 disables).
     pub block_cache_bytes: usize,
+    /// Memory the full-text index may use while indexing a flush (default 64 MiB, split
+    /// over `flush_threads`; at least 15 MB per thread is used).
+    pub text_index_memory_bytes: usize,
     /// Bounds on what one query may cost.
     pub query_limits: QueryLimits,
 }
@@ -203,6 +206,7 @@ impl Default for Options {
             flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             create_if_missing: true,
             block_cache_bytes: 128 << 20,
+            text_index_memory_bytes: 64 << 20,
             query_limits: QueryLimits::default(),
         }
     }

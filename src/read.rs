@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::head::Head;
 use crate::model::{SeriesId, SeriesKind, ValueType};
 use crate::segment::{BlockMeta, SegmentReader};
+use crate::text::{HeadText, TextView};
 use crate::time::TimeRange;
 use parking_lot::RwLock;
 use std::collections::VecDeque;
@@ -30,13 +31,52 @@ pub enum Order {
     Descending,
 }
 
-/// What a snapshot sees: sealed segments and the heads not yet flushed.
-#[derive(Debug, Default)]
+/// A head and the full-text index of its rows (built when first searched).
+#[derive(Debug, Clone)]
+pub(crate) struct HeadRef {
+    pub rows: Arc<RwLock<Head>>,
+    pub text: Arc<HeadText>,
+}
+
+impl HeadRef {
+    pub(crate) fn new(head: Head) -> HeadRef {
+        HeadRef {
+            rows: Arc::new(RwLock::new(head)),
+            text: Arc::new(HeadText::default()),
+        }
+    }
+
+    /// Memory held by the rows and their text index.
+    pub(crate) fn bytes(&self) -> usize {
+        self.rows.read().bytes() + self.text.bytes()
+    }
+
+    pub(crate) fn is(&self, other: &HeadRef) -> bool {
+        Arc::ptr_eq(&self.rows, &other.rows)
+    }
+}
+
+/// What a snapshot sees: sealed segments, the heads not yet flushed, and the full-text
+/// index of the segments.
+#[derive(Default)]
 pub(crate) struct ReadState {
     /// Sorted by (month, generation).
     pub segments: Vec<Arc<SegmentReader>>,
     /// Heads being flushed (oldest first), then the active head.
-    pub heads: Vec<Arc<RwLock<Head>>>,
+    pub heads: Vec<HeadRef>,
+    /// The committed text index of every month, covering exactly the text rows of
+    /// `segments`.
+    pub text: Arc<TextView>,
+}
+
+impl std::fmt::Debug for ReadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadState")
+            .field("segments", &self.segments.len())
+            .field("heads", &self.heads.len())
+            .field("text_months", &self.text.months.len())
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -112,7 +152,7 @@ impl SeriesChunks {
                 }
             }
             for head in &state.heads {
-                let head = head.read();
+                let head = head.rows.read();
                 if head.may_contain(series, range)
                     && let Some(chunk) = head.read(series, range, visible_seq, fields.as_deref())
                 {

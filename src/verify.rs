@@ -6,11 +6,15 @@
 //! manifest, header, footer, index, every block decoded and compared with its statistics,
 //! series ids known to the catalog with the same kind); the WAL from the checkpoint (every
 //! record's checksum and contents, sequence numbers increasing, series definitions
-//! consistent with the catalog).
+//! consistent with the catalog); the full-text index of each month (tantivy checksums,
+//! every indexed record id stored in that month's segments with the same time and series,
+//! no record indexed twice, every text record the index claims to cover indexed).
 //!
 //! `repair` truncates the WAL at the first damaged record (later records are lost; the
 //! report says how many bytes), and moves damaged segments to `<dir>/quarantine/`, removing
-//! them from the manifest. A damaged manifest or catalog is reported but not repaired.
+//! them from the manifest. A damaged or inconsistent text index is deleted (opening the
+//! store rebuilds it from the segments). A damaged manifest or catalog is reported but
+//! not repaired.
 
 use crate::catalog::CatalogFile;
 use crate::error::{Error, Result};
@@ -224,6 +228,10 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         }
     }
 
+    if let Some(catalog) = &catalog {
+        check_text_indexes(&data_dir, &manifest, catalog, &damaged_segments, repair, &mut report)?;
+    }
+
     let wal_dir = dir.join("wal");
     let check_wal = |repair: bool, report: &mut VerifyReport| -> Result<()> {
         let mut catalog = catalog.clone();
@@ -355,4 +363,129 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         }
     }
     Ok(report)
+}
+
+/// Cross-checks each month's full-text index against that month's segments.
+fn check_text_indexes(
+    data_dir: &Path,
+    manifest: &Manifest,
+    catalog: &crate::catalog::Catalog,
+    damaged_segments: &[manifest::SegmentMeta],
+    repair: bool,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    use crate::text::MonthIndex;
+    let texts = crate::text::text_series(catalog);
+    let mut months: Vec<Month> = manifest.segments.iter().map(|s| s.month).collect();
+    months.dedup();
+    for month in months {
+        let month_dir = data_dir.join(month.to_string());
+        let index_dir = month_dir.join(crate::text::index::DIR_NAME);
+        let drop_index = |report: &mut VerifyReport| -> Result<()> {
+            if repair && index_dir.is_dir() {
+                io::remove_dir_all(&index_dir)?;
+                report.repairs.push(format!(
+                    "removed the text index {} (rebuilt from the segments on open)",
+                    index_dir.display()
+                ));
+            }
+            Ok(())
+        };
+        if damaged_segments.iter().any(|d| d.month == month) {
+            report.notes.push(format!(
+                "the text index of {month} was not cross-checked: a segment of the month is damaged"
+            ));
+            drop_index(report)?;
+            continue;
+        }
+        // Every text record of the month's segments: record id -> (timestamp, series).
+        let mut stored: rustc_hash::FxHashMap<u64, (i64, u32)> = rustc_hash::FxHashMap::default();
+        for meta in manifest.segments.iter().filter(|s| s.month == month) {
+            let segment = SegmentReader::open(&meta.path(data_dir), meta)?;
+            for series in segment.series_set() & &texts {
+                let Some(entry) = segment.series(series)? else { continue };
+                let fields = crate::text::text_field_ids(&segment, entry.kind);
+                if fields.is_empty() {
+                    continue;
+                }
+                for block in &entry.blocks {
+                    let chunk = segment.read_block(series, block, Some(&fields))?;
+                    for (row, _) in crate::text::chunk_texts(entry.kind, &chunk) {
+                        stored.insert(chunk.record_ids[row], (chunk.timestamps[row], series));
+                    }
+                }
+            }
+        }
+        let index = match MonthIndex::open_read_only(&month_dir) {
+            Ok(Some(index)) => index,
+            Ok(None) => {
+                if !stored.is_empty() {
+                    report.notes.push(format!(
+                        "{} has no text index for its {} text records (opening the store builds it)",
+                        month_dir.display(),
+                        stored.len()
+                    ));
+                }
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(problem(&e, &index_dir));
+                drop_index(report)?;
+                continue;
+            }
+        };
+        let mut problems = Vec::new();
+        for file in index.damaged_files()? {
+            problems.push(Problem {
+                file,
+                offset: 0,
+                what: "checksum mismatch in the text index".into(),
+            });
+        }
+        if problems.is_empty() {
+            let covered = index.covered();
+            let mut seen = rustc_hash::FxHashSet::default();
+            let mut wrong = Vec::new();
+            for (rid, ts, series) in index.view().all_documents()? {
+                if !seen.insert(rid) {
+                    wrong.push(format!("record {rid} is indexed twice"));
+                } else if rid > covered {
+                    wrong.push(format!("record {rid} is indexed beyond the committed coverage {covered}"));
+                } else if stored.get(&rid) != Some(&(ts, series)) {
+                    wrong.push(format!("indexed record {rid} (series {series}, time {ts}) is not in the segments"));
+                }
+            }
+            let missing = stored.keys().filter(|&&rid| rid <= covered && !seen.contains(&rid)).count();
+            if missing > 0 {
+                wrong.push(format!("{missing} stored text records up to {covered} are not indexed"));
+            }
+            let behind = stored.keys().filter(|&&rid| rid > covered).count();
+            if behind > 0 {
+                report.notes.push(format!(
+                    "the text index of {month} is {behind} records behind its segments (opening the store indexes them)"
+                ));
+            }
+            let shown = wrong.len().min(5);
+            for what in wrong.iter().take(shown) {
+                problems.push(Problem {
+                    file: index_dir.clone(),
+                    offset: 0,
+                    what: what.clone(),
+                });
+            }
+            if wrong.len() > shown {
+                problems.push(Problem {
+                    file: index_dir.clone(),
+                    offset: 0,
+                    what: format!("and {} more inconsistencies", wrong.len() - shown),
+                });
+            }
+        }
+        drop(index);
+        if !problems.is_empty() {
+            report.problems.extend(problems);
+            drop_index(report)?;
+        }
+    }
+    Ok(())
 }

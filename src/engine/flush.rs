@@ -6,10 +6,14 @@
 //! 2. append new series to the catalog file, fsync;
 //! 3. write each month's segment to a temporary name, fsync, rename, fsync the directory;
 //! 4. write the manifest (new segments, WAL checkpoint at the new file) atomically;
-//! 5. publish the segments to readers, drop the frozen head, delete covered WAL files.
+//! 5. commit the full-text index of each month touched (queued while step 3 ran), its
+//!    payload recording the newest record it covers;
+//! 6. publish the segments and text index to readers together, drop the frozen head,
+//!    delete covered WAL files.
 //!
 //! Before step 4 the WAL still holds every row and unlisted segment files are removed on
-//! open; after it, the segments do and obsolete WAL files are removed on open.
+//! open; after it, the segments do and obsolete WAL files are removed on open. A crash
+//! between 4 and 5 leaves the text index behind the segments; open indexes the difference.
 
 use super::{FlushReport, FlushState, Inner};
 use crate::chunk::Chunk;
@@ -17,16 +21,16 @@ use crate::error::Result;
 use crate::head::Head;
 use crate::io;
 use crate::model::{SeriesId, SeriesKind};
+use crate::read::HeadRef;
 use crate::read::ReadState;
 use crate::segment::{EncodeOptions, SegmentReader, WrittenSegment};
 use crate::time::Month;
 use crate::wal::{self, WalPosition};
-use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 struct Frozen {
-    head: Arc<RwLock<Head>>,
+    head: HeadRef,
     /// Start of the WAL file opened by the rotation: replay begins here once the frozen
     /// head is in segments.
     checkpoint: WalPosition,
@@ -43,21 +47,24 @@ impl Inner {
         let Some(frozen) = self.freeze()? else {
             return Ok(FlushReport::default());
         };
-        self.write_frozen(&mut flush, &frozen).inspect_err(|e| self.poison(e))
+        self.write_frozen(&mut flush, &frozen).inspect_err(|e| {
+            flush.text.rollback();
+            self.poison(e);
+        })
     }
 
     /// Swaps in an empty head and rotates the WAL; `None` when the head is empty.
     fn freeze(&self) -> Result<Option<Frozen>> {
         let mut w = self.writer.lock();
         self.check_writable()?;
-        if w.head.read().is_empty() {
+        if w.head.rows.read().is_empty() {
             return Ok(None);
         }
         let checkpoint = w.wal.rotate().inspect_err(|e| self.poison(e))?;
         let seq_end = w.next_seq - 1;
         // The rotation synced every record of the frozen head.
         self.mark_durable(w.lsn, seq_end);
-        let head = std::mem::replace(&mut w.head, Arc::new(RwLock::new(Head::new())));
+        let head = std::mem::replace(&mut w.head, HeadRef::new(Head::new()));
         w.head_started = None;
         w.field_names.clear();
         let mut state = self.state.write();
@@ -68,6 +75,7 @@ impl Inner {
         *state = Arc::new(ReadState {
             segments: state.segments.clone(),
             heads,
+            text: state.text.clone(),
         });
         Ok(Some(Frozen { head, checkpoint, seq_end }))
     }
@@ -82,7 +90,17 @@ impl Inner {
             flush.tags_persisted = keys.len() as u64;
         }
 
-        let by_month = split_by_month(frozen.head.read().drain_sorted());
+        let by_month = split_by_month(frozen.head.rows.read().drain_sorted());
+        // Queue the text rows first: the index's threads work while segments are encoded.
+        let mut text_months = Vec::new();
+        {
+            let catalog = self.catalog.read();
+            for (month, series) in &by_month {
+                if flush.text.add_chunks(*month, series, &catalog)? > 0 {
+                    text_months.push(*month);
+                }
+            }
+        }
         let generation = flush.manifest.next_generation;
         let mut written: Vec<WrittenSegment> = Vec::with_capacity(by_month.len());
         for (month, series) in &by_month {
@@ -110,6 +128,10 @@ impl Inner {
         manifest.store(&self.dir)?;
         flush.manifest = manifest;
 
+        flush.text.commit(&text_months, frozen.seq_end)?;
+        flush.text.close_writers_except(&text_months)?;
+        let text = Arc::new(flush.text.view());
+
         let readers = written
             .iter()
             .map(|w| SegmentReader::open(&w.path, &w.meta).map(|r| Arc::new(r.with_cache(self.cache.clone()))))
@@ -119,15 +141,15 @@ impl Inner {
             let mut segments = state.segments.clone();
             segments.extend(readers);
             segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
-            let heads = state.heads.iter().filter(|h| !Arc::ptr_eq(h, &frozen.head)).cloned().collect();
-            *state = Arc::new(ReadState { segments, heads });
+            let heads = state.heads.iter().filter(|h| !h.is(&frozen.head)).cloned().collect();
+            *state = Arc::new(ReadState { segments, heads, text });
         }
         for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
             if file_no < frozen.checkpoint.file_no {
                 io::remove_file(&path)?;
             }
         }
-        let head = frozen.head.read();
+        let head = frozen.head.rows.read();
         Ok(FlushReport {
             rows: head.rows(),
             points: head.points(),

@@ -17,12 +17,13 @@ pub use stats::{MonthStats, StoreStats};
 use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
 use crate::error::{Error, Limit, Result};
-use crate::head::{ApplyBatch, Head};
+use crate::head::ApplyBatch;
 use crate::io::{DirLock, frame};
 use crate::manifest::Manifest;
 use crate::model::{Batch, SeriesId, SeriesKind};
 use crate::options::{Durability, Options};
-use crate::read::ReadState;
+use crate::read::{HeadRef, ReadState};
+use crate::text::TextStore;
 use crate::wal::{self, WalWriter};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
@@ -112,7 +113,7 @@ struct Writer {
     /// Bytes appended to the WAL since open, over all files: the unit of `durable_lsn`.
     lsn: u64,
     next_seq: u64,
-    head: Arc<RwLock<Head>>,
+    head: HeadRef,
     head_started: Option<Instant>,
     /// Field names of the active head, so columns compare names by pointer.
     field_names: FxHashMap<String, Arc<str>>,
@@ -130,6 +131,8 @@ struct FlushState {
     catalog_file: CatalogFile,
     /// Series the `TAGS` file covers.
     tags_persisted: u64,
+    /// The writable full-text indexes.
+    text: TextStore,
 }
 
 #[derive(Default)]
@@ -212,6 +215,8 @@ impl Engine {
         } else {
             self.inner.flush().map(|_| ())
         };
+        // Let the text index's merges finish, so the next open starts from few segments.
+        let result = result.and_then(|()| self.inner.flush.lock().text.close_writers_except(&[]));
         self.inner.closed.store(true, Ordering::SeqCst);
         result
     }
@@ -319,7 +324,7 @@ impl Inner {
     /// Keeps memory bounded: when the head has grown to twice its limit (the background
     /// flusher is behind), the writer flushes it itself.
     fn make_head_room(&self) -> Result<()> {
-        let bytes = self.writer.lock().head.read().bytes();
+        let bytes = self.writer.lock().head.bytes();
         if bytes >= self.options.head_max_bytes.saturating_mul(2) {
             self.flush()?;
         }
@@ -357,8 +362,8 @@ impl Inner {
         w.buf = buf;
         w.next_seq += batch.len() as u64;
         let names: Vec<Arc<str>> = batch.field_names.iter().map(|n| w.intern(n)).collect();
-        let head_bytes = {
-            let mut head = w.head.write();
+        let head_bytes = w.head.text.bytes() + {
+            let mut head = w.head.rows.write();
             head.apply(&ApplyBatch {
                 first_seq,
                 series: &series,
@@ -483,7 +488,7 @@ impl Inner {
 
     fn head_needs_flush(&self) -> bool {
         let w = self.writer.lock();
-        let bytes = w.head.read().bytes();
+        let bytes = w.head.bytes();
         bytes >= self.options.head_max_bytes || w.head_started.is_some_and(|t| t.elapsed() >= self.options.head_max_age)
     }
 

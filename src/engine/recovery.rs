@@ -10,8 +10,10 @@ use crate::io::{self, DirLock};
 use crate::manifest::{self, Manifest};
 use crate::model::{SeriesId, SeriesKind};
 use crate::options::Options;
+use crate::read::HeadRef;
 use crate::read::ReadState;
 use crate::segment::SegmentReader;
+use crate::text::{TextStore, WriterOptions};
 use crate::time::Month;
 use crate::wal::{self, TornTail, WalWriter};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -37,6 +39,11 @@ pub struct RecoveryReport {
     pub tag_index_rebuilt: bool,
     /// Files an interrupted flush left behind, removed.
     pub removed_files: Vec<PathBuf>,
+    /// Records added to the full-text index because it was behind the segments (a crash
+    /// between a flush's manifest and its index commit) or missing.
+    pub text_rows_indexed: u64,
+    /// Months whose full-text index was missing or unreadable and was rebuilt.
+    pub text_months_rebuilt: Vec<Month>,
     /// Time spent opening.
     pub duration: Duration,
     /// True when the store was created by this open.
@@ -99,6 +106,27 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         segments.push(Arc::new(SegmentReader::open(&path, meta)?.with_cache(cache.clone())));
     }
 
+    let texts = crate::text::text_series(&catalog);
+    let mut months: Vec<Month> = manifest.segments.iter().map(|s| s.month).collect();
+    months.dedup();
+    report.removed_files.extend(TextStore::remove_orphans(&data_dir, &months)?);
+    let mut text = TextStore::new(
+        &data_dir,
+        WriterOptions {
+            threads: options.flush_threads,
+            memory_bytes: options.text_index_memory_bytes,
+        },
+    );
+    for &month in &months {
+        let caught_up = text.catch_up(month, &segments, &catalog, &texts, manifest.last_seq)?;
+        report.text_rows_indexed += caught_up.rows;
+        if caught_up.rebuilt {
+            report.text_months_rebuilt.push(month);
+        }
+    }
+    text.close_writers_except(&[])?;
+    let text_view = Arc::new(text.view());
+
     let mut head = Head::new();
     let mut field_names: FxHashMap<String, Arc<str>> = FxHashMap::default();
     let mut last_seq = manifest.last_seq;
@@ -142,7 +170,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     };
 
     let head_started = (!head.is_empty()).then(Instant::now);
-    let head = Arc::new(RwLock::new(head));
+    let head = HeadRef::new(head);
     report.duration = started.elapsed();
     Ok(Inner {
         dir: dir.to_path_buf(),
@@ -167,11 +195,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         state: RwLock::new(Arc::new(ReadState {
             segments,
             heads: vec![head],
+            text: text_view,
         })),
         flush: Mutex::new(FlushState {
             manifest,
             catalog_file,
             tags_persisted: tags_covered,
+            text,
         }),
         poison: Mutex::new(None),
         poisoned: AtomicBool::new(false),

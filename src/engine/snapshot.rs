@@ -105,7 +105,7 @@ impl Snapshot {
             }
         }
         for head in &self.state.heads {
-            let head = head.read();
+            let head = head.rows.read();
             for &id in series {
                 names.extend(head.field_names(id).iter().map(|n| n.to_string()));
             }
@@ -116,6 +116,28 @@ impl Snapshot {
     /// Runs a query against this snapshot, within the store's query limits.
     pub fn query(&self, query: &crate::query::Query) -> Result<crate::query::QueryResult> {
         crate::query::run(self, query, &self.inner.options.query_limits)
+    }
+
+    /// Full-text search over logs and alerts: the best page of hits, with their rows and
+    /// snippets. Fails with [`crate::Error::InvalidInput`] (naming the column) on a bad
+    /// query string or a foreign cursor.
+    pub fn search(&self, query: &crate::query::SearchQuery) -> Result<crate::query::SearchResult> {
+        crate::query::search::search(&self.search_context(), query)
+    }
+
+    /// Records matching `query` (its text, selector and range; not its paging) counted per
+    /// time bucket and level, without reading any record.
+    pub fn search_counts(&self, query: &crate::query::SearchQuery, bucket: crate::query::Bucket) -> Result<Vec<crate::query::MatchCount>> {
+        crate::query::search::count(&self.search_context(), query, bucket)
+    }
+
+    fn search_context(&self) -> crate::query::search::SearchContext<'_> {
+        crate::query::search::SearchContext {
+            state: &self.state,
+            visible_seq: self.visible_seq,
+            catalog: &self.inner.catalog,
+            limits: &self.inner.options.query_limits,
+        }
     }
 
     /// Rows of the selected series, merged by time.

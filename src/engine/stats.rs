@@ -101,10 +101,10 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
         month.last = format_rfc3339(last);
     }
     for head in &state.heads {
-        let head = head.read();
+        stats.head_memory_bytes += head.bytes() as u64;
+        let head = head.rows.read();
         stats.head_rows += head.rows();
         stats.head_points += head.points();
-        stats.head_memory_bytes += head.bytes() as u64;
     }
     stats.rows += stats.head_rows;
     stats.points = stats.segment_points + stats.head_points;

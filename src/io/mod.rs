@@ -104,6 +104,20 @@ pub(crate) fn remove_empty_dir(path: &Path) -> Result<bool> {
     }
 }
 
+/// Removes a directory and everything in it, then syncs its parent; a missing directory
+/// is not an error.
+pub(crate) fn remove_dir_all(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("remove directory", path, e)),
+    }
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// One entry of [`list_dir`].
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {

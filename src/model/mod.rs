@@ -193,6 +193,34 @@ impl SeriesKind {
         !matches!(self, SeriesKind::Metric)
     }
 
+    /// String fields whose text the full-text index holds: `message` of logs, `title` and
+    /// `description` of alerts.
+    pub fn text_fields(self) -> &'static [&'static str] {
+        match self {
+            SeriesKind::Log => &["message"],
+            SeriesKind::Alert => &["title", "description"],
+            _ => &[],
+        }
+    }
+
+    /// The indexed text of a row: its [`SeriesKind::text_fields`] that are present, joined by
+    /// a newline; `None` when it has none.
+    pub fn row_text<'a>(self, field: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+        let mut text: Option<String> = None;
+        for name in self.text_fields() {
+            if let Some(value) = field(name) {
+                match &mut text {
+                    Some(t) => {
+                        t.push('\n');
+                        t.push_str(value);
+                    }
+                    None => text = Some(value.to_string()),
+                }
+            }
+        }
+        text
+    }
+
     /// Lower-case name as used in JSON lines: `metric`, `performance`, `log`, `alert`,
     /// `commit`.
     pub fn name(self) -> &'static str {

@@ -16,6 +16,10 @@ pub(crate) enum CursorKey {
     Group(Option<i64>, Vec<Option<String>>),
     /// Lastpoint rows: the series id.
     Series(u32),
+    /// Newest-first search hits: (timestamp, record id) of the last hit.
+    Text(i64, u64),
+    /// Relevance-ordered search hits: how many hits earlier pages held.
+    Offset(u64),
 }
 
 #[derive(Serialize, Deserialize)]

@@ -11,8 +11,10 @@ mod acc;
 mod cursor;
 mod exec;
 mod model;
+pub(crate) mod search;
 
 pub use model::{Aggregate, AggregateFn, Bucket, CmpOp, FieldFilter, Fill, Query};
+pub use search::{DEFAULT_SEARCH_LIMIT, MatchCount, SNIPPET_BYTES, SearchHit, SearchOrder, SearchQuery, SearchResult, Snippet};
 
 use crate::error::Result;
 use crate::model::{FieldValue, SeriesId};

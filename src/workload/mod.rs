@@ -3,3 +3,4 @@
 
 pub mod demo;
 pub mod w1;
+pub mod w2;

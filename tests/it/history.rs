@@ -109,7 +109,7 @@ fn records_round_trip_and_filter() {
         })
         .unwrap();
     assert_eq!(found.rows.len(), 1);
-    assert_eq!(found.total_count, None);
+    assert_eq!(found.total_count, Some(1), "the text index counts matches");
 
     let window = history
         .query_data(&DataQuery {

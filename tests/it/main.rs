@@ -14,4 +14,5 @@ mod oracle;
 mod poison;
 mod queries;
 mod query_model;
+mod text_search;
 mod tsbs;

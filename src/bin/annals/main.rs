@@ -5,6 +5,7 @@ mod ingest;
 mod output;
 mod query;
 mod report;
+mod search;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ enum Command {
     Scan(query::SelectArgs),
     /// Aggregate by time buckets and tags, or take the newest row per series.
     Query(query::QueryArgs),
+    /// Full-text search over logs and alerts, newest first.
+    Search(search::SearchArgs),
     /// Show series, points and bytes per month.
     Stats(report::StatsArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(&cli.data, args),
         Command::Scan(args) => query::scan(&cli.data, args),
         Command::Query(args) => query::query(&cli.data, args),
+        Command::Search(args) => search::run(&cli.data, args),
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),

@@ -220,6 +220,13 @@ impl W1 {
         Some((host, ts, values))
     }
 
+    /// The next reading as (host index, timestamp, the ten values in [`FIELDS`] order), for
+    /// loading the same data into another engine; `None` at the end.
+    pub fn next_reading(&mut self) -> Option<(usize, i64, [f64; 10])> {
+        let (host, ts, values) = self.next_row()?;
+        Some((host, ts, values.map(|v| self.value(v))))
+    }
+
     /// Appends up to `max_rows` rows to `batch`; returns how many were added (0 at the end).
     pub fn fill_batch(&mut self, batch: &mut Batch, max_rows: usize) -> Result<usize> {
         let mut added = 0;

@@ -7,6 +7,11 @@
 //! for a value seen in the same slot of the same template. Lines whose content does not
 //! match their template get the digit treatment over the whole text. Timestamps rise
 //! evenly over one month with jitter. Everything is a pure function of the seed.
+//!
+//! The samples are Loghub's (Zhu, He, He, Liu and Lyu, "Loghub: A Large Collection of
+//! System Log Datasets for AI-driven Log Analytics", ISSRE 2023), free for research use
+//! with attribution; see `../shared/data/loghub/CITATION` and its LICENSE. They are read
+//! at run time and never copied into this repository.
 
 use crate::error::{Error, Result};
 use crate::model::{Batch, LogEntry, LogLevel, Metadata};

@@ -170,21 +170,7 @@ impl TextStore {
         let mut added = 0;
         for ((series, _, chunk), texts) in with_text {
             let key = catalog.get(*series).cloned();
-            let (level, logger) = key.as_deref().map_or((None, None), level_and_logger);
-            for (row, text) in texts {
-                index.add(
-                    &TextDoc {
-                        series: *series,
-                        timestamp: chunk.timestamps[row],
-                        record_id: chunk.record_ids[row],
-                        text: &text,
-                        level,
-                        logger,
-                    },
-                    options,
-                )?;
-                added += 1;
-            }
+            added += add_rows(index, *series, key.as_deref(), chunk, texts, 0, options)?;
         }
         Ok(added)
     }
@@ -255,27 +241,43 @@ fn index_segment(
         if fields.is_empty() {
             continue;
         }
-        let (level, logger) = level_and_logger(key);
         for block in &entry.blocks {
             let chunk = segment.read_block(series, block, Some(&fields))?;
-            for (row, text) in chunk_texts(entry.kind, &chunk) {
-                if chunk.record_ids[row] <= covered {
-                    continue;
-                }
-                index.add(
-                    &TextDoc {
-                        series,
-                        timestamp: chunk.timestamps[row],
-                        record_id: chunk.record_ids[row],
-                        text: &text,
-                        level,
-                        logger,
-                    },
-                    options,
-                )?;
-                added += 1;
-            }
+            let texts = chunk_texts(entry.kind, &chunk);
+            added += add_rows(index, series, Some(key), &chunk, texts, covered, options)?;
         }
+    }
+    Ok(added)
+}
+
+/// Queues the `(row, text)` pairs of one series' chunk whose record ids are above
+/// `covered`; returns how many.
+fn add_rows(
+    index: &mut MonthIndex,
+    series: SeriesId,
+    key: Option<&SeriesKey>,
+    chunk: &Chunk,
+    texts: Vec<(usize, String)>,
+    covered: u64,
+    options: WriterOptions,
+) -> Result<u64> {
+    let (level, logger) = key.map_or((None, None), level_and_logger);
+    let mut added = 0;
+    for (row, text) in texts {
+        let record_id = chunk.record_ids[row];
+        if record_id <= covered {
+            continue;
+        }
+        let doc = TextDoc {
+            series,
+            timestamp: chunk.timestamps[row],
+            record_id,
+            text: &text,
+            level,
+            logger,
+        };
+        index.add(&doc, options)?;
+        added += 1;
     }
     Ok(added)
 }

@@ -96,11 +96,16 @@ fn passes(chunk: &Chunk, i: usize, filters: &[FieldFilter], filter_columns: &[Ve
 }
 
 fn columns_named(chunk: &Chunk, name: &str) -> Vec<usize> {
+    columns_in(chunk, std::slice::from_ref(&name))
+}
+
+/// Indexes of the chunk's columns (of any type) named in `names`.
+fn columns_in(chunk: &Chunk, names: &[impl AsRef<str>]) -> Vec<usize> {
     chunk
         .columns
         .iter()
         .enumerate()
-        .filter(|(_, c)| &*c.name == name)
+        .filter(|(_, c)| names.iter().any(|n| n.as_ref() == &*c.name))
         .map(|(i, _)| i)
         .collect()
 }
@@ -293,15 +298,7 @@ impl RawColumns {
             serial,
             values: self.value_columns.iter().map(|v| columns_named(chunk, v)).collect(),
             filters: self.filters.iter().map(|f| columns_named(chunk, &f.field)).collect(),
-            requested: self.requested.as_ref().map(|names| {
-                chunk
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| names.iter().any(|n| **n == *c.name))
-                    .map(|(i, _)| i)
-                    .collect()
-            }),
+            requested: self.requested.as_ref().map(|names| columns_in(chunk, names)),
         }
     }
 }
@@ -871,15 +868,7 @@ fn lastpoint(
             scanned += (chunk.len() * chunk.columns.len().max(1)) as u64;
             check_limit(Limit::QueryPointsScanned, scanned, limits.max_points_scanned)?;
             let filter_columns: Vec<Vec<usize>> = query.filters.iter().map(|f| columns_named(&chunk, &f.field)).collect();
-            let requested: Option<Vec<usize>> = query.fields.as_ref().map(|f| {
-                chunk
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| f.iter().any(|n| **n == *c.name))
-                    .map(|(i, _)| i)
-                    .collect()
-            });
+            let requested: Option<Vec<usize>> = query.fields.as_ref().map(|f| columns_in(&chunk, f));
             let wanted = |i: usize| {
                 requested
                     .as_ref()

@@ -234,8 +234,7 @@ struct Plan {
     ranking: Ranking,
 }
 
-fn plan(ctx: &SearchContext<'_>, q: &SearchQuery, page_after: Option<PageKey>) -> Result<Plan> {
-    let query = TextQuery::parse(&q.text)?;
+fn plan(ctx: &SearchContext<'_>, q: &SearchQuery, query: TextQuery, page_after: Option<PageKey>) -> Result<Plan> {
     let catalog = ctx.catalog.read();
     let selector = &q.selector;
     let series = if selector.kind.is_none() && selector.measurement.is_none() && selector.predicate.is_none() {
@@ -331,7 +330,7 @@ pub(crate) fn search(ctx: &SearchContext<'_>, q: &SearchQuery) -> Result<SearchR
         ));
     }
     let need = need as usize;
-    let plan = plan(ctx, q, page_after)?;
+    let plan = plan(ctx, q, parsed, page_after)?;
     let mut top = TopCandidates::new(plan.ranking, need);
     let mut total = 0u64;
     for head in &ctx.state.heads {
@@ -392,7 +391,7 @@ pub(crate) fn search(ctx: &SearchContext<'_>, q: &SearchQuery) -> Result<SearchR
 }
 
 pub(crate) fn count(ctx: &SearchContext<'_>, q: &SearchQuery, bucket: Bucket) -> Result<Vec<MatchCount>> {
-    let plan = plan(ctx, q, None)?;
+    let plan = plan(ctx, q, TextQuery::parse(&q.text)?, None)?;
     let mut per_series: FxHashMap<(i64, u32), u64> = FxHashMap::default();
     for head in &ctx.state.heads {
         let counts = head

@@ -1,11 +1,12 @@
-//! Micro-benchmarks of the column codecs, block decoding and the write path.
+//! Micro-benchmarks of the column codecs, block decoding, WAL append, tag-index selection and
+//! the write path.
 //!
 //! `cargo bench --bench codecs` (add `-- --quick` for a fast pass). Throughput is reported
 //! per value, so the numbers read as values/s.
 
 use annals::internals;
 use annals::workload::w1::{W1, W1Config};
-use annals::{Batch, Durability, Engine, Options};
+use annals::{Batch, Durability, Engine, Options, TagPredicate};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -85,6 +86,54 @@ fn codecs(c: &mut Criterion) {
     group.finish();
 }
 
+fn wal_append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut wal = internals::WalAppender::create(dir.path()).expect("WAL");
+    let mut generator = W1::new(W1Config::new(100, 30, 1)).expect("W1 generator");
+    let mut batch = Batch::new();
+    generator.fill_batch(&mut batch, 1000).expect("rows");
+    let mut group = c.benchmark_group("wal");
+    group.throughput(Throughput::Elements(batch.point_count() as u64));
+    group.bench_function("append_1000_rows/no_fsync", |b| {
+        b.iter(|| wal.append(black_box(&batch)).expect("append"))
+    });
+    group.sample_size(20);
+    group.bench_function("append_1000_rows/fsync", |b| {
+        b.iter(|| {
+            wal.append(black_box(&batch)).expect("append");
+            wal.sync().expect("fsync")
+        })
+    });
+    group.finish();
+}
+
+fn tag_index(c: &mut Criterion) {
+    // 10,000 hosts with W1's ten tags.
+    let generator = W1::new(W1Config::new(10_000, 1, 1)).expect("W1 generator");
+    let keys: Vec<annals::SeriesKey> = (0..10_000).map(|h| generator.series_key(h).clone()).collect();
+    let index = internals::TagIndexProbe::new(&keys);
+    let region = keys[0].tag("region").unwrap_or_default().to_string();
+    let service = keys[0].tag("service").unwrap_or_default().to_string();
+    let eight: Vec<String> = (0..8).map(|i| format!("host_{}", i * 997)).collect();
+    let cases = [
+        ("eq", TagPredicate::eq("region", region.clone())),
+        (
+            "and_of_two",
+            TagPredicate::And(vec![
+                TagPredicate::eq("region", region.clone()),
+                TagPredicate::eq("service", service),
+            ]),
+        ),
+        ("in_8_hosts", TagPredicate::In("hostname".into(), eight)),
+        ("not_eq", TagPredicate::Not(Box::new(TagPredicate::eq("region", region)))),
+    ];
+    let mut group = c.benchmark_group("tag_index_10k_series");
+    for (name, predicate) in &cases {
+        group.bench_function(*name, |b| b.iter(|| index.select(black_box(predicate)).expect("select")));
+    }
+    group.finish();
+}
+
 fn write_path(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let engine = Engine::open(
@@ -111,5 +160,5 @@ fn write_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codecs, write_path);
+criterion_group!(benches, codecs, wal_append, tag_index, write_path);
 criterion_main!(benches);

@@ -214,3 +214,58 @@ impl EncodedBlock {
             .map(|c| c.len())
     }
 }
+
+/// A WAL file that takes batch records, for append benchmarks.
+pub struct WalAppender {
+    writer: crate::wal::WalWriter,
+    buf: Vec<u8>,
+    next_seq: u64,
+}
+
+impl WalAppender {
+    /// Creates WAL file 1 in `dir` (which must not hold one).
+    pub fn create(dir: &Path) -> crate::Result<WalAppender> {
+        Ok(WalAppender {
+            writer: crate::wal::WalWriter::create(dir, 1)?,
+            buf: Vec::new(),
+            next_seq: 1,
+        })
+    }
+
+    /// Encodes, frames and appends `batch` as the engine does (series ids 0..); returns the
+    /// record's bytes. Not durable until [`WalAppender::sync`].
+    pub fn append(&mut self, batch: &crate::Batch) -> crate::Result<usize> {
+        self.buf.clear();
+        let start = crate::io::frame::begin_in_place(&mut self.buf);
+        let ids: Vec<crate::SeriesId> = (0..batch.series.len() as crate::SeriesId).collect();
+        crate::wal::encode_batch(self.next_seq, &[], &ids, batch, &mut self.buf);
+        crate::io::frame::finish_in_place(&mut self.buf, start, crate::wal::KIND_BATCH);
+        self.writer.append(&self.buf)?;
+        self.next_seq += batch.len() as u64;
+        Ok(self.buf.len())
+    }
+
+    /// Makes everything appended durable (fdatasync).
+    pub fn sync(&self) -> crate::Result<()> {
+        self.writer.sync()
+    }
+}
+
+/// The roaring tag index over a set of series, for selection benchmarks.
+pub struct TagIndexProbe(crate::index::TagIndex);
+
+impl TagIndexProbe {
+    /// Indexes `keys` with ids 0, 1, ...
+    pub fn new(keys: &[crate::SeriesKey]) -> TagIndexProbe {
+        let mut index = crate::index::TagIndex::default();
+        for (id, key) in keys.iter().enumerate() {
+            index.insert(id as crate::SeriesId, key);
+        }
+        TagIndexProbe(index)
+    }
+
+    /// How many series the predicate selects.
+    pub fn select(&self, predicate: &crate::TagPredicate) -> crate::Result<u64> {
+        Ok(self.0.select(None, None, Some(predicate))?.len())
+    }
+}

@@ -7,36 +7,41 @@
 //! cargo run --release --bin annals-bench -- --quick        # all workloads, tiny, < 3 minutes
 //! ```
 
+mod child;
+mod emit;
 mod report;
 mod results;
 mod sqlite;
+mod victoria;
 mod w1;
 mod w2;
+mod w3;
 
 use clap::{Parser, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Runs the benchmark workloads on annals and its peers and compares them.
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(name = "annals-bench", version)]
-struct Args {
+pub struct Args {
     /// Which workload to run.
     #[arg(long, value_enum, default_value = "all")]
     workload: Workload,
     /// quick: W1 100 hosts x 1 day, W2 200,000 lines; full: W1 1000 hosts x 3 days, W2
-    /// 1,000,000 lines.
+    /// 1,000,000 lines. W3 is the NAB corpus as it is at either scale.
     #[arg(long, value_enum, default_value = "quick")]
     scale: Scale,
     /// A run of a few minutes that checks the engines agree: W1 20 hosts x 6 h, W2 20,000
     /// lines, 5 instances per query.
     #[arg(long)]
     quick: bool,
-    /// Seeded instances per query.
+    /// Seeded instances per query [default: 50, 5 with --quick].
     #[arg(long)]
     runs: Option<usize>,
-    /// Peers to run beside annals (comma separated): sqlite.
-    #[arg(long, value_delimiter = ',', default_value = "sqlite")]
+    /// Peers to run beside annals (comma separated): sqlite, victoria (VictoriaMetrics,
+    /// installed by scripts/bench-peers.sh when missing; "not available" when it cannot be).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,victoria")]
     peers: Vec<String>,
     /// Where the engines keep their files [default: a new temporary directory, removed
     /// afterwards].
@@ -45,25 +50,69 @@ struct Args {
     /// Write all figures here as JSON.
     #[arg(long, default_value = "annals-bench.json")]
     json: PathBuf,
+    /// Write the chosen workloads to this directory as files any engine can load (w1.lp:
+    /// Influx line protocol; w2.jsonl: annals JSON lines; w3.lp: line protocol) and stop.
+    #[arg(long, value_name = "DIR")]
+    emit: Option<PathBuf>,
+    /// Internal: load one engine (annals or sqlite) in this process and report its time and
+    /// peak memory as JSON, so each engine's RSS is its own.
+    #[arg(long, hide = true)]
+    child_ingest: Option<String>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Workload {
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum Workload {
     W1,
     W2,
+    W3,
     All,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Scale {
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
+pub enum Scale {
     Quick,
     Full,
 }
 
+impl Args {
+    /// The W1 configuration this run uses.
+    pub fn w1_config(&self) -> annals::workload::w1::W1Config {
+        let mut config = match self.scale {
+            Scale::Quick => annals::workload::w1::W1Config::quick(1),
+            Scale::Full => annals::workload::w1::W1Config::full(1),
+        };
+        if self.quick {
+            config.hosts = 20;
+            config.epochs = 6 * 360;
+        }
+        config
+    }
+
+    /// The W2 configuration this run uses.
+    pub fn w2_config(&self) -> annals::workload::w2::W2Config {
+        let mut config = match self.scale {
+            Scale::Quick => annals::workload::w2::W2Config::quick(1),
+            Scale::Full => annals::workload::w2::W2Config::full(1),
+        };
+        if self.quick {
+            config.lines = 20_000;
+        }
+        config
+    }
+
+    fn runs(&self, workload: Workload) -> bool {
+        self.workload == workload || self.workload == Workload::All
+    }
+}
+
 /// Which peers run.
 #[derive(Clone, Copy)]
-pub struct Engines {
+pub struct Engines<'a> {
     pub sqlite: bool,
+    /// The VictoriaMetrics binary, or why it is not available; `None` when not asked for.
+    pub victoria: Option<&'a Result<PathBuf, String>>,
+    /// The run's arguments, for starting child processes.
+    pub args: &'a Args,
 }
 
 /// Why a run stopped.
@@ -72,6 +121,8 @@ pub enum BenchError {
     Annals(annals::Error),
     Sqlite(rusqlite::Error),
     Io(PathBuf, std::io::Error),
+    /// A peer process or a child of this harness failed.
+    Peer(String),
 }
 
 impl std::fmt::Display for BenchError {
@@ -80,6 +131,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Annals(e) => write!(f, "annals: {e}"),
             BenchError::Sqlite(e) => write!(f, "sqlite: {e}"),
             BenchError::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            BenchError::Peer(why) => f.write_str(why),
         }
     }
 }
@@ -98,7 +150,14 @@ impl From<rusqlite::Error> for BenchError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let outcome = if let Some(engine) = &args.child_ingest {
+        child::serve(&args, engine).map(|()| true)
+    } else if let Some(out) = &args.emit {
+        emit::write(&args, out).map(|()| true)
+    } else {
+        run(&args)
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(e) => {
@@ -110,13 +169,19 @@ fn main() -> ExitCode {
 
 /// Runs everything asked; false when engines disagreed on an answer.
 fn run(args: &Args) -> Result<bool, BenchError> {
-    let engines = Engines {
-        sqlite: args.peers.iter().any(|p| p == "sqlite"),
-    };
-    if let Some(unknown) = args.peers.iter().find(|p| p.as_str() != "sqlite" && !p.is_empty()) {
-        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite)");
+    if let Some(unknown) = args.peers.iter().find(|p| !matches!(p.as_str(), "sqlite" | "victoria" | "")) {
+        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria)");
         return Ok(false);
     }
+    let victoria = args.peers.iter().any(|p| p == "victoria").then(victoria::locate);
+    if let Some(Err(why)) = &victoria {
+        println!("VictoriaMetrics not available: {why}");
+    }
+    let engines = Engines {
+        sqlite: args.peers.iter().any(|p| p == "sqlite"),
+        victoria: victoria.as_ref(),
+        args,
+    };
     let (dir, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (std::env::temp_dir().join(format!("annals-bench-{}", std::process::id())), true),
@@ -127,36 +192,34 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Io(dir.clone(), e))?;
     let mut figures = report::Run::default();
     let runs = args.runs.unwrap_or(if args.quick { 5 } else { 50 });
-    if matches!(args.workload, Workload::W1 | Workload::All) {
-        let mut config = match args.scale {
-            Scale::Quick => annals::workload::w1::W1Config::quick(1),
-            Scale::Full => annals::workload::w1::W1Config::full(1),
-        };
-        if args.quick {
-            config.hosts = 20;
-            config.epochs = 6 * 360;
-        }
-        w1::run(&mut figures, &config, runs, &dir, engines)?;
+    if args.runs(Workload::W1) {
+        w1::run(&mut figures, &args.w1_config(), runs, &dir, engines)?;
     }
-    if matches!(args.workload, Workload::W2 | Workload::All) {
+    if args.runs(Workload::W2) {
         let loghub = annals::workload::w2::default_loghub_dir();
         match annals::workload::w2::LoghubCorpus::load(&loghub) {
-            Ok(corpus) => {
-                let mut config = match args.scale {
-                    Scale::Quick => annals::workload::w2::W2Config::quick(1),
-                    Scale::Full => annals::workload::w2::W2Config::full(1),
-                };
-                if args.quick {
-                    config.lines = 20_000;
-                }
-                w2::run(&mut figures, &corpus, &config, runs, &dir, engines)?;
-            }
+            Ok(corpus) => w2::run(&mut figures, &corpus, &args.w2_config(), runs, &dir, engines)?,
             Err(e) => println!("W2 skipped: the Loghub samples are not readable at {}: {e}", loghub.display()),
+        }
+    }
+    if args.runs(Workload::W3) {
+        let nab = annals::workload::w3::default_nab_dir();
+        match annals::workload::w3::NabCorpus::load(&nab) {
+            Ok(corpus) => w3::run(&mut figures, &corpus, &dir)?,
+            Err(e) => println!("W3 skipped: the NAB series are not readable at {}: {e}", nab.display()),
         }
     }
     let mut names = vec!["annals"];
     if engines.sqlite {
         names.push("sqlite");
+    }
+    if engines.victoria.is_some() {
+        names.push("victoria");
+    }
+    for baseline in [report::RAW, report::ZSTD] {
+        if figures.figures.iter().any(|f| f.engine == baseline) {
+            names.push(baseline);
+        }
     }
     println!();
     println!("{}", figures.markdown(&names));
@@ -174,6 +237,7 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         "figures": figures.figures,
         "disagreements": figures.disagreements,
         "quick": args.quick,
+        "scale": format!("{:?}", args.scale).to_lowercase(),
     });
     std::fs::write(&args.json, serde_json::to_vec_pretty(&json).unwrap_or_default()).map_err(|e| BenchError::Io(args.json.clone(), e))?;
     println!("figures written to {}", args.json.display());
@@ -189,4 +253,9 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         }
         Ok(false)
     }
+}
+
+/// Creates a directory (and its parents).
+pub fn create_dir(dir: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))
 }

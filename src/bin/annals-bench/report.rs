@@ -3,6 +3,10 @@
 use serde::Serialize;
 use std::time::Duration;
 
+/// Baseline columns of the bytes figures: the raw input, and `zstd -19` of it.
+pub const RAW: &str = "raw";
+pub const ZSTD: &str = "zstd -19";
+
 /// Whether a larger or a smaller value is better, for the ratio column.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -178,6 +182,26 @@ pub fn machine() -> Machine {
             .unwrap_or_default(),
         date: annals::time::format_rfc3339(annals::time::now_ns()),
     }
+}
+
+/// Peak resident memory (`VmHWM`) of a process, from `/proc`.
+pub fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// Bytes free for an unprivileged user on the file system holding `dir` (from `df`).
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    let output = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).lines().nth(1)?.trim().parse().ok()
 }
 
 /// Bytes of every file under `dir`.

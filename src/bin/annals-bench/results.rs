@@ -7,6 +7,27 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default, PartialEq)]
 pub struct Answer(pub BTreeMap<(i64, String), BTreeMap<String, f64>>);
 
+/// An annals query result read to its end: what an application holds after a query, and
+/// what its latency covers.
+pub struct Materialized {
+    pub tag_columns: Vec<String>,
+    pub value_columns: Vec<String>,
+    pub rows: Vec<annals::QueryRow>,
+}
+
+impl Materialized {
+    pub fn read(result: annals::QueryResult) -> annals::Result<Materialized> {
+        let tag_columns = result.tag_columns.clone();
+        let value_columns = result.value_columns.clone();
+        let rows = result.collect::<annals::Result<Vec<_>>>()?;
+        Ok(Materialized {
+            tag_columns,
+            value_columns,
+            rows,
+        })
+    }
+}
+
 impl Answer {
     pub fn put(&mut self, time: i64, group: &str, column: &str, value: f64) {
         self.0
@@ -17,20 +38,18 @@ impl Answer {
 
     /// An annals result: raw and lastpoint rows keyed by their `hostname` tag, aggregated
     /// rows by their group-by values.
-    pub fn from_annals(result: annals::QueryResult) -> annals::Result<Answer> {
+    pub fn from_annals(result: &Materialized) -> Answer {
         let host_column = result.tag_columns.iter().position(|c| c == "hostname");
-        let columns = result.value_columns.clone();
         let mut answer = Answer::default();
-        for row in result {
-            let row = row?;
+        for row in &result.rows {
             let group = host_column.and_then(|i| row.tags.get(i).cloned().flatten()).unwrap_or_default();
-            for (name, value) in columns.iter().zip(&row.values) {
+            for (name, value) in result.value_columns.iter().zip(&row.values) {
                 if let Some(v) = value.as_ref().and_then(|v| v.as_f64()) {
                     answer.put(row.time.unwrap_or(0), &group, name, v);
                 }
             }
         }
-        Ok(answer)
+        answer
     }
 
     /// Equal keys, and values equal within a relative 1e-9 (sums in another order).

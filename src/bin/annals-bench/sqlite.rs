@@ -238,6 +238,17 @@ impl Sqlite {
         Ok(answer)
     }
 
+    /// Lines per (hour, level) over the whole table.
+    pub fn count_by_level_per_hour(&self) -> Result<std::collections::BTreeMap<(i64, String), u64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT timestamp - (timestamp % 3600000000000) AS hour, level, COUNT(*) FROM system_logs GROUP BY hour, level",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(((r.get::<_, i64>(0)?, r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64))
+        })?;
+        rows.collect()
+    }
+
     /// FTS5 search: timestamps of the newest `limit` matches at `level` in `[start, end)`.
     pub fn search(&self, fts: &str, level: &str, start: i64, end: i64, limit: usize) -> Result<Vec<i64>> {
         let mut stmt = self.conn.prepare_cached(

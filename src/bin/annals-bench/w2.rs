@@ -1,15 +1,17 @@
-//! W2 (Loghub logs) on annals and SQLite FTS5: ingest, bytes per line, and term, phrase
-//! and boolean searches with a level filter and a one-day window (newest 100), answers
-//! checked equal.
+//! W2 (Loghub logs) on annals and SQLite FTS5: ingest and peak RSS, bytes per line (all
+//! files; annals' segments and text index apart) against the raw text and `zstd -19` of it,
+//! term, phrase and boolean searches with a level filter and a one-day window (newest 100),
+//! and counts by level per hour, answers checked equal.
 
-use crate::report::{Better, Run, dir_bytes};
+use crate::report::{Better, RAW, Run, ZSTD, dir_bytes};
 use crate::sqlite::Sqlite;
-use crate::{BenchError, Engines};
+use crate::{BenchError, Engines, Workload, child};
 use annals::workload::w2::{LoghubCorpus, W2, W2Config};
-use annals::{Engine, LogEntry, Options, SearchQuery, TagPredicate, TimeRange};
+use annals::{Bucket, Engine, LogEntry, Options, SearchQuery, TagPredicate, TimeRange};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -80,6 +82,68 @@ fn searches(entries: &[LogEntry], config: &W2Config, runs: usize) -> Vec<Search>
     out
 }
 
+/// The Loghub samples from their default place.
+pub fn corpus() -> Result<LoghubCorpus, BenchError> {
+    Ok(LoghubCorpus::load(&annals::workload::w2::default_loghub_dir())?)
+}
+
+/// Loads W2 into a new annals store (1000-line batches, group commit, text index on),
+/// closing it at the end (final flush and index commit).
+pub fn load_annals(corpus: &LoghubCorpus, config: &W2Config, store: &Path) -> Result<(), BenchError> {
+    let engine = Engine::open(store, Options::default())?;
+    let mut generator = W2::new(corpus, config.clone());
+    let mut batch = annals::Batch::new();
+    while let Some(entry) = generator.next_entry() {
+        batch.add_log(&entry)?;
+        if batch.len() >= 1000 {
+            engine.write(&batch)?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        engine.write(&batch)?;
+    }
+    engine.close()?;
+    Ok(())
+}
+
+/// Loads W2 into SQLite and its FTS5 table (1000-row transactions), checkpointing at the end.
+pub fn load_sqlite(corpus: &LoghubCorpus, config: &W2Config, db_dir: &Path) -> Result<(), BenchError> {
+    crate::create_dir(db_dir)?;
+    let mut db = Sqlite::open(db_dir)?;
+    let mut generator = W2::new(corpus, config.clone());
+    let mut rows = Vec::with_capacity(1000);
+    while let Some(entry) = generator.next_entry() {
+        rows.push(entry);
+        if rows.len() >= 1000 {
+            db.insert_logs(&rows)?;
+            rows.clear();
+        }
+    }
+    if !rows.is_empty() {
+        db.insert_logs(&rows)?;
+    }
+    db.checkpoint()?;
+    Ok(())
+}
+
+fn loaded(run: &mut Run, engine: &str, lines: f64, loaded: &child::Loaded) {
+    run.add(
+        W,
+        "ingest, incl. flush and index",
+        "lines/s",
+        Better::Higher,
+        engine,
+        lines / loaded.seconds,
+    );
+    if let Some(bytes) = loaded.peak_rss_bytes {
+        run.add(W, "peak RSS, ingest", "MiB", Better::Lower, engine, bytes as f64 / (1 << 20) as f64);
+    }
+}
+
+/// Count-by-level-per-hour answers: (hour, level) → lines.
+type Counts = BTreeMap<(i64, String), u64>;
+
 pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize, dir: &Path, engines: Engines) -> Result<(), BenchError> {
     let mut generator = W2::new(corpus, config.clone());
     let mut entries = Vec::with_capacity(config.lines as usize);
@@ -87,34 +151,29 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
         entries.push(e);
     }
     let lines = entries.len() as f64;
-    let raw: usize = entries.iter().map(|e| e.message.len() + 1).sum();
+    let mut raw = Vec::new();
+    for e in &entries {
+        raw.extend_from_slice(e.message.as_bytes());
+        raw.push(b'\n');
+    }
     println!(
         "W2: {} log lines from {} Loghub lines ({:.1} message bytes per line); {runs} searches per shape",
         entries.len(),
         corpus.len(),
-        raw as f64 / lines
+        raw.len() as f64 / lines
     );
     let searches = searches(&entries, config, runs);
+    drop(entries);
+    let zstd19 = zstd::bulk::compress(&raw, 19).map_err(|e| BenchError::Io("zstd".into(), e))?.len();
+    for (figure, value) in [("bytes per line (segments)", raw.len()), ("bytes per line (all files)", raw.len())] {
+        run.add(W, figure, "B", Better::Lower, RAW, value as f64 / lines);
+    }
+    run.add(W, "bytes per line (segments)", "B", Better::Lower, ZSTD, zstd19 as f64 / lines);
+    drop(raw);
 
     let store = dir.join("annals-w2");
-    let started = Instant::now();
-    let engine = Engine::open(&store, Options::default())?;
-    for chunk in entries.chunks(1000) {
-        let mut batch = annals::Batch::new();
-        for e in chunk {
-            batch.add_log(e)?;
-        }
-        engine.write(&batch)?;
-    }
-    engine.close()?;
-    run.add(
-        W,
-        "ingest, incl. flush and index",
-        "lines/s",
-        Better::Higher,
-        "annals",
-        lines / started.elapsed().as_secs_f64(),
-    );
+    let load = child::load(&engines, Workload::W2, "annals", &store)?;
+    loaded(run, "annals", lines, &load);
     run.add(
         W,
         "bytes per line (all files)",
@@ -130,7 +189,41 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
             ..Options::default()
         },
     )?;
+    let segment_bytes = engine.stats()?.segment_bytes;
+    run.add(
+        W,
+        "bytes per line (segments)",
+        "B",
+        Better::Lower,
+        "annals",
+        segment_bytes as f64 / lines,
+    );
+    let text_bytes: u64 = std::fs::read_dir(store.join("data"))
+        .map_err(|e| BenchError::Io(store.join("data"), e))?
+        .flatten()
+        .map(|month| dir_bytes(&month.path().join("text")))
+        .sum();
+    run.add(
+        W,
+        "bytes per line (text index)",
+        "B",
+        Better::Lower,
+        "annals",
+        text_bytes as f64 / lines,
+    );
     let snapshot = engine.snapshot();
+    let mut count_times = Vec::new();
+    let mut counts = Counts::new();
+    for _ in 0..runs.clamp(1, 20) {
+        let t = Instant::now();
+        let answer = snapshot.search_counts(&SearchQuery::new("").range(TimeRange::ALL), Bucket::Fixed(3_600_000_000_000))?;
+        counts = answer
+            .into_iter()
+            .map(|c| ((c.time, c.level.unwrap_or_default()), c.count))
+            .collect();
+        count_times.push(t.elapsed());
+    }
+    run.latencies(W, "count by level per hour, whole month", "annals", &mut count_times);
     let mut reference = Vec::with_capacity(searches.len());
     let mut annals_times = Vec::with_capacity(searches.len());
     for s in &searches {
@@ -149,21 +242,8 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
     let mut peer: Vec<Option<Duration>> = vec![None; searches.len()];
     if engines.sqlite {
         let db_dir = dir.join("sqlite-w2");
-        std::fs::create_dir_all(&db_dir).map_err(|e| BenchError::Io(db_dir.clone(), e))?;
-        let started = Instant::now();
-        let mut db = Sqlite::open(&db_dir)?;
-        for chunk in entries.chunks(1000) {
-            db.insert_logs(chunk)?;
-        }
-        db.checkpoint()?;
-        run.add(
-            W,
-            "ingest, incl. flush and index",
-            "lines/s",
-            Better::Higher,
-            "sqlite",
-            lines / started.elapsed().as_secs_f64(),
-        );
+        let load = child::load(&engines, Workload::W2, "sqlite", &db_dir)?;
+        loaded(run, "sqlite", lines, &load);
         run.add(
             W,
             "bytes per line (all files)",
@@ -172,6 +252,24 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
             "sqlite",
             dir_bytes(&db_dir) as f64 / lines,
         );
+        let db = Sqlite::open(&db_dir)?;
+        let mut times = Vec::new();
+        for _ in 0..runs.clamp(1, 20) {
+            let t = Instant::now();
+            let theirs = db.count_by_level_per_hour()?;
+            let elapsed = t.elapsed();
+            if theirs == counts {
+                times.push(elapsed);
+            } else {
+                run.disagreements.push(format!(
+                    "W2 count by level per hour: annals {} buckets, sqlite {}",
+                    counts.len(),
+                    theirs.len()
+                ));
+                break;
+            }
+        }
+        run.latencies(W, "count by level per hour, whole month", "sqlite", &mut times);
         for (n, (s, expected)) in searches.iter().zip(&reference).enumerate() {
             let t = Instant::now();
             let found = db.search(&s.fts5, s.level, s.range.start, s.range.end, 100)?;

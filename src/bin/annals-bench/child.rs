@@ -1,0 +1,73 @@
+//! One engine's ingest in a child process of the harness, so that the peak resident memory
+//! measured is that engine's alone (a process's high-water mark cannot be reset).
+
+use crate::report::peak_rss_of;
+use crate::{Args, BenchError, Engines, Workload, w1, w2};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// What a child measured.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Loaded {
+    /// Wall time of the whole load, including the final flush or checkpoint.
+    pub seconds: f64,
+    /// The child's peak RSS at the end of the load.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// In the child: loads `--dir` with one engine and prints [`Loaded`] as one JSON line.
+pub fn serve(args: &Args, engine: &str) -> Result<(), BenchError> {
+    let dir = args
+        .dir
+        .clone()
+        .ok_or_else(|| BenchError::Peer("--child-ingest needs --dir".into()))?;
+    let started = Instant::now();
+    match (args.workload, engine) {
+        (Workload::W1, "annals") => w1::load_annals(&args.w1_config(), &dir)?,
+        (Workload::W1, "sqlite") => w1::load_sqlite(&args.w1_config(), &dir)?,
+        (Workload::W2, "annals") => w2::load_annals(&w2::corpus()?, &args.w2_config(), &dir)?,
+        (Workload::W2, "sqlite") => w2::load_sqlite(&w2::corpus()?, &args.w2_config(), &dir)?,
+        (workload, engine) => {
+            return Err(BenchError::Peer(format!("no child ingest for {engine} on {workload:?}")));
+        }
+    }
+    let loaded = Loaded {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_of(std::process::id()),
+    };
+    println!("{}", serde_json::to_string(&loaded).unwrap_or_default());
+    Ok(())
+}
+
+/// In the parent: runs one engine's load of `workload` into `dir` in a child process.
+pub fn load(engines: &Engines, workload: Workload, engine: &str, dir: &Path) -> Result<Loaded, BenchError> {
+    let exe = std::env::current_exe().map_err(|e| BenchError::Io("annals-bench".into(), e))?;
+    let args = engines.args;
+    let mut command = Command::new(&exe);
+    command
+        .arg("--child-ingest")
+        .arg(engine)
+        .arg("--workload")
+        .arg(format!("{workload:?}").to_lowercase())
+        .arg("--scale")
+        .arg(format!("{:?}", args.scale).to_lowercase())
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    if args.quick {
+        command.arg("--quick");
+    }
+    let output = command.output().map_err(|e| BenchError::Io(exe.clone(), e))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(BenchError::Peer(format!(
+            "loading {engine} in a child process failed ({}): {stdout}",
+            output.status
+        )));
+    }
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|e| BenchError::Peer(format!("child {engine}: {e} in {last:?}")))
+}

@@ -11,7 +11,7 @@
 
 use annals::text::tokenize;
 use annals::workload::w2::{LoghubCorpus, W2, W2Config, default_loghub_dir};
-use annals::{Bucket, Engine, LogEntry, Options, SearchQuery, TagPredicate, TimeRange};
+use annals::{Bucket, Engine, Options, SearchQuery, TagPredicate, TimeRange};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -44,17 +44,6 @@ fn dir_bytes(dir: &Path, inside_text: bool, want_text: bool) -> u64 {
         }
     }
     total
-}
-
-/// The line a log file would hold for an entry.
-fn raw_line(entry: &LogEntry) -> String {
-    format!(
-        "{} {} {}: {}\n",
-        annals::time::format_rfc3339(entry.timestamp),
-        entry.level.as_str(),
-        entry.logger_name,
-        entry.message
-    )
 }
 
 fn ms(d: Duration) -> String {
@@ -97,7 +86,7 @@ fn main() -> annals::Result<()> {
     let mut messages = Vec::new();
     while let Some((batch, entries)) = generator.next_batch(1000)? {
         for e in &entries {
-            raw.extend_from_slice(raw_line(e).as_bytes());
+            raw.extend_from_slice(annals::workload::w2::log_file_line(e).as_bytes());
         }
         if messages.len() < 50_000 {
             messages.extend(entries.into_iter().map(|e| e.message));

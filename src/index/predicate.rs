@@ -118,11 +118,24 @@ impl TagPredicate {
             }
             out & universe
         };
+        // A list of values is looked up value by value, not matched against every value of
+        // the key (a key like hostname has one value per series).
+        let union_of = |k: &str, listed: &[String]| {
+            let mut out = RoaringBitmap::new();
+            if let Some(vs) = values(k) {
+                for v in listed {
+                    if let Some(b) = vs.get(v.as_str()) {
+                        out |= b;
+                    }
+                }
+            }
+            out & universe
+        };
         Ok(match self {
             TagPredicate::Eq(k, v) => eq(k, v),
             TagPredicate::Ne(k, v) => universe - eq(k, v),
-            TagPredicate::In(k, vs) => any_of(k, &|t| vs.iter().any(|v| v == t)),
-            TagPredicate::NotIn(k, vs) => universe - any_of(k, &|t| vs.iter().any(|v| v == t)),
+            TagPredicate::In(k, vs) => union_of(k, vs),
+            TagPredicate::NotIn(k, vs) => universe - union_of(k, vs),
             TagPredicate::Regex(k, re) => {
                 let re = compile(re)?;
                 any_of(k, &|t| re.is_match(t))
@@ -461,7 +474,10 @@ mod tests {
             "host=a",
             "host!=a",
             "host in (a, b)",
+            "host in (a, zz, a)",
             "host not in (a)",
+            "host not in (zz, b)",
+            "dc in (nope)",
             "host=~^a",
             "host!~b",
             "dc exists",

@@ -73,6 +73,19 @@ pub fn default_loghub_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/loghub")
 }
 
+/// The line a log file would hold for an entry (`<RFC 3339 time> <LEVEL> <logger>:
+/// <message>`, newline included): the raw text that stored bytes per line are compared
+/// with.
+pub fn log_file_line(entry: &LogEntry) -> String {
+    format!(
+        "{} {} {}: {}\n",
+        crate::time::format_rfc3339(entry.timestamp),
+        entry.level.as_str(),
+        entry.logger_name,
+        entry.message
+    )
+}
+
 /// Maps the level spellings of the twelve systems (I/D/V/W/E/F, notice, SEVERE, FATAL,
 /// FAILURE, ...) to the five levels; anything else (Linux puts a host name there) is INFO.
 pub fn map_level(text: &str) -> LogLevel {

@@ -216,7 +216,7 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if engines.victoria.is_some() {
         names.push("victoria");
     }
-    for baseline in [report::RAW, report::ZSTD] {
+    for baseline in [report::RAW, report::ZSTD, w1::DISK] {
         if figures.figures.iter().any(|f| f.engine == baseline) {
             names.push(baseline);
         }

@@ -37,6 +37,29 @@ fn instances(config: &W1Config, runs: usize) -> Vec<(TsbsQuery, Vec<annals::Quer
         .collect()
 }
 
+/// The baseline column of the durable-write rows: the disk itself.
+pub const DISK: &str = "disk";
+
+/// The disk's own durable-write latency: a 4 KiB append to a file followed by
+/// `fdatasync`, as many times as the engines' single writes.
+fn disk_fsync_latencies(dir: &Path) -> Result<Vec<std::time::Duration>, BenchError> {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut file = std::fs::File::create(&path).map_err(|e| BenchError::Io(path.clone(), e))?;
+    let block = [0x5au8; 4096];
+    let mut out = Vec::with_capacity(SINGLE_WRITES);
+    for _ in 0..SINGLE_WRITES {
+        let t = Instant::now();
+        file.write_all(&block)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| BenchError::Io(path.clone(), e))?;
+        out.push(t.elapsed());
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok(out)
+}
+
 /// Loads W1 into a new annals store through the embedded API (1000-row batches, group
 /// commit), closing it (final flush) at the end.
 pub fn load_annals(config: &W1Config, store: &Path) -> Result<(), BenchError> {
@@ -144,6 +167,8 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
         latencies.push(t.elapsed());
     }
     run.latencies(W, "durable single write", "annals", &mut latencies);
+    let mut fsyncs = disk_fsync_latencies(dir)?;
+    run.latencies(W, "durable single write", DISK, &mut fsyncs);
     let snapshot = engine.snapshot();
     let mut reference = Vec::new();
     let mut annals_times = Vec::new();

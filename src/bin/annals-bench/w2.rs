@@ -152,15 +152,17 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
     }
     let lines = entries.len() as f64;
     let mut raw = Vec::new();
+    let mut message_bytes = 0;
     for e in &entries {
-        raw.extend_from_slice(e.message.as_bytes());
-        raw.push(b'\n');
+        raw.extend_from_slice(annals::workload::w2::log_file_line(e).as_bytes());
+        message_bytes += e.message.len();
     }
     println!(
-        "W2: {} log lines from {} Loghub lines ({:.1} message bytes per line); {runs} searches per shape",
+        "W2: {} log lines from {} Loghub lines ({:.1} bytes per line as a log file, {:.1} of message); {runs} searches per shape",
         entries.len(),
         corpus.len(),
-        raw.len() as f64 / lines
+        raw.len() as f64 / lines,
+        message_bytes as f64 / lines
     );
     let searches = searches(&entries, config, runs);
     drop(entries);

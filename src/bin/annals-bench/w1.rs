@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 const W: &str = "W1";
-/// Figures an engine may be unable to give, with their unit and direction.
+/// Figures every engine reports (or says why not), with their unit and direction.
 const INGEST: (&str, &str, Better) = ("ingest, embedded, incl. final flush", "points/s", Better::Higher);
 const INGEST_LP: (&str, &str, Better) = ("ingest, line protocol file", "points/s", Better::Higher);
 const BYTES: (&str, &str, Better) = ("bytes per point", "B", Better::Lower);
@@ -112,17 +112,10 @@ pub fn load_sqlite(config: &W1Config, db_dir: &Path) -> Result<(), BenchError> {
 
 /// Records a child's load as the ingest rate and peak RSS figures.
 fn loaded(run: &mut Run, engine: &str, points: f64, loaded: &child::Loaded) {
-    run.add(
-        W,
-        "ingest, embedded, incl. final flush",
-        "points/s",
-        Better::Higher,
-        engine,
-        points / loaded.seconds,
-    );
+    run.add(W, INGEST.0, INGEST.1, INGEST.2, engine, points / loaded.seconds);
     match loaded.peak_rss_bytes {
-        Some(bytes) => run.add(W, "peak RSS, ingest", "MiB", Better::Lower, engine, bytes as f64 / (1 << 20) as f64),
-        None => run.missing(W, "peak RSS, ingest", "MiB", Better::Lower, engine, "no /proc"),
+        Some(bytes) => run.add(W, RSS.0, RSS.1, RSS.2, engine, bytes as f64 / (1 << 20) as f64),
+        None => run.missing(W, RSS.0, RSS.1, RSS.2, engine, "no /proc"),
     }
 }
 
@@ -139,14 +132,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
     let store = dir.join("annals-w1");
     let load = child::load(&engines, Workload::W1, "annals", &store)?;
     loaded(run, "annals", points, &load);
-    run.add(
-        W,
-        "bytes per point",
-        "B",
-        Better::Lower,
-        "annals",
-        dir_bytes(&store) as f64 / points,
-    );
+    run.add(W, BYTES.0, BYTES.1, BYTES.2, "annals", dir_bytes(&store) as f64 / points);
     let started = Instant::now();
     let engine = Engine::open(
         &store,
@@ -218,14 +204,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
             started.elapsed()
         );
         let seconds = load_annals_line_protocol(&lp, &dir.join("annals-w1-lp"))?;
-        run.add(
-            W,
-            "ingest, line protocol file",
-            "points/s",
-            Better::Higher,
-            "annals",
-            points / seconds,
-        );
+        run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, "annals", points / seconds);
         match binary {
             Ok(binary) => victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?,
             Err(why) => {
@@ -338,36 +317,15 @@ fn victoria_metrics(
     })?;
     vm.flush()?;
     let ingest = started.elapsed();
-    run.add(
-        W,
-        "ingest, line protocol file",
-        "points/s",
-        Better::Higher,
-        ENGINE,
-        points / ingest.as_secs_f64(),
-    );
-    run.missing(
-        W,
-        "ingest, embedded, incl. final flush",
-        "points/s",
-        Better::Higher,
-        ENGINE,
-        "not embeddable",
-    );
+    run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, ENGINE, points / ingest.as_secs_f64());
+    run.missing(W, INGEST.0, INGEST.1, INGEST.2, ENGINE, "not embeddable");
     let month = annals::Month::of(config.start_ns);
     vm.force_merge(&format!("{:04}_{:02}", month.year(), month.month()))?;
     let storage = vm.storage();
-    run.add(
-        W,
-        "bytes per point",
-        "B",
-        Better::Lower,
-        ENGINE,
-        dir_bytes(&storage) as f64 / points,
-    );
+    run.add(W, BYTES.0, BYTES.1, BYTES.2, ENGINE, dir_bytes(&storage) as f64 / points);
     match vm.peak_rss() {
-        Some(bytes) => run.add(W, "peak RSS, ingest", "MiB", Better::Lower, ENGINE, bytes as f64 / (1 << 20) as f64),
-        None => run.missing(W, "peak RSS, ingest", "MiB", Better::Lower, ENGINE, "no /proc"),
+        Some(bytes) => run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64),
+        None => run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc"),
     }
     let probe = format!(
         "/api/v1/query?query=count(cpu_usage_user)&time={}",
@@ -413,14 +371,7 @@ fn sqlite(
     let points = config.points() as f64;
     let load = child::load(engines, Workload::W1, "sqlite", &db_dir)?;
     loaded(run, "sqlite", points, &load);
-    run.add(
-        W,
-        "bytes per point",
-        "B",
-        Better::Lower,
-        "sqlite",
-        dir_bytes(&db_dir) as f64 / points,
-    );
+    run.add(W, BYTES.0, BYTES.1, BYTES.2, "sqlite", dir_bytes(&db_dir) as f64 / points);
     let started = Instant::now();
     let db = Sqlite::open(&db_dir)?;
     run.add(W, "reopen", "ms", Better::Lower, "sqlite", started.elapsed().as_secs_f64() * 1e3);

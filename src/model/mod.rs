@@ -268,13 +268,37 @@ impl<C> bincode::Decode<C> for SeriesKind {
 /// assert_eq!(key.tags()[0].0, "host");
 /// assert_eq!(key.to_string(), "cpu,host=a,region=eu");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode)]
+///
+/// Cloning is cheap: the parts are shared (a batch refers to a series on every row, and a
+/// row-by-row producer clones its keys into each batch).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
+    parts: std::sync::Arc<KeyParts>,
+}
+
+/// What a [`SeriesKey`] holds; its derived encoding is the key's WAL and catalog encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, bincode::Encode)]
+struct KeyParts {
     kind: SeriesKind,
     measurement: String,
     tags: Vec<(String, String)>,
 }
 
+impl bincode::Encode for SeriesKey {
+    fn encode<E: bincode::enc::Encoder>(&self, e: &mut E) -> Result<(), bincode::error::EncodeError> {
+        self.parts.encode(e)
+    }
+}
+
+impl fmt::Debug for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeriesKey")
+            .field("kind", &self.parts.kind)
+            .field("measurement", &self.parts.measurement)
+            .field("tags", &self.parts.tags)
+            .finish()
+    }
+}
 impl SeriesKey {
     /// Builds a key, sorting the tags. Fails on an empty measurement, an empty tag key or
     /// value, or a tag key given twice.
@@ -283,12 +307,15 @@ impl SeriesKey {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut key = SeriesKey {
+        let mut parts = KeyParts {
             kind,
             measurement: measurement.into(),
             tags: tags.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         };
-        key.tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        parts.tags.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let key = SeriesKey {
+            parts: std::sync::Arc::new(parts),
+        };
         key.check()?;
         Ok(key)
     }
@@ -301,25 +328,26 @@ impl SeriesKey {
     /// Returns the key with one more tag (replacing none: a duplicate key is an error).
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Result<SeriesKey> {
         let (key, value) = (key.into(), value.into());
-        let at = self.tags.partition_point(|(k, _)| k.as_str() < key.as_str());
-        self.tags.insert(at, (key, value));
+        let tags = &mut std::sync::Arc::make_mut(&mut self.parts).tags;
+        let at = tags.partition_point(|(k, _)| k.as_str() < key.as_str());
+        tags.insert(at, (key, value));
         self.check()?;
         Ok(self)
     }
 
     /// Checks the invariants a decoded key must also satisfy.
     pub(crate) fn check(&self) -> Result<()> {
-        if self.measurement.is_empty() {
+        if self.parts.measurement.is_empty() {
             return Err(Error::invalid("empty measurement name"));
         }
-        for (i, (k, v)) in self.tags.iter().enumerate() {
+        for (i, (k, v)) in self.parts.tags.iter().enumerate() {
             if k.is_empty() {
                 return Err(Error::invalid(format!("empty tag key in series {self}")));
             }
             if v.is_empty() {
                 return Err(Error::invalid(format!("empty value for tag {k:?} in series {self}")));
             }
-            if i > 0 && self.tags[i - 1].0 >= *k {
+            if i > 0 && self.parts.tags[i - 1].0 >= *k {
                 return Err(Error::invalid(format!("tag {k:?} given twice in series {self}")));
             }
         }
@@ -328,38 +356,39 @@ impl SeriesKey {
 
     /// The kind.
     pub fn kind(&self) -> SeriesKind {
-        self.kind
+        self.parts.kind
     }
 
     /// The measurement name.
     pub fn measurement(&self) -> &str {
-        &self.measurement
+        &self.parts.measurement
     }
 
     /// Tags sorted by key.
     pub fn tags(&self) -> &[(String, String)] {
-        &self.tags
+        &self.parts.tags
     }
 
     /// The value of one tag.
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
+        self.parts
+            .tags
             .binary_search_by(|(k, _)| k.as_str().cmp(key))
             .ok()
-            .map(|i| self.tags[i].1.as_str())
+            .map(|i| self.parts.tags[i].1.as_str())
     }
 
     /// Approximate heap bytes, for memory accounting.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.measurement.len() + self.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 48
+        self.parts.measurement.len() + self.parts.tags.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>() + 48
     }
 }
 
 /// Line-protocol style: `measurement,k=v,k2=v2` with `,`, `=` and space escaped.
 impl fmt::Display for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_escaped(f, &self.measurement, &[',', ' '])?;
-        for (k, v) in &self.tags {
+        write_escaped(f, &self.parts.measurement, &[',', ' '])?;
+        for (k, v) in &self.parts.tags {
             f.write_str(",")?;
             write_escaped(f, k, &[',', '=', ' '])?;
             f.write_str("=")?;

@@ -10,14 +10,12 @@
 //! This is the storage core's yardstick; the benchmark harness (annals-bench) runs the
 //! same workload beside SQLite and VictoriaMetrics.
 
+mod common;
+
 use annals::workload::w1::{W1, W1Config};
 use annals::{Batch, Durability, Engine, Options};
+use common::arg;
 use std::time::{Duration, Instant};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
 
 fn main() -> annals::Result<()> {
     let config = match arg("--scale").as_deref() {

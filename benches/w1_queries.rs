@@ -8,21 +8,14 @@
 //! The store is built once in DIR (default: a temporary directory) and reused when it
 //! already holds the data.
 
+mod common;
+
 use annals::workload::w1::{TsbsQuery, W1, W1Config};
 use annals::{Batch, Engine, Options};
+use common::{arg, percentile};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((q / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
 
 fn main() -> annals::Result<()> {
     let config = match arg("--scale").as_deref() {

@@ -9,9 +9,12 @@
 //! quick = 200,000 lines, full = 1,000,000. Skips (exit 0, with the reason) when the Loghub
 //! samples are missing.
 
+mod common;
+
 use annals::text::tokenize;
 use annals::workload::w2::{LoghubCorpus, W2, W2Config, default_loghub_dir};
 use annals::{Bucket, Engine, Options, SearchQuery, TagPredicate, TimeRange};
+use common::{arg, percentile};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,16 +22,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 86_400_000_000_000;
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((q / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
 
 fn dir_bytes(dir: &Path, inside_text: bool, want_text: bool) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };

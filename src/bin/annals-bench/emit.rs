@@ -91,19 +91,8 @@ pub fn log_json(e: &LogEntry) -> serde_json::Value {
         }
     }
     if !e.extra_data.is_empty() {
-        let extra: serde_json::Map<String, serde_json::Value> = e
-            .extra_data
-            .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    annals::FieldValue::F64(x) => serde_json::Value::from(*x),
-                    annals::FieldValue::I64(x) => serde_json::Value::from(*x),
-                    annals::FieldValue::Bool(x) => serde_json::Value::from(*x),
-                    annals::FieldValue::Str(x) => serde_json::Value::from(x.as_str()),
-                };
-                (k.clone(), v)
-            })
-            .collect();
+        let extra: serde_json::Map<String, serde_json::Value> =
+            e.extra_data.iter().map(|(k, v)| (k.clone(), crate::output::json(v))).collect();
         line["extra_data"] = serde_json::Value::Object(extra);
     }
     if !e.tags.is_empty() {

@@ -9,6 +9,10 @@
 
 mod child;
 mod emit;
+// The annals CLI's value formatting, shared rather than copied; the harness uses part of it.
+#[allow(dead_code)]
+#[path = "../annals/output.rs"]
+mod output;
 mod report;
 mod results;
 mod sqlite;

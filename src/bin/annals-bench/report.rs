@@ -39,26 +39,23 @@ pub struct Run {
 
 impl Run {
     pub fn add(&mut self, workload: &str, figure: &str, unit: &str, better: Better, engine: &str, value: f64) {
-        self.figures.push(Figure {
-            workload: workload.into(),
-            figure: figure.into(),
-            unit: unit.into(),
-            better,
-            engine: engine.into(),
-            value: Some(value),
-            note: None,
-        });
+        self.push(workload, figure, unit, better, engine, Some(value), None);
     }
 
     pub fn missing(&mut self, workload: &str, figure: &str, unit: &str, better: Better, engine: &str, why: &str) {
+        self.push(workload, figure, unit, better, engine, None, Some(why.into()));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(&mut self, workload: &str, figure: &str, unit: &str, better: Better, engine: &str, value: Option<f64>, note: Option<String>) {
         self.figures.push(Figure {
             workload: workload.into(),
             figure: figure.into(),
             unit: unit.into(),
             better,
             engine: engine.into(),
-            value: None,
-            note: Some(why.into()),
+            value,
+            note,
         });
     }
 
@@ -131,16 +128,7 @@ impl Run {
 
 fn format_value(v: f64) -> String {
     if v >= 1000.0 {
-        let whole = v.round() as u64;
-        let digits = whole.to_string();
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
+        crate::output::count(v.round() as u64)
     } else if v >= 10.0 {
         format!("{v:.1}")
     } else {

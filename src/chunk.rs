@@ -221,6 +221,70 @@ impl Chunk {
         }
     }
 
+    /// Appends `other`'s rows (same series and kind, all later in time) after this
+    /// chunk's, padding columns either side lacks with absent slots.
+    pub(crate) fn append(&mut self, other: &Chunk) {
+        let before = self.len();
+        let added = other.len();
+        if added == 0 {
+            return;
+        }
+        self.timestamps.extend_from_slice(&other.timestamps);
+        self.record_ids.extend_from_slice(&other.record_ids);
+        let mut touched = vec![false; self.columns.len()];
+        for theirs in &other.columns {
+            let at = self
+                .columns
+                .iter()
+                .position(|c| c.name == theirs.name && c.value_type() == theirs.value_type());
+            let at = match at {
+                Some(at) => at,
+                None => {
+                    let mut values = ColumnValues::new(theirs.value_type());
+                    for _ in 0..before {
+                        values.push_default();
+                    }
+                    self.columns.push(Column {
+                        name: theirs.name.clone(),
+                        values,
+                        validity: vec![false; before],
+                    });
+                    touched.push(false);
+                    self.columns.len() - 1
+                }
+            };
+            touched[at] = true;
+            let ours = &mut self.columns[at];
+            if !ours.validity.is_empty() || !theirs.validity.is_empty() {
+                if ours.validity.is_empty() {
+                    ours.validity = vec![true; before];
+                }
+                if theirs.validity.is_empty() {
+                    ours.validity.resize(before + added, true);
+                } else {
+                    ours.validity.extend_from_slice(&theirs.validity);
+                }
+            }
+            for i in 0..added {
+                ours.values.push_from(&theirs.values, i);
+            }
+        }
+        for (column, touched) in self.columns.iter_mut().zip(touched) {
+            if touched {
+                continue;
+            }
+            if column.validity.is_empty() {
+                column.validity = vec![true; before];
+            }
+            column.validity.resize(before + added, false);
+            for _ in 0..added {
+                column.values.push_default();
+            }
+        }
+        self.columns
+            .sort_by(|a, b| (&a.name, a.value_type()).cmp(&(&b.name, b.value_type())));
+    }
+
     /// Drops rows where no column has a value.
     pub(crate) fn retain_rows_with_values(self) -> Chunk {
         if self.columns.iter().any(|c| c.validity.is_empty()) {
@@ -271,5 +335,49 @@ impl Chunk {
             .iter()
             .filter_map(|c| c.value(i).map(|v| (c.name.clone(), v)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, values: Vec<f64>, validity: Vec<bool>) -> Column {
+        Column {
+            name: Arc::from(name),
+            values: ColumnValues::F64(values),
+            validity,
+        }
+    }
+
+    #[test]
+    fn append_pads_columns_missing_on_either_side() {
+        let mut a = Chunk {
+            series: 1,
+            timestamps: vec![1, 2],
+            record_ids: Vec::new(),
+            columns: vec![column("x", vec![1.0, 2.0], Vec::new())],
+        };
+        let b = Chunk {
+            series: 1,
+            timestamps: vec![3],
+            record_ids: Vec::new(),
+            columns: vec![column("w", vec![9.0], Vec::new())],
+        };
+        a.append(&b);
+        assert_eq!(a.timestamps, vec![1, 2, 3]);
+        assert_eq!(a.columns.len(), 2);
+        assert_eq!(&*a.columns[0].name, "w");
+        assert_eq!(
+            (0..3).map(|i| a.columns[0].value(i)).collect::<Vec<_>>(),
+            vec![None, None, Some(FieldValue::F64(9.0))]
+        );
+        assert_eq!(
+            (0..3).map(|i| a.columns[1].value(i)).collect::<Vec<_>>(),
+            vec![Some(FieldValue::F64(1.0)), Some(FieldValue::F64(2.0)), None]
+        );
+        assert_eq!(a.point_count(), 3);
+        let tail = a.slice_rows(2..3);
+        assert_eq!(tail.columns.len(), 1, "a slice drops columns without values");
     }
 }

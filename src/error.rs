@@ -120,6 +120,21 @@ pub enum Error {
     /// The handle was closed.
     #[error("the store is closed")]
     Closed,
+
+    /// A lifecycle operation (compaction, archive, restore, retention) was refused because
+    /// of the store's state, e.g. restoring a month that already holds data. Nothing was
+    /// changed.
+    #[error("{reason}")]
+    Refused {
+        /// Why, in words a user can act on.
+        reason: String,
+    },
+
+    /// A consistency check of the store's own output failed (for example a merged segment
+    /// that lost rows). The operation was abandoned and nothing was changed; this is a bug
+    /// worth reporting.
+    #[error("internal check failed: {0}; the operation was abandoned and the store is unchanged")]
+    Invariant(String),
 }
 
 fn location(line: Option<u64>, column: Option<u64>) -> String {

@@ -47,6 +47,7 @@ pub mod ingest;
 #[doc(hidden)]
 pub mod internals;
 pub(crate) mod io;
+pub mod lifecycle;
 mod manifest;
 pub mod model;
 mod options;
@@ -69,14 +70,14 @@ pub use model::{
     AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesId, SeriesKey, SeriesKind,
     ValueType,
 };
-pub use options::{Durability, Limits, Options, QueryLimits};
+pub use options::{CompactionOptions, Durability, Limits, Options, QueryLimits};
 pub use query::{
     Aggregate, AggregateFn, Bucket, FieldFilter, Fill, MatchCount, Query, QueryResult, QueryRow, SearchHit, SearchOrder, SearchQuery,
     SearchResult, Snippet,
 };
 pub use read::{Order, SeriesChunks};
 pub use scan::{Scan, ScanRequest, ScanRow, SeriesSelector};
-pub use time::{Month, TimeRange};
+pub use time::{Clock, Month, TimeRange};
 pub use wal::TornTail;
 
 /// The README's example is compiled and run as a doctest, so it stays true.

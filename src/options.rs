@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Limit, Result};
 use crate::model::{Batch, FieldValue, SeriesKey};
+use crate::time::Clock;
 use std::time::Duration;
 
 /// When a write is acknowledged.
@@ -170,6 +171,41 @@ pub struct Options {
     pub text_index_memory_bytes: usize,
     /// Bounds on what one query may cost.
     pub query_limits: QueryLimits,
+    /// When and how segments are merged.
+    pub compaction: CompactionOptions,
+    /// The clock lifecycle decisions read (default: the system clock).
+    pub clock: Clock,
+}
+
+/// When segments are merged. See `docs/ARCHITECTURE.md`, "Compaction".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionOptions {
+    /// Compact from a background thread (default true). [`crate::Engine::compact`] works
+    /// either way.
+    pub background: bool,
+    /// How often the background thread looks for work (default 60 s).
+    pub interval: Duration,
+    /// In a month still receiving data, this many trailing segments of one tier or lower
+    /// are merged into one of the next tier (default 8).
+    pub min_segments: usize,
+    /// A month this long past its end is sealed: all its segments are merged into one
+    /// (default 1 hour).
+    pub seal_after: Duration,
+    /// A compaction does not start unless the disk keeps at least this many bytes free
+    /// after writing its output, estimated as the size of its inputs (default 256 MiB).
+    pub min_free_bytes: u64,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            background: true,
+            interval: Duration::from_secs(60),
+            min_segments: 8,
+            seal_after: Duration::from_secs(3600),
+            min_free_bytes: 256 << 20,
+        }
+    }
 }
 
 /// Bounds on one query, reported by name in [`Error::LimitExceeded`].
@@ -208,6 +244,8 @@ impl Default for Options {
             block_cache_bytes: 128 << 20,
             text_index_memory_bytes: 64 << 20,
             query_limits: QueryLimits::default(),
+            compaction: CompactionOptions::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -230,6 +268,12 @@ impl Options {
         }
         if !(-7..=22).contains(&self.zstd_level) {
             return Err(Error::invalid("zstd_level must be between -7 and 22"));
+        }
+        if self.compaction.min_segments < 2 {
+            return Err(Error::invalid("compaction.min_segments must be at least 2"));
+        }
+        if self.compaction.interval.is_zero() {
+            return Err(Error::invalid("compaction.interval must be positive"));
         }
         if self.head_max_bytes < 1 << 16 {
             return Err(Error::invalid("head_max_bytes must be at least 64 KiB"));

@@ -60,6 +60,51 @@ pub fn now_ns() -> i64 {
     i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
 }
 
+/// The clock the store's lifecycle decisions read (which months are sealed, what has
+/// outlived retention). Tests inject a fixed or simulated one.
+///
+/// ```
+/// use annals::time::Clock;
+/// let clock = Clock::fixed(1_700_000_000_000_000_000);
+/// assert_eq!(clock.now_ns(), 1_700_000_000_000_000_000);
+/// ```
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system's wall clock.
+    pub fn system() -> Clock {
+        Clock(std::sync::Arc::new(now_ns))
+    }
+
+    /// A clock that always reads `ns`.
+    pub fn fixed(ns: i64) -> Clock {
+        Clock(std::sync::Arc::new(move || ns))
+    }
+
+    /// A clock read through `f` (for simulated timelines).
+    pub fn from_fn(f: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(std::sync::Arc::new(f))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn now_ns(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(now = {})", format_rfc3339(self.now_ns()))
+    }
+}
+
 /// A calendar month in UTC: the unit of partitioning on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {

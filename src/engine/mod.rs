@@ -5,6 +5,7 @@
 //! → `state`. Readers take only `state` (briefly, to clone an `Arc`), a head's read lock,
 //! and `catalog`'s read lock.
 
+mod compact;
 mod flush;
 mod recovery;
 mod snapshot;
@@ -19,6 +20,7 @@ use crate::catalog::{Catalog, CatalogFile};
 use crate::error::{Error, Limit, Result};
 use crate::head::ApplyBatch;
 use crate::io::{DirLock, frame};
+use crate::lifecycle::{CompactionProgress, CompactionReport, PlannedCompaction};
 use crate::manifest::Manifest;
 use crate::model::{Batch, SeriesId, SeriesKind};
 use crate::options::{Durability, Options};
@@ -80,6 +82,7 @@ pub struct FlushReport {
 pub struct Engine {
     inner: Arc<Inner>,
     flusher: Mutex<Option<JoinHandle<()>>>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
 pub(crate) struct Inner {
@@ -104,6 +107,11 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     flusher: Mutex<FlusherState>,
     flusher_wake: Condvar,
+    /// Serialises lifecycle operations (compaction, archive, restore, retention): each
+    /// plans from the manifest and must not see another's half-done work.
+    lifecycle: Mutex<()>,
+    compactor: Mutex<CompactorState>,
+    compactor_wake: Condvar,
     recovery: RecoveryReport,
     cache: Arc<BlockCache>,
 }
@@ -136,6 +144,12 @@ struct FlushState {
 }
 
 #[derive(Default)]
+struct CompactorState {
+    stop: bool,
+    last_error: Option<String>,
+}
+
+#[derive(Default)]
 struct FlusherState {
     stop: bool,
     wake: bool,
@@ -160,9 +174,21 @@ impl Engine {
         } else {
             None
         };
+        let compactor = if inner.options.compaction.background {
+            let worker = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("annals-compact".into())
+                    .spawn(move || worker.compactor_loop())
+                    .map_err(|e| Error::io("spawn compaction thread for", &inner.dir, e))?,
+            )
+        } else {
+            None
+        };
         Ok(Engine {
             inner,
             flusher: Mutex::new(flusher),
+            compactor: Mutex::new(compactor),
         })
     }
 
@@ -201,6 +227,41 @@ impl Engine {
         Snapshot::new(self.inner.clone())
     }
 
+    /// Merges segments now, as the compaction policy asks (see
+    /// [`crate::CompactionOptions`]): the small segments of the current month by tier, and
+    /// every month that is over into one file. Concurrent writes, flushes and queries go
+    /// on; snapshots taken before keep the files they read until dropped.
+    ///
+    /// ```
+    /// use annals::{Batch, Engine, FieldValue, Options, SeriesKey};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    /// let cpu = SeriesKey::metric("cpu").unwrap();
+    /// for t in 0..3 {
+    ///     let mut batch = Batch::new();
+    ///     batch.add_row(&cpu, t, [("usage", FieldValue::F64(t as f64))]).unwrap();
+    ///     engine.write(&batch).unwrap();
+    ///     engine.flush().unwrap(); // one segment per flush, in January 1970
+    /// }
+    /// let report = engine.compact().unwrap();
+    /// assert_eq!(report.merged[0].input_segments, 3);
+    /// assert_eq!(engine.stats().unwrap().segments, 1);
+    /// ```
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.compact_with_progress(&mut |_| {})
+    }
+
+    /// [`Engine::compact`], calling `progress` as each merge advances.
+    pub fn compact_with_progress(&self, progress: &mut dyn FnMut(&CompactionProgress)) -> Result<CompactionReport> {
+        let closing = || self.inner.compactor.lock().stop;
+        self.inner.compact(progress, &closing)
+    }
+
+    /// The merges [`Engine::compact`] would run now, without running them.
+    pub fn compaction_plan(&self) -> Vec<PlannedCompaction> {
+        self.inner.compaction_plan()
+    }
+
     /// Sizes and counts of the store.
     pub fn stats(&self) -> Result<StoreStats> {
         stats::collect(&self.inner)
@@ -209,6 +270,7 @@ impl Engine {
     /// Flushes the head and releases the store. Dropping an engine without closing it is
     /// safe too: its unflushed rows are replayed from the WAL on the next open.
     pub fn close(self) -> Result<()> {
+        self.stop_compactor();
         self.stop_flusher();
         let result = if self.inner.is_poisoned() {
             Err(self.inner.poisoned_error())
@@ -219,6 +281,18 @@ impl Engine {
         let result = result.and_then(|()| self.inner.flush.lock().text.close_writers_except(&[]));
         self.inner.closed.store(true, Ordering::SeqCst);
         result
+    }
+
+    /// Stops the background compactor, cancelling a merge in progress (its temporary file
+    /// is removed; the inputs stay).
+    fn stop_compactor(&self) {
+        self.inner.compactor.lock().stop = true;
+        self.inner.compactor_wake.notify_all();
+        if let Some(handle) = self.compactor.lock().take() {
+            // The compactor only returns or panics; a panic leaves at worst an unlisted
+            // file, which the next open removes.
+            let _ = handle.join();
+        }
     }
 
     fn stop_flusher(&self) {
@@ -234,9 +308,10 @@ impl Engine {
         }
     }
 
-    /// The error of the last failed background flush, if any.
+    /// The error of the last failed background flush or compaction, if any.
     pub fn background_error(&self) -> Option<String> {
-        self.inner.flusher.lock().last_error.clone()
+        let flush = self.inner.flusher.lock().last_error.clone();
+        flush.or_else(|| self.inner.compactor.lock().last_error.clone())
     }
 }
 
@@ -252,6 +327,7 @@ impl std::fmt::Debug for Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        self.stop_compactor();
         self.stop_flusher();
         self.inner.closed.store(true, Ordering::SeqCst);
     }

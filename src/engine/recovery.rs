@@ -208,6 +208,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         closed: AtomicBool::new(false),
         flusher: Mutex::new(FlusherState::default()),
         flusher_wake: Condvar::new(),
+        lifecycle: Mutex::new(()),
+        compactor: Mutex::new(Default::default()),
+        compactor_wake: Condvar::new(),
         recovery: report,
         cache,
     })

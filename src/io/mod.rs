@@ -248,3 +248,30 @@ pub(crate) fn map_readonly(path: &Path) -> Result<memmap2::Mmap> {
     // SAFETY: see the function's documentation.
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, e))
 }
+
+/// Bytes available to unprivileged writers on the file system holding `path`; `None` where
+/// the platform cannot tell.
+pub(crate) fn available_bytes(path: &Path) -> Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::invalid(format!("path {} contains a NUL byte", path.display())))?;
+        let mut stats = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `c_path` is a valid NUL-terminated string and `stats` points to writable
+        // memory of the right type; statvfs fills it or fails without touching it.
+        let rc = unsafe { libc::statvfs(c_path.as_ptr(), stats.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(Error::io("statvfs", path, std::io::Error::last_os_error()));
+        }
+        // SAFETY: statvfs returned 0, so it initialised the struct.
+        let stats = unsafe { stats.assume_init() };
+        #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+        Ok(Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(None)
+    }
+}

@@ -34,6 +34,19 @@ pub(crate) struct SegmentReader {
     /// The series the segment holds, for pruning.
     series_set: roaring::RoaringBitmap,
     cache: Option<Arc<BlockCache>>,
+    /// Set when the manifest no longer lists the file (compaction replaced it, or its
+    /// month was archived or expired): the file is deleted when the last reader drops, so
+    /// snapshots taken before keep reading it.
+    retired: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for SegmentReader {
+    fn drop(&mut self) {
+        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            // A failure leaves an unlisted file, which the next open removes.
+            let _ = io::remove_file(&self.path);
+        }
+    }
 }
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -199,6 +212,7 @@ impl SegmentReader {
             file_crc,
             series_set,
             cache: None,
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -206,6 +220,17 @@ impl SegmentReader {
     pub(crate) fn with_cache(mut self, cache: Arc<BlockCache>) -> SegmentReader {
         self.cache = Some(cache);
         self
+    }
+
+    /// Marks the file for deletion once no reader holds it. Call only after a durable
+    /// manifest stopped listing it.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Where the file is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The series the segment holds.

@@ -29,7 +29,7 @@ pub(crate) struct EncodedSeries {
 }
 
 /// The field table of a segment: every (name, type) of its columns, sorted.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct FieldTable {
     fields: Vec<(Arc<str>, ValueType)>,
     index: BTreeMap<(Arc<str>, ValueType), u32>,
@@ -51,6 +51,16 @@ impl FieldTable {
         FieldTable { fields, index }
     }
 
+    /// The table of the given columns (duplicates collapse).
+    pub(crate) fn from_fields(fields: impl IntoIterator<Item = (Arc<str>, ValueType)>) -> FieldTable {
+        let mut index: BTreeMap<(Arc<str>, ValueType), u32> = fields.into_iter().map(|f| (f, 0)).collect();
+        let fields: Vec<_> = index.keys().cloned().collect();
+        for (i, v) in index.values_mut().enumerate() {
+            *v = i as u32;
+        }
+        FieldTable { fields, index }
+    }
+
     fn id(&self, name: &Arc<str>, value_type: ValueType) -> Option<u32> {
         self.index.get(&(name.clone(), value_type)).copied()
     }
@@ -65,38 +75,52 @@ pub(crate) fn encode_series(
     block_max_rows: usize,
     zstd_level: i32,
 ) -> EncodedSeries {
-    let mut columns: Vec<ColumnInput<'_>> = chunk
-        .columns
-        .iter()
-        .filter_map(|c| fields.id(&c.name, c.value_type()).map(|field| ColumnInput { field, column: c }))
-        .collect();
-    columns.sort_by_key(|c| c.field);
-    let mut bytes = Vec::new();
-    let mut blocks = Vec::new();
-    let rows = chunk.len();
-    let block_count = rows.div_ceil(block_max_rows.max(1));
-    // Spread rows evenly over the blocks, so no block is a tiny remainder.
-    for b in 0..block_count {
-        let start = rows * b / block_count;
-        let end = rows * (b + 1) / block_count;
-        blocks.push(block::encode_block(
-            chunk,
-            start,
-            end,
-            &columns,
-            kind.is_event(),
-            zstd_level,
-            &mut bytes,
-        ));
+    let mut encoded = EncodedSeries::new(id, kind);
+    encoded.add_blocks(chunk, fields, block_max_rows, zstd_level);
+    encoded
+}
+
+impl EncodedSeries {
+    /// A series with no blocks yet.
+    pub(crate) fn new(id: SeriesId, kind: SeriesKind) -> EncodedSeries {
+        EncodedSeries {
+            id,
+            kind,
+            bytes: Vec::new(),
+            blocks: Vec::new(),
+            rows: 0,
+            points: 0,
+            min_seq: u64::MAX,
+        }
     }
-    EncodedSeries {
-        id,
-        kind,
-        bytes,
-        points: blocks.iter().flat_map(|b| &b.columns).map(|c| c.count as u64).sum(),
-        blocks,
-        rows: rows as u64,
-        min_seq: chunk.record_ids.iter().copied().min().unwrap_or(u64::MAX),
+
+    /// Appends `chunk`'s rows (all later than the rows already added) as blocks of at most
+    /// `block_max_rows`, spread evenly so no block is a tiny remainder.
+    pub(crate) fn add_blocks(&mut self, chunk: &Chunk, fields: &FieldTable, block_max_rows: usize, zstd_level: i32) {
+        let mut columns: Vec<ColumnInput<'_>> = chunk
+            .columns
+            .iter()
+            .filter_map(|c| fields.id(&c.name, c.value_type()).map(|field| ColumnInput { field, column: c }))
+            .collect();
+        columns.sort_by_key(|c| c.field);
+        let rows = chunk.len();
+        let block_count = rows.div_ceil(block_max_rows.max(1));
+        for b in 0..block_count {
+            let start = rows * b / block_count;
+            let end = rows * (b + 1) / block_count;
+            let meta = block::encode_block(chunk, start, end, &columns, self.kind.is_event(), zstd_level, &mut self.bytes);
+            self.points += meta.columns.iter().map(|c| c.count as u64).sum::<u64>();
+            self.blocks.push(meta);
+        }
+        self.rows += rows as u64;
+        if let Some(min) = chunk.record_ids.iter().copied().min() {
+            self.min_seq = self.min_seq.min(min);
+        }
+    }
+
+    /// Rows added so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
     }
 }
 
@@ -199,7 +223,25 @@ impl SegmentWriter {
 
     /// Writes index and footer, fsyncs, and renames into place (fsyncing the directory).
     /// `max_seq` is the highest sequence number the producing flush covered.
-    pub(crate) fn finish(mut self, max_seq: u64) -> Result<WrittenSegment> {
+    pub(crate) fn finish(self, max_seq: u64) -> Result<WrittenSegment> {
+        self.finish_as(Lineage {
+            min_seq: None,
+            max_seq,
+            level: 0,
+        })
+    }
+
+    /// Removes the temporary file of a segment that will not be finished.
+    pub(crate) fn abandon(self) -> Result<()> {
+        let tmp = self.tmp_path.clone();
+        drop(self.file);
+        io::remove_file(&tmp)
+    }
+
+    /// [`SegmentWriter::finish`] for a segment that replaces others (compaction): the
+    /// sequence range and level it inherits.
+    pub(crate) fn finish_as(mut self, lineage: Lineage) -> Result<WrittenSegment> {
+        let max_seq = lineage.max_seq;
         let index_start = self.offset;
         let mut index = Vec::new();
         put_varint(&mut index, self.fields.fields.len() as u64);
@@ -262,13 +304,24 @@ impl SegmentWriter {
                 rows: self.rows,
                 points: self.points,
                 series: self.series.len() as u32,
-                min_seq: self.min_seq,
+                min_seq: lineage.min_seq.unwrap_or(self.min_seq),
                 max_seq,
-                level: 0,
+                level: lineage.level,
             },
             path: self.path,
         })
     }
+}
+
+/// What a segment inherits from the segments it replaces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lineage {
+    /// Lowest sequence number of the inputs (metric rows carry none of their own).
+    pub min_seq: Option<u64>,
+    /// Highest sequence number any input covered: the version of every row.
+    pub max_seq: u64,
+    /// 0 for a flush, above the inputs' levels for a compaction.
+    pub level: u8,
 }
 
 /// How segments are encoded.

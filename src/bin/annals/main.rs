@@ -2,6 +2,7 @@
 
 mod demo;
 mod ingest;
+mod lifecycle;
 mod output;
 mod query;
 mod report;
@@ -34,6 +35,9 @@ enum Command {
     Search(search::SearchArgs),
     /// Show series, points and bytes per month.
     Stats(report::StatsArgs),
+    /// Merge the small segments of each month into few large ones (as the background
+    /// compactor does), now.
+    Compact(lifecycle::CompactArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
     Verify(report::VerifyArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
@@ -66,6 +70,10 @@ pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::E
         annals::Options {
             create_if_missing: false,
             background_flush: false,
+            compaction: annals::CompactionOptions {
+                background: false,
+                ..annals::CompactionOptions::default()
+            },
             ..annals::Options::default()
         },
     )
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
         Command::Search(args) => search::run(&cli.data, args),
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),
+        Command::Compact(args) => lifecycle::compact(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),
     };
     match result {

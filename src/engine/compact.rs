@@ -1,0 +1,226 @@
+//! Compaction in the engine: plan from the manifest, merge without locks, publish.
+//!
+//! 1. Under the flush lock: take the planned inputs from the manifest and reserve the
+//!    output's generation (so a concurrent flush takes the next one).
+//! 2. Without locks: check free space, merge the inputs into `<gen>.seg.tmp`, fsync,
+//!    rename, read the file back (`lifecycle::merge`). Writes and flushes go on; a flush
+//!    adds segments later in sequence order, which the merge does not touch.
+//! 3. Under the flush lock: write the manifest without the inputs and with the output,
+//!    then swap the read state. The inputs' readers are retired: each file is deleted when
+//!    the last snapshot holding it drops.
+//!
+//! A crash before 3 leaves an unlisted output file (removed on open); after it, unlisted
+//! inputs (removed on open). Either way the store holds each row exactly once.
+
+use super::Inner;
+use crate::error::{Error, Result};
+use crate::io;
+use crate::lifecycle::merge::{self, MergeProgress};
+use crate::lifecycle::policy::{self, Task};
+use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, PlannedCompaction};
+use crate::manifest::SegmentMeta;
+use crate::read::ReadState;
+use crate::segment::{EncodeOptions, SegmentReader};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Rounds of planning in one call: a tiered merge can complete a run of the next tier.
+const MAX_ROUNDS: usize = 8;
+
+impl Inner {
+    /// The merges the policy would run now.
+    pub(crate) fn compaction_plan(&self) -> Vec<PlannedCompaction> {
+        let segments = self.flush.lock().manifest.segments.clone();
+        policy::plan(&segments, &self.options.compaction, self.options.clock.now_ns())
+            .into_iter()
+            .map(|task| {
+                let inputs = inputs_of(&segments, &task);
+                let (bytes, rows, _) = merge::totals(&inputs);
+                PlannedCompaction {
+                    month: task.month.to_string(),
+                    segments: inputs.len(),
+                    bytes,
+                    rows,
+                    level: task.level,
+                    reason: task.reason,
+                }
+            })
+            .collect()
+    }
+
+    /// Runs every merge the policy asks for, until none is due or `cancelled` says stop.
+    pub(crate) fn compact(&self, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<CompactionReport> {
+        let _one_at_a_time = self.lifecycle.lock();
+        let mut report = CompactionReport::default();
+        for _ in 0..MAX_ROUNDS {
+            self.check_writable()?;
+            let tasks = {
+                let flush = self.flush.lock();
+                policy::plan(&flush.manifest.segments, &self.options.compaction, self.options.clock.now_ns())
+            };
+            if tasks.is_empty() {
+                break;
+            }
+            let mut merged_any = false;
+            for task in &tasks {
+                if cancelled() {
+                    report.skipped.push(format!("{}: the store is closing", task.month));
+                    return Ok(report);
+                }
+                match self.run_task(task, progress, cancelled)? {
+                    Outcome::Merged(done) => {
+                        merged_any = true;
+                        report.merged.push(done);
+                    }
+                    Outcome::Skipped(why) => report.skipped.push(why),
+                }
+            }
+            if !merged_any {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    fn run_task(&self, task: &Task, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<Outcome> {
+        let started = Instant::now();
+        let (generation, inputs) = {
+            let mut flush = self.flush.lock();
+            let inputs = inputs_of(&flush.manifest.segments, task);
+            if inputs.len() != task.inputs.len() {
+                return Err(Error::Invariant(format!(
+                    "segments planned for compaction of {} are no longer in the manifest",
+                    task.month
+                )));
+            }
+            let generation = flush.manifest.next_generation;
+            flush.manifest.next_generation += 1;
+            (generation, inputs)
+        };
+        let (input_bytes, input_rows, input_points) = merge::totals(&inputs);
+        let needed = input_bytes.saturating_add(self.options.compaction.min_free_bytes);
+        if let Some(free) = io::available_bytes(&self.data_dir)?
+            && free < needed
+        {
+            return Ok(Outcome::Skipped(format!(
+                "{}: {} bytes free, the merge needs about {input_bytes} plus the {} bytes compaction.min_free_bytes keeps free",
+                task.month, free, self.options.compaction.min_free_bytes
+            )));
+        }
+        // Private readers: the merge reads every block once and must not evict the cache.
+        let readers = inputs
+            .iter()
+            .map(|meta| SegmentReader::open(&meta.path(&self.data_dir), meta).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let month = task.month.to_string();
+        let mut report_progress = |at: MergeProgress| {
+            progress(&CompactionProgress {
+                month: month.clone(),
+                series_done: at.series_done,
+                series_total: at.series_total,
+                input_bytes_done: at.input_bytes_done,
+                input_bytes_total: at.input_bytes_total,
+            })
+        };
+        let written = merge::merge_month(
+            merge::Target {
+                data_dir: &self.data_dir,
+                month: task.month,
+                generation,
+                level: task.level,
+            },
+            &readers,
+            EncodeOptions {
+                block_max_rows: self.options.block_max_rows,
+                zstd_level: self.options.zstd_level,
+                threads: self.options.flush_threads,
+            },
+            &mut report_progress,
+            cancelled,
+        )?;
+        drop(readers);
+        let Some(written) = written else {
+            return Ok(Outcome::Skipped(format!("{}: the store is closing", task.month)));
+        };
+        if let Err(e) = self.publish(task, &written.meta) {
+            // Not listed anywhere: the file may go (open would remove it too).
+            let _ = io::remove_file(&written.path);
+            return Err(e);
+        }
+        Ok(Outcome::Merged(CompactedMonth {
+            month,
+            reason: task.reason,
+            input_segments: inputs.len(),
+            input_bytes,
+            input_rows,
+            input_points,
+            output_bytes: written.meta.file_len,
+            output_rows: written.meta.rows,
+            output_points: written.meta.points,
+            seconds: started.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// Replaces the task's inputs by `output` in the manifest and the read state.
+    fn publish(&self, task: &Task, output: &SegmentMeta) -> Result<()> {
+        let reader = Arc::new(SegmentReader::open(&output.path(&self.data_dir), output)?.with_cache(self.cache.clone()));
+        let mut flush = self.flush.lock();
+        self.check_writable()?;
+        let mut manifest = flush.manifest.clone();
+        manifest.segments.retain(|s| !is_input(task, s));
+        manifest.segments.push(output.clone());
+        manifest.segments.sort_by_key(|s| (s.month, s.generation));
+        manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+        flush.manifest = manifest;
+        let retired = {
+            let mut state = self.state.write();
+            let (retired, mut segments): (Vec<_>, Vec<_>) = state.segments.iter().cloned().partition(|s| is_input(task, s.meta()));
+            segments.push(reader);
+            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
+            *state = Arc::new(ReadState {
+                segments,
+                heads: state.heads.clone(),
+                text: state.text.clone(),
+            });
+            retired
+        };
+        for segment in retired {
+            segment.retire();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn compactor_loop(self: Arc<Self>) {
+        loop {
+            {
+                let mut st = self.compactor.lock();
+                if !st.stop {
+                    self.compactor_wake.wait_for(&mut st, self.options.compaction.interval);
+                }
+                if st.stop {
+                    return;
+                }
+            }
+            if self.is_poisoned() {
+                continue;
+            }
+            let stopping = || self.compactor.lock().stop;
+            if let Err(e) = self.compact(&mut |_| {}, &stopping) {
+                self.compactor.lock().last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Merged(CompactedMonth),
+    Skipped(String),
+}
+
+fn is_input(task: &Task, segment: &SegmentMeta) -> bool {
+    segment.month == task.month && task.inputs.binary_search(&segment.generation).is_ok()
+}
+
+fn inputs_of(segments: &[SegmentMeta], task: &Task) -> Vec<SegmentMeta> {
+    segments.iter().filter(|s| is_input(task, s)).cloned().collect()
+}

@@ -1,0 +1,245 @@
+//! The merge itself: a month's input segments streamed series by series through the read
+//! path (which resolves duplicates exactly as queries do) into one new segment.
+//!
+//! Memory is bounded by a window of series (about `WINDOW_INPUT_BYTES` of input blocks,
+//! encoded in parallel) and, within a series, by two blocks of decoded rows plus the
+//! largest group of overlapping input blocks; never by the size of the month.
+
+use crate::chunk::Chunk;
+use crate::error::{Error, Result};
+use crate::manifest::SegmentMeta;
+use crate::model::{SeriesId, SeriesKind};
+use crate::read::{Order, ReadState, SeriesChunks};
+use crate::segment::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentReader, SegmentWriter, WrittenSegment};
+use crate::time::Month;
+use roaring::RoaringBitmap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Input bytes of the series encoded together before they are written out.
+const WINDOW_INPUT_BYTES: u64 = 64 << 20;
+
+/// What the merge needs to know of one series before reading it.
+struct SeriesPlan {
+    id: SeriesId,
+    kind: SeriesKind,
+    input_bytes: u64,
+    input_rows: u64,
+    /// Rows of the input that holds the most of this series: a metric series keeps at
+    /// least this many after duplicates are resolved.
+    largest_input_rows: u64,
+}
+
+/// The segment a merge writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub data_dir: &'a Path,
+    pub month: Month,
+    pub generation: u64,
+    pub level: u8,
+}
+
+/// Where a merge stands, for progress reports.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MergeProgress {
+    pub series_done: u64,
+    pub series_total: u64,
+    pub input_bytes_done: u64,
+    pub input_bytes_total: u64,
+}
+
+/// Merges `inputs` (one month's segments, a contiguous run by sequence number) into
+/// segment `generation`. Returns `None` when `cancelled` said so (the temporary file is
+/// removed). The output is checked before it is returned: every block decodes and
+/// matches its statistics, event rows are all there, metric rows are between the largest
+/// input's count and the sum.
+pub(crate) fn merge_month(
+    target: Target<'_>,
+    inputs: &[Arc<SegmentReader>],
+    encode: EncodeOptions,
+    progress: &mut dyn FnMut(MergeProgress),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Option<WrittenSegment>> {
+    let Target {
+        data_dir,
+        month,
+        generation,
+        level,
+    } = target;
+    let plans = plan_series(inputs)?;
+    let fields = FieldTable::from_fields(inputs.iter().flat_map(|s| s.fields().iter().cloned()));
+    let state = ReadState {
+        segments: inputs.to_vec(),
+        ..ReadState::default()
+    };
+    let lineage = Lineage {
+        min_seq: inputs.iter().map(|s| s.meta().min_seq).min(),
+        max_seq: inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0),
+        level,
+    };
+    let mut at = MergeProgress {
+        series_total: plans.len() as u64,
+        input_bytes_total: plans.iter().map(|p| p.input_bytes).sum(),
+        ..MergeProgress::default()
+    };
+    let mut writer = SegmentWriter::create(data_dir, month, generation, fields.clone())?;
+    let threads = encode.threads.max(1);
+    let mut start = 0;
+    while start < plans.len() {
+        if cancelled() {
+            writer.abandon()?;
+            return Ok(None);
+        }
+        let mut end = start;
+        let mut window_bytes = 0;
+        while end < plans.len() && (end == start || window_bytes + plans[end].input_bytes <= WINDOW_INPUT_BYTES) {
+            window_bytes += plans[end].input_bytes;
+            end += 1;
+        }
+        let window = &plans[start..end];
+        let encoded = encode_window(&state, month, window, &fields, encode, threads);
+        let encoded = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                writer.abandon()?;
+                return Err(e);
+            }
+        };
+        for (plan, series) in window.iter().zip(encoded) {
+            if let Err(e) = check_series(plan, &series) {
+                writer.abandon()?;
+                return Err(e);
+            }
+            writer.append(series)?;
+        }
+        at.series_done = end as u64;
+        at.input_bytes_done += window_bytes;
+        progress(at);
+        start = end;
+    }
+    let written = writer.finish_as(lineage)?;
+    // Read the new file back as a reader would before anyone is pointed at it.
+    SegmentReader::open(&written.path, &written.meta)?.verify()?;
+    Ok(Some(written))
+}
+
+fn plan_series(inputs: &[Arc<SegmentReader>]) -> Result<Vec<SeriesPlan>> {
+    let mut all = RoaringBitmap::new();
+    for s in inputs {
+        all |= s.series_set();
+    }
+    let mut plans = Vec::with_capacity(all.len() as usize);
+    for id in &all {
+        let mut plan = SeriesPlan {
+            id,
+            kind: SeriesKind::Metric,
+            input_bytes: 0,
+            input_rows: 0,
+            largest_input_rows: 0,
+        };
+        let mut kinds = Vec::new();
+        for s in inputs {
+            if let Some(entry) = s.series(id)? {
+                kinds.push(entry.kind);
+                let rows: u64 = entry.blocks.iter().map(|b| b.rows as u64).sum();
+                plan.input_rows += rows;
+                plan.largest_input_rows = plan.largest_input_rows.max(rows);
+                plan.input_bytes += entry.blocks.iter().map(|b| b.len as u64).sum::<u64>();
+            }
+        }
+        plan.kind = kinds[0];
+        if kinds.iter().any(|k| *k != plan.kind) {
+            return Err(Error::malformed(
+                inputs[0].path(),
+                0,
+                format!("series {id} has different kinds in segments of one month"),
+            ));
+        }
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+fn encode_window(
+    state: &ReadState,
+    month: Month,
+    window: &[SeriesPlan],
+    fields: &FieldTable,
+    encode: EncodeOptions,
+    threads: usize,
+) -> Result<Vec<EncodedSeries>> {
+    if threads == 1 || window.len() == 1 {
+        return window.iter().map(|p| merge_series(state, month, p, fields, encode)).collect();
+    }
+    let parts: Vec<Vec<(usize, Result<EncodedSeries>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(window.len()))
+            .map(|t| {
+                scope.spawn(move || {
+                    window
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, p)| (i, merge_series(state, month, p, fields, encode)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A panic while merging is a bug: let it surface as one.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all: Vec<(usize, Result<EncodedSeries>)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, e)| e).collect()
+}
+
+/// One series' rows of the month, merged, re-blocked into blocks of `block_max_rows`.
+fn merge_series(state: &ReadState, month: Month, plan: &SeriesPlan, fields: &FieldTable, encode: EncodeOptions) -> Result<EncodedSeries> {
+    let block_rows = encode.block_max_rows.max(1);
+    let mut out = EncodedSeries::new(plan.id, plan.kind);
+    let mut pending = Chunk::default();
+    let chunks = SeriesChunks::new(state, u64::MAX, plan.id, plan.kind, month.range(), None, Order::Ascending)?;
+    for chunk in chunks {
+        let chunk = chunk?;
+        if pending.is_empty() {
+            pending = chunk;
+        } else {
+            pending.append(&chunk);
+        }
+        // Keep up to two blocks' worth so the last blocks can be split evenly.
+        while pending.len() >= 2 * block_rows {
+            out.add_blocks(&pending.slice_rows(0..block_rows), fields, block_rows, encode.zstd_level);
+            pending = pending.slice_rows(block_rows..pending.len());
+        }
+    }
+    if !pending.is_empty() {
+        out.add_blocks(&pending, fields, block_rows, encode.zstd_level);
+    }
+    Ok(out)
+}
+
+fn check_series(plan: &SeriesPlan, series: &EncodedSeries) -> Result<()> {
+    let rows = series.rows();
+    let expected = if plan.kind.is_event() {
+        rows == plan.input_rows
+    } else {
+        rows >= plan.largest_input_rows && rows <= plan.input_rows
+    };
+    if expected {
+        return Ok(());
+    }
+    Err(Error::Invariant(format!(
+        "compaction produced {rows} rows for series {} from {} input rows (largest input {})",
+        plan.id, plan.input_rows, plan.largest_input_rows
+    )))
+}
+
+/// Sums the manifest entries of the inputs: (bytes, rows, points).
+pub(crate) fn totals(inputs: &[SegmentMeta]) -> (u64, u64, u64) {
+    inputs
+        .iter()
+        .fold((0, 0, 0), |(b, r, p), s| (b + s.file_len, r + s.rows, p + s.points))
+}

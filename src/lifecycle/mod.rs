@@ -1,0 +1,76 @@
+//! The store's life over months and years: compaction (merging the small segments flushes
+//! leave into few large ones). The policy is pure (`policy`), the merge works on segment
+//! readers it is given (`merge`); the engine supplies both with its manifest and
+//! publishes the result.
+
+pub(crate) mod merge;
+pub(crate) mod policy;
+
+use serde::Serialize;
+
+/// One planned merge: the segments of a month that would become one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedCompaction {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Segment files merged.
+    pub segments: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Their rows.
+    pub rows: u64,
+    /// Tier of the output (0 is a flush).
+    pub level: u8,
+    /// Why: `sealed` (the month is over: everything becomes one file) or `tiered` (enough
+    /// small segments accumulated in a month still written).
+    pub reason: &'static str,
+}
+
+/// What one merge did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompactedMonth {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Why it ran (see [`PlannedCompaction::reason`]).
+    pub reason: &'static str,
+    /// Segment files replaced.
+    pub input_segments: usize,
+    /// Their bytes.
+    pub input_bytes: u64,
+    /// Their rows (a metric timestamp written twice counts twice).
+    pub input_rows: u64,
+    /// Their field values.
+    pub input_points: u64,
+    /// Bytes of the segment that replaced them.
+    pub output_bytes: u64,
+    /// Its rows (duplicates resolved: the newest write of a metric timestamp).
+    pub output_rows: u64,
+    /// Its field values.
+    pub output_points: u64,
+    /// Wall time of the merge, its verification and publication.
+    pub seconds: f64,
+}
+
+/// What [`crate::Engine::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CompactionReport {
+    /// Merges done, in order.
+    pub merged: Vec<CompactedMonth>,
+    /// Merges skipped and why (not enough free disk, the store closing).
+    pub skipped: Vec<String>,
+}
+
+/// Progress of a running merge, reported after every window of series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionProgress {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Series written so far.
+    pub series_done: u64,
+    /// Series in the month's inputs.
+    pub series_total: u64,
+    /// Input bytes consumed so far (by the block sizes of the series done).
+    pub input_bytes_done: u64,
+    /// Input bytes of the whole merge.
+    pub input_bytes_total: u64,
+}

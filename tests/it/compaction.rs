@@ -1,0 +1,411 @@
+//! Compaction: answers identical before, during and after; files replaced only when no
+//! snapshot holds them; concurrent writes, flushes and queries; SIGKILL of a compacting
+//! child at random moments.
+
+use crate::common::{copy_dir, files_under, options, seed};
+use annals::{
+    Batch, Clock, CompactionOptions, Engine, FieldValue, LogEntry, LogLevel, Month, Options, ScanRequest, ScanRow, SearchQuery, SeriesKey,
+    SeriesKind, SeriesSelector,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const SECOND: i64 = 1_000_000_000;
+
+/// Options with a clock in the middle of November 2026: September and October are sealed,
+/// November is still written.
+fn lifecycle_options() -> Options {
+    Options {
+        compaction: CompactionOptions {
+            background: false,
+            min_segments: 3,
+            min_free_bytes: 0,
+            ..CompactionOptions::default()
+        },
+        clock: Clock::fixed(Month::new(2026, 11).unwrap().start_ns() + 14 * 86_400 * SECOND),
+        block_max_rows: 64,
+        ..options()
+    }
+}
+
+fn month_start(year: i32, month: u32) -> i64 {
+    Month::new(year, month).unwrap().start_ns()
+}
+
+/// One batch of metrics (with re-written timestamps and sparse fields) and logs, spread
+/// over three months, out of order.
+fn random_batch(rng: &mut ChaCha8Rng, months: &[i64]) -> Batch {
+    let mut batch = Batch::new();
+    for _ in 0..200 {
+        let start = months[rng.random_range(0..months.len())];
+        // Few distinct timestamps, so later batches overwrite earlier metric rows.
+        let ts = start + rng.random_range(0..2_000) * SECOND;
+        let host = format!("h{}", rng.random_range(0..4));
+        let key = SeriesKey::metric("cpu").unwrap().with_tag("host", &host).unwrap();
+        let mut fields = vec![("usage", FieldValue::F64(rng.random_range(0.0..100.0)))];
+        if rng.random_bool(0.5) {
+            fields.push(("n", FieldValue::I64(rng.random_range(-5..5))));
+        }
+        if rng.random_bool(0.1) {
+            fields.push(("state", FieldValue::Str(format!("s{}", rng.random_range(0..3)))));
+        }
+        batch.add_row(&key, ts, fields).unwrap();
+        if rng.random_bool(0.3) {
+            let level = if rng.random_bool(0.2) { LogLevel::Error } else { LogLevel::Info };
+            batch
+                .add_log(&LogEntry {
+                    timestamp: ts,
+                    level,
+                    logger_name: format!("svc{}", rng.random_range(0..2)),
+                    message: format!(
+                        "request {} took {} ms token{}",
+                        rng.random_range(0..50),
+                        rng.random_range(1..900),
+                        rng.random_range(0..20)
+                    ),
+                    module: None,
+                    function_name: None,
+                    line_number: None,
+                    thread_id: None,
+                    process_id: None,
+                    extra_data: Default::default(),
+                    tags: Default::default(),
+                })
+                .unwrap();
+        }
+    }
+    batch
+}
+
+fn scan(engine: &Engine, selector: SeriesSelector) -> Vec<ScanRow> {
+    engine
+        .snapshot()
+        .scan(&ScanRequest {
+            selector,
+            ..ScanRequest::default()
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// Everything the tests compare: metric rows, log rows (with record ids), and full-text
+/// match counts.
+type Fields = Vec<(String, FieldValue)>;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Answers {
+    cpu: Vec<(String, i64, Fields)>,
+    logs: Vec<(String, i64, Option<u64>, Fields)>,
+    matches: Vec<Option<u64>>,
+}
+
+fn answers(engine: &Engine) -> Answers {
+    let flatten = |r: &ScanRow| r.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>();
+    let cpu = scan(engine, SeriesSelector::measurement("cpu"))
+        .iter()
+        .map(|r| (r.key.to_string(), r.timestamp, flatten(r)))
+        .collect();
+    let logs = scan(
+        engine,
+        SeriesSelector {
+            kind: Some(SeriesKind::Log),
+            ..SeriesSelector::default()
+        },
+    )
+    .iter()
+    .map(|r| (r.key.to_string(), r.timestamp, r.record_id, flatten(r)))
+    .collect();
+    let snapshot = engine.snapshot();
+    let matches = ["token3", "request", "took 5"]
+        .iter()
+        .map(|q| snapshot.search(&SearchQuery::new(*q).limit(0).count_total(true)).unwrap().total)
+        .collect();
+    Answers { cpu, logs, matches }
+}
+
+fn segments_by_month(engine: &Engine) -> Vec<(String, u64)> {
+    engine
+        .stats()
+        .unwrap()
+        .months
+        .iter()
+        .map(|m| (m.month.clone(), m.segments))
+        .collect()
+}
+
+#[test]
+fn compaction_keeps_every_answer_and_frees_inputs_after_the_last_snapshot() {
+    let seed = seed();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    let months = [month_start(2026, 9), month_start(2026, 10), month_start(2026, 11)];
+    for _ in 0..7 {
+        engine.write(&random_batch(&mut rng, &months)).unwrap();
+        engine.flush().unwrap();
+    }
+    // Rows left in the head take part in answers but not in compaction.
+    engine.write(&random_batch(&mut rng, &months)).unwrap();
+    let before = answers(&engine);
+    assert!(before.cpu.len() > 500 && !before.logs.is_empty(), "seed {seed}: too little data");
+    assert_eq!(
+        segments_by_month(&engine).iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        vec![7, 7, 7]
+    );
+
+    let plan = engine.compaction_plan();
+    assert_eq!(
+        plan.iter().map(|p| (p.month.as_str(), p.reason, p.segments)).collect::<Vec<_>>(),
+        vec![("2026-09", "sealed", 7), ("2026-10", "sealed", 7), ("2026-11", "tiered", 7)]
+    );
+    let held = engine.snapshot();
+    let files_before = files_under(&dir.path().join("data"));
+    let mut progress_calls = 0;
+    let report = engine
+        .compact_with_progress(&mut |p| {
+            progress_calls += 1;
+            assert!(p.series_done <= p.series_total && p.input_bytes_done <= p.input_bytes_total);
+        })
+        .unwrap();
+    assert!(progress_calls >= 3, "seed {seed}: progress reported {progress_calls} times");
+    assert_eq!(report.merged.len(), 3, "seed {seed}: {report:?}");
+    for m in &report.merged {
+        assert!(m.output_rows <= m.input_rows && m.output_points <= m.input_points, "{m:?}");
+        assert_eq!(m.input_segments, 7);
+    }
+    assert!(
+        report.merged.iter().any(|m| m.output_rows < m.input_rows),
+        "seed {seed}: overwritten metric rows should have been dropped: {report:?}"
+    );
+    assert_eq!(
+        segments_by_month(&engine),
+        vec![("2026-09".into(), 1), ("2026-10".into(), 1), ("2026-11".into(), 1)]
+    );
+    assert_eq!(answers(&engine), before, "seed {seed}: answers changed by compaction");
+    assert!(engine.compaction_plan().is_empty());
+
+    // The snapshot taken before still reads the replaced files, which are still there.
+    let still: Vec<ScanRow> = held
+        .scan(&ScanRequest {
+            selector: SeriesSelector::measurement("cpu"),
+            ..ScanRequest::default()
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(still.len(), before.cpu.len());
+    let files_during = files_under(&dir.path().join("data"));
+    assert!(
+        files_before.iter().all(|f| files_during.contains(f)),
+        "an input vanished while a snapshot held it"
+    );
+    drop(held);
+    drop(still);
+    let files_after = files_under(&dir.path().join("data"));
+    let segment_files: Vec<_> = files_after.iter().filter(|f| f.ends_with(".seg")).collect();
+    assert_eq!(
+        segment_files.len(),
+        3,
+        "seed {seed}: inputs not deleted after the last snapshot: {files_after:?}"
+    );
+
+    engine.close().unwrap();
+    let report = annals::verify::verify(dir.path(), false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    assert_eq!(answers(&engine), before, "seed {seed}: answers changed after reopen");
+    engine.close().unwrap();
+}
+
+#[test]
+fn compaction_under_concurrent_writes_flushes_and_queries() {
+    let seed = seed();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(Engine::open(dir.path(), lifecycle_options()).unwrap());
+    let months = [month_start(2026, 9), month_start(2026, 10), month_start(2026, 11)];
+    for _ in 0..6 {
+        engine.write(&random_batch(&mut rng, &months)).unwrap();
+        engine.flush().unwrap();
+    }
+    let fixed = answers(&engine);
+
+    let done = Arc::new(AtomicBool::new(false));
+    // A writer adds a separate measurement to the same months (so flushes land in months
+    // being merged), flushing every few batches.
+    let writer = {
+        let engine = engine.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut written = 0i64;
+            let mut i = 0;
+            while !done.load(Ordering::SeqCst) || i < 30 {
+                let mut batch = Batch::new();
+                for j in 0..50 {
+                    let n = written + j;
+                    let ts = months[(n % 3) as usize] + n * SECOND;
+                    let key = SeriesKey::metric("live").unwrap().with_tag("w", "1").unwrap();
+                    batch.add_row(&key, ts, [("n", FieldValue::I64(n))]).unwrap();
+                }
+                engine.write(&batch).unwrap();
+                written += 50;
+                i += 1;
+                if i % 3 == 0 {
+                    engine.flush().unwrap();
+                }
+            }
+            written
+        })
+    };
+    // A reader checks that the fixed data answers the same throughout.
+    let reader = {
+        let engine = engine.clone();
+        let done = done.clone();
+        let fixed = fixed.clone();
+        std::thread::spawn(move || {
+            let mut checks = 0;
+            let mut live_seen = 0;
+            while !done.load(Ordering::SeqCst) {
+                let now = answers(&engine);
+                assert_eq!(now, fixed, "answers changed during compaction");
+                let live = scan(&engine, SeriesSelector::measurement("live")).len();
+                assert!(live >= live_seen, "live rows went from {live_seen} to {live}");
+                live_seen = live;
+                checks += 1;
+            }
+            checks
+        })
+    };
+    let mut merges = 0;
+    let started = Instant::now();
+    while merges < 8 && started.elapsed() < Duration::from_secs(60) {
+        merges += engine.compact().unwrap().merged.len();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    done.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let checks = reader.join().unwrap();
+    assert!(merges >= 3 && checks >= 1, "seed {seed}: {merges} merges, {checks} checks");
+    engine.compact().unwrap();
+
+    let check_live = |engine: &Engine| {
+        let live = scan(engine, SeriesSelector::measurement("live"));
+        let mut ns: Vec<i64> = live
+            .iter()
+            .map(|r| match r.fields[0].1 {
+                FieldValue::I64(n) => n,
+                ref other => panic!("unexpected value {other:?}"),
+            })
+            .collect();
+        ns.sort_unstable();
+        assert_eq!(ns, (0..written).collect::<Vec<_>>(), "seed {seed}: live rows lost or duplicated");
+    };
+    check_live(&engine);
+    assert_eq!(answers(&engine), fixed);
+    let engine = Arc::try_unwrap(engine).ok().unwrap();
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    check_live(&engine);
+    assert_eq!(answers(&engine), fixed);
+    engine.close().unwrap();
+}
+
+#[test]
+fn sigkill_during_compaction_leaves_every_row_exactly_once() {
+    let base = seed();
+    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let mut rng = ChaCha8Rng::seed_from_u64(base ^ 0xc0ac);
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template");
+    // The real clock (the CLI's) sees 2025 as long over: every month is sealed.
+    let months = [month_start(2025, 3), month_start(2025, 4), month_start(2025, 5)];
+    {
+        let engine = Engine::open(&template, options()).unwrap();
+        for flush in 0..12i64 {
+            engine.write(&random_batch(&mut rng, &months)).unwrap();
+            // Bulk rows, so that the merge takes long enough for kills to land inside it.
+            let mut bulk = Batch::new();
+            for host in 0..20 {
+                let key = SeriesKey::metric("bulk").unwrap().with_tag("host", format!("b{host}")).unwrap();
+                for i in 0..2_000i64 {
+                    let ts = months[(i % 3) as usize] + (flush * 2_000 + i) * SECOND;
+                    bulk.add_row(
+                        &key,
+                        ts,
+                        [("x", FieldValue::F64((i * host) as f64 * 0.25)), ("n", FieldValue::I64(i))],
+                    )
+                    .unwrap();
+                }
+            }
+            engine.write(&bulk).unwrap();
+            engine.flush().unwrap();
+        }
+        engine.close().unwrap();
+    }
+    let bulk_rows = |engine: &Engine| {
+        scan(engine, SeriesSelector::measurement("bulk"))
+            .iter()
+            .map(|r| (r.key.to_string(), r.timestamp, r.fields.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (expected, expected_bulk) = {
+        let engine = Engine::open(&template, options()).unwrap();
+        let a = (answers(&engine), bulk_rows(&engine));
+        engine.close().unwrap();
+        a
+    };
+    assert_eq!(expected_bulk.len(), 12 * 20 * 2_000);
+    let mut full_run = Duration::from_millis(100);
+    let mut finished = 0;
+    for round in 0..=rounds {
+        let context = format!("seed {base}, round {round}");
+        let store = dir.path().join(format!("round{round}"));
+        copy_dir(&template, &store);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+            .args(["--data", store.to_str().unwrap(), "compact", "--no-progress"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        if round > 0 {
+            std::thread::sleep(full_run.mul_f64(rng.random_range(0.0..1.1)));
+            let _ = child.kill();
+        }
+        let status = child.wait().unwrap();
+        if round == 0 {
+            assert!(status.success(), "{context}: compact failed");
+            full_run = started.elapsed();
+        }
+        if status.success() {
+            finished += 1;
+        }
+        let report = annals::verify::verify(&store, false).unwrap();
+        assert!(report.is_clean(), "{context}: verify after the kill found {:?}", report.problems);
+        let engine = Engine::open(&store, options()).unwrap();
+        assert_eq!(answers(&engine), expected, "{context}: answers differ after the kill");
+        assert!(bulk_rows(&engine) == expected_bulk, "{context}: bulk rows differ after the kill");
+        let segments = engine.stats().unwrap().segments;
+        engine.close().unwrap();
+        let files = files_under(&store.join("data"));
+        let on_disk = files.iter().filter(|f| f.ends_with(".seg")).count() as u64;
+        assert_eq!(on_disk, segments, "{context}: files the manifest does not list remain: {files:?}");
+        assert!(
+            !files.iter().any(|f| f.ends_with(".tmp")),
+            "{context}: temporary files remain: {files:?}"
+        );
+        std::fs::remove_dir_all(&store).unwrap();
+    }
+    eprintln!(
+        "an uninterrupted compaction took {full_run:?}; {finished} of {} runs finished before the kill",
+        rounds + 1
+    );
+}

@@ -5,6 +5,7 @@
 //! → `state`. Readers take only `state` (briefly, to clone an `Arc`), a head's read lock,
 //! and `catalog`'s read lock.
 
+mod archive;
 mod compact;
 mod flush;
 mod recovery;
@@ -20,12 +21,13 @@ use crate::catalog::{Catalog, CatalogFile};
 use crate::error::{Error, Limit, Result};
 use crate::head::ApplyBatch;
 use crate::io::{DirLock, frame};
-use crate::lifecycle::{CompactionProgress, CompactionReport, PlannedCompaction};
+use crate::lifecycle::{ArchiveInfo, ArchiveReport, CompactionProgress, CompactionReport, PlannedCompaction, RestoreReport};
 use crate::manifest::Manifest;
 use crate::model::{Batch, SeriesId, SeriesKind};
 use crate::options::{Durability, Options};
 use crate::read::{HeadRef, ReadState};
 use crate::text::TextStore;
+use crate::time::Month;
 use crate::wal::{self, WalWriter};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
@@ -260,6 +262,54 @@ impl Engine {
     /// The merges [`Engine::compact`] would run now, without running them.
     pub fn compaction_plan(&self) -> Vec<PlannedCompaction> {
         self.inner.compaction_plan()
+    }
+
+    /// Moves every month before `before` out of the store into one archive file: `out`, or
+    /// `<dir>/archive/<first>_<last>.annarc`. Rows of those months still in memory are
+    /// flushed first; the file is read back whole before the months are dropped.
+    /// `progress` gets (bytes packed, bytes to pack).
+    ///
+    /// ```
+    /// use annals::{Batch, Engine, FieldValue, Month, Options, SeriesKey};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let engine = Engine::open(dir.path(), Options::default()).unwrap();
+    /// let mut batch = Batch::new();
+    /// batch.add_row(&SeriesKey::metric("cpu").unwrap(), 1_000, [("usage", FieldValue::F64(1.0))]).unwrap();
+    /// engine.write(&batch).unwrap();
+    /// let archived = engine.archive(Month::new(1970, 2).unwrap(), None, &mut |_, _| {}).unwrap();
+    /// assert_eq!(archived.months, ["1970-01"]);
+    /// assert_eq!(engine.stats().unwrap().rows, 0);
+    /// let restored = engine.restore(&archived.path, &mut |_, _| {}).unwrap();
+    /// assert_eq!((restored.rows, engine.stats().unwrap().rows), (1, 1));
+    /// ```
+    pub fn archive(&self, before: Month, out: Option<&Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<ArchiveReport> {
+        self.inner.archive(before, out, progress)
+    }
+
+    /// Brings an archive's months back. The archive is checked whole first (every entry's
+    /// length and checksum, entry names, its series against this store's catalog); a month
+    /// that already holds data is refused, so restoring twice cannot duplicate rows.
+    pub fn restore(&self, archive: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
+        self.inner.restore(archive, progress)
+    }
+
+    /// The archives in `<dir>/archive/`, oldest month first. A damaged file is listed with
+    /// its error instead of its contents.
+    pub fn archives(&self) -> Result<Vec<std::result::Result<ArchiveInfo, (PathBuf, Error)>>> {
+        let dir = self.inner.dir.join("archive");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut out: Vec<_> = crate::io::list_dir(&dir)?
+            .into_iter()
+            .filter(|e| !e.is_dir && e.name.ends_with(".annarc"))
+            .map(|e| crate::lifecycle::archive_info(&e.path).map_err(|err| (e.path.clone(), err)))
+            .collect();
+        out.sort_by_key(|r| match r {
+            Ok(info) => (info.months.first().cloned().unwrap_or_default(), info.path.clone()),
+            Err((path, _)) => (String::new(), path.clone()),
+        });
+        Ok(out)
     }
 
     /// Sizes and counts of the store.

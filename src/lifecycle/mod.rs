@@ -3,6 +3,7 @@
 //! readers it is given (`merge`); the engine supplies both with its manifest and
 //! publishes the result.
 
+pub(crate) mod archive;
 pub(crate) mod merge;
 pub(crate) mod policy;
 
@@ -73,4 +74,86 @@ pub struct CompactionProgress {
     pub input_bytes_done: u64,
     /// Input bytes of the whole merge.
     pub input_bytes_total: u64,
+}
+
+/// What [`crate::Engine::archive`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveReport {
+    /// The archive file written.
+    pub path: std::path::PathBuf,
+    /// `YYYY-MM` of the months it holds, now gone from the store.
+    pub months: Vec<String>,
+    /// Segment files packed.
+    pub segments: usize,
+    /// Rows in them.
+    pub rows: u64,
+    /// Field values in them.
+    pub points: u64,
+    /// Bytes of the segment files.
+    pub segment_bytes: u64,
+    /// Bytes of the archive file.
+    pub archive_bytes: u64,
+    /// Wall time, including reading the archive back.
+    pub seconds: f64,
+}
+
+/// What [`crate::Engine::restore`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreReport {
+    /// The archive read.
+    pub path: std::path::PathBuf,
+    /// `YYYY-MM` of the months restored.
+    pub months: Vec<String>,
+    /// Segment files written back.
+    pub segments: usize,
+    /// Rows in them.
+    pub rows: u64,
+    /// Field values in them.
+    pub points: u64,
+    /// Log and alert records added to the full-text index (it is derived data, rebuilt from
+    /// the restored segments).
+    pub text_records_indexed: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// One archive file, as [`crate::Engine::archives`] and `annals archive list` show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchiveInfo {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// `YYYY-MM` of the months it holds.
+    pub months: Vec<String>,
+    /// Segment files in it.
+    pub segments: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Field values.
+    pub points: u64,
+    /// Bytes of the segment files it restores.
+    pub segment_bytes: u64,
+    /// Bytes of the archive file.
+    pub archive_bytes: u64,
+    /// When it was written, RFC 3339.
+    pub created: String,
+    /// Series it holds.
+    pub series: usize,
+}
+
+/// Reads an archive's index (header, footer, index checksum and entry names are checked;
+/// entry contents are checked by a restore).
+pub fn archive_info(path: &std::path::Path) -> crate::Result<ArchiveInfo> {
+    let index = archive::read_index(path)?;
+    let archive_bytes = crate::io::file_len(path)?;
+    Ok(ArchiveInfo {
+        path: path.to_path_buf(),
+        months: index.months.clone(),
+        segments: index.entries.len(),
+        rows: index.entries.iter().map(|e| e.rows).sum(),
+        points: index.entries.iter().map(|e| e.points).sum(),
+        segment_bytes: index.entries.iter().map(|e| e.raw_len).sum(),
+        archive_bytes,
+        created: crate::time::format_rfc3339(index.created_ns),
+        series: index.series.len(),
+    })
 }

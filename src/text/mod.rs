@@ -200,6 +200,17 @@ impl TextStore {
         Ok(())
     }
 
+    /// Forgets the index of `month` and deletes its directory (its segments are leaving
+    /// the store). Readers of an earlier view keep their open files.
+    pub(crate) fn drop_month(&mut self, month: Month) -> Result<()> {
+        self.months.remove(&month);
+        let dir = self.month_dir(month).join(index::DIR_NAME);
+        if dir.is_dir() {
+            crate::io::remove_dir_all(&dir)?;
+        }
+        Ok(())
+    }
+
     /// What snapshots search.
     pub(crate) fn view(&self) -> TextView {
         TextView {

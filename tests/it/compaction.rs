@@ -18,7 +18,7 @@ const SECOND: i64 = 1_000_000_000;
 
 /// Options with a clock in the middle of November 2026: September and October are sealed,
 /// November is still written.
-fn lifecycle_options() -> Options {
+pub fn lifecycle_options() -> Options {
     Options {
         compaction: CompactionOptions {
             background: false,
@@ -32,13 +32,13 @@ fn lifecycle_options() -> Options {
     }
 }
 
-fn month_start(year: i32, month: u32) -> i64 {
+pub fn month_start(year: i32, month: u32) -> i64 {
     Month::new(year, month).unwrap().start_ns()
 }
 
 /// One batch of metrics (with re-written timestamps and sparse fields) and logs, spread
 /// over three months, out of order.
-fn random_batch(rng: &mut ChaCha8Rng, months: &[i64]) -> Batch {
+pub fn random_batch(rng: &mut ChaCha8Rng, months: &[i64]) -> Batch {
     let mut batch = Batch::new();
     for _ in 0..200 {
         let start = months[rng.random_range(0..months.len())];
@@ -95,16 +95,16 @@ fn scan(engine: &Engine, selector: SeriesSelector) -> Vec<ScanRow> {
 
 /// Everything the tests compare: metric rows, log rows (with record ids), and full-text
 /// match counts.
-type Fields = Vec<(String, FieldValue)>;
+pub type Fields = Vec<(String, FieldValue)>;
 
 #[derive(Debug, Clone, PartialEq)]
-struct Answers {
-    cpu: Vec<(String, i64, Fields)>,
-    logs: Vec<(String, i64, Option<u64>, Fields)>,
-    matches: Vec<Option<u64>>,
+pub struct Answers {
+    pub cpu: Vec<(String, i64, Fields)>,
+    pub logs: Vec<(String, i64, Option<u64>, Fields)>,
+    pub matches: Vec<Option<u64>>,
 }
 
-fn answers(engine: &Engine) -> Answers {
+pub fn answers(engine: &Engine) -> Answers {
     let flatten = |r: &ScanRow| r.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>();
     let cpu = scan(engine, SeriesSelector::measurement("cpu"))
         .iter()

@@ -1,5 +1,6 @@
 //! Integration tests through the public API. One binary, one module per area.
 
+mod archive;
 mod cli;
 mod common;
 mod compaction;

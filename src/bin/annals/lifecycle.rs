@@ -124,3 +124,176 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ArchiveArgs {
+    #[command(subcommand)]
+    action: Option<ArchiveAction>,
+    /// Archive every month before this one (`YYYY-MM`): they leave the store.
+    #[arg(long, value_name = "YYYY-MM")]
+    before: Option<String>,
+    /// Archive file to write [default: <data>/archive/<first>_<last>.annarc].
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Do not show a progress bar (shown on a terminal by default).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum ArchiveAction {
+    /// List the archives in <data>/archive/ and what each holds.
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// The archive file.
+    file: std::path::PathBuf,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Do not show a progress bar (shown on a terminal by default).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn byte_bar(no_progress: bool, what: &str) -> ProgressBar {
+    if no_progress || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {wide_bar} {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+pub fn archive(data: &Path, args: ArchiveArgs) -> Result<(), CliError> {
+    if let Some(ArchiveAction::List { format }) = args.action {
+        return list(data, format);
+    }
+    let Some(before) = args.before else {
+        eprintln!("annals: archive needs --before YYYY-MM (or the `list` subcommand)");
+        return Err(CliError::Reported);
+    };
+    let Some(month) = annals::Month::parse(&before) else {
+        eprintln!("annals: --before {before:?} is not a month; expected YYYY-MM, e.g. 2016-02");
+        return Err(CliError::Reported);
+    };
+    let engine = crate::open_existing(data)?;
+    let bar = byte_bar(args.no_progress, "archiving");
+    let report = engine.archive(month, args.out.as_deref(), &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    engine.close()?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ReportFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "archived {} ({} segments, {} rows, {} points) into {}: {} of segments -> {} in {:.2} s",
+        report.months.join(", "),
+        report.segments,
+        count(report.rows),
+        count(report.points),
+        report.path.display(),
+        bytes(report.segment_bytes),
+        bytes(report.archive_bytes),
+        report.seconds
+    )?;
+    Ok(())
+}
+
+fn list(data: &Path, format: ReportFormat) -> Result<(), CliError> {
+    let engine = crate::open_existing(data)?;
+    let archives = engine.archives()?;
+    engine.close()?;
+    let mut out = std::io::stdout().lock();
+    if format == ReportFormat::Json {
+        let values: Vec<serde_json::Value> = archives
+            .iter()
+            .map(|a| match a {
+                Ok(info) => serde_json::to_value(info).unwrap_or(serde_json::Value::Null),
+                Err((path, e)) => serde_json::json!({ "path": path, "error": e.to_string() }),
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&values).map_err(std::io::Error::other)?)?;
+        return Ok(());
+    }
+    if archives.is_empty() {
+        writeln!(out, "no archives in {}", data.join("archive").display())?;
+        return Ok(());
+    }
+    let header = ["file", "months", "segments", "rows", "points", "bytes", "created"].map(String::from);
+    let rows: Vec<Vec<String>> = archives
+        .iter()
+        .map(|a| match a {
+            Ok(info) => vec![
+                info.path.display().to_string(),
+                info.months.join(","),
+                info.segments.to_string(),
+                info.rows.to_string(),
+                info.points.to_string(),
+                info.archive_bytes.to_string(),
+                info.created.clone(),
+            ],
+            Err((path, e)) => vec![
+                path.display().to_string(),
+                format!("unreadable: {e}"),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        })
+        .collect();
+    output::table(&mut out, &header, &rows)?;
+    Ok(())
+}
+
+pub fn restore(data: &Path, args: RestoreArgs) -> Result<(), CliError> {
+    let engine = crate::open_existing(data)?;
+    let bar = byte_bar(args.no_progress, "restoring");
+    let report = engine.restore(&args.file, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    engine.close()?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ReportFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "restored {} ({} segments, {} rows, {} points; {} text records indexed) from {} in {:.2} s",
+        report.months.join(", "),
+        report.segments,
+        count(report.rows),
+        count(report.points),
+        count(report.text_records_indexed),
+        report.path.display(),
+        report.seconds
+    )?;
+    Ok(())
+}

@@ -38,6 +38,11 @@ enum Command {
     /// Merge the small segments of each month into few large ones (as the background
     /// compactor does), now.
     Compact(lifecycle::CompactArgs),
+    /// Move whole months out of the store into a compressed, checksummed archive file;
+    /// `archive list` shows the archives.
+    Archive(lifecycle::ArchiveArgs),
+    /// Bring an archive's months back into the store.
+    Restore(lifecycle::RestoreArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
     Verify(report::VerifyArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
@@ -89,6 +94,8 @@ fn main() -> ExitCode {
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),
         Command::Compact(args) => lifecycle::compact(&cli.data, args),
+        Command::Archive(args) => lifecycle::archive(&cli.data, args),
+        Command::Restore(args) => lifecycle::restore(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),
     };
     match result {
@@ -101,7 +108,9 @@ fn main() -> ExitCode {
         }
         Err(CliError::Annals(e)) => {
             eprintln!("annals: {e}");
-            if e.is_corruption() {
+            // Damage in the store (not in an archive or input file given on the command line).
+            let in_store = matches!(&e, annals::Error::Corruption { file, .. } if file.starts_with(&cli.data));
+            if e.is_corruption() && in_store {
                 eprintln!(
                     "annals: run `annals --data {} verify` to see the damage, and `verify --repair` to drop it",
                     cli.data.display()

@@ -1,0 +1,298 @@
+//! Archive and restore in the engine.
+//!
+//! Archive: flush (so the months' rows are all in segments), pack the months' segments and
+//! the catalog slice into one file (`lifecycle::archive`), read it back whole, then, under
+//! the flush lock, drop the months from the manifest, the read state and the full-text
+//! index. The segment files go when the last snapshot holding them drops.
+//!
+//! Restore: check the archive whole (index, names, every entry's length and crc32) and
+//! refuse it unless its series match this store's catalog and its months hold no segments;
+//! only then write the segment files, verify each like `annals verify`, index their text,
+//! and publish them through the manifest.
+
+use super::Inner;
+use crate::error::{Error, Result};
+use crate::io;
+use crate::lifecycle::archive::{self, ArchivedSeries};
+use crate::lifecycle::{ArchiveReport, RestoreReport};
+use crate::manifest::SegmentMeta;
+use crate::read::ReadState;
+use crate::segment::SegmentReader;
+use crate::time::Month;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Inner {
+    pub(crate) fn archive(&self, before: Month, out: Option<&Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<ArchiveReport> {
+        let started = Instant::now();
+        let _one_at_a_time = self.lifecycle.lock();
+        self.check_writable()?;
+        self.flush()?;
+        let metas: Vec<SegmentMeta> = {
+            let flush = self.flush.lock();
+            flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect()
+        };
+        if metas.is_empty() {
+            return Err(Error::Refused {
+                reason: format!("nothing to archive: no month before {before} holds data"),
+            });
+        }
+        let months: Vec<Month> = metas.iter().map(|s| s.month).collect::<BTreeSet<_>>().into_iter().collect();
+        let (first, last) = (months[0], months[months.len() - 1]);
+        let path = match out {
+            Some(p) => p.to_path_buf(),
+            None if first == last => self.dir.join("archive").join(format!("{first}.annarc")),
+            None => self.dir.join("archive").join(format!("{first}_{last}.annarc")),
+        };
+        if path.exists() {
+            return Err(Error::Refused {
+                reason: format!("{} already exists; move it or choose another output file", path.display()),
+            });
+        }
+        let series = self.catalog_slice(&metas);
+        let total: u64 = metas.iter().map(|m| m.file_len).sum();
+        let mut done = 0;
+        let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
+        let archive_bytes = archive::write(&path, &sources, series, self.options.clock.now_ns(), &mut |bytes| {
+            done += bytes;
+            progress(done, total);
+        })?;
+        // Read it back whole before the data leaves the store.
+        let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None));
+        if let Err(e) = checked {
+            let _ = io::remove_file(&path);
+            return Err(e);
+        }
+
+        let removed = {
+            let mut flush = self.flush.lock();
+            let now: Vec<SegmentMeta> = flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect();
+            if now != metas {
+                drop(flush);
+                let _ = io::remove_file(&path);
+                return Err(Error::Refused {
+                    reason: format!(
+                        "rows for months before {before} arrived while archiving; nothing was removed and the archive was deleted, run it again"
+                    ),
+                });
+            }
+            let mut manifest = flush.manifest.clone();
+            manifest.segments.retain(|s| s.month >= before);
+            manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+            flush.manifest = manifest;
+            let mut text_errors = Vec::new();
+            for month in &months {
+                // The index is derived data: one that cannot be deleted now is an orphan,
+                // which the next open removes.
+                if let Err(e) = flush.text.drop_month(*month) {
+                    text_errors.push(e);
+                }
+            }
+            let text = Arc::new(flush.text.view());
+            let mut state = self.state.write();
+            let (removed, segments): (Vec<_>, Vec<_>) = state.segments.iter().cloned().partition(|s| s.meta().month < before);
+            *state = Arc::new(ReadState {
+                segments,
+                heads: state.heads.clone(),
+                text,
+            });
+            removed
+        };
+        for segment in removed {
+            segment.retire();
+        }
+        for month in &months {
+            let _ = io::remove_empty_dir(&self.data_dir.join(month.to_string()));
+        }
+        Ok(ArchiveReport {
+            path,
+            months: months.iter().map(|m| m.to_string()).collect(),
+            segments: metas.len(),
+            rows: metas.iter().map(|m| m.rows).sum(),
+            points: metas.iter().map(|m| m.points).sum(),
+            segment_bytes: total,
+            archive_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Every series the segments hold, with its key.
+    fn catalog_slice(&self, metas: &[SegmentMeta]) -> Vec<ArchivedSeries> {
+        let state = self.state.read().clone();
+        let mut ids = roaring::RoaringBitmap::new();
+        for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
+            ids |= segment.series_set();
+        }
+        let catalog = self.catalog.read();
+        ids.iter()
+            .filter_map(|id| catalog.get(id).map(|key| ArchivedSeries::of(id, key)))
+            .collect()
+    }
+
+    pub(crate) fn restore(&self, path: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport> {
+        let started = Instant::now();
+        let index = archive::read_index(path)?;
+        // Everything is checked before anything is written.
+        archive::verify(path, &index, None)?;
+        let mut metas = Vec::with_capacity(index.entries.len());
+        for entry in &index.entries {
+            metas.push(
+                entry
+                    .segment_meta()
+                    .ok_or_else(|| Error::malformed(path, entry.offset, format!("entry {:?} has no valid month", entry.name)))?,
+            );
+        }
+        let months: Vec<Month> = metas.iter().map(|m| m.month).collect::<BTreeSet<_>>().into_iter().collect();
+
+        let _one_at_a_time = self.lifecycle.lock();
+        self.check_writable()?;
+        self.check_catalog_slice(path, &index.series)?;
+        self.flush()?;
+        self.refuse_live_months(&months)?;
+
+        let total: u64 = metas.iter().map(|m| m.file_len).sum();
+        let mut done = 0;
+        let mut written: Vec<PathBuf> = Vec::new();
+        let cleanup = |written: &[PathBuf]| {
+            for p in written {
+                let _ = io::remove_file(p);
+            }
+        };
+        let outcome = (|| -> Result<Vec<Arc<SegmentReader>>> {
+            archive::verify(
+                path,
+                &index,
+                Some(&mut |entry, bytes| {
+                    let target = self.data_dir.join(&entry.name);
+                    if let Some(dir) = target.parent() {
+                        io::create_dir_durable(dir)?;
+                    }
+                    io::write_file_atomic(&target, bytes)?;
+                    written.push(target);
+                    done += bytes.len() as u64;
+                    progress(done, total);
+                    Ok(())
+                }),
+            )?;
+            metas
+                .iter()
+                .map(|meta| {
+                    let reader = SegmentReader::open(&meta.path(&self.data_dir), meta)?;
+                    reader.verify()?;
+                    Ok(Arc::new(reader.with_cache(self.cache.clone())))
+                })
+                .collect()
+        })();
+        let readers = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                cleanup(&written);
+                return Err(e);
+            }
+        };
+
+        let published = (|| -> Result<u64> {
+            let mut flush = self.flush.lock();
+            self.check_writable()?;
+            if let Some(month) = months.iter().find(|m| flush.manifest.segments.iter().any(|s| s.month == **m)) {
+                return Err(Error::Refused {
+                    reason: format!("rows for {month} arrived while restoring; nothing was restored, run it again"),
+                });
+            }
+            let mut manifest = flush.manifest.clone();
+            manifest.segments.extend(metas.iter().cloned());
+            manifest.segments.sort_by_key(|s| (s.month, s.generation));
+            let max_generation = metas.iter().map(|m| m.generation).max().unwrap_or(0);
+            manifest.next_generation = manifest.next_generation.max(max_generation + 1);
+            manifest.last_seq = manifest.last_seq.max(metas.iter().map(|m| m.max_seq).max().unwrap_or(0));
+            // The text index first: if the manifest write then fails, it is an orphan the
+            // next open removes.
+            let mut indexed = 0;
+            {
+                let catalog = self.catalog.read();
+                let texts = crate::text::text_series(&catalog);
+                for month in &months {
+                    flush.text.drop_month(*month)?;
+                    indexed += flush.text.catch_up(*month, &readers, &catalog, &texts, manifest.last_seq)?.rows;
+                }
+            }
+            flush.text.close_writers_except(&[])?;
+            manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+            flush.manifest = manifest;
+            let text = Arc::new(flush.text.view());
+            let mut state = self.state.write();
+            let mut segments = state.segments.clone();
+            segments.extend(readers.iter().cloned());
+            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
+            *state = Arc::new(ReadState {
+                segments,
+                heads: state.heads.clone(),
+                text,
+            });
+            Ok(indexed)
+        })();
+        let indexed = match published {
+            Ok(n) => n,
+            Err(e) => {
+                drop(readers);
+                cleanup(&written);
+                return Err(e);
+            }
+        };
+        Ok(RestoreReport {
+            path: path.to_path_buf(),
+            months: months.iter().map(|m| m.to_string()).collect(),
+            segments: metas.len(),
+            rows: metas.iter().map(|m| m.rows).sum(),
+            points: metas.iter().map(|m| m.points).sum(),
+            text_records_indexed: indexed,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The archive's series must be this store's series under the same ids.
+    fn check_catalog_slice(&self, path: &Path, series: &[ArchivedSeries]) -> Result<()> {
+        let catalog = self.catalog.read();
+        for s in series {
+            let key = s
+                .key()
+                .ok_or_else(|| Error::malformed(path, 0, format!("series {} in the archive is not a valid series key", s.id)))?;
+            match catalog.get(s.id) {
+                Some(ours) if **ours == key => {}
+                Some(ours) => {
+                    return Err(Error::Refused {
+                        reason: format!(
+                            "the archive was written by another store: series {} is {key} in the archive but {ours} here",
+                            s.id
+                        ),
+                    });
+                }
+                None => {
+                    return Err(Error::Refused {
+                        reason: format!(
+                            "the archive was written by another store: series {} ({key}) is not in this store's catalog",
+                            s.id
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse_live_months(&self, months: &[Month]) -> Result<()> {
+        let flush = self.flush.lock();
+        for month in months {
+            if flush.manifest.segments.iter().any(|s| s.month == *month) {
+                return Err(Error::Refused {
+                    reason: format!(
+                        "{month} already holds data (it was restored before, or written to after it was archived); restoring it would duplicate rows, so nothing was restored"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,426 @@
+//! The archive file: whole months of segments packed into one compressed, checksummed file
+//! with an index of what it holds, so they can leave the store and come back.
+//!
+//! Layout (version 1; see `docs/FORMAT.md`):
+//!
+//! ```text
+//! header  "ANNALARC" | version u32 LE | 0u32
+//! entries one zstd frame per segment file, back to back
+//! index   JSON (ArchiveIndex): entries with offsets, lengths and crc32 of the raw bytes,
+//!         the manifest entry of each segment, and the catalog slice (every series the
+//!         segments hold, by id)
+//! footer  index offset u64 | index length u64 | crc32 of the index u32 | "ANNALARC"
+//! ```
+//!
+//! Reading trusts nothing: magic, version, the index checksum, entry names (exactly
+//! `YYYY-MM/<20 digits>.seg`, so no absolute paths and no `..`), entry bounds, and, in
+//! [`verify`], every entry decompressed within its declared length and checked against its
+//! crc32. A restore runs [`verify`] before it writes anything.
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::io;
+use crate::manifest::{SegmentMeta, parse_segment_name};
+use crate::model::{SeriesKey, SeriesKind};
+use crate::time::Month;
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"ANNALARC";
+/// Archive format version.
+pub(crate) const VERSION: u32 = 1;
+const HEADER_LEN: u64 = 16;
+const FOOTER_LEN: u64 = 28;
+/// The index of an archive is read whole; a larger one is not an archive this build wrote.
+const MAX_INDEX_BYTES: u64 = 256 << 20;
+/// zstd level of entries: segments are already compressed, so a fast level loses little.
+const ZSTD_LEVEL: i32 = 3;
+
+/// What an archive holds, as stored in it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchiveIndex {
+    pub format: u32,
+    /// When it was written (nanoseconds since the epoch).
+    pub created_ns: i64,
+    /// `YYYY-MM`, ascending.
+    pub months: Vec<String>,
+    pub entries: Vec<ArchiveEntry>,
+    /// Every series the segments hold.
+    pub series: Vec<ArchivedSeries>,
+}
+
+/// One segment file in an archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchiveEntry {
+    /// `YYYY-MM/<generation, 20 digits>.seg`, relative to the data directory.
+    pub name: String,
+    pub offset: u64,
+    pub compressed_len: u64,
+    pub raw_len: u64,
+    pub crc32: u32,
+    pub generation: u64,
+    pub file_crc: u32,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub rows: u64,
+    pub points: u64,
+    pub series: u32,
+    pub min_seq: u64,
+    pub max_seq: u64,
+    pub level: u8,
+}
+
+/// A series key, by its id in the store that wrote the archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchivedSeries {
+    pub id: u32,
+    pub kind: u8,
+    pub measurement: String,
+    pub tags: Vec<(String, String)>,
+}
+
+impl ArchivedSeries {
+    pub(crate) fn of(id: u32, key: &SeriesKey) -> ArchivedSeries {
+        ArchivedSeries {
+            id,
+            kind: key.kind() as u8,
+            measurement: key.measurement().to_string(),
+            tags: key.tags().to_vec(),
+        }
+    }
+
+    /// The key, or `None` when the stored parts do not make a valid one.
+    pub(crate) fn key(&self) -> Option<SeriesKey> {
+        let kind = SeriesKind::from_u8(self.kind)?;
+        SeriesKey::new(kind, self.measurement.clone(), self.tags.iter().cloned()).ok()
+    }
+}
+
+impl ArchiveEntry {
+    /// The month the entry's name places it in (validated by [`read_index`]).
+    pub(crate) fn month(&self) -> Option<Month> {
+        Month::parse(self.name.split('/').next()?)
+    }
+
+    /// The manifest entry of the restored segment.
+    pub(crate) fn segment_meta(&self) -> Option<SegmentMeta> {
+        Some(SegmentMeta {
+            month: self.month()?,
+            generation: self.generation,
+            file_len: self.raw_len,
+            file_crc: self.file_crc,
+            min_ts: self.min_ts,
+            max_ts: self.max_ts,
+            rows: self.rows,
+            points: self.points,
+            series: self.series,
+            min_seq: self.min_seq,
+            max_seq: self.max_seq,
+            level: self.level,
+        })
+    }
+}
+
+/// Writes an archive of `segments` (paths and manifest entries) with the catalog slice
+/// `series` to `path` (through a temporary file, fsync'd and renamed). Returns its size.
+pub(crate) fn write(
+    path: &Path,
+    segments: &[(PathBuf, SegmentMeta)],
+    series: Vec<ArchivedSeries>,
+    created_ns: i64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        io::create_dir_durable(parent)?;
+    }
+    let tmp = io::temporary_sibling(path);
+    io::remove_file(&tmp)?;
+    let result = write_to(&tmp, segments, series, created_ns, progress);
+    match result {
+        Ok(len) => {
+            io::rename_durable(&tmp, path)?;
+            Ok(len)
+        }
+        Err(e) => {
+            let _ = io::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_to(
+    tmp: &Path,
+    segments: &[(PathBuf, SegmentMeta)],
+    series: Vec<ArchivedSeries>,
+    created_ns: i64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let file = io::create_new(tmp)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let werr = |e: std::io::Error| Error::io("write", tmp, e);
+    out.write_all(MAGIC).map_err(werr)?;
+    out.write_all(&VERSION.to_le_bytes()).map_err(werr)?;
+    out.write_all(&0u32.to_le_bytes()).map_err(werr)?;
+    let mut offset = HEADER_LEN;
+    let mut entries = Vec::with_capacity(segments.len());
+    let mut months: Vec<String> = Vec::new();
+    for (source, meta) in segments {
+        let bytes = io::map_readonly(source)?;
+        if bytes.len() as u64 != meta.file_len {
+            return Err(Error::corruption(
+                source,
+                0,
+                CorruptionKind::Truncated {
+                    needed: meta.file_len,
+                    available: bytes.len() as u64,
+                },
+            ));
+        }
+        let crc32 = crc32fast::hash(&bytes);
+        let compressed = zstd::bulk::compress(&bytes, ZSTD_LEVEL).map_err(|e| Error::io("compress", source, e))?;
+        out.write_all(&compressed).map_err(werr)?;
+        let name = format!("{}/{:020}.seg", meta.month, meta.generation);
+        entries.push(ArchiveEntry {
+            name,
+            offset,
+            compressed_len: compressed.len() as u64,
+            raw_len: bytes.len() as u64,
+            crc32,
+            generation: meta.generation,
+            file_crc: meta.file_crc,
+            min_ts: meta.min_ts,
+            max_ts: meta.max_ts,
+            rows: meta.rows,
+            points: meta.points,
+            series: meta.series,
+            min_seq: meta.min_seq,
+            max_seq: meta.max_seq,
+            level: meta.level,
+        });
+        offset += compressed.len() as u64;
+        let month = meta.month.to_string();
+        if !months.contains(&month) {
+            months.push(month);
+        }
+        progress(meta.file_len);
+    }
+    months.sort();
+    let index = ArchiveIndex {
+        format: VERSION,
+        created_ns,
+        months,
+        entries,
+        series,
+    };
+    let index_bytes = serde_json::to_vec(&index).map_err(|e| Error::invalid(format!("encoding the archive index: {e}")))?;
+    out.write_all(&index_bytes).map_err(werr)?;
+    let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
+    footer.extend_from_slice(&offset.to_le_bytes());
+    footer.extend_from_slice(&(index_bytes.len() as u64).to_le_bytes());
+    footer.extend_from_slice(&crc32fast::hash(&index_bytes).to_le_bytes());
+    footer.extend_from_slice(MAGIC);
+    out.write_all(&footer).map_err(werr)?;
+    let file = out.into_inner().map_err(|e| Error::io("write", tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
+    Ok(offset + index_bytes.len() as u64 + FOOTER_LEN)
+}
+
+/// Reads and checks an archive's header, footer and index (not the entries' contents).
+pub(crate) fn read_index(path: &Path) -> Result<ArchiveIndex> {
+    let mut file = io::open_read(path)?;
+    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let bad = |offset: u64, why: String| Error::malformed(path, offset, why);
+    if len < HEADER_LEN + FOOTER_LEN {
+        return Err(Error::corruption(
+            path,
+            0,
+            CorruptionKind::Truncated {
+                needed: HEADER_LEN + FOOTER_LEN,
+                available: len,
+            },
+        ));
+    }
+    let mut header = [0u8; HEADER_LEN as usize];
+    read_at(&mut file, path, 0, &mut header)?;
+    if &header[..8] != MAGIC {
+        return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let mut footer = [0u8; FOOTER_LEN as usize];
+    read_at(&mut file, path, len - FOOTER_LEN, &mut footer)?;
+    if &footer[20..] != MAGIC {
+        return Err(Error::corruption(path, len - FOOTER_LEN, CorruptionKind::BadMagic));
+    }
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&footer[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
+    let (index_offset, index_len) = (u64_at(0), u64_at(8));
+    let stored = u32::from_le_bytes([footer[16], footer[17], footer[18], footer[19]]);
+    if index_len > MAX_INDEX_BYTES || index_offset < HEADER_LEN || index_offset.checked_add(index_len) != Some(len - FOOTER_LEN) {
+        return Err(bad(len - FOOTER_LEN, "the footer's index bounds do not fit the file".into()));
+    }
+    let mut index_bytes = vec![0u8; index_len as usize];
+    read_at(&mut file, path, index_offset, &mut index_bytes)?;
+    let computed = crc32fast::hash(&index_bytes);
+    if computed != stored {
+        return Err(Error::corruption(path, index_offset, CorruptionKind::Checksum { stored, computed }));
+    }
+    let index: ArchiveIndex =
+        serde_json::from_slice(&index_bytes).map_err(|e| bad(index_offset, format!("the index does not decode: {e}")))?;
+    if index.format != VERSION {
+        return Err(bad(
+            index_offset,
+            format!("index format {} in a version {VERSION} file", index.format),
+        ));
+    }
+    // Entries must name segments of the listed months, lie between header and index in
+    // order, and not overlap.
+    let mut next = HEADER_LEN;
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in &index.entries {
+        validate_name(&entry.name).map_err(|why| bad(index_offset, format!("entry {:?}: {why}", entry.name)))?;
+        let month = entry.month().map(|m| m.to_string()).unwrap_or_default();
+        if !index.months.contains(&month) {
+            return Err(bad(
+                index_offset,
+                format!("entry {:?} is in a month the index does not list", entry.name),
+            ));
+        }
+        if parse_segment_name(entry.name.rsplit('/').next().unwrap_or_default()) != Some(entry.generation) {
+            return Err(bad(index_offset, format!("entry {:?} names another generation", entry.name)));
+        }
+        if !seen.insert(entry.name.clone()) {
+            return Err(bad(index_offset, format!("entry {:?} appears twice", entry.name)));
+        }
+        if entry.offset != next || entry.offset.checked_add(entry.compressed_len).is_none_or(|end| end > index_offset) {
+            return Err(bad(index_offset, format!("entry {:?} lies outside the entry area", entry.name)));
+        }
+        next = entry.offset + entry.compressed_len;
+    }
+    if next != index_offset {
+        return Err(bad(index_offset, "bytes between the entries and the index".into()));
+    }
+    Ok(index)
+}
+
+/// Checks that an entry name is a relative `YYYY-MM/<20 digits>.seg`: nothing absolute,
+/// no `..`, no other directory.
+pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
+    if name.starts_with('/') || name.starts_with('\\') || Path::new(name).is_absolute() {
+        return Err("absolute paths are not allowed".into());
+    }
+    if name.split(['/', '\\']).any(|part| part == ".." || part == ".") {
+        return Err("`.` and `..` are not allowed".into());
+    }
+    let mut parts = name.split('/');
+    let (Some(month), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected <YYYY-MM>/<generation>.seg".into());
+    };
+    let canonical = Month::parse(month).is_some_and(|m| m.to_string() == month);
+    if !canonical {
+        return Err(format!("{month:?} is not a month directory"));
+    }
+    if parse_segment_name(file).is_none() {
+        return Err(format!("{file:?} is not a segment file name"));
+    }
+    Ok(())
+}
+
+/// Receives each verified entry and its decompressed bytes.
+pub(crate) type EntrySink<'a> = dyn FnMut(&ArchiveEntry, &[u8]) -> Result<()> + 'a;
+
+/// Decompresses every entry, checking its length and crc32 against the index. Calls
+/// `sink` with each entry and its bytes when given (restore writes them out); without a
+/// sink it only checks.
+pub(crate) fn verify(path: &Path, index: &ArchiveIndex, sink: Option<&mut EntrySink<'_>>) -> Result<()> {
+    let mut file = io::open_read(path)?;
+    let mut sink = sink;
+    for entry in &index.entries {
+        let mut compressed =
+            vec![0u8; usize::try_from(entry.compressed_len).map_err(|_| Error::malformed(path, entry.offset, "entry too large"))?];
+        read_at(&mut file, path, entry.offset, &mut compressed)?;
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(&compressed[..])
+            .map_err(|e| Error::malformed(path, entry.offset, format!("entry {:?}: {e}", entry.name)))?;
+        // Never inflate beyond the declared size: read one byte more to detect a lie.
+        let mut raw = Vec::with_capacity(entry.raw_len.min(1 << 30) as usize);
+        (&mut decoder)
+            .take(entry.raw_len.saturating_add(1))
+            .read_to_end(&mut raw)
+            .map_err(|e| Error::malformed(path, entry.offset, format!("entry {:?} does not decompress: {e}", entry.name)))?;
+        if raw.len() as u64 != entry.raw_len {
+            return Err(Error::malformed(
+                path,
+                entry.offset,
+                format!("entry {:?} holds {} bytes, the index says {}", entry.name, raw.len(), entry.raw_len),
+            ));
+        }
+        let computed = crc32fast::hash(&raw);
+        if computed != entry.crc32 {
+            return Err(Error::corruption(
+                path,
+                entry.offset,
+                CorruptionKind::Checksum {
+                    stored: entry.crc32,
+                    computed,
+                },
+            ));
+        }
+        if let Some(sink) = sink.as_deref_mut() {
+            sink(entry, &raw)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_at(file: &mut std::fs::File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {
+    file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek", path, e))?;
+    file.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corruption(
+                path,
+                offset,
+                CorruptionKind::Truncated {
+                    needed: buf.len() as u64,
+                    available: 0,
+                },
+            )
+        } else {
+            Error::io("read", path, e)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_must_be_segments_of_a_month() {
+        assert!(validate_name("2016-01/00000000000000000003.seg").is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../2016-01/00000000000000000003.seg",
+            "2016-01/../00000000000000000003.seg",
+            "2016-01/./00000000000000000003.seg",
+            "2016-01/text/meta.json",
+            "2016-1/00000000000000000003.seg",
+            "2016-01/3.seg",
+            "2016-01\\..\\x",
+            "",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

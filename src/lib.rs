@@ -63,7 +63,7 @@ mod wal;
 pub mod workload;
 
 pub use chunk::{Chunk, Column, ColumnValues};
-pub use engine::{Engine, FlushReport, MonthStats, RecoveryReport, Snapshot, StoreStats, WriteReceipt};
+pub use engine::{Engine, FlushReport, KindStats, MonthStats, RecoveryReport, Snapshot, StorageWarning, StoreStats, WriteReceipt};
 pub use error::{CorruptionKind, Error, Limit, Result};
 pub use index::TagPredicate;
 pub use model::{

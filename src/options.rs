@@ -173,6 +173,9 @@ pub struct Options {
     pub query_limits: QueryLimits,
     /// When and how segments are merged.
     pub compaction: CompactionOptions,
+    /// Below this many free bytes on the store's disk, [`crate::Engine::stats`] and
+    /// [`crate::Engine::storage_warning`] report a `low_disk` warning (default 1 GiB).
+    pub low_disk_bytes: u64,
     /// The clock lifecycle decisions read (default: the system clock).
     pub clock: Clock,
 }
@@ -245,6 +248,7 @@ impl Default for Options {
             text_index_memory_bytes: 64 << 20,
             query_limits: QueryLimits::default(),
             compaction: CompactionOptions::default(),
+            low_disk_bytes: 1 << 30,
             clock: Clock::system(),
         }
     }

@@ -100,9 +100,7 @@ impl Inner {
             });
             removed
         };
-        for segment in removed {
-            segment.retire();
-        }
+        self.retire(removed);
         for month in &months {
             let _ = io::remove_empty_dir(&self.data_dir.join(month.to_string()));
         }

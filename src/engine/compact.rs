@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::io;
 use crate::lifecycle::merge::{self, MergeProgress};
 use crate::lifecycle::policy::{self, Task};
-use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, PlannedCompaction};
+use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction};
 use crate::manifest::SegmentMeta;
 use crate::read::ReadState;
 use crate::segment::{EncodeOptions, SegmentReader};
@@ -46,6 +46,59 @@ impl Inner {
                 }
             })
             .collect()
+    }
+
+    /// Merges every month into one segment, merges each month's text index, and removes
+    /// orphaned files.
+    pub(crate) fn optimize(&self, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<OptimizeReport> {
+        let _one_at_a_time = self.lifecycle.lock();
+        self.check_writable()?;
+        let mut report = OptimizeReport::default();
+        let tasks = policy::plan_all(&self.flush.lock().manifest.segments);
+        for task in &tasks {
+            if cancelled() {
+                break;
+            }
+            match self.run_task(task, progress, cancelled)? {
+                Outcome::Merged(done) => report.compaction.merged.push(done),
+                Outcome::Skipped(why) => report.compaction.skipped.push(why),
+            }
+        }
+        let mut flush = self.flush.lock();
+        report.text_months_merged = flush.text.merge_segments()?;
+        let text = Arc::new(flush.text.view());
+        {
+            let mut state = self.state.write();
+            *state = Arc::new(ReadState {
+                segments: state.segments.clone(),
+                heads: state.heads.clone(),
+                text,
+            });
+        }
+        // Under the flush lock no segment is being written, so every `.seg.tmp` is left
+        // over; an unlisted segment is an orphan unless a snapshot still reads it.
+        let held: Vec<std::path::PathBuf> = {
+            let mut retired = self.retired.lock();
+            retired.retain(|w| w.strong_count() > 0);
+            retired.iter().filter_map(|w| w.upgrade().map(|r| r.path().to_path_buf())).collect()
+        };
+        let listed: std::collections::HashSet<std::path::PathBuf> =
+            flush.manifest.segments.iter().map(|s| s.path(&self.data_dir)).collect();
+        for dir in io::list_dir(&self.data_dir)?.into_iter().filter(|e| e.is_dir) {
+            for file in io::list_dir(&dir.path)?.into_iter().filter(|e| !e.is_dir) {
+                let orphan = file.name.ends_with(".seg.tmp")
+                    || (file.name.ends_with(".seg") && !listed.contains(&file.path) && !held.contains(&file.path));
+                if orphan {
+                    io::remove_file(&file.path)?;
+                    report.orphans_removed.push(file.path);
+                }
+            }
+        }
+        let months: Vec<crate::time::Month> = flush.manifest.segments.iter().map(|s| s.month).collect();
+        report
+            .orphans_removed
+            .extend(crate::text::TextStore::remove_orphans(&self.data_dir, &months)?);
+        Ok(report)
     }
 
     /// Runs every merge the policy asks for, until none is due or `cancelled` says stop.
@@ -184,10 +237,19 @@ impl Inner {
             });
             retired
         };
-        for segment in retired {
-            segment.retire();
-        }
+        self.retire(retired);
         Ok(())
+    }
+
+    /// Marks segments the manifest no longer lists for deletion when their last reader
+    /// drops, remembering them so `optimize` does not take them for orphans meanwhile.
+    pub(crate) fn retire(&self, segments: Vec<Arc<SegmentReader>>) {
+        let mut retired = self.retired.lock();
+        retired.retain(|w| w.strong_count() > 0);
+        for segment in segments {
+            segment.retire();
+            retired.push(Arc::downgrade(&segment));
+        }
     }
 
     pub(crate) fn compactor_loop(self: Arc<Self>) {

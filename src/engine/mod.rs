@@ -14,14 +14,16 @@ mod stats;
 
 pub use recovery::RecoveryReport;
 pub use snapshot::Snapshot;
-pub use stats::{MonthStats, StoreStats};
+pub use stats::{KindStats, MonthStats, StorageWarning, StoreStats};
 
 use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
 use crate::error::{Error, Limit, Result};
 use crate::head::ApplyBatch;
 use crate::io::{DirLock, frame};
-use crate::lifecycle::{ArchiveInfo, ArchiveReport, CompactionProgress, CompactionReport, PlannedCompaction, RestoreReport};
+use crate::lifecycle::{
+    ArchiveInfo, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
+};
 use crate::manifest::Manifest;
 use crate::model::{Batch, SeriesId, SeriesKind};
 use crate::options::{Durability, Options};
@@ -112,6 +114,8 @@ pub(crate) struct Inner {
     /// Serialises lifecycle operations (compaction, archive, restore, retention): each
     /// plans from the manifest and must not see another's half-done work.
     lifecycle: Mutex<()>,
+    /// Segments replaced or archived whose files wait for their last reader.
+    retired: Mutex<Vec<std::sync::Weak<crate::segment::SegmentReader>>>,
     compactor: Mutex<CompactorState>,
     compactor_wake: Condvar,
     recovery: RecoveryReport,
@@ -259,6 +263,15 @@ impl Engine {
         self.inner.compact(progress, &closing)
     }
 
+    /// Makes the store as compact as it can be now: every month with more than one
+    /// segment is merged into one (whatever the policy says), each month's full-text index
+    /// is merged into one segment (flushes wait for that part), and files no manifest
+    /// lists and no reader holds are removed.
+    pub fn optimize(&self, progress: &mut dyn FnMut(&CompactionProgress)) -> Result<OptimizeReport> {
+        let closing = || self.inner.compactor.lock().stop;
+        self.inner.optimize(progress, &closing)
+    }
+
     /// The merges [`Engine::compact`] would run now, without running them.
     pub fn compaction_plan(&self) -> Vec<PlannedCompaction> {
         self.inner.compaction_plan()
@@ -310,6 +323,13 @@ impl Engine {
             Err((path, _)) => (String::new(), path.clone()),
         });
         Ok(out)
+    }
+
+    /// A `low_disk` warning when the store's file system has less than
+    /// [`Options::low_disk_bytes`] free; cheap enough to poll.
+    pub fn storage_warning(&self) -> Result<Option<StorageWarning>> {
+        let free = crate::io::available_bytes(&self.inner.dir)?;
+        Ok(stats::low_disk(free, self.inner.options.low_disk_bytes))
     }
 
     /// Sizes and counts of the store.

@@ -209,6 +209,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         flusher: Mutex::new(FlusherState::default()),
         flusher_wake: Condvar::new(),
         lifecycle: Mutex::new(()),
+        retired: Mutex::new(Vec::new()),
         compactor: Mutex::new(Default::default()),
         compactor_wake: Condvar::new(),
         recovery: report,

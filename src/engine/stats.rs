@@ -40,8 +40,52 @@ pub struct StoreStats {
     pub block_cache_hits: u64,
     /// Reads that had to decode since open.
     pub block_cache_misses: u64,
+    /// Bytes of the full-text indexes (all months).
+    pub text_index_bytes: u64,
+    /// Bytes of archive files in `<dir>/archive/`.
+    pub archive_bytes: u64,
+    /// What the segments' rows would take uncompressed: 8 bytes per timestamp, per record
+    /// id (events) and per field value (strings counted as 8 too).
+    pub raw_bytes: u64,
+    /// `raw_bytes / segment_bytes`.
+    pub compression_ratio: f64,
+    /// Bytes free on the file system holding the store, when the platform tells.
+    pub free_disk_bytes: Option<u64>,
+    /// Conditions an operator should act on (low disk).
+    pub warnings: Vec<StorageWarning>,
+    /// Per kind of series (metric, performance, log, alert), in segments.
+    pub kinds: Vec<KindStats>,
     /// Per month, oldest first.
     pub months: Vec<MonthStats>,
+}
+
+/// Segment statistics of one kind of series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindStats {
+    /// `metric`, `performance`, `log`, `alert` or `commit`.
+    pub kind: String,
+    /// Series of this kind with rows in segments.
+    pub series: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Field values.
+    pub points: u64,
+    /// Bytes of their blocks (segment indexes and headers not included).
+    pub bytes: u64,
+}
+
+/// A storage condition worth an operator's attention (the server publishes these as
+/// `storage_warning` events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StorageWarning {
+    /// `low_disk`.
+    pub kind: &'static str,
+    /// Bytes free on the store's file system.
+    pub free_bytes: u64,
+    /// The configured threshold ([`crate::Options::low_disk_bytes`]).
+    pub threshold_bytes: u64,
+    /// In words.
+    pub message: String,
 }
 
 /// Segment statistics of one month.
@@ -63,6 +107,8 @@ pub struct MonthStats {
     pub first: String,
     /// Newest timestamp, RFC 3339.
     pub last: String,
+    /// Bytes of the month's full-text index.
+    pub text_index_bytes: u64,
 }
 
 pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
@@ -99,7 +145,48 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
         month.bytes_per_point = ratio(month.bytes, month.points);
         month.first = format_rfc3339(first);
         month.last = format_rfc3339(last);
+        month.text_index_bytes = dir_bytes(&inner.data_dir.join(&month.month).join("text"))?;
+        stats.text_index_bytes += month.text_index_bytes;
     }
+    let mut kinds: std::collections::BTreeMap<u8, (KindStats, roaring::RoaringBitmap)> = Default::default();
+    for segment in &state.segments {
+        for id in segment.series_ids().collect::<Vec<_>>() {
+            let Some(entry) = segment.series(id)? else { continue };
+            let (k, ids) = kinds.entry(entry.kind as u8).or_insert_with(|| {
+                (
+                    KindStats {
+                        kind: entry.kind.name().to_string(),
+                        ..KindStats::default()
+                    },
+                    Default::default(),
+                )
+            });
+            ids.insert(id);
+            for b in &entry.blocks {
+                let points: u64 = b.columns.iter().map(|c| c.count as u64).sum();
+                k.rows += b.rows as u64;
+                k.points += points;
+                k.bytes += b.len as u64;
+                let ids_per_row = if entry.kind.is_event() { 2 } else { 1 };
+                stats.raw_bytes += 8 * (b.rows as u64 * ids_per_row + points);
+            }
+        }
+    }
+    stats.kinds = kinds
+        .into_values()
+        .map(|(mut k, ids)| {
+            k.series = ids.len();
+            k
+        })
+        .collect();
+    stats.compression_ratio = if stats.segment_bytes == 0 {
+        0.0
+    } else {
+        stats.raw_bytes as f64 / stats.segment_bytes as f64
+    };
+    stats.archive_bytes = dir_bytes(&inner.dir.join("archive"))?;
+    stats.free_disk_bytes = io::available_bytes(&inner.dir)?;
+    stats.warnings = low_disk(stats.free_disk_bytes, inner.options.low_disk_bytes).into_iter().collect();
     for head in &state.heads {
         stats.head_memory_bytes += head.bytes() as u64;
         let head = head.rows.read();
@@ -111,10 +198,28 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     stats.wal_bytes = wal::list_files(&inner.wal_dir)?.iter().map(|(_, _, len)| len).sum();
     stats.catalog_bytes = io::file_len(&inner.dir.join("CATALOG"))?;
     let manifest_bytes = io::file_len(&inner.dir.join("MANIFEST"))?;
-    stats.bytes = stats.segment_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes;
+    stats.bytes = stats.segment_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes + stats.text_index_bytes;
     stats.bytes_per_point = ratio(stats.segment_bytes, stats.segment_points);
     (stats.block_cache_hits, stats.block_cache_misses) = inner.cache.counters();
     Ok(stats)
+}
+
+/// The warning due when `free` is below `threshold`.
+pub(super) fn low_disk(free: Option<u64>, threshold: u64) -> Option<StorageWarning> {
+    let free = free?;
+    (free < threshold).then(|| StorageWarning {
+        kind: "low_disk",
+        free_bytes: free,
+        threshold_bytes: threshold,
+        message: format!(
+            "only {free} bytes free on the store's disk (warning below {threshold}); compact, archive old months or free space"
+        ),
+    })
+}
+
+/// Bytes of the files directly in `dir` (0 when it does not exist).
+fn dir_bytes(dir: &std::path::Path) -> Result<u64> {
+    Ok(io::list_dir(dir)?.iter().filter(|e| !e.is_dir).map(|e| e.len).sum())
 }
 
 fn ratio(bytes: u64, points: u64) -> f64 {

@@ -275,3 +275,12 @@ pub(crate) fn available_bytes(path: &Path) -> Result<Option<u64>> {
         Ok(None)
     }
 }
+
+/// Drops the resident pages of a read-only file map (they are read from the file again if
+/// touched), so streaming through a large file does not keep it all resident.
+pub(crate) fn release_mapped_pages(map: &memmap2::Mmap) {
+    // SAFETY: `map` is a read-only shared mapping of a file (`map_readonly`). Dropping its
+    // pages cannot lose data: the next access faults them in from the file, which is
+    // never modified after it is sealed. The advice is only a hint; failure is harmless.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}

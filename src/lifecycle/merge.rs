@@ -112,6 +112,10 @@ pub(crate) fn merge_month(
             }
             writer.append(series)?;
         }
+        // The inputs are read once, in order: their pages need not stay resident.
+        for input in inputs {
+            input.release_pages();
+        }
         at.series_done = end as u64;
         at.input_bytes_done += window_bytes;
         progress(at);

@@ -61,6 +61,17 @@ pub struct CompactionReport {
     pub skipped: Vec<String>,
 }
 
+/// What [`crate::Engine::optimize`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OptimizeReport {
+    /// The merges (every month with more than one segment becomes one file).
+    pub compaction: CompactionReport,
+    /// Months whose full-text index was merged into one segment.
+    pub text_months_merged: usize,
+    /// Files no manifest lists and no reader holds (left by a failed deletion), removed.
+    pub orphans_removed: Vec<std::path::PathBuf>,
+}
+
 /// Progress of a running merge, reported after every window of series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionProgress {

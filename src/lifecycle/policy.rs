@@ -65,6 +65,21 @@ pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns
     tasks
 }
 
+/// Every month with two or more segments merged whole (`optimize`): valid at any time,
+/// since a whole month is a contiguous run.
+pub(crate) fn plan_all(segments: &[SegmentMeta]) -> Vec<Task> {
+    segments
+        .chunk_by(|a, b| a.month == b.month)
+        .filter(|m| m.len() >= 2)
+        .map(|m| Task {
+            month: m[0].month,
+            inputs: m.iter().map(|s| s.generation).collect(),
+            level: m.iter().map(|s| s.level).max().unwrap_or(0).saturating_add(1),
+            reason: "optimize",
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,18 @@ pub(crate) struct SegmentReader {
     /// month was archived or expired): the file is deleted when the last reader drops, so
     /// snapshots taken before keep reading it.
     retired: std::sync::atomic::AtomicBool,
+    /// The map itself, when the bytes are a file map (not a buffer).
+    file_map: Option<Arc<memmap2::Mmap>>,
+}
+
+/// Shares a map between the reader's byte view and its page releasing.
+struct MapRef(Arc<memmap2::Mmap>);
+
+impl std::ops::Deref for MapRef {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Drop for SegmentReader {
@@ -48,6 +60,9 @@ impl Drop for SegmentReader {
         }
     }
 }
+
+/// Bytes a verify reads between releases of the file's resident pages.
+const RELEASE_EVERY: usize = 64 << 20;
 
 fn le_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
@@ -72,7 +87,18 @@ impl SegmentReader {
     /// Maps and checks a segment: size and checksum as recorded in the manifest, header,
     /// footer, and the index checksum. Blocks are checked when read.
     pub(crate) fn open(path: &Path, meta: &SegmentMeta) -> Result<SegmentReader> {
-        SegmentReader::from_bytes(path, Box::new(io::map_readonly(path)?), meta)
+        let map = Arc::new(io::map_readonly(path)?);
+        let mut reader = SegmentReader::from_bytes(path, Box::new(MapRef(map.clone())), meta)?;
+        reader.file_map = Some(map);
+        Ok(reader)
+    }
+
+    /// Lets the kernel drop the file's resident pages (a long sequential read, such as a
+    /// merge or a verify, would otherwise keep the whole file resident).
+    pub(crate) fn release_pages(&self) {
+        if let Some(map) = &self.file_map {
+            io::release_mapped_pages(map);
+        }
     }
 
     /// Checks and wraps a segment's bytes; `path` names them in errors.
@@ -213,6 +239,7 @@ impl SegmentReader {
             series_set,
             cache: None,
             retired: std::sync::atomic::AtomicBool::new(false),
+            file_map: None,
         })
     }
 
@@ -342,7 +369,12 @@ impl SegmentReader {
     /// and compared with its statistics. Returns (rows, points) seen.
     pub(crate) fn verify(&self) -> Result<(u64, u64)> {
         let footer_start = self.map.len() - FOOTER_LEN;
-        let computed = crc32fast::hash(&self.map[..footer_start]);
+        let mut hasher = crc32fast::Hasher::new();
+        for piece in self.map[..footer_start].chunks(RELEASE_EVERY) {
+            hasher.update(piece);
+            self.release_pages();
+        }
+        let computed = hasher.finalize();
         if computed != self.file_crc {
             return Err(Error::corruption(
                 &self.path,
@@ -354,6 +386,7 @@ impl SegmentReader {
             ));
         }
         let (mut rows, mut points) = (0u64, 0u64);
+        let mut since_release = 0usize;
         for i in 0..self.n_series {
             let (id, at) = self.directory_entry(i);
             let entry = self.entry(at)?;
@@ -369,6 +402,11 @@ impl SegmentReader {
                 }
                 rows += chunk.len() as u64;
                 points += chunk.point_count() as u64;
+                since_release += b.len as usize;
+                if since_release >= RELEASE_EVERY {
+                    self.release_pages();
+                    since_release = 0;
+                }
             }
         }
         if rows != self.meta.rows || points != self.meta.points {

@@ -289,6 +289,29 @@ impl MonthIndex {
         self.pending = 0;
     }
 
+    /// Merges all of the index's segments into one (fewer files, faster searches); the
+    /// commit payload is kept. Returns false when there was at most one.
+    pub(crate) fn merge_segments(&mut self) -> Result<bool> {
+        let ids = self.index.searchable_segment_ids().map_err(|e| text_error(&self.dir, e))?;
+        if ids.len() < 2 {
+            return Ok(false);
+        }
+        if self.writer.is_none() {
+            let writer = self
+                .index
+                .writer_with_num_threads(1, WRITER_MIN_MEMORY)
+                .map_err(|e| text_error(&self.dir, e))?;
+            self.writer = Some(writer);
+        }
+        if let Some(writer) = self.writer.as_mut() {
+            writer.merge(&ids).wait().map_err(|e| text_error(&self.dir, e))?;
+        }
+        // Let the writer delete the merged segments' files.
+        self.close_writer()?;
+        self.reader.reload().map_err(|e| text_error(&self.dir, e))?;
+        Ok(true)
+    }
+
     /// Stops the writer, letting running merges finish.
     pub(crate) fn close_writer(&mut self) -> Result<()> {
         if let Some(writer) = self.writer.take() {

@@ -211,6 +211,17 @@ impl TextStore {
         Ok(())
     }
 
+    /// Merges each month's index into one segment; returns how many months changed.
+    pub(crate) fn merge_segments(&mut self) -> Result<usize> {
+        let mut merged = 0;
+        for index in self.months.values_mut() {
+            if index.merge_segments()? {
+                merged += 1;
+            }
+        }
+        Ok(merged)
+    }
+
     /// What snapshots search.
     pub(crate) fn view(&self) -> TextView {
         TextView {

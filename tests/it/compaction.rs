@@ -409,3 +409,56 @@ fn sigkill_during_compaction_leaves_every_row_exactly_once() {
         rounds + 1
     );
 }
+
+#[test]
+fn optimize_merges_every_month_and_text_index_and_removes_orphans() {
+    let seed = seed();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0971);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        low_disk_bytes: u64::MAX,
+        ..lifecycle_options()
+    };
+    let engine = Engine::open(dir.path(), options.clone()).unwrap();
+    let months = [month_start(2026, 9), month_start(2026, 10), month_start(2026, 11)];
+    for _ in 0..2 {
+        engine.write(&random_batch(&mut rng, &months)).unwrap();
+        engine.flush().unwrap();
+    }
+    assert_eq!(
+        engine.compaction_plan().len(),
+        2,
+        "the open month has too few segments for the policy"
+    );
+    let orphan = dir.path().join("data/2026-11/00000000000000099999.seg");
+    let leftover = dir.path().join("data/2026-10/00000000000000099998.seg.tmp");
+    std::fs::write(&orphan, b"not a segment").unwrap();
+    std::fs::write(&leftover, b"half a segment").unwrap();
+    let before = answers(&engine);
+
+    let report = engine.optimize(&mut |_| {}).unwrap();
+    assert_eq!(report.compaction.merged.len(), 3, "{report:?}");
+    assert!(report.compaction.merged.iter().any(|m| m.reason == "optimize"));
+    assert!(
+        report.orphans_removed.contains(&orphan) && report.orphans_removed.contains(&leftover),
+        "{report:?}"
+    );
+    assert!(!orphan.exists() && !leftover.exists());
+    assert_eq!(answers(&engine), before, "seed {seed}");
+
+    let stats = engine.stats().unwrap();
+    assert_eq!(stats.segments, 3);
+    assert!(stats.text_index_bytes > 0 && stats.compression_ratio > 1.0, "{stats:?}");
+    let kinds: Vec<&str> = stats.kinds.iter().map(|k| k.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["metric", "log"]);
+    assert_eq!(stats.kinds.iter().map(|k| k.rows).sum::<u64>(), stats.rows - stats.head_rows);
+    assert_eq!(stats.kinds.iter().map(|k| k.points).sum::<u64>(), stats.segment_points);
+    assert_eq!(stats.warnings.len(), 1, "a threshold of u64::MAX always warns");
+    assert_eq!(engine.storage_warning().unwrap().map(|w| w.kind), Some("low_disk"));
+    engine.close().unwrap();
+
+    let engine = Engine::open(dir.path(), options).unwrap();
+    assert_eq!(engine.recovery_report().text_rows_indexed, 0, "merging kept the index's payload");
+    assert_eq!(answers(&engine), before, "seed {seed}: after reopen");
+    engine.close().unwrap();
+}

@@ -20,6 +20,10 @@ pub struct CompactArgs {
     /// Do not show a progress bar (shown on a terminal by default).
     #[arg(long)]
     no_progress: bool,
+    /// Merge every month into one file whatever the policy says, merge each month's
+    /// full-text index into one segment, and remove orphaned files.
+    #[arg(long, conflicts_with = "dry_run")]
+    full: bool,
 }
 
 pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
@@ -62,11 +66,26 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
     } else {
         ProgressBar::hidden()
     };
-    let report = engine.compact_with_progress(&mut |p| {
+    let mut show = |p: &annals::lifecycle::CompactionProgress| {
         bar.set_message(p.month.clone());
         bar.set_length(p.input_bytes_total);
         bar.set_position(p.input_bytes_done);
-    });
+    };
+    let (report, extra) = if args.full {
+        match engine.optimize(&mut show) {
+            Ok(o) => (
+                Ok(o.compaction.clone()),
+                Some(format!(
+                    "merged the full-text index of {} months; removed {} orphaned files",
+                    o.text_months_merged,
+                    o.orphans_removed.len()
+                )),
+            ),
+            Err(e) => (Err(e), None),
+        }
+    } else {
+        (engine.compact_with_progress(&mut show), None)
+    };
     bar.finish_and_clear();
     let report = report?;
     engine.close()?;
@@ -121,6 +140,9 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
     }
     for why in &report.skipped {
         writeln!(out, "skipped {why}")?;
+    }
+    if let Some(extra) = extra {
+        writeln!(out, "{extra}")?;
     }
     Ok(())
 }

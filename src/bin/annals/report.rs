@@ -51,7 +51,34 @@ pub fn stats(data: &Path, args: StatsArgs) -> Result<(), CliError> {
         bytes(stats.wal_bytes),
         bytes(stats.catalog_bytes)
     )?;
-    writeln!(out, "bytes/point  {:.3} (segments)", stats.bytes_per_point)?;
+    writeln!(
+        out,
+        "             {} full-text index, {} in archives",
+        bytes(stats.text_index_bytes),
+        bytes(stats.archive_bytes)
+    )?;
+    writeln!(
+        out,
+        "bytes/point  {:.3} (segments; {:.1}x smaller than 8 bytes per value and timestamp)",
+        stats.bytes_per_point, stats.compression_ratio
+    )?;
+    for k in &stats.kinds {
+        writeln!(
+            out,
+            "{:<12} {} series, {} rows, {} points, {}",
+            k.kind,
+            count(k.series),
+            count(k.rows),
+            count(k.points),
+            bytes(k.bytes)
+        )?;
+    }
+    if let Some(free) = stats.free_disk_bytes {
+        writeln!(out, "disk free    {}", bytes(free))?;
+    }
+    for w in &stats.warnings {
+        writeln!(out, "WARNING      {}", w.message)?;
+    }
     writeln!(
         out,
         "in memory    {} rows, {} points, {} not yet flushed",

@@ -269,3 +269,23 @@ impl TagIndexProbe {
         Ok(self.0.select(None, None, Some(predicate))?.len())
     }
 }
+
+/// Reads an archive from bytes as a restore would before writing anything: index, names,
+/// bounds, and every entry decompressed and checked. Returns the entry count.
+pub fn check_archive(bytes: &[u8]) -> Option<usize> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // The reader works on files (archives are large): go through a private temporary one.
+    let path = std::env::temp_dir().join(format!(
+        "annals-archive-check-{}-{}.annarc",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, bytes).ok()?;
+    let result = crate::lifecycle::archive::read_index(&path).and_then(|index| {
+        crate::lifecycle::archive::verify(&path, &index, None)?;
+        Ok(index.entries.len())
+    });
+    let _ = std::fs::remove_file(&path);
+    result.ok()
+}

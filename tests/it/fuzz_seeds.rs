@@ -61,6 +61,18 @@ fn write_fuzz_seeds() {
     engine.flush().unwrap();
     engine.write(&batch).unwrap();
     drop(engine);
+    {
+        // A second store, archived: a small, valid archive.
+        let other = tempfile::tempdir().unwrap();
+        let engine = Engine::open(other.path(), options()).unwrap();
+        engine.write(&batch).unwrap();
+        let out = other.path().join("seed.annarc");
+        engine
+            .archive(annals::Month::new(2016, 2).unwrap(), Some(&out), &mut |_, _| {})
+            .unwrap();
+        put("archive", "one-month.annarc", &std::fs::read(&out).unwrap());
+        engine.close().unwrap();
+    }
     put("wal", "one-record.wal", &first_file(&dir.path().join("wal"), "wal"));
     put("catalog", "three-series", &std::fs::read(dir.path().join("CATALOG")).unwrap());
     put("manifest", "one-segment", &std::fs::read(dir.path().join("MANIFEST")).unwrap());

@@ -11,7 +11,8 @@
 //!   segments is merged whole into one.
 //! - **Tiered**: in a month still written to, the longest trailing run of segments at
 //!   level `<= L` is merged into one segment of level `L + 1` once it holds
-//!   `min_segments`; the lowest such `L` is chosen, so small flushes merge often and large
+//!   `min_segments` of level `L` itself (so one large segment is not rewritten to absorb
+//!   a few small ones); the lowest such `L` is chosen, so small flushes merge often and large
 //!   outputs seldom (each row is rewritten about once per level).
 
 use crate::manifest::SegmentMeta;
@@ -51,7 +52,11 @@ pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns
         }
         for level in 0..=max_level {
             let run = month_segments.iter().rev().take_while(|s| s.level <= level).count();
-            if run >= options.min_segments.max(2) {
+            let of_this_level = month_segments[month_segments.len() - run..]
+                .iter()
+                .filter(|s| s.level == level)
+                .count();
+            if of_this_level >= options.min_segments.max(2) {
                 tasks.push(Task {
                     month,
                     inputs: month_segments[month_segments.len() - run..].iter().map(|s| s.generation).collect(),
@@ -125,9 +130,11 @@ mod tests {
         let tasks = plan(&tiers, &options(), now);
         assert_eq!(tasks[0].inputs, vec![1, 2, 3, 4]);
         assert_eq!(tasks[0].level, 2);
-        // A run interrupted by a higher tier is not merged across it.
+        // A higher tier is rewritten only when enough of its own level accumulated.
         let split = vec![seg(m, 1, 0), seg(m, 2, 0), seg(m, 3, 2), seg(m, 4, 0), seg(m, 5, 0)];
         assert!(plan(&split, &options(), now).is_empty());
+        let big_tier = vec![seg(m, 1, 2), seg(m, 2, 2), seg(m, 3, 0), seg(m, 4, 2)];
+        assert_eq!(plan(&big_tier, &options(), now)[0].inputs, vec![1, 2, 3, 4]);
     }
 
     #[test]

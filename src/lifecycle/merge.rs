@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::manifest::SegmentMeta;
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::{Order, ReadState, SeriesChunks};
-use crate::segment::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentReader, SegmentWriter, WrittenSegment};
+use crate::segment::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentReader, SegmentWriter, WrittenSegment, map_interleaved};
 use crate::time::Month;
 use roaring::RoaringBitmap;
 use std::path::Path;
@@ -83,7 +83,6 @@ pub(crate) fn merge_month(
         ..MergeProgress::default()
     };
     let mut writer = SegmentWriter::create(data_dir, month, generation, fields.clone())?;
-    let threads = encode.threads.max(1);
     let mut start = 0;
     while start < plans.len() {
         if cancelled() {
@@ -97,7 +96,10 @@ pub(crate) fn merge_month(
             end += 1;
         }
         let window = &plans[start..end];
-        let encoded = encode_window(&state, month, window, &fields, encode, threads);
+        let encoded: Result<Vec<EncodedSeries>> =
+            map_interleaved(window, encode.threads, |p| merge_series(&state, month, p, &fields, encode))
+                .into_iter()
+                .collect();
         let encoded = match encoded {
             Ok(e) => e,
             Err(e) => {
@@ -162,42 +164,6 @@ fn plan_series(inputs: &[Arc<SegmentReader>]) -> Result<Vec<SeriesPlan>> {
         plans.push(plan);
     }
     Ok(plans)
-}
-
-fn encode_window(
-    state: &ReadState,
-    month: Month,
-    window: &[SeriesPlan],
-    fields: &FieldTable,
-    encode: EncodeOptions,
-    threads: usize,
-) -> Result<Vec<EncodedSeries>> {
-    if threads == 1 || window.len() == 1 {
-        return window.iter().map(|p| merge_series(state, month, p, fields, encode)).collect();
-    }
-    let parts: Vec<Vec<(usize, Result<EncodedSeries>)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads.min(window.len()))
-            .map(|t| {
-                scope.spawn(move || {
-                    window
-                        .iter()
-                        .enumerate()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|(i, p)| (i, merge_series(state, month, p, fields, encode)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A panic while merging is a bug: let it surface as one.
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut all: Vec<(usize, Result<EncodedSeries>)> = parts.into_iter().flatten().collect();
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, e)| e).collect()
 }
 
 /// One series' rows of the month, merged, re-blocked into blocks of `block_max_rows`.

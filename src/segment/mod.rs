@@ -21,7 +21,7 @@ pub(crate) use block::{BlockMeta, ColumnStats};
 #[cfg(feature = "internals")]
 pub(crate) use block::{ColumnInput, decode_block, encode_block};
 pub(crate) use reader::SegmentReader;
-pub(crate) use writer::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, WrittenSegment, write_segment};
+pub(crate) use writer::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, WrittenSegment, map_interleaved, write_segment};
 
 /// Segment file format version.
 pub(crate) const VERSION: u32 = 1;

@@ -349,41 +349,45 @@ pub(crate) fn write_segment(
         threads,
     } = options;
     let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
-    let encoded: Vec<EncodedSeries> = if threads <= 1 || series.len() < 2 {
-        series
-            .iter()
-            .map(|(id, kind, chunk)| encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level))
-            .collect()
-    } else {
-        // Interleave series over threads so that large and small series spread evenly.
-        let mut parts: Vec<Vec<(usize, EncodedSeries)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let fields = &fields;
-                    scope.spawn(move || {
-                        series
-                            .iter()
-                            .enumerate()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|(i, (id, kind, chunk))| (i, encode_series(*id, *kind, chunk, fields, block_max_rows, zstd_level)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            // A panic while encoding is a bug: let it surface as one.
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let mut all: Vec<(usize, EncodedSeries)> = parts.iter_mut().flat_map(std::mem::take).collect();
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, e)| e).collect()
-    };
+    let encoded = map_interleaved(series, threads, |(id, kind, chunk)| {
+        encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level)
+    });
     let mut writer = SegmentWriter::create(data_dir, month, generation, fields)?;
     for e in encoded {
         writer.append(e)?;
     }
     writer.finish(max_seq)
+}
+
+/// `items.iter().map(f)` on up to `threads` threads, results in input order. Items are
+/// dealt round-robin, so large and small ones (series) spread evenly over the threads.
+pub(crate) fn map_interleaved<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    items
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, item)| (i, f(item)))
+                        .collect()
+                })
+            })
+            .collect();
+        // A panic in `f` is a bug: let it surface as one.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }

@@ -59,10 +59,15 @@ pub fn files_under(dir: &std::path::Path) -> Vec<String> {
 
 /// Every row of a measurement, oldest first.
 pub fn scan_all(engine: &Engine, measurement: &str) -> Vec<ScanRow> {
+    scan_selected(engine, SeriesSelector::measurement(measurement))
+}
+
+/// Every row of the selected series, oldest first.
+pub fn scan_selected(engine: &Engine, selector: SeriesSelector) -> Vec<ScanRow> {
     engine
         .snapshot()
         .scan(&ScanRequest {
-            selector: SeriesSelector::measurement(measurement),
+            selector,
             ..ScanRequest::default()
         })
         .unwrap()

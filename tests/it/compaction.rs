@@ -2,7 +2,7 @@
 //! snapshot holds them; concurrent writes, flushes and queries; SIGKILL of a compacting
 //! child at random moments.
 
-use crate::common::{copy_dir, files_under, options, seed};
+use crate::common::{copy_dir, files_under, options, scan_selected, seed};
 use annals::{
     Batch, Clock, CompactionOptions, Engine, FieldValue, LogEntry, LogLevel, Month, Options, ScanRequest, ScanRow, SearchQuery, SeriesKey,
     SeriesKind, SeriesSelector,
@@ -81,18 +81,6 @@ pub fn random_batch(rng: &mut ChaCha8Rng, months: &[i64]) -> Batch {
     batch
 }
 
-fn scan(engine: &Engine, selector: SeriesSelector) -> Vec<ScanRow> {
-    engine
-        .snapshot()
-        .scan(&ScanRequest {
-            selector,
-            ..ScanRequest::default()
-        })
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
-}
-
 /// Everything the tests compare: metric rows, log rows (with record ids), and full-text
 /// match counts.
 pub type Fields = Vec<(String, FieldValue)>;
@@ -106,11 +94,11 @@ pub struct Answers {
 
 pub fn answers(engine: &Engine) -> Answers {
     let flatten = |r: &ScanRow| r.fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Vec<_>>();
-    let cpu = scan(engine, SeriesSelector::measurement("cpu"))
+    let cpu = scan_selected(engine, SeriesSelector::measurement("cpu"))
         .iter()
         .map(|r| (r.key.to_string(), r.timestamp, flatten(r)))
         .collect();
-    let logs = scan(
+    let logs = scan_selected(
         engine,
         SeriesSelector {
             kind: Some(SeriesKind::Log),
@@ -273,7 +261,7 @@ fn compaction_under_concurrent_writes_flushes_and_queries() {
             while !done.load(Ordering::SeqCst) {
                 let now = answers(&engine);
                 assert_eq!(now, fixed, "answers changed during compaction");
-                let live = scan(&engine, SeriesSelector::measurement("live")).len();
+                let live = scan_selected(&engine, SeriesSelector::measurement("live")).len();
                 assert!(live >= live_seen, "live rows went from {live_seen} to {live}");
                 live_seen = live;
                 checks += 1;
@@ -294,7 +282,7 @@ fn compaction_under_concurrent_writes_flushes_and_queries() {
     engine.compact().unwrap();
 
     let check_live = |engine: &Engine| {
-        let live = scan(engine, SeriesSelector::measurement("live"));
+        let live = scan_selected(engine, SeriesSelector::measurement("live"));
         let mut ns: Vec<i64> = live
             .iter()
             .map(|r| match r.fields[0].1 {
@@ -351,7 +339,7 @@ fn sigkill_during_compaction_leaves_every_row_exactly_once() {
         engine.close().unwrap();
     }
     let bulk_rows = |engine: &Engine| {
-        scan(engine, SeriesSelector::measurement("bulk"))
+        scan_selected(engine, SeriesSelector::measurement("bulk"))
             .iter()
             .map(|r| (r.key.to_string(), r.timestamp, r.fields.clone()))
             .collect::<Vec<_>>()

@@ -55,17 +55,7 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
         engine.close()?;
         return Ok(());
     }
-    let bar = if !args.no_progress && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {wide_bar} {bytes}/{total_bytes}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = byte_bar(args.no_progress, "compacting");
     let mut show = |p: &annals::lifecycle::CompactionProgress| {
         bar.set_message(p.month.clone());
         bar.set_length(p.input_bytes_total);

@@ -142,6 +142,7 @@ fn write_path(c: &mut Criterion) {
             durability: Durability::None,
             head_max_bytes: 1 << 30,
             background_flush: false,
+            retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()
         },
     )

@@ -28,7 +28,13 @@ fn main() -> annals::Result<()> {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("annals-w1q-{}", std::process::id())));
     let keep = arg("--dir").is_some();
     {
-        let engine = Engine::open(&dir, Options::default())?;
+        let engine = Engine::open(
+            &dir,
+            Options {
+                retention: annals::lifecycle::RetentionOptions::manual(),
+                ..Options::default()
+            },
+        )?;
         if engine.stats()?.points < config.points() {
             let started = Instant::now();
             let mut generator = W1::new(config.clone())?;
@@ -69,6 +75,7 @@ fn main() -> annals::Result<()> {
                 Options {
                     block_cache_bytes: if cached { 256 << 20 } else { 0 },
                     background_flush: false,
+                    retention: annals::lifecycle::RetentionOptions::manual(),
                     ..Options::default()
                 },
             )?;

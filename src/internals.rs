@@ -159,6 +159,7 @@ pub fn open_and_verify_segment(bytes: Vec<u8>) -> Option<(u64, u64)> {
         min_seq: 0,
         max_seq: 0,
         level: 0,
+        tier: crate::lifecycle::Resolution::Detail,
     };
     let reader = SegmentReader::from_bytes(Path::new("fuzz.seg"), Box::new(bytes), &meta).ok()?;
     reader.verify().ok()
@@ -288,4 +289,17 @@ pub fn check_archive(bytes: &[u8]) -> Option<usize> {
     });
     let _ = std::fs::remove_file(&path);
     result.ok()
+}
+
+/// Decodes a quantile sketch (the binary form inside a summary row's `.sketch` column); on
+/// success re-encodes it and answers a quantile, which must not panic. Returns the count.
+pub fn check_quantile_sketch(bytes: &[u8]) -> Option<u64> {
+    let sketch = crate::lifecycle::sketch::QuantileSketch::from_bytes(bytes).ok()?;
+    let again = crate::lifecycle::sketch::QuantileSketch::from_bytes(&sketch.to_bytes()).ok()?;
+    assert_eq!(again, sketch, "a decoded sketch re-encodes to itself");
+    let count = sketch.count();
+    if count > 0 {
+        sketch.value_at_rank(count / 2)?;
+    }
+    Some(count)
 }

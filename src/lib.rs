@@ -63,7 +63,10 @@ mod wal;
 pub mod workload;
 
 pub use chunk::{Chunk, Column, ColumnValues};
-pub use engine::{Engine, FlushReport, KindStats, MonthStats, RecoveryReport, Snapshot, StorageWarning, StoreStats, WriteReceipt};
+pub use engine::{
+    Engine, FlushReport, KindStats, MonthStats, RecoveryReport, RetentionAction, RetentionReport, RuleHorizon, Snapshot, StorageWarning,
+    StoreStats, SummaryReport, TierStats, WriteReceipt,
+};
 pub use error::{CorruptionKind, Error, Limit, Result};
 pub use index::TagPredicate;
 pub use model::{

@@ -8,14 +8,17 @@
 use crate::codec::bytes::Reader;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io;
+use crate::lifecycle::Resolution;
 use crate::time::Month;
 use crate::wal::WalPosition;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"ANNALMAN";
-/// Manifest format version.
-pub(crate) const VERSION: u32 = 1;
-const SEGMENT_ENTRY_LEN: usize = 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
+/// Manifest format version. Version 1 (no summaries, retention or tiers) is still read.
+pub(crate) const VERSION: u32 = 2;
+const SEGMENT_ENTRY_LEN_V1: usize = 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
+/// Longest retention rule name stored.
+const MAX_RULE_NAME: usize = 1024;
 
 /// What the manifest records of one segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +41,46 @@ pub(crate) struct SegmentMeta {
     pub max_seq: u64,
     /// 0 for a flush; compaction raises it.
     pub level: u8,
+    /// Detail rows, or a summary tier. For summaries, `min_seq`/`max_seq` hold the
+    /// producing run's version (later runs win a bucket) rather than write sequence numbers.
+    pub tier: Resolution,
 }
 
 impl SegmentMeta {
-    /// `<data>/<YYYY-MM>/<generation>.seg`.
+    /// `<data>/<YYYY-MM>/<generation>.seg`, or `<data>/summaries/<tier>/<YYYY-MM>/…`.
     pub(crate) fn path(&self, data_dir: &Path) -> PathBuf {
-        segment_path(data_dir, self.month, self.generation)
+        segment_path(&tier_dir(data_dir, self.tier), self.month, self.generation)
     }
+}
+
+/// The directory holding a tier's month directories: `data/` for detail,
+/// `data/summaries/<hour|day|week>/` for summaries.
+pub(crate) fn tier_dir(data_dir: &Path, tier: Resolution) -> PathBuf {
+    match tier {
+        Resolution::Detail => data_dir.to_path_buf(),
+        t => data_dir.join(SUMMARIES_DIR).join(t.name()),
+    }
+}
+
+/// Name of the directory of summary tiers under `data/`.
+pub(crate) const SUMMARIES_DIR: &str = "summaries";
+
+/// How far retention has dropped data under one rule: rows older than these times are
+/// gone (and refused if written again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Horizon {
+    pub detail: i64,
+    pub summaries: i64,
+}
+
+/// Where summarising stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SummaryState {
+    /// Every day before this (a UTC day start) has been summarised; `None` before the
+    /// first run.
+    pub watermark: Option<i64>,
+    /// Day starts before the watermark that received rows after they were summarised.
+    pub dirty_days: std::collections::BTreeSet<i64>,
 }
 
 /// Path of a segment file.
@@ -68,8 +104,15 @@ pub(crate) struct Manifest {
     pub wal_checkpoint: WalPosition,
     /// The catalog file must hold at least this many series.
     pub catalog_series: u32,
-    /// Sorted by (month, generation).
+    /// Detail segments, sorted by (month, generation).
     pub segments: Vec<SegmentMeta>,
+    /// Summary segments, sorted by (tier, month, generation).
+    pub summaries: Vec<SegmentMeta>,
+    pub summary: SummaryState,
+    /// Horizons retention applied, by rule name (`default`, `kind:log`, `measurement:cpu`).
+    pub horizons: std::collections::BTreeMap<String, Horizon>,
+    /// Months restored from an archive: retention leaves their detail alone.
+    pub pinned: std::collections::BTreeSet<Month>,
 }
 
 impl Manifest {
@@ -81,6 +124,10 @@ impl Manifest {
             wal_checkpoint: WalPosition::start_of(1),
             catalog_series: 0,
             segments: Vec::new(),
+            summaries: Vec::new(),
+            summary: SummaryState::default(),
+            horizons: Default::default(),
+            pinned: Default::default(),
         }
     }
 
@@ -103,26 +150,45 @@ impl Manifest {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(48 + self.segments.len() * SEGMENT_ENTRY_LEN);
+        let mut body = Vec::with_capacity(64 + (self.segments.len() + self.summaries.len()) * (SEGMENT_ENTRY_LEN_V1 + 1));
         body.extend_from_slice(&self.next_generation.to_le_bytes());
         body.extend_from_slice(&self.last_seq.to_le_bytes());
         body.extend_from_slice(&self.wal_checkpoint.file_no.to_le_bytes());
         body.extend_from_slice(&self.wal_checkpoint.offset.to_le_bytes());
         body.extend_from_slice(&self.catalog_series.to_le_bytes());
-        body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
-        for s in &self.segments {
-            body.extend_from_slice(&s.month.index().to_le_bytes());
-            body.extend_from_slice(&s.generation.to_le_bytes());
-            body.extend_from_slice(&s.file_len.to_le_bytes());
-            body.extend_from_slice(&s.file_crc.to_le_bytes());
-            body.extend_from_slice(&s.min_ts.to_le_bytes());
-            body.extend_from_slice(&s.max_ts.to_le_bytes());
-            body.extend_from_slice(&s.rows.to_le_bytes());
-            body.extend_from_slice(&s.points.to_le_bytes());
-            body.extend_from_slice(&s.series.to_le_bytes());
-            body.extend_from_slice(&s.min_seq.to_le_bytes());
-            body.extend_from_slice(&s.max_seq.to_le_bytes());
-            body.push(s.level);
+        for list in [&self.segments, &self.summaries] {
+            body.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for s in list {
+                body.extend_from_slice(&s.month.index().to_le_bytes());
+                body.extend_from_slice(&s.generation.to_le_bytes());
+                body.extend_from_slice(&s.file_len.to_le_bytes());
+                body.extend_from_slice(&s.file_crc.to_le_bytes());
+                body.extend_from_slice(&s.min_ts.to_le_bytes());
+                body.extend_from_slice(&s.max_ts.to_le_bytes());
+                body.extend_from_slice(&s.rows.to_le_bytes());
+                body.extend_from_slice(&s.points.to_le_bytes());
+                body.extend_from_slice(&s.series.to_le_bytes());
+                body.extend_from_slice(&s.min_seq.to_le_bytes());
+                body.extend_from_slice(&s.max_seq.to_le_bytes());
+                body.push(s.level);
+                body.push(s.tier.tier_byte());
+            }
+        }
+        body.extend_from_slice(&self.summary.watermark.unwrap_or(i64::MIN).to_le_bytes());
+        body.extend_from_slice(&(self.summary.dirty_days.len() as u32).to_le_bytes());
+        for day in &self.summary.dirty_days {
+            body.extend_from_slice(&day.to_le_bytes());
+        }
+        body.extend_from_slice(&(self.horizons.len() as u32).to_le_bytes());
+        for (rule, h) in &self.horizons {
+            body.extend_from_slice(&(rule.len() as u32).to_le_bytes());
+            body.extend_from_slice(rule.as_bytes());
+            body.extend_from_slice(&h.detail.to_le_bytes());
+            body.extend_from_slice(&h.summaries.to_le_bytes());
+        }
+        body.extend_from_slice(&(self.pinned.len() as u32).to_le_bytes());
+        for month in &self.pinned {
+            body.extend_from_slice(&month.index().to_le_bytes());
         }
         let mut out = Vec::with_capacity(body.len() + 20);
         out.extend_from_slice(MAGIC);
@@ -151,7 +217,7 @@ impl Manifest {
             return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
         }
         let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
                 found: version,
@@ -179,35 +245,98 @@ impl Manifest {
             offset: r.u64_le().map_err(field)?,
         };
         let catalog_series = r.u32_le().map_err(field)?;
-        let count = r.u32_le().map_err(field)? as usize;
-        if count.checked_mul(SEGMENT_ENTRY_LEN) != Some(r.remaining()) {
+        let read_list = |r: &mut Reader<'_>, tiered: bool| -> Result<Vec<SegmentMeta>> {
+            let count = r.u32_le().map_err(field)? as usize;
+            let entry_len = SEGMENT_ENTRY_LEN_V1 + usize::from(tiered);
+            if count.checked_mul(entry_len).is_none_or(|n| n > r.remaining()) {
+                return Err(malformed("segment count does not match the body length"));
+            }
+            let mut segments = Vec::with_capacity(count);
+            for _ in 0..count {
+                let month_index = r.u32_le().map_err(field)? as i32;
+                let month = Month::from_index(month_index).ok_or_else(|| malformed("segment month out of range"))?;
+                segments.push(SegmentMeta {
+                    month,
+                    generation: r.u64_le().map_err(field)?,
+                    file_len: r.u64_le().map_err(field)?,
+                    file_crc: r.u32_le().map_err(field)?,
+                    min_ts: r.i64_le().map_err(field)?,
+                    max_ts: r.i64_le().map_err(field)?,
+                    rows: r.u64_le().map_err(field)?,
+                    points: r.u64_le().map_err(field)?,
+                    series: r.u32_le().map_err(field)?,
+                    min_seq: r.u64_le().map_err(field)?,
+                    max_seq: r.u64_le().map_err(field)?,
+                    level: r.u8().map_err(field)?,
+                    tier: if tiered {
+                        Resolution::from_tier_byte(r.u8().map_err(field)?).ok_or_else(|| malformed("unknown segment tier"))?
+                    } else {
+                        Resolution::Detail
+                    },
+                });
+            }
+            Ok(segments)
+        };
+        let tiered = version >= 2;
+        let segments = read_list(&mut r, tiered)?;
+        let mut summaries = Vec::new();
+        let mut summary = SummaryState::default();
+        let mut horizons = std::collections::BTreeMap::new();
+        let mut pinned = std::collections::BTreeSet::new();
+        if tiered {
+            summaries = read_list(&mut r, true)?;
+            let watermark = r.i64_le().map_err(field)?;
+            summary.watermark = (watermark != i64::MIN).then_some(watermark);
+            let days = r.u32_le().map_err(field)? as usize;
+            if days.checked_mul(8).is_none_or(|n| n > r.remaining()) {
+                return Err(malformed("dirty day count does not match the body length"));
+            }
+            for _ in 0..days {
+                summary.dirty_days.insert(r.i64_le().map_err(field)?);
+            }
+            let rules = r.u32_le().map_err(field)? as usize;
+            for _ in 0..rules {
+                let len = r.u32_le().map_err(field)? as usize;
+                if len > MAX_RULE_NAME {
+                    return Err(malformed("retention rule name too long"));
+                }
+                let name = std::str::from_utf8(r.bytes(len).map_err(field)?)
+                    .map_err(|_| malformed("retention rule name is not UTF-8"))?
+                    .to_owned();
+                let horizon = Horizon {
+                    detail: r.i64_le().map_err(field)?,
+                    summaries: r.i64_le().map_err(field)?,
+                };
+                horizons.insert(name, horizon);
+            }
+            let months = r.u32_le().map_err(field)? as usize;
+            if months.checked_mul(4).is_none_or(|n| n > r.remaining()) {
+                return Err(malformed("pinned month count does not match the body length"));
+            }
+            for _ in 0..months {
+                let index = r.u32_le().map_err(field)? as i32;
+                pinned.insert(Month::from_index(index).ok_or_else(|| malformed("pinned month out of range"))?);
+            }
+            if r.remaining() != 0 {
+                return Err(malformed("trailing bytes in the manifest body"));
+            }
+        } else if r.remaining() != 0 {
             return Err(malformed("segment count does not match the body length"));
-        }
-        let mut segments = Vec::with_capacity(count);
-        for _ in 0..count {
-            let month_index = r.u32_le().map_err(field)? as i32;
-            let month = Month::from_index(month_index).ok_or_else(|| malformed("segment month out of range"))?;
-            segments.push(SegmentMeta {
-                month,
-                generation: r.u64_le().map_err(field)?,
-                file_len: r.u64_le().map_err(field)?,
-                file_crc: r.u32_le().map_err(field)?,
-                min_ts: r.i64_le().map_err(field)?,
-                max_ts: r.i64_le().map_err(field)?,
-                rows: r.u64_le().map_err(field)?,
-                points: r.u64_le().map_err(field)?,
-                series: r.u32_le().map_err(field)?,
-                min_seq: r.u64_le().map_err(field)?,
-                max_seq: r.u64_le().map_err(field)?,
-                level: r.u8().map_err(field)?,
-            });
         }
         for pair in segments.windows(2) {
             if (pair[0].month, pair[0].generation) >= (pair[1].month, pair[1].generation) {
                 return Err(malformed("segments are not sorted by month and generation"));
             }
         }
-        if segments.iter().any(|s| s.generation >= next_generation) {
+        if segments.iter().any(|s| s.tier != Resolution::Detail) || summaries.iter().any(|s| s.tier == Resolution::Detail) {
+            return Err(malformed("a segment is listed under the wrong tier"));
+        }
+        for pair in summaries.windows(2) {
+            if (pair[0].tier, pair[0].month, pair[0].generation) >= (pair[1].tier, pair[1].month, pair[1].generation) {
+                return Err(malformed("summary segments are not sorted by tier, month and generation"));
+            }
+        }
+        if segments.iter().chain(&summaries).any(|s| s.generation >= next_generation) {
             return Err(malformed("a segment generation is not below next_generation"));
         }
         Ok(Manifest {
@@ -216,6 +345,10 @@ impl Manifest {
             wal_checkpoint,
             catalog_series,
             segments,
+            summaries,
+            summary,
+            horizons,
+            pinned,
         })
     }
 }
@@ -244,8 +377,18 @@ mod tests {
                 min_seq: 1,
                 max_seq: 1234,
                 level: 0,
+                tier: Resolution::Detail,
             });
         }
+        m.summaries.push(SegmentMeta {
+            tier: Resolution::Day,
+            generation: 5,
+            ..m.segments[0].clone()
+        });
+        m.summary.watermark = Some(86_400_000_000_000);
+        m.summary.dirty_days.insert(0);
+        m.horizons.insert("measurement:cpu".into(), Horizon { detail: 1, summaries: -1 });
+        m.pinned.insert(Month::parse("2015-12").unwrap());
         m
     }
 

@@ -178,6 +178,8 @@ pub struct Options {
     pub low_disk_bytes: u64,
     /// The clock lifecycle decisions read (default: the system clock).
     pub clock: Clock,
+    /// How long detail and summaries are kept, and when days are summarised.
+    pub retention: crate::lifecycle::RetentionOptions,
 }
 
 /// When segments are merged. See `docs/ARCHITECTURE.md`, "Compaction".
@@ -250,6 +252,7 @@ impl Default for Options {
             compaction: CompactionOptions::default(),
             low_disk_bytes: 1 << 30,
             clock: Clock::system(),
+            retention: crate::lifecycle::RetentionOptions::default(),
         }
     }
 }
@@ -257,6 +260,7 @@ impl Default for Options {
 impl Options {
     /// Checks the options for values the engine cannot honour.
     pub fn validate(&self) -> Result<()> {
+        self.retention.validate()?;
         if self.limits.max_batch_bytes > crate::io::frame::MAX_PAYLOAD {
             return Err(Error::invalid(format!(
                 "max_batch_bytes {} exceeds the WAL record limit of {} bytes",

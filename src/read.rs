@@ -58,7 +58,7 @@ impl HeadRef {
 
 /// What a snapshot sees: sealed segments, the heads not yet flushed, and the full-text
 /// index of the segments.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct ReadState {
     /// Sorted by (month, generation).
     pub segments: Vec<Arc<SegmentReader>>,
@@ -67,6 +67,17 @@ pub(crate) struct ReadState {
     /// The committed text index of every month, covering exactly the text rows of
     /// `segments`.
     pub text: Arc<TextView>,
+    /// Summary segments of every tier, sorted by (tier, month, generation).
+    pub summaries: Vec<Arc<SegmentReader>>,
+    /// Retention horizons applied: detail before them is gone.
+    pub horizons: Arc<crate::lifecycle::retention::Horizons>,
+}
+
+impl ReadState {
+    /// The summary segments of one tier.
+    pub(crate) fn summaries_of(&self, tier: crate::lifecycle::Resolution) -> Vec<Arc<SegmentReader>> {
+        self.summaries.iter().filter(|s| s.meta().tier == tier).cloned().collect()
+    }
 }
 
 impl std::fmt::Debug for ReadState {
@@ -75,6 +86,7 @@ impl std::fmt::Debug for ReadState {
             .field("segments", &self.segments.len())
             .field("heads", &self.heads.len())
             .field("text_months", &self.text.months.len())
+            .field("summaries", &self.summaries.len())
             .finish()
     }
 }

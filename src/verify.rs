@@ -53,6 +53,8 @@ pub struct VerifyReport {
     pub rows: u64,
     /// Field values in checked segments.
     pub points: u64,
+    /// Summary segment files checked (their rows are not counted in `rows`).
+    pub summary_segments: u64,
     /// WAL records checked.
     pub wal_records: u64,
     /// Series in the catalog.
@@ -214,11 +216,51 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
             }
         }
     }
-    for month_dir in io::list_dir(&data_dir)?.into_iter().filter(|e| e.is_dir) {
+    for meta in &manifest.summaries {
+        let path = meta.path(&data_dir);
+        let checked = SegmentReader::open(&path, meta).and_then(|segment| {
+            segment.verify()?;
+            for id in segment.series_ids() {
+                let entry = segment.series(id)?;
+                let known = catalog.as_ref().is_none_or(|c| c.get(id).is_some());
+                // Summary rows are one per bucket: stored as metric-like series.
+                if !known || entry.as_ref().map(|e| e.kind) != Some(crate::model::SeriesKind::Metric) {
+                    return Err(Error::malformed(
+                        &path,
+                        0,
+                        format!("summary series {id} is unknown to the catalog or not stored as one row per bucket"),
+                    ));
+                }
+            }
+            Ok(())
+        });
+        match checked {
+            Ok(()) => report.summary_segments += 1,
+            Err(e) => {
+                report.problems.push(problem(&e, &path));
+                damaged_segments.push(meta.clone());
+            }
+        }
+    }
+    let mut tiers = vec![(data_dir.clone(), crate::lifecycle::Resolution::Detail)];
+    for tier in crate::lifecycle::Resolution::SUMMARIES {
+        tiers.push((manifest::tier_dir(&data_dir, tier), tier));
+    }
+    let month_dirs = tiers.iter().map(|(d, t)| Ok((io::list_dir(d)?, *t))).collect::<Result<Vec<_>>>()?;
+    for (month_dir, tier) in month_dirs
+        .into_iter()
+        .flat_map(|(dirs, t)| dirs.into_iter().map(move |d| (d, t)))
+        .filter(|(e, _)| e.is_dir)
+    {
         let Some(month) = Month::parse(&month_dir.name) else { continue };
         for file in io::list_dir(&month_dir.path)? {
-            let listed = manifest::parse_segment_name(&file.name)
-                .is_some_and(|g| manifest.segments.iter().any(|s| s.month == month && s.generation == g));
+            let listed = manifest::parse_segment_name(&file.name).is_some_and(|g| {
+                manifest
+                    .segments
+                    .iter()
+                    .chain(&manifest.summaries)
+                    .any(|s| s.tier == tier && s.month == month && s.generation == g)
+            });
             if !listed && (file.name.ends_with(".seg") || file.name.ends_with(".tmp")) {
                 report.notes.push(format!(
                     "{} is not in the manifest (left by an interrupted flush; opening the store removes it)",
@@ -289,7 +331,10 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
             for meta in &damaged_segments {
                 let from = meta.path(&data_dir);
                 if from.is_file() {
-                    let to = quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation));
+                    let to = match meta.tier {
+                        crate::lifecycle::Resolution::Detail => quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation)),
+                        tier => quarantine.join(format!("{tier}-{}-{:020}.seg", meta.month, meta.generation)),
+                    };
                     io::rename_durable(&from, &to)?;
                     report
                         .repairs
@@ -301,9 +346,9 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
                         meta.rows
                     ));
                 }
-                fixed
-                    .segments
-                    .retain(|s| !(s.month == meta.month && s.generation == meta.generation));
+                let same = |s: &manifest::SegmentMeta| s.tier == meta.tier && s.month == meta.month && s.generation == meta.generation;
+                fixed.segments.retain(|s| !same(s));
+                fixed.summaries.retain(|s| !same(s));
             }
             fixed.store(dir)?;
         }

@@ -80,6 +80,7 @@ impl Inner {
             }
             let mut manifest = flush.manifest.clone();
             manifest.segments.retain(|s| s.month >= before);
+            manifest.pinned.retain(|m| *m >= before);
             manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
             flush.manifest = manifest;
             let mut text_errors = Vec::new();
@@ -97,6 +98,8 @@ impl Inner {
                 segments,
                 heads: state.heads.clone(),
                 text,
+                summaries: state.summaries.clone(),
+                horizons: state.horizons.clone(),
             });
             removed
         };
@@ -205,6 +208,8 @@ impl Inner {
             let max_generation = metas.iter().map(|m| m.generation).max().unwrap_or(0);
             manifest.next_generation = manifest.next_generation.max(max_generation + 1);
             manifest.last_seq = manifest.last_seq.max(metas.iter().map(|m| m.max_seq).max().unwrap_or(0));
+            // Restored on purpose: retention leaves these months alone until archived again.
+            manifest.pinned.extend(months.iter().copied());
             // The text index first: if the manifest write then fails, it is an orphan the
             // next open removes.
             let mut indexed = 0;
@@ -228,6 +233,8 @@ impl Inner {
                 segments,
                 heads: state.heads.clone(),
                 text,
+                summaries: state.summaries.clone(),
+                horizons: state.horizons.clone(),
             });
             Ok(indexed)
         })();

@@ -15,6 +15,7 @@
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::io;
+use crate::lifecycle::Resolution;
 use crate::lifecycle::merge::{self, MergeProgress};
 use crate::lifecycle::policy::{self, Task};
 use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction};
@@ -30,13 +31,21 @@ const MAX_ROUNDS: usize = 8;
 impl Inner {
     /// The merges the policy would run now.
     pub(crate) fn compaction_plan(&self) -> Vec<PlannedCompaction> {
-        let segments = self.flush.lock().manifest.segments.clone();
-        policy::plan(&segments, &self.options.compaction, self.options.clock.now_ns())
+        let (segments, summaries) = {
+            let flush = self.flush.lock();
+            (flush.manifest.segments.clone(), flush.manifest.summaries.clone())
+        };
+        let now = self.options.clock.now_ns();
+        let mut tasks = policy::plan(&segments, &self.options.compaction, now);
+        tasks.extend(policy::plan(&summaries, &self.options.compaction, now));
+        tasks
             .into_iter()
             .map(|task| {
-                let inputs = inputs_of(&segments, &task);
+                let list = if task.tier == Resolution::Detail { &segments } else { &summaries };
+                let inputs = inputs_of(list, &task);
                 let (bytes, rows, _) = merge::totals(&inputs);
                 PlannedCompaction {
+                    tier: task.tier,
                     month: task.month.to_string(),
                     segments: inputs.len(),
                     bytes,
@@ -54,7 +63,12 @@ impl Inner {
         let _one_at_a_time = self.lifecycle.lock();
         self.check_writable()?;
         let mut report = OptimizeReport::default();
-        let tasks = policy::plan_all(&self.flush.lock().manifest.segments);
+        let tasks = {
+            let flush = self.flush.lock();
+            let mut tasks = policy::plan_all(&flush.manifest.segments);
+            tasks.extend(policy::plan_all(&flush.manifest.summaries));
+            tasks
+        };
         for task in &tasks {
             if cancelled() {
                 break;
@@ -73,6 +87,8 @@ impl Inner {
                 segments: state.segments.clone(),
                 heads: state.heads.clone(),
                 text,
+                summaries: state.summaries.clone(),
+                horizons: state.horizons.clone(),
             });
         }
         // Under the flush lock no segment is being written, so every `.seg.tmp` is left
@@ -82,9 +98,22 @@ impl Inner {
             retired.retain(|w| w.strong_count() > 0);
             retired.iter().filter_map(|w| w.upgrade().map(|r| r.path().to_path_buf())).collect()
         };
-        let listed: std::collections::HashSet<std::path::PathBuf> =
-            flush.manifest.segments.iter().map(|s| s.path(&self.data_dir)).collect();
-        for dir in io::list_dir(&self.data_dir)?.into_iter().filter(|e| e.is_dir) {
+        let listed: std::collections::HashSet<std::path::PathBuf> = flush
+            .manifest
+            .segments
+            .iter()
+            .chain(&flush.manifest.summaries)
+            .map(|s| s.path(&self.data_dir))
+            .collect();
+        let mut month_dirs = Vec::new();
+        for tier in [Resolution::Detail, Resolution::Hour, Resolution::Day, Resolution::Week] {
+            month_dirs.extend(
+                io::list_dir(&crate::manifest::tier_dir(&self.data_dir, tier))?
+                    .into_iter()
+                    .filter(|e| e.is_dir && crate::time::Month::parse(&e.name).is_some()),
+            );
+        }
+        for dir in month_dirs {
             for file in io::list_dir(&dir.path)?.into_iter().filter(|e| !e.is_dir) {
                 let orphan = file.name.ends_with(".seg.tmp")
                     || (file.name.ends_with(".seg") && !listed.contains(&file.path) && !held.contains(&file.path));
@@ -109,7 +138,10 @@ impl Inner {
             self.check_writable()?;
             let tasks = {
                 let flush = self.flush.lock();
-                policy::plan(&flush.manifest.segments, &self.options.compaction, self.options.clock.now_ns())
+                let now = self.options.clock.now_ns();
+                let mut tasks = policy::plan(&flush.manifest.segments, &self.options.compaction, now);
+                tasks.extend(policy::plan(&flush.manifest.summaries, &self.options.compaction, now));
+                tasks
             };
             if tasks.is_empty() {
                 break;
@@ -139,7 +171,12 @@ impl Inner {
         let started = Instant::now();
         let (generation, inputs) = {
             let mut flush = self.flush.lock();
-            let inputs = inputs_of(&flush.manifest.segments, task);
+            let list = if task.tier == Resolution::Detail {
+                &flush.manifest.segments
+            } else {
+                &flush.manifest.summaries
+            };
+            let inputs = inputs_of(list, task);
             if inputs.len() != task.inputs.len() {
                 return Err(Error::Invariant(format!(
                     "segments planned for compaction of {} are no longer in the manifest",
@@ -177,10 +214,12 @@ impl Inner {
         };
         let written = merge::merge_month(
             merge::Target {
-                data_dir: &self.data_dir,
+                data_dir: &crate::manifest::tier_dir(&self.data_dir, task.tier),
                 month: task.month,
                 generation,
                 level: task.level,
+                tier: task.tier,
+                keep_from: None,
             },
             &readers,
             EncodeOptions {
@@ -201,6 +240,7 @@ impl Inner {
             return Err(e);
         }
         Ok(Outcome::Merged(CompactedMonth {
+            tier: task.tier,
             month,
             reason: task.reason,
             input_segments: inputs.len(),
@@ -220,21 +260,29 @@ impl Inner {
         let mut flush = self.flush.lock();
         self.check_writable()?;
         let mut manifest = flush.manifest.clone();
-        manifest.segments.retain(|s| !is_input(task, s));
-        manifest.segments.push(output.clone());
-        manifest.segments.sort_by_key(|s| (s.month, s.generation));
+        let list = if task.tier == Resolution::Detail {
+            &mut manifest.segments
+        } else {
+            &mut manifest.summaries
+        };
+        list.retain(|s| !is_input(task, s));
+        list.push(output.clone());
+        list.sort_by_key(|s| (s.tier, s.month, s.generation));
         manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
         flush.manifest = manifest;
         let retired = {
             let mut state = self.state.write();
-            let (retired, mut segments): (Vec<_>, Vec<_>) = state.segments.iter().cloned().partition(|s| is_input(task, s.meta()));
-            segments.push(reader);
-            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
-            *state = Arc::new(ReadState {
-                segments,
-                heads: state.heads.clone(),
-                text: state.text.clone(),
-            });
+            let mut next = ReadState::clone(&state);
+            let list = if task.tier == Resolution::Detail {
+                &mut next.segments
+            } else {
+                &mut next.summaries
+            };
+            let (retired, mut kept): (Vec<_>, Vec<_>) = list.iter().cloned().partition(|s| is_input(task, s.meta()));
+            kept.push(reader);
+            kept.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));
+            *list = kept;
+            *state = Arc::new(next);
             retired
         };
         self.retire(retired);
@@ -267,7 +315,16 @@ impl Inner {
                 continue;
             }
             let stopping = || self.compactor.lock().stop;
-            if let Err(e) = self.compact(&mut |_| {}, &stopping) {
+            let mut result = if self.options.compaction.background {
+                self.compact(&mut |_| {}, &stopping).map(|_| ())
+            } else {
+                Ok(())
+            };
+            if result.is_ok() && self.options.retention.background && !stopping() {
+                let _one_at_a_time = self.lifecycle.lock();
+                result = self.apply_retention_locked(&stopping).map(|_| ());
+            }
+            if let Err(e) = result {
                 self.compactor.lock().last_error = Some(e.to_string());
             }
         }
@@ -280,7 +337,7 @@ enum Outcome {
 }
 
 fn is_input(task: &Task, segment: &SegmentMeta) -> bool {
-    segment.month == task.month && task.inputs.binary_search(&segment.generation).is_ok()
+    segment.tier == task.tier && segment.month == task.month && task.inputs.binary_search(&segment.generation).is_ok()
 }
 
 fn inputs_of(segments: &[SegmentMeta], task: &Task) -> Vec<SegmentMeta> {

@@ -76,6 +76,8 @@ impl Inner {
             segments: state.segments.clone(),
             heads,
             text: state.text.clone(),
+            summaries: state.summaries.clone(),
+            horizons: state.horizons.clone(),
         });
         Ok(Some(Frozen { head, checkpoint, seq_end }))
     }
@@ -125,6 +127,12 @@ impl Inner {
         manifest.catalog_series = keys.len() as u32;
         manifest.segments.extend(written.iter().map(|w| w.meta.clone()));
         manifest.segments.sort_by_key(|s| (s.month, s.generation));
+        // Rows for days already summarised make those days be summarised again.
+        let late = self.late_days(
+            manifest.summary.watermark,
+            &mut by_month.values().flat_map(|v| v.iter().map(|(_, _, c)| c.timestamps.as_slice())),
+        );
+        manifest.summary.dirty_days.extend(late);
         manifest.store(&self.dir)?;
         flush.manifest = manifest;
 
@@ -142,7 +150,13 @@ impl Inner {
             segments.extend(readers);
             segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
             let heads = state.heads.iter().filter(|h| !h.is(&frozen.head)).cloned().collect();
-            *state = Arc::new(ReadState { segments, heads, text });
+            *state = Arc::new(ReadState {
+                segments,
+                heads,
+                text,
+                summaries: state.summaries.clone(),
+                horizons: state.horizons.clone(),
+            });
         }
         for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
             if file_no < frozen.checkpoint.file_no {

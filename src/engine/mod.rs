@@ -9,12 +9,16 @@ mod archive;
 mod compact;
 mod flush;
 mod recovery;
+mod retention;
 mod snapshot;
 mod stats;
+mod summary;
 
 pub use recovery::RecoveryReport;
+pub use retention::{RetentionAction, RetentionReport, RuleHorizon};
 pub use snapshot::Snapshot;
-pub use stats::{KindStats, MonthStats, StorageWarning, StoreStats};
+pub use stats::{KindStats, MonthStats, StorageWarning, StoreStats, TierStats};
+pub use summary::SummaryReport;
 
 use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
@@ -118,6 +122,10 @@ pub(crate) struct Inner {
     retired: Mutex<Vec<std::sync::Weak<crate::segment::SegmentReader>>>,
     compactor: Mutex<CompactorState>,
     compactor_wake: Condvar,
+    /// The summary run in progress, if any (flushes mark late rows against its target).
+    summary_run: Mutex<Option<summary::SummaryRun>>,
+    /// Horizons retention has applied or is applying: writes before them are refused.
+    write_horizons: RwLock<Arc<crate::lifecycle::retention::Horizons>>,
     recovery: RecoveryReport,
     cache: Arc<BlockCache>,
 }
@@ -180,7 +188,7 @@ impl Engine {
         } else {
             None
         };
-        let compactor = if inner.options.compaction.background {
+        let compactor = if inner.options.compaction.background || inner.options.retention.background {
             let worker = inner.clone();
             Some(
                 std::thread::Builder::new()
@@ -270,6 +278,31 @@ impl Engine {
     pub fn optimize(&self, progress: &mut dyn FnMut(&CompactionProgress)) -> Result<OptimizeReport> {
         let closing = || self.inner.compactor.lock().stop;
         self.inner.optimize(progress, &closing)
+    }
+
+    /// Rolls every UTC day that has been over for `retention.summarize_after` (and every
+    /// day that received rows after it was rolled up) into hourly and daily summaries, and
+    /// completed ISO weeks into weekly ones. Runs from the background thread too.
+    pub fn summarize(&self) -> Result<SummaryReport> {
+        let _one_at_a_time = self.inner.lifecycle.lock();
+        let closing = || self.inner.compactor.lock().stop;
+        self.inner.summarize_locked(&closing)
+    }
+
+    /// What [`Engine::apply_retention`] would drop now (by the clock in
+    /// [`Options::clock`]), without changing anything.
+    pub fn retention_plan(&self) -> Result<RetentionReport> {
+        self.inner.retention_plan()
+    }
+
+    /// Summarises, then drops detail and summaries past their retention: whole months of
+    /// files where every series is past its horizon, otherwise the month's segments are
+    /// rewritten without the expired rows. From then on, writes older than a series'
+    /// detail horizon are refused with [`Error::Refused`].
+    pub fn apply_retention(&self) -> Result<RetentionReport> {
+        let _one_at_a_time = self.inner.lifecycle.lock();
+        let closing = || self.inner.compactor.lock().stop;
+        self.inner.apply_retention_locked(&closing)
     }
 
     /// The merges [`Engine::compact`] would run now, without running them.
@@ -481,6 +514,7 @@ impl Inner {
     fn append(&self, batch: &Batch) -> Result<(u64, WriteReceipt, usize)> {
         let mut w = self.writer.lock();
         self.check_writable()?;
+        self.check_horizons(batch)?;
         let catalog_len_before = self.catalog.read().len();
         let (series, new_series) = self.resolve_series(batch)?;
         let first_seq = w.next_seq;

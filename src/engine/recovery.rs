@@ -105,6 +105,18 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         }
         segments.push(Arc::new(SegmentReader::open(&path, meta)?.with_cache(cache.clone())));
     }
+    let mut summaries = Vec::with_capacity(manifest.summaries.len());
+    for meta in &manifest.summaries {
+        let path = meta.path(&data_dir);
+        if !path.is_file() {
+            return Err(Error::malformed(&path, 0, "summary segment listed in the manifest is missing"));
+        }
+        summaries.push(Arc::new(SegmentReader::open(&path, meta)?.with_cache(cache.clone())));
+    }
+    let horizons = Arc::new(crate::lifecycle::retention::Horizons {
+        by_rule: manifest.horizons.clone(),
+    });
+    let horizons_for_writes = horizons.clone();
 
     let texts = crate::text::text_series(&catalog);
     let mut months: Vec<Month> = manifest.segments.iter().map(|s| s.month).collect();
@@ -196,6 +208,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             segments,
             heads: vec![head],
             text: text_view,
+            summaries,
+            horizons,
         })),
         flush: Mutex::new(FlushState {
             manifest,
@@ -212,6 +226,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         retired: Mutex::new(Vec::new()),
         compactor: Mutex::new(Default::default()),
         compactor_wake: Condvar::new(),
+        summary_run: Mutex::new(None),
+        write_horizons: RwLock::new(horizons_for_writes),
         recovery: report,
         cache,
     })
@@ -253,15 +269,24 @@ fn initialize(dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Removes temporary files and segments the manifest does not list (an interrupted flush
-/// or compaction), and month directories left empty.
+/// Removes temporary files and segments the manifest does not list (an interrupted flush,
+/// compaction or summary run), and month directories left empty, in every tier.
 fn remove_unlisted_segments(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let mut removed = remove_unlisted_in_tier(data_dir, &manifest.segments)?;
+    for tier in crate::lifecycle::Resolution::SUMMARIES {
+        let listed: Vec<_> = manifest.summaries.iter().filter(|s| s.tier == tier).cloned().collect();
+        removed.extend(remove_unlisted_in_tier(&manifest::tier_dir(data_dir, tier), &listed)?);
+    }
+    Ok(removed)
+}
+
+fn remove_unlisted_in_tier(tier_dir: &Path, listed: &[manifest::SegmentMeta]) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    for month_dir in io::list_dir(data_dir)?.into_iter().filter(|e| e.is_dir) {
+    for month_dir in io::list_dir(tier_dir)?.into_iter().filter(|e| e.is_dir) {
         let Some(month) = Month::parse(&month_dir.name) else { continue };
         for file in io::list_dir(&month_dir.path)? {
             let listed = manifest::parse_segment_name(&file.name)
-                .map(|generation| manifest.segments.iter().any(|s| s.month == month && s.generation == generation));
+                .map(|generation| listed.iter().any(|s| s.month == month && s.generation == generation));
             let is_temporary = file.name.ends_with(".seg.tmp");
             if listed == Some(false) || is_temporary {
                 io::remove_file(&file.path)?;

@@ -85,6 +85,35 @@ impl Snapshot {
         SeriesChunks::new(&self.state, self.visible_seq, series, kind, range, fields, order)
     }
 
+    /// Start of the detail rows retention kept for a series: before it, only summaries.
+    pub(crate) fn detail_floor(&self, key: &SeriesKey) -> Option<i64> {
+        self.state.horizons.for_series(&self.inner.options.retention, key).map(|h| h.detail)
+    }
+
+    /// Rows of one summary tier for a series (one per bucket, the newest run's winning).
+    pub(crate) fn summary_chunks(
+        &self,
+        tier: crate::lifecycle::Resolution,
+        series: SeriesId,
+        range: TimeRange,
+        fields: &[String],
+    ) -> Result<SeriesChunks> {
+        let state = ReadState {
+            segments: self.state.summaries_of(tier),
+            ..ReadState::default()
+        };
+        let fields: Option<Arc<[String]>> = Some(Arc::from(fields));
+        SeriesChunks::new(
+            &state,
+            u64::MAX,
+            series,
+            crate::model::SeriesKind::Metric,
+            range,
+            fields,
+            Order::Ascending,
+        )
+    }
+
     /// Names of the fields the series have in `range`, sorted, from metadata only (block
     /// indexes and head columns): a cheap way to know a scan's columns before reading it.
     pub fn field_names(&self, series: &[SeriesId], range: TimeRange) -> Result<Vec<String>> {

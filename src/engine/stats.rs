@@ -7,7 +7,20 @@ use crate::time::format_rfc3339;
 use crate::wal;
 use serde::Serialize;
 
-/// Sizes and counts of a store.
+/// Files, rows and bytes of one summary tier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TierStats {
+    /// `hour`, `day` or `week`.
+    pub tier: String,
+    /// Segment files.
+    pub segments: u64,
+    /// Summary rows (one per series and bucket).
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// Sizes and counts of the store, as [`crate::Engine::stats`] and `annals stats` report them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StoreStats {
     /// Series in the catalog.
@@ -28,8 +41,14 @@ pub struct StoreStats {
     pub wal_bytes: u64,
     /// Bytes of the catalog file.
     pub catalog_bytes: u64,
-    /// Segment files.
+    /// Segment files of detail rows.
     pub segments: u64,
+    /// Per summary tier (`hour`, `day`, `week`): files, rows and bytes.
+    pub summaries: Vec<TierStats>,
+    /// Bytes of all summary files.
+    pub summary_bytes: u64,
+    /// Every UTC day before this (RFC 3339) is summarised.
+    pub summary_watermark: Option<String>,
     /// Rows in memory, not yet flushed.
     pub head_rows: u64,
     /// Field values in memory, not yet flushed.
@@ -93,8 +112,14 @@ pub struct StorageWarning {
 pub struct MonthStats {
     /// `YYYY-MM`.
     pub month: String,
-    /// Segment files.
+    /// Segment files of detail rows.
     pub segments: u64,
+    /// Per summary tier (`hour`, `day`, `week`): files, rows and bytes.
+    pub summaries: Vec<TierStats>,
+    /// Bytes of all summary files.
+    pub summary_bytes: u64,
+    /// Every UTC day before this (RFC 3339) is summarised.
+    pub summary_watermark: Option<String>,
     /// Rows.
     pub rows: u64,
     /// Field values.
@@ -184,6 +209,20 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     } else {
         stats.raw_bytes as f64 / stats.segment_bytes as f64
     };
+    for tier in crate::lifecycle::Resolution::SUMMARIES {
+        let mut t = TierStats {
+            tier: tier.name().to_owned(),
+            ..TierStats::default()
+        };
+        for s in state.summaries.iter().filter(|s| s.meta().tier == tier) {
+            t.segments += 1;
+            t.rows += s.meta().rows;
+            t.bytes += s.meta().file_len;
+        }
+        stats.summary_bytes += t.bytes;
+        stats.summaries.push(t);
+    }
+    stats.summary_watermark = inner.flush.lock().manifest.summary.watermark.map(format_rfc3339);
     stats.archive_bytes = dir_bytes(&inner.dir.join("archive"))?;
     stats.free_disk_bytes = io::available_bytes(&inner.dir)?;
     stats.warnings = low_disk(stats.free_disk_bytes, inner.options.low_disk_bytes).into_iter().collect();
@@ -198,7 +237,8 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     stats.wal_bytes = wal::list_files(&inner.wal_dir)?.iter().map(|(_, _, len)| len).sum();
     stats.catalog_bytes = io::file_len(&inner.dir.join("CATALOG"))?;
     let manifest_bytes = io::file_len(&inner.dir.join("MANIFEST"))?;
-    stats.bytes = stats.segment_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes + stats.text_index_bytes;
+    stats.bytes =
+        stats.segment_bytes + stats.summary_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes + stats.text_index_bytes;
     stats.bytes_per_point = ratio(stats.segment_bytes, stats.segment_points);
     (stats.block_cache_hits, stats.block_cache_misses) = inner.cache.counters();
     Ok(stats)

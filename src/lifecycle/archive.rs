@@ -120,6 +120,7 @@ impl ArchiveEntry {
             min_seq: self.min_seq,
             max_seq: self.max_seq,
             level: self.level,
+            tier: crate::lifecycle::Resolution::Detail,
         })
     }
 }

@@ -5,13 +5,14 @@
 //! encoded in parallel) and, within a series, by two blocks of decoded rows plus the
 //! largest group of overlapping input blocks; never by the size of the month.
 
+use super::Resolution;
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::manifest::SegmentMeta;
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::{Order, ReadState, SeriesChunks};
 use crate::segment::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentReader, SegmentWriter, WrittenSegment, map_interleaved};
-use crate::time::Month;
+use crate::time::{Month, TimeRange};
 use roaring::RoaringBitmap;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,15 +29,22 @@ struct SeriesPlan {
     /// Rows of the input that holds the most of this series: a metric series keeps at
     /// least this many after duplicates are resolved.
     largest_input_rows: u64,
+    /// Rows before this time are left out (retention).
+    keep_from: i64,
 }
 
 /// The segment a merge writes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub data_dir: &'a Path,
     pub month: Month,
     pub generation: u64,
     pub level: u8,
+    /// Detail, or a summary tier: summary rows are one per bucket, the newest run's winning.
+    pub tier: Resolution,
+    /// Retention: the earliest time kept of each series (`i64::MIN` keeps all of it); rows
+    /// before it are left out. `None` keeps everything.
+    pub keep_from: Option<&'a (dyn Fn(SeriesId) -> i64 + Sync)>,
 }
 
 /// Where a merge stands, for progress reports.
@@ -65,8 +73,22 @@ pub(crate) fn merge_month(
         month,
         generation,
         level,
+        tier,
+        keep_from,
     } = target;
-    let plans = plan_series(inputs)?;
+    let mut plans = plan_series(inputs)?;
+    if tier != Resolution::Detail {
+        // Summary rows are a value per bucket: duplicates resolve like metric rows.
+        for p in &mut plans {
+            p.kind = SeriesKind::Metric;
+        }
+    }
+    if let Some(keep_from) = keep_from {
+        for p in &mut plans {
+            p.keep_from = keep_from(p.id);
+        }
+        plans.retain(|p| p.keep_from < month.end_ns());
+    }
     let fields = FieldTable::from_fields(inputs.iter().flat_map(|s| s.fields().iter().cloned()));
     let state = ReadState {
         segments: inputs.to_vec(),
@@ -76,6 +98,7 @@ pub(crate) fn merge_month(
         min_seq: inputs.iter().map(|s| s.meta().min_seq).min(),
         max_seq: inputs.iter().map(|s| s.meta().max_seq).max().unwrap_or(0),
         level,
+        tier,
     };
     let mut at = MergeProgress {
         series_total: plans.len() as u64,
@@ -142,6 +165,7 @@ fn plan_series(inputs: &[Arc<SegmentReader>]) -> Result<Vec<SeriesPlan>> {
             input_bytes: 0,
             input_rows: 0,
             largest_input_rows: 0,
+            keep_from: i64::MIN,
         };
         let mut kinds = Vec::new();
         for s in inputs {
@@ -171,7 +195,9 @@ fn merge_series(state: &ReadState, month: Month, plan: &SeriesPlan, fields: &Fie
     let block_rows = encode.block_max_rows.max(1);
     let mut out = EncodedSeries::new(plan.id, plan.kind);
     let mut pending = Chunk::default();
-    let chunks = SeriesChunks::new(state, u64::MAX, plan.id, plan.kind, month.range(), None, Order::Ascending)?;
+    let range = month.range();
+    let range = TimeRange::new(range.start.max(plan.keep_from), range.end);
+    let chunks = SeriesChunks::new(state, u64::MAX, plan.id, plan.kind, range, None, Order::Ascending)?;
     for chunk in chunks {
         let chunk = chunk?;
         if pending.is_empty() {
@@ -193,7 +219,10 @@ fn merge_series(state: &ReadState, month: Month, plan: &SeriesPlan, fields: &Fie
 
 fn check_series(plan: &SeriesPlan, series: &EncodedSeries) -> Result<()> {
     let rows = series.rows();
-    let expected = if plan.kind.is_event() {
+    let expected = if plan.keep_from != i64::MIN {
+        // Retention cut the series: what is left cannot be counted from metadata alone.
+        rows <= plan.input_rows
+    } else if plan.kind.is_event() {
         rows == plan.input_rows
     } else {
         rows >= plan.largest_input_rows && rows <= plan.input_rows

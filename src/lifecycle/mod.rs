@@ -6,12 +6,20 @@
 pub(crate) mod archive;
 pub(crate) mod merge;
 pub(crate) mod policy;
+pub(crate) mod retention;
+pub mod sketch;
+pub(crate) mod summary;
+
+pub use retention::{Retention, RetentionOptions};
+pub use summary::Resolution;
 
 use serde::Serialize;
 
 /// One planned merge: the segments of a month that would become one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedCompaction {
+    /// `detail`, or the summary tier (`hour`, `day`, `week`).
+    pub tier: Resolution,
     /// `YYYY-MM`.
     pub month: String,
     /// Segment files merged.
@@ -30,6 +38,8 @@ pub struct PlannedCompaction {
 /// What one merge did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompactedMonth {
+    /// `detail`, or the summary tier (`hour`, `day`, `week`).
+    pub tier: Resolution,
     /// `YYYY-MM`.
     pub month: String,
     /// Why it ran (see [`PlannedCompaction::reason`]).

@@ -15,6 +15,7 @@
 //!   a few small ones); the lowest such `L` is chosen, so small flushes merge often and large
 //!   outputs seldom (each row is rewritten about once per level).
 
+use super::Resolution;
 use crate::manifest::SegmentMeta;
 use crate::options::CompactionOptions;
 use crate::time::Month;
@@ -22,6 +23,8 @@ use crate::time::Month;
 /// One merge: the generations of a contiguous run of one month's segments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Task {
+    /// Detail, or the summary tier whose segments are merged.
+    pub tier: Resolution,
     pub month: Month,
     /// Ascending.
     pub inputs: Vec<u64>,
@@ -30,12 +33,12 @@ pub(crate) struct Task {
     pub reason: &'static str,
 }
 
-/// The merges due at `now_ns`, oldest month first. `segments` is sorted by (month,
-/// generation), as in the manifest.
+/// The merges due at `now_ns`, oldest month first. `segments` is one tier's list, sorted by
+/// (month, generation), as in the manifest.
 pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns: i64) -> Vec<Task> {
     let seal_after = i64::try_from(options.seal_after.as_nanos()).unwrap_or(i64::MAX);
     let mut tasks = Vec::new();
-    for month_segments in segments.chunk_by(|a, b| a.month == b.month) {
+    for month_segments in segments.chunk_by(|a, b| (a.tier, a.month) == (b.tier, b.month)) {
         if month_segments.len() < 2 {
             continue;
         }
@@ -43,6 +46,7 @@ pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns
         let max_level = month_segments.iter().map(|s| s.level).max().unwrap_or(0);
         if month.end_ns().saturating_add(seal_after) <= now_ns {
             tasks.push(Task {
+                tier: month_segments[0].tier,
                 month,
                 inputs: month_segments.iter().map(|s| s.generation).collect(),
                 level: max_level.saturating_add(1),
@@ -58,6 +62,7 @@ pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns
                 .count();
             if of_this_level >= options.min_segments.max(2) {
                 tasks.push(Task {
+                    tier: month_segments[0].tier,
                     month,
                     inputs: month_segments[month_segments.len() - run..].iter().map(|s| s.generation).collect(),
                     level: level.saturating_add(1),
@@ -74,9 +79,10 @@ pub(crate) fn plan(segments: &[SegmentMeta], options: &CompactionOptions, now_ns
 /// since a whole month is a contiguous run.
 pub(crate) fn plan_all(segments: &[SegmentMeta]) -> Vec<Task> {
     segments
-        .chunk_by(|a, b| a.month == b.month)
+        .chunk_by(|a, b| (a.tier, a.month) == (b.tier, b.month))
         .filter(|m| m.len() >= 2)
         .map(|m| Task {
+            tier: m[0].tier,
             month: m[0].month,
             inputs: m.iter().map(|s| s.generation).collect(),
             level: m.iter().map(|s| s.level).max().unwrap_or(0).saturating_add(1),
@@ -104,6 +110,7 @@ mod tests {
             min_seq: generation,
             max_seq: generation,
             level,
+            tier: Resolution::Detail,
         }
     }
 
@@ -148,6 +155,7 @@ mod tests {
         assert_eq!(
             tasks,
             vec![Task {
+                tier: Resolution::Detail,
                 month: m,
                 inputs: vec![1, 7],
                 level: 3,

@@ -3,6 +3,8 @@
 //! bucket, from its statistics; merged across blocks, series and threads.
 
 use super::model::AggregateFn;
+use crate::lifecycle::sketch::QuantileSketch;
+use crate::lifecycle::summary::FieldSummary;
 use crate::model::FieldValue;
 use crate::segment::ColumnStats;
 
@@ -46,6 +48,9 @@ pub(crate) struct Acc {
     mean: f64,
     m2: f64,
     values: Vec<f64>,
+    /// Set once a summary contributed: percentiles then come from the sketch (exact values
+    /// are added to it too).
+    sketch: Option<QuantileSketch>,
 }
 
 impl Acc {
@@ -70,7 +75,10 @@ impl Acc {
             self.min_f = Some(self.min_f.map_or(v, |m| m.min(v)));
             self.max_f = Some(self.max_f.map_or(v, |m| m.max(v)));
             if needs.percentile {
-                self.values.push(v);
+                match &mut self.sketch {
+                    Some(sketch) => sketch.add(v),
+                    None => self.values.push(v),
+                }
             }
         }
         if needs.stddev {
@@ -205,7 +213,57 @@ impl Acc {
             self.mean += delta * other.n as f64 / n as f64;
             self.n = n;
         }
-        self.values.extend(other.values);
+        match (&mut self.sketch, other.sketch) {
+            (None, None) => self.values.extend(other.values),
+            (Some(mine), theirs) => {
+                other.values.iter().for_each(|v| mine.add(*v));
+                if let Some(t) = theirs {
+                    mine.merge(&t);
+                }
+            }
+            (None, Some(mut theirs)) => {
+                self.values.drain(..).chain(other.values).for_each(|v| theirs.add(v));
+                self.sketch = Some(theirs);
+            }
+        }
+    }
+
+    /// Adds a stored summary of one series' bucket (see [`crate::lifecycle::summary`]).
+    /// Percentiles switch to the sketch; the standard deviation cannot be had from
+    /// summaries (the planner refuses it).
+    pub(crate) fn add_summary(&mut self, f: &FieldSummary, series: u32, needs: Needs) {
+        self.count += f.count;
+        self.numeric += f.numeric;
+        self.any_float |= f.any_float;
+        self.sum_f += f.sum_f;
+        self.sum_i += f.sum_i;
+        for (mine, theirs, pick) in [
+            (&mut self.min_f, f.min_f, f64::min as fn(f64, f64) -> f64),
+            (&mut self.max_f, f.max_f, f64::max),
+        ] {
+            if let Some(t) = theirs {
+                *mine = Some(mine.map_or(t, |m| pick(m, t)));
+            }
+        }
+        if let Some(t) = f.min_i {
+            self.min_i = Some(self.min_i.map_or(t, |m| m.min(t)));
+        }
+        if let Some(t) = f.max_i {
+            self.max_i = Some(self.max_i.map_or(t, |m| m.max(t)));
+        }
+        if needs.first_last {
+            if let Some((t, v)) = &f.first {
+                self.first_last((*t, series, 0), || v.clone());
+            }
+            if let Some((t, v)) = &f.last {
+                self.first_last((*t, series, 0), || v.clone());
+            }
+        }
+        if needs.percentile {
+            let sketch = self.sketch.get_or_insert_with(QuantileSketch::default);
+            self.values.drain(..).for_each(|v| sketch.add(v));
+            sketch.merge(&f.sketch);
+        }
     }
 
     /// The value of an aggregate; `None` when it has no value (no numeric input, fewer than
@@ -231,6 +289,14 @@ impl Acc {
             AggregateFn::First => self.first.as_ref().map(|(_, v)| v.clone()),
             AggregateFn::Last => self.last.as_ref().map(|(_, v)| v.clone()),
             AggregateFn::Stddev if self.n >= 2 => Some(FieldValue::F64((self.m2 / (self.n - 1) as f64).sqrt())),
+            AggregateFn::Percentile(q) if self.sketch.as_ref().is_some_and(|s| s.count() > 0) => {
+                let sketch = self.sketch.as_ref()?;
+                let estimate = sketch.value_at_rank(percentile_index(q, sketch.count() as usize) as u64)?;
+                // The exact extremes bound the estimate.
+                let lo = self.min_f.unwrap_or(f64::NEG_INFINITY);
+                let hi = self.max_f.unwrap_or(f64::INFINITY);
+                Some(FieldValue::F64(estimate.clamp(lo.min(hi), hi.max(lo))))
+            }
             AggregateFn::Percentile(q) if !self.values.is_empty() => {
                 let mut sorted = self.values.clone();
                 sorted.sort_by(f64::total_cmp);

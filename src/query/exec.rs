@@ -12,11 +12,15 @@ use super::{QueryResult, QueryRow, Rows};
 use crate::chunk::{Chunk, ColumnValues};
 use crate::engine::Snapshot;
 use crate::error::{Error, Limit, Result};
+use crate::lifecycle::Resolution;
+use crate::lifecycle::summary;
 use crate::model::{FieldValue, SeriesId, SeriesKey};
 use crate::options::QueryLimits;
 use crate::read::{BlockPruner, Order, SeriesChunks, UnitData};
 use crate::scan::Scan;
 use crate::segment::{BlockMeta, ColumnStats, SegmentReader};
+use crate::time::TimeRange;
+use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -252,6 +256,7 @@ fn raw(snapshot: &Snapshot, query: &Query, plan: &Plan, fingerprint: u64, after:
     let value_columns = value_columns(snapshot, query, plan)?;
     Ok(QueryResult {
         time_column: true,
+        resolutions: vec![Resolution::Detail],
         rows: Rows::Raw(Box::new(RawRows {
             scan,
             columns: RawColumns {
@@ -616,6 +621,30 @@ impl SeriesAggregator<'_> {
         Ok(())
     }
 
+    /// Adds stored summary rows (each a bucket of the series' detail that retention
+    /// dropped) to the buckets of the query.
+    fn add_summaries(&mut self, chunks: SeriesChunks) -> Result<()> {
+        for chunk in chunks {
+            let chunk = chunk?;
+            self.count_scanned(chunk.point_count() as u64)?;
+            for (start, bucket) in summary::from_chunk(&chunk)? {
+                self.switch(self.bucket_of(start));
+                for (s, slot) in self.plan.slots.iter().enumerate() {
+                    match &slot.field {
+                        None => self.accs[s].count += bucket.rows,
+                        Some(field) => {
+                            if let Some(f) = bucket.fields.get(field.as_str()) {
+                                self.accs[s].add_summary(f, self.series, slot.needs);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
     fn run(&mut self, mut chunks: SeriesChunks) -> Result<()> {
         while let Some(unit) = chunks.next_unit() {
             match unit? {
@@ -647,11 +676,28 @@ fn aggregate(
         .map_or(1, |n| n.get())
         .clamp(1, 2)
         .min(plan.series.len().max(1));
+    let used: Mutex<BTreeSet<Resolution>> = Mutex::new(BTreeSet::new());
     let work = |part: usize| -> Result<Partial> {
         let mut out = Partial::default();
-        for (i, (id, _)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
+        for (i, (id, key)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
+            // Detail before the series' retention horizon is gone: that part of the range
+            // is answered from summaries.
+            let floor = snapshot.detail_floor(key).unwrap_or(i64::MIN);
+            let summary_range = TimeRange::new(query.range.start, floor.min(query.range.end));
+            let detail_range = TimeRange::new(query.range.start.max(floor), query.range.end);
+            let summaries = if summary_range.is_empty() {
+                None
+            } else {
+                let tier = summary_tier(query, summary_range, floor)?;
+                let fields = summary_columns(plan);
+                used.lock().insert(tier);
+                Some(snapshot.summary_chunks(tier, *id, summary_range, &fields)?)
+            };
+            if !detail_range.is_empty() {
+                used.lock().insert(Resolution::Detail);
+            }
             let chunks = snapshot
-                .series_chunks(*id, query.range, plan.read_fields.as_deref(), Order::Ascending)?
+                .series_chunks(*id, detail_range, plan.read_fields.as_deref(), Order::Ascending)?
                 .keep_rows_without_fields(plan.counts_rows);
             let mut aggregator = SeriesAggregator {
                 plan,
@@ -665,6 +711,9 @@ fn aggregate(
                 scanned: &scanned,
                 max_scanned: limits.max_points_scanned,
             };
+            if let Some(summaries) = summaries {
+                aggregator.add_summaries(summaries)?;
+            }
             aggregator.run(chunks.with_pruner(pruner(&query.filters)))?;
         }
         Ok(out)
@@ -697,7 +746,7 @@ fn aggregate(
     }
     let rows = finalize(query, plan, merged, limits)?;
     let value_columns = query.aggregates.iter().map(|a| a.column_name()).collect();
-    page(
+    let mut result = page(
         rows,
         query,
         fingerprint,
@@ -705,7 +754,70 @@ fn aggregate(
         query.every.is_some(),
         query.group_by.clone(),
         value_columns,
-    )
+    )?;
+    let used = used.into_inner();
+    if !used.is_empty() {
+        result.resolutions = used.into_iter().collect();
+    }
+    Ok(result)
+}
+
+const HOUR: i64 = 3600 * crate::time::NANOS_PER_SECOND;
+const DAY: i64 = 24 * HOUR;
+
+/// The summary tier that answers `range` (which ends at the detail horizon `floor` or
+/// earlier) in the query's buckets: weeks for weekly buckets on week boundaries, days
+/// where the range and buckets are whole days, else hours. Summaries hold what can be
+/// merged exactly, so a standard deviation or a value filter needs detail.
+fn summary_tier(query: &Query, range: TimeRange, floor: i64) -> Result<Resolution> {
+    let gone = crate::time::format_rfc3339(floor);
+    if let Some(a) = query.aggregates.iter().find(|a| a.function == AggregateFn::Stddev) {
+        return Err(Error::invalid(format!(
+            "{} needs detail rows, and retention dropped the detail before {gone}; start the range there",
+            a.column_name()
+        )));
+    }
+    if !query.filters.is_empty() {
+        return Err(Error::invalid(format!(
+            "value filters need detail rows, and retention dropped the detail before {gone}; start the range there"
+        )));
+    }
+    let aligned = |t: i64, unit: i64| t == i64::MIN || t.rem_euclid(unit) == 0;
+    let whole_days = aligned(range.start, DAY) && aligned(range.end, DAY);
+    Ok(match query.every {
+        Some(Bucket::Week)
+            if (range.start == i64::MIN || Bucket::Week.start(range.start) == range.start)
+                && Bucket::Week.start(range.end) == range.end =>
+        {
+            Resolution::Week
+        }
+        Some(Bucket::Fixed(d)) if d % HOUR != 0 => {
+            return Err(Error::invalid(format!(
+                "buckets of {}s are finer than the hourly summaries that hold the data before {gone}",
+                d / crate::time::NANOS_PER_SECOND
+            )));
+        }
+        Some(Bucket::Fixed(d)) if d % DAY == 0 && whole_days => Resolution::Day,
+        Some(Bucket::Fixed(_)) => Resolution::Hour,
+        _ if whole_days => Resolution::Day,
+        _ => Resolution::Hour,
+    })
+}
+
+/// Summary columns the plan's slots need.
+fn summary_columns(plan: &Plan) -> Vec<String> {
+    let mut columns = vec!["rows".to_owned()];
+    for slot in &plan.slots {
+        let Some(f) = &slot.field else { continue };
+        columns.extend(["count", "numeric", "sum", "min", "max"].iter().map(|p| format!("{f}.{p}")));
+        if slot.needs.first_last {
+            columns.extend(["first", "last", "first_time", "last_time"].iter().map(|p| format!("{f}.{p}")));
+        }
+        if slot.needs.percentile {
+            columns.push(format!("{f}.sketch"));
+        }
+    }
+    columns
 }
 
 /// Buckets of the result: from the range (or the data, when unbounded) for fill.
@@ -828,6 +940,7 @@ fn page(
         time_column,
         tag_columns,
         value_columns,
+        resolutions: vec![Resolution::Detail],
         rows: Rows::Materialized(rows.into_iter()),
         next_cursor,
     })

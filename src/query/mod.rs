@@ -49,6 +49,9 @@ pub struct QueryResult {
     pub tag_columns: Vec<String>,
     /// Names of the value columns: fields, or aggregates such as `max(usage_user)`.
     pub value_columns: Vec<String>,
+    /// The resolutions the answer was computed from, finest first: `Detail` alone, or
+    /// summary tiers where retention has dropped the detail of part of the range.
+    pub resolutions: Vec<crate::lifecycle::Resolution>,
     rows: Rows,
     next_cursor: Option<String>,
 }
@@ -100,4 +103,6 @@ impl std::fmt::Debug for QueryResult {
     }
 }
 
+#[cfg(test)]
+pub(crate) use acc::percentile_index;
 pub(crate) use exec::run;

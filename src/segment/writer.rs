@@ -228,6 +228,7 @@ impl SegmentWriter {
             min_seq: None,
             max_seq,
             level: 0,
+            tier: crate::lifecycle::Resolution::Detail,
         })
     }
 
@@ -307,6 +308,7 @@ impl SegmentWriter {
                 min_seq: lineage.min_seq.unwrap_or(self.min_seq),
                 max_seq,
                 level: lineage.level,
+                tier: lineage.tier,
             },
             path: self.path,
         })
@@ -322,6 +324,9 @@ pub(crate) struct Lineage {
     pub max_seq: u64,
     /// 0 for a flush, above the inputs' levels for a compaction.
     pub level: u8,
+    /// Detail or a summary tier (the writer must have been created in that tier's
+    /// directory).
+    pub tier: crate::lifecycle::Resolution,
 }
 
 /// How segments are encoded.

@@ -369,3 +369,39 @@ fn query_aggregates_groups_buckets_and_pages() {
         assert!(text(&out.stderr).contains(message), "{full:?}: {}", text(&out.stderr));
     }
 }
+
+#[test]
+fn retention_shows_then_drops_and_queries_say_they_used_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 3_600_000_000_000i64;
+    // Two days of 2016: long past the default 30 days of detail, within no summary year.
+    let start = 1_451_606_400_000_000_000i64;
+    let mut input = String::new();
+    for i in 0..48 {
+        input.push_str(&format!("cpu,host=a usage={}.5 {}\n", i % 10, start + i * hour));
+    }
+    assert!(annals_with_input(dir.path(), &["ingest"], Some(&input)).status.success());
+    let plan = annals(dir.path(), &["retention"]);
+    let plan_text = text(&plan.stdout);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    assert!(
+        plan_text.contains("2016-01") && plan_text.contains("drop") && plan_text.contains("dry run"),
+        "{plan_text}"
+    );
+    assert_eq!(scan_count(dir.path()), 48, "a dry run drops nothing");
+    let applied = annals(dir.path(), &["retention", "--apply", "--format", "json"]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&applied.stdout).unwrap();
+    assert_eq!(report["applied"], true);
+    assert_eq!(report["summary"]["days"], 2);
+    assert_eq!(scan_count(dir.path()), 0, "detail and (after a year) summaries are gone");
+    let stats = text(&annals(dir.path(), &["stats"]).stdout);
+    assert!(stats.contains("summaries"), "{stats}");
+    assert!(annals(dir.path(), &["verify"]).status.success());
+}
+
+fn scan_count(data: &Path) -> usize {
+    let out = annals(data, &["scan", "-m", "cpu", "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().count().saturating_sub(1)
+}

@@ -21,6 +21,7 @@ pub fn options() -> Options {
             background: false,
             ..annals::CompactionOptions::default()
         },
+        retention: annals::lifecycle::RetentionOptions::manual(),
         ..Options::default()
     }
 }

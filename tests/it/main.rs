@@ -16,5 +16,6 @@ mod oracle;
 mod poison;
 mod queries;
 mod query_model;
+mod retention;
 mod text_search;
 mod tsbs;

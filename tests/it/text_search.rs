@@ -368,6 +368,7 @@ fn acknowledged_lines_are_found_across_background_flushes() {
         Options {
             head_max_bytes: 64 << 10,
             background_flush: true,
+            retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()
         },
     )

@@ -90,7 +90,13 @@ pub fn corpus() -> Result<LoghubCorpus, BenchError> {
 /// Loads W2 into a new annals store (1000-line batches, group commit, text index on),
 /// closing it at the end (final flush and index commit).
 pub fn load_annals(corpus: &LoghubCorpus, config: &W2Config, store: &Path) -> Result<(), BenchError> {
-    let engine = Engine::open(store, Options::default())?;
+    let engine = Engine::open(
+        store,
+        Options {
+            retention: annals::lifecycle::RetentionOptions::manual(),
+            ..Options::default()
+        },
+    )?;
     let mut generator = W2::new(corpus, config.clone());
     let mut batch = annals::Batch::new();
     while let Some(entry) = generator.next_entry() {
@@ -188,6 +194,7 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
         &store,
         Options {
             background_flush: false,
+            retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()
         },
     )?;

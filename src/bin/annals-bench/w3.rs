@@ -25,7 +25,13 @@ pub fn run(run: &mut Run, corpus: &NabCorpus, dir: &Path) -> Result<(), BenchErr
     run.add(W, figure, "B", Better::Lower, ZSTD, zstd19.len() as f64 / points);
 
     let store = dir.join("annals-w3");
-    let engine = Engine::open(&store, Options::default())?;
+    let engine = Engine::open(
+        &store,
+        Options {
+            retention: annals::lifecycle::RetentionOptions::manual(),
+            ..Options::default()
+        },
+    )?;
     for batch in corpus.batches(1000)? {
         engine.write(&batch)?;
     }

@@ -25,7 +25,13 @@ pub struct DemoArgs {
 }
 
 pub fn run(data: &Path, args: DemoArgs) -> Result<(), CliError> {
-    let engine = Engine::open(data, Options::default())?;
+    let engine = Engine::open(
+        data,
+        Options {
+            retention: annals::lifecycle::RetentionOptions::manual(),
+            ..Options::default()
+        },
+    )?;
     let mut out = std::io::stdout().lock();
     let existing = engine
         .snapshot()

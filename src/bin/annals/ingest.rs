@@ -126,6 +126,7 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         Options {
             durability,
             head_max_bytes: args.head_mb as usize * (1 << 20),
+            retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()
         },
     )?;

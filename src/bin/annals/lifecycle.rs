@@ -36,11 +36,12 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
         } else if plan.is_empty() {
             writeln!(out, "nothing to compact")?;
         } else {
-            let header = ["month", "segments", "bytes", "rows", "level", "reason"].map(String::from);
+            let header = ["tier", "month", "segments", "bytes", "rows", "level", "reason"].map(String::from);
             let rows: Vec<Vec<String>> = plan
                 .iter()
                 .map(|p| {
                     vec![
+                        p.tier.to_string(),
                         p.month.clone(),
                         p.segments.to_string(),
                         p.bytes.to_string(),
@@ -87,6 +88,7 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
         writeln!(out, "nothing to compact")?;
     } else {
         let header = [
+            "tier",
             "month",
             "reason",
             "segments",
@@ -103,6 +105,7 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
             .iter()
             .map(|m| {
                 vec![
+                    m.tier.to_string(),
                     m.month.clone(),
                     m.reason.to_string(),
                     m.input_segments.to_string(),
@@ -133,6 +136,105 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
     }
     if let Some(extra) = extra {
         writeln!(out, "{extra}")?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct RetentionArgs {
+    /// Drop what is past retention (after summarising every finished day). Without it,
+    /// only show what would be dropped.
+    #[arg(long)]
+    apply: bool,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+}
+
+/// `annals retention [--apply]`: the store's default policy (detail 30 days, summaries
+/// 365 days) by the system clock.
+pub fn retention(data: &Path, args: RetentionArgs) -> Result<(), CliError> {
+    let engine = crate::open_existing(data)?;
+    let spinner = byte_bar(!args.apply || !std::io::stderr().is_terminal(), "summarising and dropping");
+    let report = if args.apply {
+        engine.apply_retention()
+    } else {
+        engine.retention_plan()
+    };
+    spinner.finish_and_clear();
+    let report = report?;
+    engine.close()?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ReportFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;
+        return Ok(());
+    }
+    writeln!(out, "now {}", report.now)?;
+    let header = ["rule", "series", "detail_before", "summaries_before"].map(String::from);
+    let rows: Vec<Vec<String>> = report
+        .horizons
+        .iter()
+        .map(|h| {
+            vec![
+                h.rule.clone(),
+                h.series.to_string(),
+                h.detail_before.clone(),
+                h.summaries_before.clone(),
+            ]
+        })
+        .collect();
+    output::table(&mut out, &header, &rows)?;
+    if let Some(s) = &report.summary {
+        writeln!(
+            out,
+            "summarised {} days ({} again): {} hourly, {} daily, {} weekly rows; watermark {}",
+            s.days,
+            s.days_redone,
+            count(s.hour_rows),
+            count(s.day_rows),
+            count(s.week_rows),
+            s.watermark.as_deref().unwrap_or("none")
+        )?;
+    }
+    if report.actions.is_empty() {
+        writeln!(out, "nothing is past retention")?;
+        return Ok(());
+    }
+    let header = [
+        "tier",
+        "month",
+        "action",
+        "segments",
+        "bytes",
+        "rows",
+        "series_expired",
+        "rows_kept",
+    ]
+    .map(String::from);
+    let rows: Vec<Vec<String>> = report
+        .actions
+        .iter()
+        .map(|a| {
+            vec![
+                a.tier.to_string(),
+                a.month.clone(),
+                a.action.to_string(),
+                a.segments.to_string(),
+                a.bytes.to_string(),
+                a.rows.to_string(),
+                a.series_expired.to_string(),
+                a.rows_kept.map_or_else(|| "-".into(), |r| r.to_string()),
+            ]
+        })
+        .collect();
+    output::table(&mut out, &header, &rows)?;
+    let verb = if report.applied { "freed" } else { "would free at least" };
+    writeln!(out, "{verb} {}", bytes(report.bytes_freed))?;
+    if !report.applied {
+        writeln!(
+            out,
+            "(dry run: pass --apply to drop; rewritten months keep the rows inside retention)"
+        )?;
     }
     Ok(())
 }

@@ -38,6 +38,9 @@ enum Command {
     /// Merge the small segments of each month into few large ones (as the background
     /// compactor does), now.
     Compact(lifecycle::CompactArgs),
+    /// Show what retention would drop (detail older than 30 days, summaries older than
+    /// 365), or drop it with --apply after rolling finished days up into summaries.
+    Retention(lifecycle::RetentionArgs),
     /// Move whole months out of the store into a compressed, checksummed archive file;
     /// `archive list` shows the archives.
     Archive(lifecycle::ArchiveArgs),
@@ -79,6 +82,7 @@ pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::E
                 background: false,
                 ..annals::CompactionOptions::default()
             },
+            retention: annals::lifecycle::RetentionOptions::manual(),
             ..annals::Options::default()
         },
     )
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),
         Command::Compact(args) => lifecycle::compact(&cli.data, args),
+        Command::Retention(args) => lifecycle::retention(&cli.data, args),
         Command::Archive(args) => lifecycle::archive(&cli.data, args),
         Command::Restore(args) => lifecycle::restore(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),

@@ -191,6 +191,13 @@ fn run(data: &Path, query: &Query, format: Option<Format>, time_format: TimeForm
     // Arguments are checked (above) before the store is opened.
     let engine = crate::open_existing(data)?;
     let result = engine.snapshot().query(query)?;
+    if result.resolutions != [annals::lifecycle::Resolution::Detail] {
+        let used: Vec<&str> = result.resolutions.iter().map(|r| r.name()).collect();
+        eprintln!(
+            "resolution: {} (retention dropped the detail of part of the range; those buckets come from summaries)",
+            used.join("+")
+        );
+    }
     let header = result.columns();
     let (time_column, tags, values) = (result.time_column, result.tag_columns.clone(), result.value_columns.clone());
     let format = format.unwrap_or(if output::stdout_is_terminal() { Format::Table } else { Format::Csv });

@@ -57,6 +57,17 @@ pub fn stats(data: &Path, args: StatsArgs) -> Result<(), CliError> {
         bytes(stats.text_index_bytes),
         bytes(stats.archive_bytes)
     )?;
+    let tiers: Vec<String> = stats
+        .summaries
+        .iter()
+        .map(|t| format!("{} {} rows {}", t.tier, count(t.rows), bytes(t.bytes)))
+        .collect();
+    writeln!(
+        out,
+        "summaries    {}; summarised through {}",
+        tiers.join(", "),
+        stats.summary_watermark.as_deref().unwrap_or("(not yet)")
+    )?;
     writeln!(
         out,
         "bytes/point  {:.3} (segments; {:.1}x smaller than 8 bytes per value and timestamp)",

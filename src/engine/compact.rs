@@ -25,6 +25,9 @@ use crate::segment::{EncodeOptions, SegmentReader};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How often (by the clock) the background thread summarises and applies retention.
+const RETENTION_EVERY_NS: i64 = 3600 * 1_000_000_000;
+
 /// Rounds of planning in one call: a tiered merge can complete a run of the next tier.
 const MAX_ROUNDS: usize = 8;
 
@@ -320,9 +323,20 @@ impl Inner {
             } else {
                 Ok(())
             };
-            if result.is_ok() && self.options.retention.background && !stopping() {
+            // Summaries and retention move by days: once an hour of the clock is enough
+            // (and keeps the flush they start from happening every interval).
+            let now = self.options.clock.now_ns();
+            let due = self
+                .compactor
+                .lock()
+                .last_retention
+                .is_none_or(|t| now.saturating_sub(t) >= RETENTION_EVERY_NS);
+            if result.is_ok() && self.options.retention.background && due && !stopping() {
                 let _one_at_a_time = self.lifecycle.lock();
                 result = self.apply_retention_locked(&stopping).map(|_| ());
+                if result.is_ok() {
+                    self.compactor.lock().last_retention = Some(now);
+                }
             }
             if let Err(e) = result {
                 self.compactor.lock().last_error = Some(e.to_string());

@@ -161,6 +161,8 @@ struct FlushState {
 struct CompactorState {
     stop: bool,
     last_error: Option<String>,
+    /// When (by the clock) the background thread last applied retention.
+    last_retention: Option<i64>,
 }
 
 #[derive(Default)]

@@ -131,6 +131,13 @@ impl Inner {
                     d += DAY_NS;
                 }
             }
+            if days.is_empty() {
+                return Ok(SummaryReport {
+                    watermark: m.summary.watermark.map(crate::time::format_rfc3339),
+                    seconds: started.elapsed().as_secs_f64(),
+                    ..SummaryReport::default()
+                });
+            }
             *self.summary_run.lock() = Some(SummaryRun {
                 target,
                 added: BTreeSet::new(),

@@ -237,6 +237,10 @@ impl Inner {
         let summary = self.summarize_locked(cancelled)?;
         let mut report = self.report_horizons(now, &rules);
         report.summary = Some(summary);
+        if cancelled() {
+            // The days about to lose their detail may not be summarised: drop nothing.
+            return Ok(report);
+        }
 
         let (pinned, state) = {
             let flush = self.flush.lock();

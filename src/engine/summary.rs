@@ -86,8 +86,8 @@ fn day_ranges(days: &BTreeSet<i64>) -> Vec<TimeRange> {
 }
 
 impl Inner {
-    /// Flushes and marks the days of rows that arrive before the summary watermark (or the
-    /// running summary's target) as dirty. Called by the flush with the rows it writes.
+    /// The days of rows older than the summary watermark (or a running summary's target):
+    /// they must be rolled up again. Called by the flush with the rows it writes.
     pub(crate) fn late_days(&self, watermark: Option<i64>, timestamps: &mut dyn Iterator<Item = &[i64]>) -> BTreeSet<i64> {
         let run_target = self.summary_run.lock().as_ref().map(|r| r.target);
         let Some(limit) = watermark.into_iter().chain(run_target).max() else {
@@ -316,11 +316,7 @@ impl Inner {
                             let chunks = SeriesChunks::new(&read_state, u64::MAX, *id, *kind, *range, None, Order::Ascending)?
                                 .keep_rows_without_fields(true);
                             for chunk in chunks {
-                                summary::add_rows(
-                                    &chunk?,
-                                    Resolution::Hour.bucket().unwrap_or(crate::query::Bucket::Fixed(1)),
-                                    &mut hours,
-                                );
+                                summary::add_rows(&chunk?, crate::query::Bucket::Fixed(DAY_NS / 24), &mut hours);
                             }
                         }
                         let mut days = Buckets::new();

@@ -55,8 +55,8 @@ pub struct RetentionOptions {
     /// Overrides by measurement; they win over kind overrides.
     pub measurements: BTreeMap<String, Retention>,
     /// A UTC day is summarised once it has been over this long, so rows arriving a little
-    /// late still land in detail that has not been summarised yet (default 1 hour). Later
-    /// rows make the day be summarised again.
+    /// late still land in detail that has not been summarised yet (default 1 hour, less
+    /// than a day). Later rows make the day be summarised again.
     pub summarize_after: Duration,
 }
 
@@ -97,6 +97,10 @@ pub(crate) fn rule_for<'a>(options: &'a RetentionOptions, key: &SeriesKey) -> (S
 
 impl RetentionOptions {
     pub(crate) fn validate(&self) -> Result<()> {
+        // A day must be summarised before the shortest detail retention (a day) drops it.
+        if self.summarize_after >= DAY {
+            return Err(Error::invalid("retention.summarize_after must be shorter than a day"));
+        }
         let rules = std::iter::once(("default".to_owned(), &self.default))
             .chain(self.kinds.iter().map(|(k, r)| (format!("kind:{}", k.name()), r)))
             .chain(self.measurements.iter().map(|(m, r)| (format!("measurement:{m}"), r)));

@@ -10,13 +10,14 @@
 //! kept in bins of their own and come back as infinities.
 //!
 //! Encoding (the `<field>.sketch` column of a summary row, see `docs/FORMAT.md`): the
-//! binary form below, as unpadded URL-safe base64 so it travels in a string column.
-//! `u8 version (1)`, `varint zero_count`, then for the negative and the positive store
-//! `varint bins`, and per bin in ascending key order `zigzag varint key delta` (from the
-//! previous key, the first from 0) and `varint count`.
+//! binary form below, each byte as the character of the same code point so it travels in a
+//! string column. `u8 version (1)`, `varint zero_count`, then for the negative and the
+//! positive store `varint runs`, and per run of neighbouring bins in ascending key order:
+//! its first key (`zigzag varint` for the first run, then `varint` distance from the end
+//! of the previous run), `varint length` and one `varint count` per bin (zero for an empty
+//! bin inside a run).
 
 use crate::codec::bytes::{Reader, put_ivarint, put_varint};
-use base64::Engine as _;
 use std::collections::BTreeMap;
 
 /// Relative accuracy of every quantile the sketch answers (1%).
@@ -28,6 +29,8 @@ const MIN_INDEXABLE: f64 = 1e-9;
 const INFINITE_KEY: i32 = 1 << 20;
 /// Decoding refuses more bins than this: a 1% sketch of every finite f64 needs ~75,000.
 const MAX_BINS: u64 = 200_000;
+/// Empty bins between two occupied ones that are stored as zero counts, not a new run.
+const MAX_FILL: i64 = 2;
 
 fn gamma() -> f64 {
     (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
@@ -121,16 +124,35 @@ impl QuantileSketch {
 
     /// The binary form (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 3 * (self.negative.len() + self.positive.len()));
+        let mut out = Vec::with_capacity(8 + self.negative.len() + self.positive.len());
         out.push(VERSION);
         put_varint(&mut out, self.zero);
         for store in [&self.negative, &self.positive] {
-            put_varint(&mut out, store.len() as u64);
-            let mut previous = 0i64;
-            for (k, c) in store {
-                put_ivarint(&mut out, i64::from(*k) - previous);
-                put_varint(&mut out, *c);
-                previous = i64::from(*k);
+            // Runs of neighbouring bins; a gap of up to MAX_FILL empty bins is filled with
+            // zero counts (one byte each) rather than starting a run (two bytes or more).
+            let mut runs: Vec<(i32, Vec<u64>)> = Vec::new();
+            for (&k, &c) in store {
+                match runs.last_mut() {
+                    Some((start, counts)) if i64::from(k) - (i64::from(*start) + counts.len() as i64) <= MAX_FILL => {
+                        let gap = (i64::from(k) - (i64::from(*start) + counts.len() as i64)) as usize;
+                        counts.extend(std::iter::repeat_n(0, gap));
+                        counts.push(c);
+                    }
+                    _ => runs.push((k, vec![c])),
+                }
+            }
+            put_varint(&mut out, runs.len() as u64);
+            let mut next = None::<i64>;
+            for (start, counts) in &runs {
+                match next {
+                    None => put_ivarint(&mut out, i64::from(*start)),
+                    Some(n) => put_varint(&mut out, (i64::from(*start) - n) as u64),
+                }
+                put_varint(&mut out, counts.len() as u64);
+                for c in counts {
+                    put_varint(&mut out, *c);
+                }
+                next = Some(i64::from(*start) + counts.len() as i64);
             }
         }
         out
@@ -150,28 +172,34 @@ impl QuantileSketch {
         };
         let mut total = sketch.zero;
         for negative in [true, false] {
-            let bins = r.varint().map_err(e)?;
-            if bins > MAX_BINS {
-                return Err(format!("quantile sketch claims {bins} bins"));
-            }
-            let mut key = 0i64;
+            let runs = r.varint().map_err(e)?;
+            let mut slots = 0u64;
+            let mut next: Option<i64> = None;
             let mut store = BTreeMap::new();
-            for i in 0..bins {
-                let delta = r.ivarint().map_err(e)?;
-                if i > 0 && delta <= 0 {
-                    return Err("quantile sketch bins are not ascending".into());
+            for _ in 0..runs {
+                let start = match next {
+                    None => r.ivarint().map_err(e)?,
+                    Some(n) => n
+                        .checked_add(i64::try_from(r.varint().map_err(e)?).map_err(|_| "quantile sketch gap out of range")?)
+                        .ok_or("quantile sketch key overflows")?,
+                };
+                let len = r.varint().map_err(e)?;
+                slots = slots.saturating_add(len);
+                if len == 0 || slots > MAX_BINS {
+                    return Err(format!("quantile sketch run of {len} bins ({slots} in all)"));
                 }
-                key = key.checked_add(delta).ok_or("quantile sketch key overflows")?;
-                let key32 = i32::try_from(key)
-                    .ok()
-                    .filter(|k| k.abs() <= INFINITE_KEY)
-                    .ok_or("quantile sketch key out of range")?;
-                let count = r.varint().map_err(e)?;
-                if count == 0 {
-                    return Err("quantile sketch bin with no values".into());
+                for i in 0..len as i64 {
+                    let key = i32::try_from(start + i)
+                        .ok()
+                        .filter(|k| k.abs() <= INFINITE_KEY)
+                        .ok_or("quantile sketch key out of range")?;
+                    let count = r.varint().map_err(e)?;
+                    if count > 0 {
+                        total = total.checked_add(count).ok_or("quantile sketch count overflows")?;
+                        store.insert(key, count);
+                    }
                 }
-                total = total.checked_add(count).ok_or("quantile sketch count overflows")?;
-                store.insert(key32, count);
+                next = Some(start + len as i64);
             }
             if negative {
                 sketch.negative = store;
@@ -185,16 +213,19 @@ impl QuantileSketch {
         Ok(sketch)
     }
 
-    /// The text form stored in summaries: base64 of [`QuantileSketch::to_bytes`].
+    /// The text form stored in summaries: each byte of [`QuantileSketch::to_bytes`] as the
+    /// character of the same code point (U+0000 to U+00FF), so the common bytes below 0x80
+    /// take one byte of UTF-8.
     pub fn to_text(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.to_bytes())
+        self.to_bytes().into_iter().map(char::from).collect()
     }
 
     /// Parses [`QuantileSketch::to_text`].
     pub fn from_text(text: &str) -> Result<QuantileSketch, String> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .map_err(|e| format!("quantile sketch is not base64: {e}"))?;
+        let bytes = text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).map_err(|_| format!("quantile sketch holds the character U+{:04X}", u32::from(c))))
+            .collect::<Result<Vec<u8>, String>>()?;
         QuantileSketch::from_bytes(&bytes)
     }
 }
@@ -252,13 +283,13 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(QuantileSketch::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        assert!(QuantileSketch::from_text("not base64!").is_err());
+        assert!(QuantileSketch::from_text("wide \u{1F600}").is_err());
         let mut bad = bytes.clone();
         bad[0] = 9;
         assert!(QuantileSketch::from_bytes(&bad).is_err());
-        // The fuzz seed is a valid sketch: 4 values near -e^-0.06, 2 zeros, 1 + 7 positive.
+        // The fuzz seed is a valid sketch: 4 values in bin -3, 2 zeros, 1 + 7 positive.
         let seed = QuantileSketch::from_bytes(include_bytes!("../../fuzz/seeds/sketch/small.bin")).unwrap();
-        assert_eq!(seed.count(), 14);
+        assert_eq!(seed.count(), 17);
         assert!(seed.value_at_rank(0).unwrap() < 0.0 && seed.value_at_rank(13).unwrap() > 1.0);
     }
 }

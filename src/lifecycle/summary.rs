@@ -98,6 +98,13 @@ pub(crate) fn day_start(ts: i64) -> i64 {
 /// One day in nanoseconds.
 pub(crate) const DAY_NS: i64 = DAY;
 
+/// Folds an optional extreme into another with `pick` (`f64::min` ignores NaN).
+pub(crate) fn fold_extreme<T: Copy>(mine: &mut Option<T>, theirs: Option<T>, pick: fn(T, T) -> T) {
+    if let Some(t) = theirs {
+        *mine = Some(mine.map_or(t, |m| pick(m, t)));
+    }
+}
+
 /// The summary of one field in one bucket.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct FieldSummary {
@@ -163,20 +170,10 @@ impl FieldSummary {
         self.any_float |= other.any_float;
         self.sum_f += other.sum_f;
         self.sum_i += other.sum_i;
-        for (mine, theirs, pick) in [
-            (&mut self.min_f, other.min_f, f64::min as fn(f64, f64) -> f64),
-            (&mut self.max_f, other.max_f, f64::max),
-        ] {
-            if let Some(t) = theirs {
-                *mine = Some(mine.map_or(t, |m| pick(m, t)));
-            }
-        }
-        if let Some(t) = other.min_i {
-            self.min_i = Some(self.min_i.map_or(t, |m| m.min(t)));
-        }
-        if let Some(t) = other.max_i {
-            self.max_i = Some(self.max_i.map_or(t, |m| m.max(t)));
-        }
+        fold_extreme(&mut self.min_f, other.min_f, f64::min);
+        fold_extreme(&mut self.max_f, other.max_f, f64::max);
+        fold_extreme(&mut self.min_i, other.min_i, std::cmp::min);
+        fold_extreme(&mut self.max_i, other.max_i, std::cmp::max);
         if let Some((t, v)) = &other.first
             && self.first.as_ref().is_none_or(|(mine, _)| t < mine)
         {

@@ -4,7 +4,7 @@
 
 use super::model::AggregateFn;
 use crate::lifecycle::sketch::QuantileSketch;
-use crate::lifecycle::summary::FieldSummary;
+use crate::lifecycle::summary::{FieldSummary, fold_extreme};
 use crate::model::FieldValue;
 use crate::segment::ColumnStats;
 
@@ -186,20 +186,10 @@ impl Acc {
         self.sum_f += other.sum_f;
         self.sum_i += other.sum_i;
         self.any_float |= other.any_float;
-        for (mine, theirs, pick) in [
-            (&mut self.min_f, other.min_f, f64::min as fn(f64, f64) -> f64),
-            (&mut self.max_f, other.max_f, f64::max),
-        ] {
-            if let Some(t) = theirs {
-                *mine = Some(mine.map_or(t, |m| pick(m, t)));
-            }
-        }
-        if let Some(t) = other.min_i {
-            self.min_i = Some(self.min_i.map_or(t, |m| m.min(t)));
-        }
-        if let Some(t) = other.max_i {
-            self.max_i = Some(self.max_i.map_or(t, |m| m.max(t)));
-        }
+        fold_extreme(&mut self.min_f, other.min_f, f64::min);
+        fold_extreme(&mut self.max_f, other.max_f, f64::max);
+        fold_extreme(&mut self.min_i, other.min_i, std::cmp::min);
+        fold_extreme(&mut self.max_i, other.max_i, std::cmp::max);
         if let Some((k, v)) = other.first {
             self.first_last(k, || v.clone());
             if let Some((lk, lv)) = other.last {
@@ -237,20 +227,10 @@ impl Acc {
         self.any_float |= f.any_float;
         self.sum_f += f.sum_f;
         self.sum_i += f.sum_i;
-        for (mine, theirs, pick) in [
-            (&mut self.min_f, f.min_f, f64::min as fn(f64, f64) -> f64),
-            (&mut self.max_f, f.max_f, f64::max),
-        ] {
-            if let Some(t) = theirs {
-                *mine = Some(mine.map_or(t, |m| pick(m, t)));
-            }
-        }
-        if let Some(t) = f.min_i {
-            self.min_i = Some(self.min_i.map_or(t, |m| m.min(t)));
-        }
-        if let Some(t) = f.max_i {
-            self.max_i = Some(self.max_i.map_or(t, |m| m.max(t)));
-        }
+        fold_extreme(&mut self.min_f, f.min_f, f64::min);
+        fold_extreme(&mut self.max_f, f.max_f, f64::max);
+        fold_extreme(&mut self.min_i, f.min_i, std::cmp::min);
+        fold_extreme(&mut self.max_i, f.max_i, std::cmp::max);
         if needs.first_last {
             if let Some((t, v)) = &f.first {
                 self.first_last((*t, series, 0), || v.clone());

@@ -86,3 +86,46 @@ pub fn points(rows: &[ScanRow]) -> Vec<(String, i64, String, FieldValue)> {
         })
         .collect()
 }
+
+/// Runs `annals --data <store> <args>` for a crash test round: round 0 runs to the end and
+/// sets `full_run` to its duration; later rounds are killed (SIGKILL) after a random part
+/// (0 to 110%) of it. Returns whether the command finished by itself.
+pub fn run_cli_killed_at_random(
+    store: &std::path::Path,
+    args: &[&str],
+    round: u64,
+    full_run: &mut std::time::Duration,
+    rng: &mut impl rand::Rng,
+    context: &str,
+) -> bool {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    if round > 0 {
+        std::thread::sleep(full_run.mul_f64(rng.random_range(0.0..1.1)));
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    if round == 0 {
+        assert!(status.success(), "{context}: annals {args:?} failed");
+        *full_run = started.elapsed();
+    }
+    status.success()
+}
+
+/// Asserts that `data/` holds exactly `listed` segment files and no temporary files.
+pub fn assert_no_stray_files(store: &std::path::Path, listed: u64, context: &str) {
+    let files = files_under(&store.join("data"));
+    let on_disk = files.iter().filter(|f| f.ends_with(".seg")).count() as u64;
+    assert_eq!(on_disk, listed, "{context}: files the manifest does not list remain: {files:?}");
+    assert!(
+        !files.iter().any(|f| f.ends_with(".tmp")),
+        "{context}: temporary files remain: {files:?}"
+    );
+}

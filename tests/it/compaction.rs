@@ -2,14 +2,13 @@
 //! snapshot holds them; concurrent writes, flushes and queries; SIGKILL of a compacting
 //! child at random moments.
 
-use crate::common::{copy_dir, files_under, options, scan_selected, seed};
+use crate::common::{assert_no_stray_files, copy_dir, files_under, options, run_cli_killed_at_random, scan_selected, seed};
 use annals::{
     Batch, Clock, CompactionOptions, Engine, FieldValue, LogEntry, LogLevel, Month, Options, ScanRequest, ScanRow, SearchQuery, SeriesKey,
     SeriesKind, SeriesSelector,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -357,23 +356,7 @@ fn sigkill_during_compaction_leaves_every_row_exactly_once() {
         let context = format!("seed {base}, round {round}");
         let store = dir.path().join(format!("round{round}"));
         copy_dir(&template, &store);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
-            .args(["--data", store.to_str().unwrap(), "compact", "--no-progress"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        if round > 0 {
-            std::thread::sleep(full_run.mul_f64(rng.random_range(0.0..1.1)));
-            let _ = child.kill();
-        }
-        let status = child.wait().unwrap();
-        if round == 0 {
-            assert!(status.success(), "{context}: compact failed");
-            full_run = started.elapsed();
-        }
-        if status.success() {
+        if run_cli_killed_at_random(&store, &["compact", "--no-progress"], round, &mut full_run, &mut rng, &context) {
             finished += 1;
         }
         let report = annals::verify::verify(&store, false).unwrap();
@@ -383,13 +366,7 @@ fn sigkill_during_compaction_leaves_every_row_exactly_once() {
         assert!(bulk_rows(&engine) == expected_bulk, "{context}: bulk rows differ after the kill");
         let segments = engine.stats().unwrap().segments;
         engine.close().unwrap();
-        let files = files_under(&store.join("data"));
-        let on_disk = files.iter().filter(|f| f.ends_with(".seg")).count() as u64;
-        assert_eq!(on_disk, segments, "{context}: files the manifest does not list remain: {files:?}");
-        assert!(
-            !files.iter().any(|f| f.ends_with(".tmp")),
-            "{context}: temporary files remain: {files:?}"
-        );
+        assert_no_stray_files(&store, segments, &context);
         std::fs::remove_dir_all(&store).unwrap();
     }
     eprintln!(

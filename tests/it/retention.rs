@@ -376,3 +376,148 @@ fn a_year_of_daily_retention_keeps_30_days_of_detail_and_365_of_summaries() {
     engine.close().unwrap();
     assert!(annals::verify::verify(dir.path(), false).unwrap().is_clean());
 }
+
+#[test]
+fn sigkill_during_retention_leaves_either_detail_or_its_summaries() {
+    use crate::common::{assert_no_stray_files, copy_dir, run_cli_killed_at_random};
+    let seed = seed();
+    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e7e);
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template");
+    // The CLI runs by the real clock: 100 to 70 days ago is past the 30 days of detail and
+    // well inside the year of summaries.
+    let now = annals::time::now_ns();
+    let first_day = (now - 100 * DAY).div_euclid(DAY) * DAY;
+    let days = 30;
+    {
+        let engine = Engine::open(&template, options()).unwrap();
+        for d in 0..days {
+            let mut batch = Batch::new();
+            // Enough rows that the run takes long enough for kills to land inside it.
+            for host in 0..40 {
+                let key = SeriesKey::metric("bulk").unwrap().with_tag("host", format!("h{host}")).unwrap();
+                for m in 0..720i64 {
+                    let ts = first_day + d * DAY + m * 120 * SECOND;
+                    batch.add_row(&key, ts, [("x", FieldValue::F64((m * host) as f64 * 0.5))]).unwrap();
+                }
+            }
+            engine.write(&batch).unwrap();
+            engine.flush().unwrap();
+        }
+        engine.close().unwrap();
+    }
+    let rows_per_day = 40 * 720;
+    let total = |engine: &Engine| {
+        let q = Query {
+            selector: SeriesSelector::measurement("bulk"),
+            aggregates: vec![Aggregate::of(AggregateFn::Count, "x"), Aggregate::of(AggregateFn::Sum, "x")],
+            ..Query::default()
+        };
+        let (rows, _) = engine.snapshot().query(&q).unwrap().collect_rows().unwrap();
+        (f(&rows[0].values[0]) as i64, f(&rows[0].values[1]))
+    };
+    let expected_sum = {
+        let engine = Engine::open(&template, options()).unwrap();
+        let (count, sum) = total(&engine);
+        assert_eq!(count, days * rows_per_day);
+        engine.close().unwrap();
+        sum
+    };
+    let mut full_run = Duration::from_millis(100);
+    let mut outcomes = [0u32; 2];
+    for round in 0..=rounds {
+        let context = format!("seed {seed}, round {round}");
+        let store = dir.path().join(format!("round{round}"));
+        copy_dir(&template, &store);
+        run_cli_killed_at_random(&store, &["retention", "--apply"], round, &mut full_run, &mut rng, &context);
+        let report = annals::verify::verify(&store, false).unwrap();
+        assert!(report.is_clean(), "{context}: verify after the kill found {:?}", report.problems);
+        let engine = Engine::open(&store, options()).unwrap();
+        // Every row is answered once: from detail, or from the summaries that replaced it.
+        let (count, sum) = total(&engine);
+        assert_eq!(count, days * rows_per_day, "{context}");
+        assert!(
+            (sum - expected_sum).abs() <= 1e-9 * expected_sum.abs(),
+            "{context}: {sum} vs {expected_sum}"
+        );
+        let raw = scan_all(&engine, "bulk").len() as i64;
+        assert!(
+            raw == 0 || raw == days * rows_per_day,
+            "{context}: {raw} detail rows: a month half dropped"
+        );
+        outcomes[usize::from(raw == 0)] += 1;
+        let stats = engine.stats().unwrap();
+        engine.close().unwrap();
+        let listed = stats.segments + stats.summaries.iter().map(|t| t.segments).sum::<u64>();
+        assert_no_stray_files(&store, listed, &context);
+        std::fs::remove_dir_all(&store).unwrap();
+    }
+    eprintln!(
+        "retention took {full_run:?} uninterrupted; after the kills {} stores kept their detail, {} had dropped it",
+        outcomes[0], outcomes[1]
+    );
+}
+
+#[test]
+fn overrides_by_measurement_and_kind_keep_their_own_horizons() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(AtomicI64::new(T0 + 100 * DAY));
+    let mut o = clocked(&now, 30, 365);
+    let day = Duration::from_secs(86_400);
+    o.retention.measurements.insert(
+        "audit".into(),
+        Retention {
+            detail: day * 90,
+            summaries: day * 400,
+        },
+    );
+    o.retention.kinds.insert(
+        SeriesKind::Alert,
+        Retention {
+            detail: day * 7,
+            summaries: day * 60,
+        },
+    );
+    let engine = Engine::open(dir.path(), o).unwrap();
+    let mut batch = Batch::new();
+    let cpu = SeriesKey::metric("cpu").unwrap();
+    let audit = SeriesKey::metric("audit").unwrap();
+    let alert = SeriesKey::new(SeriesKind::Alert, "alert", [("level", "ERROR"), ("category", "disk")]).unwrap();
+    for d in 0..100 {
+        let ts = T0 + d * DAY + HOUR;
+        batch.add_row(&cpu, ts, [("v", FieldValue::F64(d as f64))]).unwrap();
+        batch.add_row(&audit, ts, [("v", FieldValue::F64(d as f64))]).unwrap();
+        batch
+            .add_row(&alert, ts, [("title", FieldValue::Str(format!("disk {d}")))])
+            .unwrap();
+    }
+    engine.write(&batch).unwrap();
+    let report = engine.apply_retention().unwrap();
+    let rules: Vec<&str> = report.horizons.iter().map(|h| h.rule.as_str()).collect();
+    assert_eq!(rules, ["default", "kind:alert", "measurement:audit"]);
+    let oldest = |measurement: &str| scan_all(&engine, measurement).first().map(|r| (r.timestamp - T0) / DAY);
+    assert_eq!(oldest("cpu"), Some(70));
+    assert_eq!(oldest("audit"), Some(10));
+    assert_eq!(oldest("alert"), Some(93));
+    // Alert counts per level and category: detail for the last week, summaries back to 60
+    // days, nothing before.
+    let alerts = Query {
+        selector: SeriesSelector {
+            kind: Some(SeriesKind::Alert),
+            ..SeriesSelector::default()
+        },
+        range: TimeRange::new(T0, T0 + 100 * DAY),
+        group_by: vec!["level".into(), "category".into()],
+        aggregates: vec![Aggregate::count_rows()],
+        ..Query::default()
+    };
+    let result = engine.snapshot().query(&alerts).unwrap();
+    assert_eq!(result.resolutions, vec![Resolution::Detail, Resolution::Day]);
+    let (rows, _) = result.collect_rows().unwrap();
+    assert_eq!(f(&rows[0].values[0]), 60.0, "{rows:?}");
+    engine.close().unwrap();
+}

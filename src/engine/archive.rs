@@ -29,6 +29,8 @@ impl Inner {
         let started = Instant::now();
         let _one_at_a_time = self.lifecycle.lock();
         self.check_writable()?;
+        // Roll the finished days up first: their summaries stay when their detail leaves.
+        self.summarize_locked(&|| false)?;
         self.flush()?;
         let metas: Vec<SegmentMeta> = {
             let flush = self.flush.lock();

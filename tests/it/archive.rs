@@ -47,9 +47,11 @@ fn archive_and_restore_round_trip() {
     assert_eq!(stats.months.iter().map(|m| m.month.as_str()).collect::<Vec<_>>(), vec!["2026-11"]);
     let files = files_under(&dir.path().join("data"));
     assert!(
-        files.iter().all(|f| f.starts_with("2026-11")),
+        files.iter().all(|f| f.starts_with("2026-11") || f.starts_with("summaries")),
         "seed {seed}: files of archived months remain: {files:?}"
     );
+    // Their summaries stay: the archived days were rolled up first.
+    assert!(files.iter().any(|f| f.starts_with("summaries/day/2026-09")), "{files:?}");
 
     let listed = engine.archives().unwrap();
     assert_eq!(listed.len(), 1);
@@ -95,7 +97,7 @@ fn restore_over_data_written_after_the_archive_is_refused() {
     // The attempt flushed the late row; nothing of the archive was written.
     let archived_months: Vec<String> = files_under(&dir.path().join("data"))
         .into_iter()
-        .filter(|f| !f.starts_with("2026-11"))
+        .filter(|f| !f.starts_with("2026-11") && !f.starts_with("summaries"))
         .collect();
     assert_eq!(archived_months.len(), 1, "{archived_months:?}");
     assert_eq!(engine.stats().unwrap().rows, {

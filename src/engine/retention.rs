@@ -145,14 +145,17 @@ impl Inner {
                         continue;
                     };
                     let h = if tier == Resolution::Detail { h.detail } else { h.summaries };
-                    if h < month.end_ns() {
-                        all_expired = false;
-                    }
-                    let mut oldest = i64::MAX;
+                    let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
                     for r in month_readers {
                         if let Some(entry) = r.series(id)? {
                             oldest = oldest.min(entry.blocks.first().map_or(i64::MAX, |b| b.min_ts));
+                            newest = newest.max(entry.blocks.last().map_or(i64::MIN, |b| b.max_ts));
                         }
+                    }
+                    // A series that stopped before its horizon has nothing left in the month
+                    // (so a month of such series is dropped, not rewritten into nothing).
+                    if newest >= h {
+                        all_expired = false;
                     }
                     if oldest < h {
                         keep_from.insert(id, h);

@@ -521,3 +521,31 @@ fn overrides_by_measurement_and_kind_keep_their_own_horizons() {
     assert_eq!(f(&rows[0].values[0]), 60.0, "{rows:?}");
     engine.close().unwrap();
 }
+
+#[test]
+fn a_month_whose_series_all_stopped_before_the_horizon_is_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-02-14: the horizon is 2026-01-15, inside January; the rows stop on 2026-01-10.
+    let now = Arc::new(AtomicI64::new(T0 + 40 * DAY));
+    let engine = Engine::open(dir.path(), clocked(&now, 30, 365)).unwrap();
+    let key = SeriesKey::metric("stopped").unwrap();
+    let mut batch = Batch::new();
+    for d in 0..6 {
+        batch.add_row(&key, T0 + d * DAY, [("v", FieldValue::I64(d))]).unwrap();
+    }
+    engine.write(&batch).unwrap();
+    let report = engine.apply_retention().unwrap();
+    let detail: Vec<_> = report.actions.iter().filter(|a| a.tier == Resolution::Detail).collect();
+    assert_eq!(detail.len(), 1);
+    assert_eq!((detail[0].month.as_str(), detail[0].action), ("2026-01", "drop"));
+    assert_eq!(engine.stats().unwrap().segments, 0);
+    let q = Query {
+        selector: SeriesSelector::measurement("stopped"),
+        aggregates: vec![Aggregate::of(AggregateFn::Sum, "v")],
+        ..Query::default()
+    };
+    let (rows, _) = engine.snapshot().query(&q).unwrap().collect_rows().unwrap();
+    assert_eq!(rows[0].values[0], Some(FieldValue::I64(15)), "the summaries answer");
+    engine.close().unwrap();
+    assert!(annals::verify::verify(dir.path(), false).unwrap().is_clean());
+}

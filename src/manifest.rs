@@ -116,6 +116,22 @@ pub(crate) struct Manifest {
 }
 
 impl Manifest {
+    /// The segments of a tier's list: detail, or the summaries (all summary tiers).
+    pub(crate) fn list(&self, tier: Resolution) -> &Vec<SegmentMeta> {
+        match tier {
+            Resolution::Detail => &self.segments,
+            _ => &self.summaries,
+        }
+    }
+
+    /// [`Manifest::list`], to change; keep it sorted by (tier, month, generation).
+    pub(crate) fn list_mut(&mut self, tier: Resolution) -> &mut Vec<SegmentMeta> {
+        match tier {
+            Resolution::Detail => &mut self.segments,
+            _ => &mut self.summaries,
+        }
+    }
+
     /// The manifest of a new store whose WAL starts in file 1.
     pub(crate) fn empty() -> Manifest {
         Manifest {

@@ -74,6 +74,15 @@ pub(crate) struct ReadState {
 }
 
 impl ReadState {
+    /// The readers of a tier's list: detail, or the summaries (all summary tiers), as in
+    /// [`crate::manifest::Manifest::list_mut`].
+    pub(crate) fn list_mut(&mut self, tier: crate::lifecycle::Resolution) -> &mut Vec<Arc<SegmentReader>> {
+        match tier {
+            crate::lifecycle::Resolution::Detail => &mut self.segments,
+            _ => &mut self.summaries,
+        }
+    }
+
     /// The summary segments of one tier.
     pub(crate) fn summaries_of(&self, tier: crate::lifecycle::Resolution) -> Vec<Arc<SegmentReader>> {
         self.summaries.iter().filter(|s| s.meta().tier == tier).cloned().collect()

@@ -34,18 +34,11 @@ const MAX_ROUNDS: usize = 8;
 impl Inner {
     /// The merges the policy would run now.
     pub(crate) fn compaction_plan(&self) -> Vec<PlannedCompaction> {
-        let (segments, summaries) = {
-            let flush = self.flush.lock();
-            (flush.manifest.segments.clone(), flush.manifest.summaries.clone())
-        };
-        let now = self.options.clock.now_ns();
-        let mut tasks = policy::plan(&segments, &self.options.compaction, now);
-        tasks.extend(policy::plan(&summaries, &self.options.compaction, now));
-        tasks
+        let manifest = self.flush.lock().manifest.clone();
+        self.due_tasks(&manifest)
             .into_iter()
             .map(|task| {
-                let list = if task.tier == Resolution::Detail { &segments } else { &summaries };
-                let inputs = inputs_of(list, &task);
+                let inputs = inputs_of(manifest.list(task.tier), &task);
                 let (bytes, rows, _) = merge::totals(&inputs);
                 PlannedCompaction {
                     tier: task.tier,
@@ -58,6 +51,14 @@ impl Inner {
                 }
             })
             .collect()
+    }
+
+    /// The merges the policy asks for now, detail and summary tiers alike.
+    fn due_tasks(&self, manifest: &crate::manifest::Manifest) -> Vec<Task> {
+        let now = self.options.clock.now_ns();
+        let mut tasks = policy::plan(&manifest.segments, &self.options.compaction, now);
+        tasks.extend(policy::plan(&manifest.summaries, &self.options.compaction, now));
+        tasks
     }
 
     /// Merges every month into one segment, merges each month's text index, and removes
@@ -139,13 +140,7 @@ impl Inner {
         let mut report = CompactionReport::default();
         for _ in 0..MAX_ROUNDS {
             self.check_writable()?;
-            let tasks = {
-                let flush = self.flush.lock();
-                let now = self.options.clock.now_ns();
-                let mut tasks = policy::plan(&flush.manifest.segments, &self.options.compaction, now);
-                tasks.extend(policy::plan(&flush.manifest.summaries, &self.options.compaction, now));
-                tasks
-            };
+            let tasks = self.due_tasks(&self.flush.lock().manifest);
             if tasks.is_empty() {
                 break;
             }
@@ -174,12 +169,7 @@ impl Inner {
         let started = Instant::now();
         let (generation, inputs) = {
             let mut flush = self.flush.lock();
-            let list = if task.tier == Resolution::Detail {
-                &flush.manifest.segments
-            } else {
-                &flush.manifest.summaries
-            };
-            let inputs = inputs_of(list, task);
+            let inputs = inputs_of(flush.manifest.list(task.tier), task);
             if inputs.len() != task.inputs.len() {
                 return Err(Error::Invariant(format!(
                     "segments planned for compaction of {} are no longer in the manifest",
@@ -263,11 +253,7 @@ impl Inner {
         let mut flush = self.flush.lock();
         self.check_writable()?;
         let mut manifest = flush.manifest.clone();
-        let list = if task.tier == Resolution::Detail {
-            &mut manifest.segments
-        } else {
-            &mut manifest.summaries
-        };
+        let list = manifest.list_mut(task.tier);
         list.retain(|s| !is_input(task, s));
         list.push(output.clone());
         list.sort_by_key(|s| (s.tier, s.month, s.generation));
@@ -276,11 +262,7 @@ impl Inner {
         let retired = {
             let mut state = self.state.write();
             let mut next = ReadState::clone(&state);
-            let list = if task.tier == Resolution::Detail {
-                &mut next.segments
-            } else {
-                &mut next.summaries
-            };
+            let list = next.list_mut(task.tier);
             let (retired, mut kept): (Vec<_>, Vec<_>) = list.iter().cloned().partition(|s| is_input(task, s.meta()));
             kept.push(reader);
             kept.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));

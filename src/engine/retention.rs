@@ -119,10 +119,9 @@ impl Inner {
         pinned: &std::collections::BTreeSet<Month>,
         per_series: &[Horizon],
     ) -> Result<Vec<Planned>> {
-        let metas = |list: &[Arc<SegmentReader>]| -> Vec<Arc<SegmentReader>> { list.to_vec() };
         let mut planned = Vec::new();
         let tiers = [
-            (Resolution::Detail, metas(&state.segments)),
+            (Resolution::Detail, state.segments.clone()),
             (Resolution::Hour, state.summaries_of(Resolution::Hour)),
             (Resolution::Day, state.summaries_of(Resolution::Day)),
             (Resolution::Week, state.summaries_of(Resolution::Week)),
@@ -251,12 +250,7 @@ impl Inner {
         };
         let mut planned = self.plan_retention(&state, &pinned, &per_series)?;
         let rewrites = planned.iter().filter(|p| p.action.action == "rewrite").count() as u64;
-        let mut generation = {
-            let mut flush = self.flush.lock();
-            let first = flush.manifest.next_generation;
-            flush.manifest.next_generation += rewrites;
-            first
-        };
+        let mut generation = self.reserve_generations(rewrites);
         let mut outputs: Vec<(usize, SegmentMeta, Arc<SegmentReader>)> = Vec::new();
         let written = (|| -> Result<()> {
             for (i, p) in planned.iter_mut().enumerate() {
@@ -331,11 +325,7 @@ impl Inner {
         manifest.segments.retain(|m| !replaced(m));
         manifest.summaries.retain(|m| !replaced(m));
         for (_, meta, _) in outputs {
-            if meta.tier == Resolution::Detail {
-                manifest.segments.push(meta.clone());
-            } else {
-                manifest.summaries.push(meta.clone());
-            }
+            manifest.list_mut(meta.tier).push(meta.clone());
         }
         manifest.segments.sort_by_key(|s| (s.month, s.generation));
         manifest.summaries.sort_by_key(|s| (s.tier, s.month, s.generation));
@@ -352,11 +342,7 @@ impl Inner {
             next.segments = kept;
             next.summaries = kept_summaries;
             for (_, meta, reader) in outputs {
-                if meta.tier == Resolution::Detail {
-                    next.segments.push(reader.clone());
-                } else {
-                    next.summaries.push(reader.clone());
-                }
+                next.list_mut(meta.tier).push(reader.clone());
             }
             next.segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
             next.summaries.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));
@@ -403,10 +389,21 @@ impl Inner {
         if horizons.by_rule.is_empty() {
             return Ok(());
         }
+        // Rules go by kind and measurement: look each pair up once per batch (a batch's
+        // many series usually share one measurement), not once per series.
+        let mut by_rule: Vec<((crate::model::SeriesKind, &str), Option<i64>)> = Vec::new();
         let limits: Vec<Option<i64>> = batch
             .series
             .iter()
-            .map(|key| horizons.for_series(&self.options.retention, key).map(|h| h.detail))
+            .map(|key| {
+                let pair = (key.kind(), key.measurement());
+                if let Some((_, h)) = by_rule.iter().find(|(p, _)| *p == pair) {
+                    return *h;
+                }
+                let h = horizons.for_series(&self.options.retention, key).map(|h| h.detail);
+                by_rule.push((pair, h));
+                h
+            })
             .collect();
         for (i, row) in batch.rows.iter().enumerate() {
             if let Some(Some(h)) = limits.get(row.series as usize)

@@ -2,6 +2,7 @@
 
 use super::Inner;
 use crate::error::Result;
+use crate::lifecycle::Resolution;
 use crate::model::{SeriesId, SeriesKey};
 use crate::read::{Order, ReadState, SeriesChunks};
 use crate::scan::{Scan, ScanRequest, SeriesSelector};
@@ -90,27 +91,21 @@ impl Snapshot {
         self.state.horizons.for_series(&self.inner.options.retention, key).map(|h| h.detail)
     }
 
-    /// Rows of one summary tier for a series (one per bucket, the newest run's winning).
-    pub(crate) fn summary_chunks(
-        &self,
-        tier: crate::lifecycle::Resolution,
-        series: SeriesId,
-        range: TimeRange,
-        fields: &[String],
-    ) -> Result<SeriesChunks> {
-        let state = ReadState {
-            segments: self.state.summaries_of(tier),
-            ..ReadState::default()
-        };
-        let fields: Option<Arc<[String]>> = Some(Arc::from(fields));
-        SeriesChunks::new(
-            &state,
-            u64::MAX,
-            series,
-            crate::model::SeriesKind::Metric,
-            range,
-            fields,
-            Order::Ascending,
+    /// The summary readers of every tier, in the order of [`Resolution::SUMMARIES`]; empty
+    /// before retention ever dropped detail (queries then read detail only). A query
+    /// takes them once and reads each series with [`SummarySources::chunks`].
+    pub(crate) fn summary_sources(&self) -> SummarySources {
+        if self.state.horizons.by_rule.is_empty() {
+            return SummarySources(Vec::new());
+        }
+        SummarySources(
+            Resolution::SUMMARIES
+                .iter()
+                .map(|t| ReadState {
+                    segments: self.state.summaries_of(*t),
+                    ..ReadState::default()
+                })
+                .collect(),
         )
     }
 
@@ -188,5 +183,30 @@ impl Snapshot {
             series.push((key, id, chunks));
         }
         Scan::new(series, request.order, request.limit)
+    }
+}
+
+/// The summary segments of each tier, as one query reads them.
+pub(crate) struct SummarySources(Vec<ReadState>);
+
+impl SummarySources {
+    /// Rows of one summary tier for a series (one per bucket, the newest run's winning),
+    /// with only `fields`.
+    pub(crate) fn chunks(&self, tier: Resolution, series: SeriesId, range: TimeRange, fields: &Arc<[String]>) -> Result<SeriesChunks> {
+        let empty = ReadState::default();
+        let state = Resolution::SUMMARIES
+            .iter()
+            .position(|t| *t == tier)
+            .and_then(|i| self.0.get(i))
+            .unwrap_or(&empty);
+        SeriesChunks::new(
+            state,
+            u64::MAX,
+            series,
+            crate::model::SeriesKind::Metric,
+            range,
+            Some(fields.clone()),
+            Order::Ascending,
+        )
     }
 }

@@ -269,7 +269,7 @@ impl Inner {
     }
 
     /// Reserves `n` generations; returns the first.
-    fn reserve_generations(&self, n: u64) -> u64 {
+    pub(crate) fn reserve_generations(&self, n: u64) -> u64 {
         let mut flush = self.flush.lock();
         let first = flush.manifest.next_generation;
         flush.manifest.next_generation += n;

@@ -677,6 +677,8 @@ fn aggregate(
         .clamp(1, 2)
         .min(plan.series.len().max(1));
     let used: Mutex<BTreeSet<Resolution>> = Mutex::new(BTreeSet::new());
+    let sources = snapshot.summary_sources();
+    let summary_fields: Arc<[String]> = Arc::from(summary_columns(plan));
     let work = |part: usize| -> Result<Partial> {
         let mut out = Partial::default();
         for (i, (id, key)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
@@ -689,9 +691,8 @@ fn aggregate(
                 None
             } else {
                 let tier = summary_tier(query, summary_range, floor)?;
-                let fields = summary_columns(plan);
                 used.lock().insert(tier);
-                Some(snapshot.summary_chunks(tier, *id, summary_range, &fields)?)
+                Some(sources.chunks(tier, *id, summary_range, &summary_fields)?)
             };
             if !detail_range.is_empty() {
                 used.lock().insert(Resolution::Detail);

@@ -21,6 +21,15 @@ mod w1;
 mod w2;
 mod w3;
 
+/// Options of every store the harness opens: retention never runs by itself (the workloads
+/// are history from 2016 and later, which the default policy would drop).
+fn store_options() -> annals::Options {
+    annals::Options {
+        retention: annals::lifecycle::RetentionOptions::manual(),
+        ..annals::Options::default()
+    }
+}
+
 use clap::{Parser, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

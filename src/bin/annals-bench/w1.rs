@@ -63,13 +63,7 @@ fn disk_fsync_latencies(dir: &Path) -> Result<Vec<std::time::Duration>, BenchErr
 /// Loads W1 into a new annals store through the embedded API (1000-row batches, group
 /// commit), closing it (final flush) at the end.
 pub fn load_annals(config: &W1Config, store: &Path) -> Result<(), BenchError> {
-    let engine = Engine::open(
-        store,
-        Options {
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
-        },
-    )?;
+    let engine = Engine::open(store, crate::store_options())?;
     let mut generator = W1::new(config.clone())?;
     let mut batch = Batch::new();
     loop {
@@ -145,8 +139,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
         Options {
             durability: Durability::Sync,
             background_flush: false,
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
+            ..crate::store_options()
         },
     )?;
     run.add(W, "reopen", "ms", Better::Lower, "annals", started.elapsed().as_secs_f64() * 1e3);
@@ -231,13 +224,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
 /// Returns the seconds taken, final flush included.
 fn load_annals_line_protocol(lp: &Path, store: &Path) -> Result<f64, BenchError> {
     let started = Instant::now();
-    let engine = Engine::open(
-        store,
-        Options {
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
-        },
-    )?;
+    let engine = Engine::open(store, crate::store_options())?;
     let file = std::fs::File::open(lp).map_err(|e| BenchError::Io(lp.to_path_buf(), e))?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(4);
     let parsed = std::thread::scope(|scope| -> Result<(), BenchError> {

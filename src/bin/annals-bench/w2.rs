@@ -90,13 +90,7 @@ pub fn corpus() -> Result<LoghubCorpus, BenchError> {
 /// Loads W2 into a new annals store (1000-line batches, group commit, text index on),
 /// closing it at the end (final flush and index commit).
 pub fn load_annals(corpus: &LoghubCorpus, config: &W2Config, store: &Path) -> Result<(), BenchError> {
-    let engine = Engine::open(
-        store,
-        Options {
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
-        },
-    )?;
+    let engine = Engine::open(store, crate::store_options())?;
     let mut generator = W2::new(corpus, config.clone());
     let mut batch = annals::Batch::new();
     while let Some(entry) = generator.next_entry() {
@@ -194,8 +188,7 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
         &store,
         Options {
             background_flush: false,
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
+            ..crate::store_options()
         },
     )?;
     let segment_bytes = engine.stats()?.segment_bytes;

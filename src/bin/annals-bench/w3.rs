@@ -4,7 +4,7 @@
 use crate::BenchError;
 use crate::report::{Better, RAW, Run, ZSTD};
 use annals::workload::w3::NabCorpus;
-use annals::{Engine, Options, ScanRequest, SeriesSelector};
+use annals::{Engine, ScanRequest, SeriesSelector};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -25,13 +25,7 @@ pub fn run(run: &mut Run, corpus: &NabCorpus, dir: &Path) -> Result<(), BenchErr
     run.add(W, figure, "B", Better::Lower, ZSTD, zstd19.len() as f64 / points);
 
     let store = dir.join("annals-w3");
-    let engine = Engine::open(
-        &store,
-        Options {
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
-        },
-    )?;
+    let engine = Engine::open(&store, crate::store_options())?;
     for batch in corpus.batches(1000)? {
         engine.write(&batch)?;
     }

@@ -4,7 +4,7 @@ use crate::CliError;
 use crate::output::{bytes, count};
 use annals::time::{NANOS_PER_SECOND, format_rfc3339, now_ns};
 use annals::workload::demo::{DemoConfig, generate};
-use annals::{Batch, Engine, FieldValue, Options, Order, ScanRequest, SeriesKey, SeriesKind, SeriesSelector, TimeRange};
+use annals::{Batch, Engine, FieldValue, Order, ScanRequest, SeriesKey, SeriesKind, SeriesSelector, TimeRange};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,13 +25,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(data: &Path, args: DemoArgs) -> Result<(), CliError> {
-    let engine = Engine::open(
-        data,
-        Options {
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
-        },
-    )?;
+    let engine = Engine::open(data, crate::store_options())?;
     let mut out = std::io::stdout().lock();
     let existing = engine
         .snapshot()

@@ -126,8 +126,7 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         Options {
             durability,
             head_max_bytes: args.head_mb as usize * (1 << 20),
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..Options::default()
+            ..crate::store_options()
         },
     )?;
     let progress_kind = args.progress.unwrap_or(if std::io::stderr().is_terminal() {

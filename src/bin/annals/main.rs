@@ -71,6 +71,15 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+/// Options of every store the command line opens: a command runs briefly, so retention
+/// runs only when asked (`annals retention --apply`).
+pub fn store_options() -> annals::Options {
+    annals::Options {
+        retention: annals::lifecycle::RetentionOptions::manual(),
+        ..annals::Options::default()
+    }
+}
+
 /// Opens a store that must exist, for a command that only reads it.
 pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::Error> {
     annals::Engine::open(
@@ -82,8 +91,7 @@ pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::E
                 background: false,
                 ..annals::CompactionOptions::default()
             },
-            retention: annals::lifecycle::RetentionOptions::manual(),
-            ..annals::Options::default()
+            ..crate::store_options()
         },
     )
 }

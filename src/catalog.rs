@@ -9,12 +9,10 @@
 use crate::codec::bytes::{Reader, put_varint};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::index::{TagIndex, TagPredicate};
-use crate::io::{self, frame};
+use crate::io::{self, FileWriter, Fs, frame};
 use crate::model::{SeriesId, SeriesKey, SeriesKind};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -155,9 +153,12 @@ pub(crate) fn decode_key(payload: &[u8]) -> std::result::Result<(SeriesId, Serie
 #[derive(Debug)]
 pub(crate) struct CatalogFile {
     path: PathBuf,
-    file: File,
+    file: FileWriter,
+    /// Bytes of whole records in the file.
+    len: u64,
     /// Entries in the file.
     persisted: usize,
+    fs: Fs,
 }
 
 /// What opening the catalog found.
@@ -174,13 +175,13 @@ pub(crate) struct LoadedCatalog {
 impl CatalogFile {
     /// Opens (or creates) `<dir>/CATALOG` and loads it. A torn tail left by a crash during an
     /// append is cut off; damage before the tail is corruption.
-    pub(crate) fn open(dir: &Path) -> Result<LoadedCatalog> {
-        CatalogFile::load(dir, true)
+    pub(crate) fn open(fs: &Fs, dir: &Path) -> Result<LoadedCatalog> {
+        CatalogFile::load(fs, dir, true)
     }
 
     /// Loads the catalog; with `repair` false nothing is created or truncated (a torn tail
     /// is only reported in `torn_bytes`).
-    pub(crate) fn load(dir: &Path, repair: bool) -> Result<LoadedCatalog> {
+    pub(crate) fn load(fs: &Fs, dir: &Path, repair: bool) -> Result<LoadedCatalog> {
         let path = dir.join("CATALOG");
         let bytes = match io::read_file_if_exists(&path)? {
             Some(b) if b.len() >= HEADER_LEN => b,
@@ -200,7 +201,7 @@ impl CatalogFile {
                 header.extend_from_slice(MAGIC);
                 header.extend_from_slice(&VERSION.to_le_bytes());
                 header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
-                io::write_file_atomic(&path, &header)?;
+                fs.write_file_atomic(&path, &header)?;
                 header
             }
         };
@@ -246,19 +247,26 @@ impl CatalogFile {
                     }
                     torn_bytes = (bytes.len() - pos) as u64;
                     if repair {
-                        io::truncate(&path, pos as u64)?;
+                        fs.truncate(&path, pos as u64)?;
                     }
                     break;
                 }
             }
         }
-        let file = io::open_append(&path)?;
+        let file = fs.open_append(&path)?;
+        let len = pos as u64;
         let persisted = catalog.len();
         let (tags, tags_covered) = TagIndex::load_or_rebuild(dir, &catalog.keys)?;
         catalog.attach_tags(tags);
         Ok(LoadedCatalog {
             catalog,
-            file: CatalogFile { path, file, persisted },
+            file: CatalogFile {
+                path,
+                file,
+                len,
+                persisted,
+                fs: fs.clone(),
+            },
             torn_bytes,
             tags_covered,
         })
@@ -276,8 +284,18 @@ impl CatalogFile {
             encode_key(i as SeriesId, key, &mut payload);
             frame::append(&mut out, KIND_SERIES, &payload);
         }
-        self.file.write_all(&out).map_err(|e| Error::io("append to", &self.path, e))?;
-        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))?;
+        if let Err(e) = self.file.write_all(&out) {
+            // Cut the partial records off, so a later append follows the last whole one.
+            // If even that fails, the caller poisons the store and the next open cuts them.
+            return Err(match self.fs.truncate(&self.path, self.len) {
+                Ok(()) => e,
+                Err(_) => Error::Poisoned {
+                    cause: format!("{e}; the catalog could not be cut back to its last whole record"),
+                },
+            });
+        }
+        self.file.sync_data()?;
+        self.len += out.len() as u64;
         self.persisted = keys.len();
         Ok(())
     }
@@ -297,21 +315,21 @@ mod tests {
         let a = SeriesKey::new(SeriesKind::Metric, "cpu", [("host", "a")]).unwrap();
         let b = SeriesKey::new(SeriesKind::Log, "log", [("level", "INFO")]).unwrap();
         {
-            let mut loaded = CatalogFile::open(dir.path()).unwrap();
+            let mut loaded = CatalogFile::open(&Fs::default(), dir.path()).unwrap();
             assert_eq!(loaded.catalog.insert(a.clone()), 0);
             assert_eq!(loaded.catalog.insert(b.clone()), 1);
             loaded.file.persist(loaded.catalog.keys()).unwrap();
         }
         let path = dir.path().join("CATALOG");
         let len = std::fs::metadata(&path).unwrap().len();
-        let loaded = CatalogFile::open(dir.path()).unwrap();
+        let loaded = CatalogFile::open(&Fs::default(), dir.path()).unwrap();
         assert_eq!(loaded.catalog.lookup(&b), Some(1));
         assert_eq!(loaded.file.persisted, 2);
         // Cut the last record short: it is dropped, the first survives.
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(len - 3).unwrap();
         drop(f);
-        let loaded = CatalogFile::open(dir.path()).unwrap();
+        let loaded = CatalogFile::open(&Fs::default(), dir.path()).unwrap();
         assert_eq!(loaded.catalog.len(), 1);
         assert!(loaded.torn_bytes > 0);
         // Damage to the first record with a valid one after it is corruption.
@@ -321,6 +339,6 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[HEADER_LEN + 14] ^= 1;
         std::fs::write(&path, bytes).unwrap();
-        assert!(CatalogFile::open(dir.path()).unwrap_err().is_corruption());
+        assert!(CatalogFile::open(&Fs::default(), dir.path()).unwrap_err().is_corruption());
     }
 }

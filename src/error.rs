@@ -310,6 +310,13 @@ impl Error {
         }
     }
 
+    /// True for [`Error::DiskFull`] from creating or writing a file: nothing was
+    /// acknowledged, and the operation can be retried once space is freed. A full disk
+    /// reported by an fsync is not retryable: what reached the disk is unknown.
+    pub fn is_retryable_disk_full(&self) -> bool {
+        matches!(self, Error::DiskFull { op, .. } if !op.starts_with("fsync"))
+    }
+
     /// True for [`Error::Corruption`].
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })

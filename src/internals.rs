@@ -13,6 +13,8 @@ use crate::time::Month;
 use std::path::Path;
 use std::sync::Arc;
 
+pub mod fuzz;
+
 /// Encodes integers with the integer column codec.
 pub fn encode_i64s(values: &[i64]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -227,7 +229,7 @@ impl WalAppender {
     /// Creates WAL file 1 in `dir` (which must not hold one).
     pub fn create(dir: &Path) -> crate::Result<WalAppender> {
         Ok(WalAppender {
-            writer: crate::wal::WalWriter::create(dir, 1)?,
+            writer: crate::wal::WalWriter::create(&crate::io::Fs::default(), dir, 1)?,
             buf: Vec::new(),
             next_seq: 1,
         })
@@ -241,7 +243,7 @@ impl WalAppender {
         let ids: Vec<crate::SeriesId> = (0..batch.series.len() as crate::SeriesId).collect();
         crate::wal::encode_batch(self.next_seq, &[], &ids, batch, &mut self.buf);
         crate::io::frame::finish_in_place(&mut self.buf, start, crate::wal::KIND_BATCH);
-        self.writer.append(&self.buf)?;
+        self.writer.append(&self.buf).map_err(|failed| failed.error)?;
         self.next_seq += batch.len() as u64;
         Ok(self.buf.len())
     }

@@ -39,6 +39,12 @@ pub mod chunk;
 pub(crate) mod codec;
 mod engine;
 pub mod error;
+/// The file-system seam ([`fs::FileSystem`], set in [`Options::file_system`]) and the
+/// fault-injecting implementation tests use ([`fs::FaultyFileSystem`]).
+pub mod fs {
+    pub use crate::io::faults::{CrashImage, Fault, FaultyFileSystem, InjectedFault, Op};
+    pub use crate::io::vfs::{FileSystem, OsFile, OsFileSystem, WritableFile};
+}
 mod head;
 pub mod history;
 mod index;

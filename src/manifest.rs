@@ -161,8 +161,8 @@ impl Manifest {
     }
 
     /// Writes the manifest atomically and durably.
-    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        io::write_file_atomic(&Manifest::path(dir), &self.encode())
+    pub(crate) fn store(&self, fs: &io::Fs, dir: &Path) -> Result<()> {
+        fs.write_file_atomic(&Manifest::path(dir), &self.encode())
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -412,7 +412,7 @@ mod tests {
     fn manifests_round_trip_and_reject_damage() {
         let dir = tempfile::tempdir().unwrap();
         let m = sample();
-        m.store(dir.path()).unwrap();
+        m.store(&io::Fs::default(), dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m.clone()));
         let bytes = m.encode();
         for i in 0..bytes.len() {

@@ -180,6 +180,9 @@ pub struct Options {
     pub clock: Clock,
     /// How long detail and summaries are kept, and when days are summarised.
     pub retention: crate::lifecycle::RetentionOptions,
+    /// Where every change to the disk goes (default: the operating system). Tests put a
+    /// [`crate::fs::FaultyFileSystem`] here to inject failures and simulate crashes.
+    pub file_system: std::sync::Arc<dyn crate::fs::FileSystem>,
 }
 
 /// When segments are merged. See `docs/ARCHITECTURE.md`, "Compaction".
@@ -253,6 +256,7 @@ impl Default for Options {
             low_disk_bytes: 1 << 30,
             clock: Clock::system(),
             retention: crate::lifecycle::RetentionOptions::default(),
+            file_system: std::sync::Arc::new(crate::fs::OsFileSystem),
         }
     }
 }

@@ -380,10 +380,11 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         }
         let value: u128 = rest[..digits].parse().map_err(|_| bad("number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphabetic() || *b == 0xC2 || *b == 0xB5)
-            .count();
+        let unit_len: usize = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic() || *c == 'µ')
+            .map(char::len_utf8)
+            .sum();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos: u128 = match unit {
@@ -477,5 +478,8 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("10x").is_err());
         assert!(parse_duration("999999999999w").is_err());
+        assert_eq!(parse_duration("3µs").unwrap(), Duration::from_micros(3));
+        // A unit that starts with the first byte of µ but is another character (fuzz).
+        assert!(parse_duration("5\u{a0}").is_err());
     }
 }

@@ -94,6 +94,8 @@ fn problem(e: &Error, fallback: &Path) -> Problem {
 /// I/O failures and a missing or locked store are errors; damage is reported in the
 /// returned [`VerifyReport`].
 pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
+    // An offline check and repair: it works through the operating system directly.
+    let fs = io::Fs::default();
     if !Manifest::path(dir).is_file() {
         return Err(Error::NotFound { path: dir.to_path_buf() });
     }
@@ -112,7 +114,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
     };
     let catalog_path = dir.join("CATALOG");
     let catalog = if catalog_path.is_file() {
-        match CatalogFile::load(dir, repair) {
+        match CatalogFile::load(&fs, dir, repair) {
             Ok(loaded) => {
                 if loaded.torn_bytes > 0 {
                     let verb = if repair {
@@ -175,7 +177,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
                 what: "the tag index does not match the catalog".into(),
             });
             if repair {
-                io::remove_file(&tags_path)?;
+                fs.remove_file(&tags_path)?;
                 report
                     .repairs
                     .push(format!("removed {} (rebuilt from the catalog on open)", tags_path.display()));
@@ -271,7 +273,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
     }
 
     if let Some(catalog) = &catalog {
-        check_text_indexes(&data_dir, &manifest, catalog, &damaged_segments, repair, &mut report)?;
+        check_text_indexes(&fs, &data_dir, &manifest, catalog, &damaged_segments, repair, &mut report)?;
     }
 
     let wal_dir = dir.join("wal");
@@ -279,7 +281,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         let mut catalog = catalog.clone();
         let mut last_seq = manifest.last_seq;
         let mut records = 0u64;
-        let replayed = wal::replay(&wal_dir, manifest.wal_checkpoint, repair, |batch, end| {
+        let replayed = wal::replay(&fs, &wal_dir, manifest.wal_checkpoint, repair, |batch, end| {
             let file = wal::file_path(&wal_dir, end.file_no);
             if batch.first_seq <= last_seq {
                 return Err(Error::malformed(&file, end.offset, "sequence numbers go backwards"));
@@ -326,7 +328,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
     if repair {
         if !damaged_segments.is_empty() {
             let quarantine = dir.join("quarantine");
-            io::create_dir_durable(&quarantine)?;
+            fs.create_dir_durable(&quarantine)?;
             let mut fixed = manifest.clone();
             for meta in &damaged_segments {
                 let from = meta.path(&data_dir);
@@ -335,7 +337,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
                         crate::lifecycle::Resolution::Detail => quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation)),
                         tier => quarantine.join(format!("{tier}-{}-{:020}.seg", meta.month, meta.generation)),
                     };
-                    io::rename_durable(&from, &to)?;
+                    fs.rename_durable(&from, &to)?;
                     report
                         .repairs
                         .push(format!("moved {} to {} ({} rows lost)", from.display(), to.display(), meta.rows));
@@ -350,7 +352,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
                 fixed.segments.retain(|s| !same(s));
                 fixed.summaries.retain(|s| !same(s));
             }
-            fixed.store(dir)?;
+            fixed.store(&fs, dir)?;
         }
         if let Some((file, offset)) = wal_damage {
             let file_no = wal::list_files(&wal_dir)?
@@ -360,11 +362,11 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
             match file_no {
                 Some(file_no) => {
                     let len = io::file_len(&file)?;
-                    io::truncate(&file, offset.max(wal::FILE_HEADER_LEN))?;
+                    fs.truncate(&file, offset.max(wal::FILE_HEADER_LEN))?;
                     let mut dropped = len.saturating_sub(offset);
                     for (no, path, len) in wal::list_files(&wal_dir)? {
                         if no > file_no {
-                            io::remove_file(&path)?;
+                            fs.remove_file(&path)?;
                             dropped += len;
                         }
                     }
@@ -391,11 +393,11 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
                         let mut dropped = 0;
                         for (no, path, len) in wal::list_files(&wal_dir)? {
                             if no > missing_no {
-                                io::remove_file(&path)?;
+                                fs.remove_file(&path)?;
                                 dropped += len;
                             }
                         }
-                        wal::WalWriter::create(&wal_dir, missing_no)?;
+                        wal::WalWriter::create(&fs, &wal_dir, missing_no)?;
                         report.repairs.push(format!(
                             "recreated missing WAL file {}; {dropped} bytes of later WAL files dropped",
                             file.display()
@@ -412,6 +414,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
 
 /// Cross-checks each month's full-text index against that month's segments.
 fn check_text_indexes(
+    fs: &io::Fs,
     data_dir: &Path,
     manifest: &Manifest,
     catalog: &crate::catalog::Catalog,
@@ -428,7 +431,7 @@ fn check_text_indexes(
         let index_dir = month_dir.join(crate::text::index::DIR_NAME);
         let drop_index = |report: &mut VerifyReport| -> Result<()> {
             if repair && index_dir.is_dir() {
-                io::remove_dir_all(&index_dir)?;
+                fs.remove_dir_all(&index_dir)?;
                 report.repairs.push(format!(
                     "removed the text index {} (rebuilt from the segments on open)",
                     index_dir.display()

@@ -1,5 +1,3 @@
 //! A catalog file's bytes.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    annals::internals::decode_catalog_file(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| annals::internals::fuzz::catalog(data));

@@ -1,5 +1,3 @@
 //! A manifest file's bytes.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    annals::internals::decode_manifest(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| annals::internals::fuzz::manifest(data));

@@ -1,5 +1,3 @@
 //! A segment file's bytes: opening and fully verifying must succeed or fail cleanly.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    annals::internals::open_and_verify_segment(data.to_vec());
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| annals::internals::fuzz::segment(data));

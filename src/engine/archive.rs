@@ -12,7 +12,6 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::io;
 use crate::lifecycle::archive::{self, ArchivedSeries};
 use crate::lifecycle::{ArchiveReport, RestoreReport};
 use crate::manifest::SegmentMeta;
@@ -57,14 +56,14 @@ impl Inner {
         let total: u64 = metas.iter().map(|m| m.file_len).sum();
         let mut done = 0;
         let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
-        let archive_bytes = archive::write(&path, &sources, series, self.options.clock.now_ns(), &mut |bytes| {
+        let archive_bytes = archive::write(&self.fs, &path, &sources, series, self.options.clock.now_ns(), &mut |bytes| {
             done += bytes;
             progress(done, total);
         })?;
         // Read it back whole before the data leaves the store.
         let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None));
         if let Err(e) = checked {
-            let _ = io::remove_file(&path);
+            let _ = self.fs.remove_file(&path);
             return Err(e);
         }
 
@@ -73,7 +72,7 @@ impl Inner {
             let now: Vec<SegmentMeta> = flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect();
             if now != metas {
                 drop(flush);
-                let _ = io::remove_file(&path);
+                let _ = self.fs.remove_file(&path);
                 return Err(Error::Refused {
                     reason: format!(
                         "rows for months before {before} arrived while archiving; nothing was removed and the archive was deleted, run it again"
@@ -83,7 +82,7 @@ impl Inner {
             let mut manifest = flush.manifest.clone();
             manifest.segments.retain(|s| s.month >= before);
             manifest.pinned.retain(|m| *m >= before);
-            manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+            manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
             flush.manifest = manifest;
             let mut text_errors = Vec::new();
             for month in &months {
@@ -107,7 +106,7 @@ impl Inner {
         };
         self.retire(removed);
         for month in &months {
-            let _ = io::remove_empty_dir(&self.data_dir.join(month.to_string()));
+            let _ = self.fs.remove_empty_dir(&self.data_dir.join(month.to_string()));
         }
         Ok(ArchiveReport {
             path,
@@ -158,11 +157,7 @@ impl Inner {
         let total: u64 = metas.iter().map(|m| m.file_len).sum();
         let mut done = 0;
         let mut written: Vec<PathBuf> = Vec::new();
-        let cleanup = |written: &[PathBuf]| {
-            for p in written {
-                let _ = io::remove_file(p);
-            }
-        };
+        let cleanup = |written: &[PathBuf]| self.remove_unpublished(written.iter().map(|p| p.as_path()));
         let outcome = (|| -> Result<Vec<Arc<SegmentReader>>> {
             archive::verify(
                 path,
@@ -170,9 +165,9 @@ impl Inner {
                 Some(&mut |entry, bytes| {
                     let target = self.data_dir.join(&entry.name);
                     if let Some(dir) = target.parent() {
-                        io::create_dir_durable(dir)?;
+                        self.fs.create_dir_durable(dir)?;
                     }
-                    io::write_file_atomic(&target, bytes)?;
+                    self.fs.write_file_atomic(&target, bytes)?;
                     written.push(target);
                     done += bytes.len() as u64;
                     progress(done, total);
@@ -224,7 +219,7 @@ impl Inner {
                 }
             }
             flush.text.close_writers_except(&[])?;
-            manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+            manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
             flush.manifest = manifest;
             let text = Arc::new(flush.text.view());
             let mut state = self.state.write();

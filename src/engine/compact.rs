@@ -122,7 +122,7 @@ impl Inner {
                 let orphan = file.name.ends_with(".seg.tmp")
                     || (file.name.ends_with(".seg") && !listed.contains(&file.path) && !held.contains(&file.path));
                 if orphan {
-                    io::remove_file(&file.path)?;
+                    self.fs.remove_file(&file.path)?;
                     report.orphans_removed.push(file.path);
                 }
             }
@@ -130,7 +130,7 @@ impl Inner {
         let months: Vec<crate::time::Month> = flush.manifest.segments.iter().map(|s| s.month).collect();
         report
             .orphans_removed
-            .extend(crate::text::TextStore::remove_orphans(&self.data_dir, &months)?);
+            .extend(crate::text::TextStore::remove_orphans(&self.fs, &self.data_dir, &months)?);
         Ok(report)
     }
 
@@ -207,6 +207,7 @@ impl Inner {
         };
         let written = merge::merge_month(
             merge::Target {
+                fs: &self.fs,
                 data_dir: &crate::manifest::tier_dir(&self.data_dir, task.tier),
                 month: task.month,
                 generation,
@@ -228,8 +229,7 @@ impl Inner {
             return Ok(Outcome::Skipped(format!("{}: the store is closing", task.month)));
         };
         if let Err(e) = self.publish(task, &written.meta) {
-            // Not listed anywhere: the file may go (open would remove it too).
-            let _ = io::remove_file(&written.path);
+            self.remove_unpublished([written.path.as_path()]);
             return Err(e);
         }
         Ok(Outcome::Merged(CompactedMonth {
@@ -257,7 +257,7 @@ impl Inner {
         list.retain(|s| !is_input(task, s));
         list.push(output.clone());
         list.sort_by_key(|s| (s.tier, s.month, s.generation));
-        manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
         flush.manifest = manifest;
         let retired = {
             let mut state = self.state.write();
@@ -280,7 +280,7 @@ impl Inner {
         let mut retired = self.retired.lock();
         retired.retain(|w| w.strong_count() > 0);
         for segment in segments {
-            segment.retire();
+            segment.retire(&self.fs);
             retired.push(Arc::downgrade(&segment));
         }
     }

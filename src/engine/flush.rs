@@ -19,7 +19,6 @@ use super::{FlushReport, FlushState, Inner};
 use crate::chunk::Chunk;
 use crate::error::Result;
 use crate::head::Head;
-use crate::io;
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::HeadRef;
 use crate::read::ReadState;
@@ -88,7 +87,7 @@ impl Inner {
         // The tag index is derived data: written after the catalog, rebuilt if lost.
         if flush.tags_persisted != keys.len() as u64 {
             let encoded = self.catalog.read().tags().encode(keys.len() as u64);
-            crate::io::write_file_atomic(&self.dir.join("TAGS"), &encoded)?;
+            self.fs.write_file_atomic(&self.dir.join("TAGS"), &encoded)?;
             flush.tags_persisted = keys.len() as u64;
         }
 
@@ -107,6 +106,7 @@ impl Inner {
         let mut written: Vec<WrittenSegment> = Vec::with_capacity(by_month.len());
         for (month, series) in &by_month {
             written.push(crate::segment::write_segment(
+                &self.fs,
                 &self.data_dir,
                 *month,
                 generation,
@@ -133,7 +133,7 @@ impl Inner {
             &mut by_month.values().flat_map(|v| v.iter().map(|(_, _, c)| c.timestamps.as_slice())),
         );
         manifest.summary.dirty_days.extend(late);
-        manifest.store(&self.dir)?;
+        manifest.store(&self.fs, &self.dir)?;
         flush.manifest = manifest;
 
         flush.text.commit(&text_months, frozen.seq_end)?;
@@ -160,7 +160,7 @@ impl Inner {
         }
         for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
             if file_no < frozen.checkpoint.file_no {
-                io::remove_file(&path)?;
+                self.fs.remove_file(&path)?;
             }
         }
         let head = frozen.head.rows.read();

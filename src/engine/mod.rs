@@ -94,6 +94,8 @@ pub struct Engine {
 }
 
 pub(crate) struct Inner {
+    /// Every change to the disk goes through this.
+    fs: crate::io::Fs,
     dir: PathBuf,
     data_dir: PathBuf,
     wal_dir: PathBuf,
@@ -226,8 +228,10 @@ impl Engine {
     /// Writes a batch: one WAL record, acknowledged according to the durability mode, then
     /// visible to new snapshots as a whole.
     ///
-    /// Fails without writing anything on invalid input or an exceeded limit. A failed WAL
-    /// write or fsync poisons the handle: this and every later write fail until reopen.
+    /// Fails without writing anything on invalid input or an exceeded limit, and on a full
+    /// disk during the WAL append ([`Error::DiskFull`]; free space and retry). Any other
+    /// failed WAL write, or a failed fsync or flush, poisons the handle: this and every
+    /// later write fail until reopen.
     pub fn write(&self, batch: &Batch) -> Result<WriteReceipt> {
         self.inner.write(batch)
     }
@@ -450,6 +454,19 @@ impl Inner {
     }
 
     /// Marks the handle unusable for writes after a failed write, fsync or flush.
+    /// Removes files written for a change that did not publish. When the manifest write
+    /// itself failed (which poisons the store), the new manifest may have reached the disk
+    /// and list them, so they stay: the next open removes whichever are unlisted.
+    fn remove_unpublished<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) {
+        if self.is_poisoned() {
+            return;
+        }
+        for path in paths {
+            // A failure leaves an unlisted file, which the next open removes.
+            let _ = self.fs.remove_file(path);
+        }
+    }
+
     fn poison(&self, cause: &Error) {
         let mut p = self.poison.lock();
         if p.is_none() {
@@ -495,8 +512,10 @@ impl Inner {
         if head_bytes >= self.options.head_max_bytes {
             if self.options.background_flush {
                 self.wake_flusher();
-            } else {
-                self.flush()?;
+            } else if let Err(e) = self.flush() {
+                // The batch is durable: it is acknowledged. A failed flush poisons the
+                // handle, so the next write reports it.
+                self.flusher.lock().last_error = Some(e.to_string());
             }
         }
         Ok(receipt)
@@ -536,9 +555,15 @@ impl Inner {
                 self.options.limits.max_batch_bytes as u64,
             ));
         }
-        if let Err(e) = w.wal.append(&buf) {
-            self.poison(&e);
-            return Err(e);
+        if let Err(failed) = w.wal.append(&buf) {
+            self.catalog.write().truncate(catalog_len_before);
+            w.buf = buf;
+            // A full disk that left the log whole again fails this batch only: the caller
+            // can free space and retry. Anything else leaves the log in doubt.
+            if !(failed.log_intact && failed.error.is_retryable_disk_full()) {
+                self.poison(&failed.error);
+            }
+            return Err(failed.error);
         }
         w.lsn += buf.len() as u64;
         w.buf = buf;
@@ -632,12 +657,11 @@ impl Inner {
                     std::thread::sleep(Duration::from_micros(20));
                 }
             }
-            let (file, path, target_lsn, target_seq) = {
+            let (file, target_lsn, target_seq) = {
                 let w = self.writer.lock();
-                let (file, path) = w.wal.handle();
-                (file, path, w.lsn, w.next_seq - 1)
+                (w.wal.handle(), w.lsn, w.next_seq - 1)
             };
-            let result = file.sync_data().map_err(|e| Error::io("fsync", &path, e));
+            let result = file.sync_data();
             st = self.sync.lock();
             st.syncing = false;
             match result {

@@ -6,7 +6,7 @@ use crate::cache::BlockCache;
 use crate::catalog::{CatalogFile, LoadedCatalog};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::head::{ApplyBatch, Head};
-use crate::io::{self, DirLock};
+use crate::io::{self, DirLock, Fs};
 use crate::manifest::{self, Manifest};
 use crate::model::{SeriesId, SeriesKind};
 use crate::options::Options;
@@ -52,11 +52,12 @@ pub struct RecoveryReport {
 
 pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     let started = Instant::now();
+    let fs = Fs::new(options.file_system.clone());
     if !dir.is_dir() {
         if !options.create_if_missing {
             return Err(Error::NotFound { path: dir.to_path_buf() });
         }
-        io::create_dir_durable(dir)?;
+        fs.create_dir_durable(dir)?;
     }
     let lock = DirLock::acquire(dir)?;
     let data_dir = dir.join("data");
@@ -69,18 +70,18 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
                 return Err(Error::NotFound { path: dir.to_path_buf() });
             }
             report.created = true;
-            initialize(dir, &data_dir, &wal_dir)?
+            initialize(&fs, dir, &data_dir, &wal_dir)?
         }
     };
-    io::create_dir_durable(&data_dir)?;
-    io::create_dir_durable(&wal_dir)?;
+    fs.create_dir_durable(&data_dir)?;
+    fs.create_dir_durable(&wal_dir)?;
 
     let LoadedCatalog {
         mut catalog,
         file: catalog_file,
         torn_bytes,
         tags_covered,
-    } = CatalogFile::open(dir)?;
+    } = CatalogFile::open(&fs, dir)?;
     report.catalog_torn_bytes = torn_bytes;
     report.tag_index_rebuilt = tags_covered < catalog.len() as u64;
     if catalog.len() < manifest.catalog_series as usize {
@@ -95,7 +96,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         ));
     }
 
-    report.removed_files = remove_unlisted_segments(&data_dir, &manifest)?;
+    report.removed_files = remove_unlisted_segments(&fs, &data_dir, &manifest)?;
     let cache = Arc::new(BlockCache::new(options.block_cache_bytes));
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for meta in &manifest.segments {
@@ -121,8 +122,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     let texts = crate::text::text_series(&catalog);
     let mut months: Vec<Month> = manifest.segments.iter().map(|s| s.month).collect();
     months.dedup();
-    report.removed_files.extend(TextStore::remove_orphans(&data_dir, &months)?);
+    report.removed_files.extend(TextStore::remove_orphans(&fs, &data_dir, &months)?);
     let mut text = TextStore::new(
+        &fs,
         &data_dir,
         WriterOptions {
             threads: options.flush_threads,
@@ -142,7 +144,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     let mut head = Head::new();
     let mut field_names: FxHashMap<String, Arc<str>> = FxHashMap::default();
     let mut last_seq = manifest.last_seq;
-    let replay = wal::replay(&wal_dir, manifest.wal_checkpoint, true, |batch, end| {
+    let replay = wal::replay(&fs, &wal_dir, manifest.wal_checkpoint, true, |batch, end| {
         let file = wal::file_path(&wal_dir, end.file_no);
         if batch.first_seq <= last_seq {
             return Err(Error::malformed(&file, end.offset, "sequence numbers go backwards"));
@@ -174,17 +176,19 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         report.wal_rows += batch.rows.len() as u64;
         Ok(())
     })?;
+    make_durable(&fs, dir, &manifest)?;
     report.wal_records = replay.records;
     report.torn_tail = replay.torn_tail;
     let wal = match replay.append_at {
-        Some(end) => WalWriter::reopen(&wal_dir, end)?,
-        None => WalWriter::create(&wal_dir, replay.next_file_no)?,
+        Some(end) => WalWriter::reopen(&fs, &wal_dir, end)?,
+        None => WalWriter::create(&fs, &wal_dir, replay.next_file_no)?,
     };
 
     let head_started = (!head.is_empty()).then(Instant::now);
     let head = HeadRef::new(head);
     report.duration = started.elapsed();
     Ok(Inner {
+        fs,
         dir: dir.to_path_buf(),
         data_dir,
         wal_dir,
@@ -233,11 +237,40 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     })
 }
 
+/// Fsyncs everything the open read, before any of it becomes visible. A change whose fsync
+/// failed (in a process that then stopped) may still sit in the page cache: this open sees
+/// it, so it must not vanish in a later power cut. That covers the manifest, the catalog and
+/// the replayed WAL files, and the directories whose entries name them and the segments.
+fn make_durable(fs: &Fs, dir: &Path, manifest: &Manifest) -> Result<()> {
+    let wal_dir = dir.join("wal");
+    for (file_no, path, _) in wal::list_files(&wal_dir)? {
+        if file_no >= manifest.wal_checkpoint.file_no {
+            fs.open_append(&path)?.sync_data()?;
+        }
+    }
+    for name in ["MANIFEST", "CATALOG"] {
+        fs.open_append(&dir.join(name))?.sync_all()?;
+    }
+    let data_dir = dir.join("data");
+    let mut dirs: Vec<PathBuf> = vec![dir.to_path_buf(), wal_dir, data_dir.clone()];
+    for meta in manifest.segments.iter().chain(&manifest.summaries) {
+        if let Some(month_dir) = meta.path(&data_dir).parent() {
+            dirs.push(month_dir.to_path_buf());
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        fs.sync_dir(&d)?;
+    }
+    Ok(())
+}
+
 /// Creates an empty store: WAL file 1, then the manifest that makes the store exist.
 ///
 /// Refuses when segment files or WAL records are present without a manifest: that is a
 /// damaged store, not a new one.
-fn initialize(dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Manifest> {
+fn initialize(fs: &Fs, dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Manifest> {
     for month_dir in io::list_dir(data_dir)?.into_iter().filter(|e| e.is_dir) {
         if io::list_dir(&month_dir.path)?
             .iter()
@@ -259,28 +292,28 @@ fn initialize(dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Manifest> {
             ));
         }
         // An empty WAL file from an interrupted initialisation.
-        io::remove_file(&path)?;
+        fs.remove_file(&path)?;
     }
-    io::create_dir_durable(data_dir)?;
-    io::create_dir_durable(wal_dir)?;
+    fs.create_dir_durable(data_dir)?;
+    fs.create_dir_durable(wal_dir)?;
     let manifest = Manifest::empty();
-    WalWriter::create(wal_dir, manifest.wal_checkpoint.file_no)?;
-    manifest.store(dir)?;
+    WalWriter::create(fs, wal_dir, manifest.wal_checkpoint.file_no)?;
+    manifest.store(fs, dir)?;
     Ok(manifest)
 }
 
 /// Removes temporary files and segments the manifest does not list (an interrupted flush,
 /// compaction or summary run), and month directories left empty, in every tier.
-fn remove_unlisted_segments(data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
-    let mut removed = remove_unlisted_in_tier(data_dir, &manifest.segments)?;
+fn remove_unlisted_segments(fs: &Fs, data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
+    let mut removed = remove_unlisted_in_tier(fs, data_dir, &manifest.segments)?;
     for tier in crate::lifecycle::Resolution::SUMMARIES {
         let listed: Vec<_> = manifest.summaries.iter().filter(|s| s.tier == tier).cloned().collect();
-        removed.extend(remove_unlisted_in_tier(&manifest::tier_dir(data_dir, tier), &listed)?);
+        removed.extend(remove_unlisted_in_tier(fs, &manifest::tier_dir(data_dir, tier), &listed)?);
     }
     Ok(removed)
 }
 
-fn remove_unlisted_in_tier(tier_dir: &Path, listed: &[manifest::SegmentMeta]) -> Result<Vec<PathBuf>> {
+fn remove_unlisted_in_tier(fs: &Fs, tier_dir: &Path, listed: &[manifest::SegmentMeta]) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for month_dir in io::list_dir(tier_dir)?.into_iter().filter(|e| e.is_dir) {
         let Some(month) = Month::parse(&month_dir.name) else { continue };
@@ -289,11 +322,11 @@ fn remove_unlisted_in_tier(tier_dir: &Path, listed: &[manifest::SegmentMeta]) ->
                 .map(|generation| listed.iter().any(|s| s.month == month && s.generation == generation));
             let is_temporary = file.name.ends_with(".seg.tmp");
             if listed == Some(false) || is_temporary {
-                io::remove_file(&file.path)?;
+                fs.remove_file(&file.path)?;
                 removed.push(file.path);
             }
         }
-        io::remove_empty_dir(&month_dir.path)?;
+        fs.remove_empty_dir(&month_dir.path)?;
     }
     Ok(removed)
 }

@@ -267,6 +267,7 @@ impl Inner {
                 let level = p.inputs.iter().map(|m| m.level).max().unwrap_or(0);
                 let out = merge::merge_month(
                     merge::Target {
+                        fs: &self.fs,
                         data_dir: &tier_dir(&self.data_dir, p.action.tier),
                         month,
                         generation,
@@ -291,7 +292,7 @@ impl Inner {
         })();
         if let Err(e) = written {
             for (_, meta, _) in &outputs {
-                let _ = crate::io::remove_file(&meta.path(&self.data_dir));
+                let _ = self.fs.remove_file(&meta.path(&self.data_dir));
             }
             return Err(e);
         }
@@ -330,7 +331,7 @@ impl Inner {
         manifest.segments.sort_by_key(|s| (s.month, s.generation));
         manifest.summaries.sort_by_key(|s| (s.tier, s.month, s.generation));
         manifest.horizons = applied.by_rule.clone();
-        manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
         let last_seq = manifest.last_seq;
         flush.manifest = manifest;
 
@@ -377,7 +378,9 @@ impl Inner {
         // Month directories left empty go; a failure here only leaves an empty directory.
         for p in planned {
             if let Some(month) = Month::parse(&p.action.month) {
-                let _ = crate::io::remove_empty_dir(&tier_dir(&self.data_dir, p.action.tier).join(month.to_string()));
+                let _ = self
+                    .fs
+                    .remove_empty_dir(&tier_dir(&self.data_dir, p.action.tier).join(month.to_string()));
             }
         }
         Ok(())

@@ -18,7 +18,6 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::io;
 use crate::lifecycle::Resolution;
 use crate::lifecycle::summary::{self, Buckets, DAY_NS, day_start};
 use crate::manifest::{SegmentMeta, tier_dir};
@@ -173,9 +172,8 @@ impl Inner {
         let published = self.publish_summaries(&outputs, &days, target);
         *self.summary_run.lock() = None;
         if let Err(e) = published {
-            for o in &outputs {
-                let _ = io::remove_file(&o.meta.path(&self.data_dir));
-            }
+            let paths: Vec<_> = outputs.iter().map(|o| o.meta.path(&self.data_dir)).collect();
+            self.remove_unpublished(paths.iter().map(|p| p.as_path()));
             return Err(e);
         }
         report.watermark = Some(crate::time::format_rfc3339(target.max(previous.unwrap_or(i64::MIN))));
@@ -192,7 +190,7 @@ impl Inner {
         manifest.summaries.sort_by_key(|s| (s.tier, s.month, s.generation));
         manifest.summary.watermark = Some(manifest.summary.watermark.map_or(target, |w| w.max(target)));
         manifest.summary.dirty_days.retain(|d| !days.contains(d) || added.contains(d));
-        manifest.store(&self.dir).inspect_err(|e| self.poison(e))?;
+        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
         flush.manifest = manifest;
         let mut state = self.state.write();
         let mut next = ReadState::clone(&state);
@@ -253,7 +251,7 @@ impl Inner {
             Ok(true) => Ok(Some(outputs)),
             other => {
                 for o in &outputs {
-                    let _ = io::remove_file(&o.meta.path(&self.data_dir));
+                    let _ = self.fs.remove_file(&o.meta.path(&self.data_dir));
                 }
                 other.map(|_| None)
             }
@@ -304,8 +302,8 @@ impl Inner {
                 .map(|id| catalog.get(*id).map_or(SeriesKind::Metric, |k| k.kind()))
                 .collect()
         };
-        let mut hour_writer = TierWriter::create(&self.data_dir, Resolution::Hour, month, generation, fields.clone())?;
-        let mut day_writer = TierWriter::create(&self.data_dir, Resolution::Day, month, generation + 1, fields.clone())?;
+        let mut hour_writer = TierWriter::create(&self.fs, &self.data_dir, Resolution::Hour, month, generation, fields.clone())?;
+        let mut day_writer = TierWriter::create(&self.fs, &self.data_dir, Resolution::Day, month, generation + 1, fields.clone())?;
         let result = (|| -> Result<()> {
             let items: Vec<(SeriesId, SeriesKind)> = ids.iter().copied().zip(kinds).collect();
             for window in items.chunks(WINDOW_SERIES) {
@@ -372,7 +370,7 @@ impl Inner {
             segments: inputs.clone(),
             ..ReadState::default()
         };
-        let mut writer = TierWriter::create(&self.data_dir, Resolution::Week, month, generation, fields.clone())?;
+        let mut writer = TierWriter::create(&self.fs, &self.data_dir, Resolution::Week, month, generation, fields.clone())?;
         let result = (|| -> Result<()> {
             for window in ids.chunks(WINDOW_SERIES) {
                 let encoded: Vec<Result<EncodedSeries>> = map_interleaved(window, encode.threads, |id| {
@@ -430,6 +428,7 @@ pub(crate) struct TierWriter {
 
 impl TierWriter {
     pub(crate) fn create(
+        fs: &crate::io::Fs,
         data_dir: &std::path::Path,
         tier: Resolution,
         month: Month,
@@ -437,7 +436,7 @@ impl TierWriter {
         fields: FieldTable,
     ) -> Result<TierWriter> {
         Ok(TierWriter {
-            writer: SegmentWriter::create(&tier_dir(data_dir, tier), month, generation, fields)?,
+            writer: SegmentWriter::create(fs, &tier_dir(data_dir, tier), month, generation, fields)?,
             tier,
             generation,
             series: 0,

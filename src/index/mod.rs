@@ -243,7 +243,9 @@ mod tests {
         let all = keys();
         let (index, covered) = TagIndex::load_or_rebuild(dir.path(), &all[..3]).unwrap();
         assert_eq!(covered, 0, "no file yet");
-        io::write_file_atomic(&dir.path().join("TAGS"), &index.encode(3)).unwrap();
+        io::Fs::default()
+            .write_file_atomic(&dir.path().join("TAGS"), &index.encode(3))
+            .unwrap();
         let (index, covered) = TagIndex::load_or_rebuild(dir.path(), &all).unwrap();
         assert_eq!(covered, 3, "the stored file is used and extended");
         let hosts_a: Vec<u32> = index

@@ -219,7 +219,8 @@ impl<'a> Parser<'a> {
     fn keyword(&mut self, word: &str) -> bool {
         self.skip_space();
         let rest = self.rest();
-        if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word) {
+        // `get` rather than slicing: the keyword's length may fall inside a multi-byte char.
+        if rest.get(..word.len()).is_some_and(|head| head.eq_ignore_ascii_case(word)) {
             let after = rest[word.len()..].chars().next();
             if after.is_none_or(|c| !is_word(c)) {
                 self.pos += word.len();
@@ -407,6 +408,13 @@ mod tests {
 
     fn key(tags: &[(&str, &str)]) -> SeriesKey {
         SeriesKey::new(SeriesKind::Metric, "m", tags.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn a_keyword_prefix_inside_a_multibyte_char_is_an_error_not_a_panic() {
+        // Found by the query_flags fuzz target: "or" checked against the bytes "5\xDF".
+        assert!(TagPredicate::parse("-5\u{7de}").is_err());
+        assert!(TagPredicate::parse("a=b o\u{e9}").is_err());
     }
 
     #[test]

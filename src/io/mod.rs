@@ -2,51 +2,192 @@
 //! store lock, read-only memory maps, and the checksummed record framing shared by the WAL
 //! and the catalog.
 //!
-//! Errors carry the operation and path. Durability rules applied here: a new file or a
+//! Every change to the disk goes through [`Fs`], a store's [`vfs::FileSystem`] (the seam
+//! tests inject faults through) wrapped with annals' durability rules: a new file or a
 //! rename is durable only after its directory is fsync'd, so every create and rename helper
-//! syncs the parent directory.
+//! syncs the parent directory. Errors carry the operation and path.
 
+pub mod faults;
 pub(crate) mod frame;
+pub mod vfs;
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// Opens a directory and fsyncs it, making creations and renames inside it durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let handle = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    handle.sync_all().map_err(|e| Error::io("fsync directory", dir, e))
+/// The store's [`vfs::FileSystem`] with annals' durability rules and error context on top.
+/// Cheap to clone; every component that writes files holds one.
+#[derive(Clone, Debug)]
+pub(crate) struct Fs(Arc<dyn vfs::FileSystem>);
+
+impl Default for Fs {
+    fn default() -> Fs {
+        Fs(Arc::new(vfs::OsFileSystem))
+    }
 }
 
-/// Creates `dir` and any missing parents, fsyncing each parent whose entries changed.
-pub(crate) fn create_dir_durable(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
+impl Fs {
+    pub(crate) fn new(inner: Arc<dyn vfs::FileSystem>) -> Fs {
+        Fs(inner)
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_durable(parent)?;
+
+    /// Fsyncs a directory, making creations and renames inside it durable.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.0.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        Err(e) => return Err(Error::io("create directory", dir, e)),
+
+    /// Creates `dir` and any missing parents, fsyncing each parent whose entries changed.
+    pub(crate) fn create_dir_durable(&self, dir: &Path) -> Result<()> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.create_dir_durable(parent)?;
+        }
+        match self.0.create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+            Err(e) => return Err(Error::io("create directory", dir, e)),
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            self.sync_dir(parent)?;
+        }
+        Ok(())
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent)?;
+
+    /// Writes `bytes` to `path` atomically: a temporary sibling is written and fsync'd,
+    /// renamed over `path`, and the directory fsync'd. Readers see the old or the new file,
+    /// never a mix. A failure before the rename removes the temporary file.
+    pub(crate) fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = temporary_sibling(path);
+        self.remove_file(&tmp)?;
+        let written = self.create_new(&tmp).and_then(|file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = self.remove_file(&tmp);
+            return Err(e);
+        }
+        self.rename_durable(&tmp, path)
     }
-    Ok(())
+
+    /// Renames and fsyncs the destination's directory.
+    pub(crate) fn rename_durable(&self, from: &Path, to: &Path) -> Result<()> {
+        self.0.rename(from, to).map_err(|e| Error::io("rename", from, e))?;
+        match to.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => self.sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes a file; a missing file is not an error.
+    pub(crate) fn remove_file(&self, path: &Path) -> Result<()> {
+        match self.0.remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", path, e)),
+        }
+    }
+
+    /// Removes an empty directory; a missing or non-empty directory is left alone.
+    pub(crate) fn remove_empty_dir(&self, path: &Path) -> Result<bool> {
+        match self.0.remove_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(false),
+            Err(e) => Err(Error::io("remove directory", path, e)),
+        }
+    }
+
+    /// Removes a directory and everything in it, then syncs its parent; a missing
+    /// directory is not an error.
+    pub(crate) fn remove_dir_all(&self, path: &Path) -> Result<()> {
+        match self.0.remove_dir_all(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("remove directory", path, e)),
+        }
+        match path.parent() {
+            Some(parent) => self.sync_dir(parent),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates a new file for appending; fails if it exists. The parent directory is
+    /// fsync'd so the file's existence is durable.
+    pub(crate) fn create_new(&self, path: &Path) -> Result<FileWriter> {
+        let file = self.0.create_new(path).map_err(|e| Error::io("create", path, e))?;
+        if let Some(dir) = path.parent() {
+            self.sync_dir(dir)?;
+        }
+        Ok(FileWriter {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing file for appending.
+    pub(crate) fn open_append(&self, path: &Path) -> Result<FileWriter> {
+        let file = self.0.open_append(path).map_err(|e| Error::io("open", path, e))?;
+        Ok(FileWriter {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Shortens a file to `len` bytes and fsyncs it.
+    pub(crate) fn truncate(&self, path: &Path, len: u64) -> Result<()> {
+        self.0.truncate(path, len).map_err(|e| Error::io("truncate", path, e))
+    }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary sibling is written and fsync'd, renamed
-/// over `path`, and the directory fsync'd. Readers see the old or the new file, never a mix.
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temporary_sibling(path);
-    let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-    drop(file);
-    rename_durable(&tmp, path)
+/// A file being appended to through the seam; errors name the file.
+#[derive(Debug)]
+pub(crate) struct FileWriter {
+    file: Box<dyn vfs::WritableFile>,
+    path: PathBuf,
+}
+
+impl FileWriter {
+    /// Appends all of `bytes`, retrying short writes.
+    pub(crate) fn write_all(&self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            match self.file.write(bytes) {
+                Ok(0) => {
+                    let e = std::io::Error::new(std::io::ErrorKind::WriteZero, "the file took no bytes");
+                    return Err(Error::io("write", &self.path, e));
+                }
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("write", &self.path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    pub(crate) fn len(&self) -> Result<u64> {
+        self.file.len().map_err(|e| Error::io("stat", &self.path, e))
+    }
+}
+
+/// For `BufWriter`: plain `write(2)` semantics; the error context is added by the caller.
+impl Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `name` + `.tmp` beside `path`.
@@ -54,15 +195,6 @@ pub(crate) fn temporary_sibling(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
-}
-
-/// Renames and fsyncs the destination's directory.
-pub(crate) fn rename_durable(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))?;
-    match to.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) => sync_dir(dir),
-        None => Ok(()),
-    }
 }
 
 /// Reads a whole file; `Ok(None)` when it does not exist.
@@ -83,38 +215,6 @@ pub(crate) fn file_len(path: &Path) -> Result<u64> {
         Ok(m) => Ok(m.len()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
         Err(e) => Err(Error::io("stat", path, e)),
-    }
-}
-
-/// Removes a file; a missing file is not an error.
-pub(crate) fn remove_file(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove", path, e)),
-    }
-}
-
-/// Removes an empty directory; a missing or non-empty directory is left alone.
-pub(crate) fn remove_empty_dir(path: &Path) -> Result<bool> {
-    match std::fs::remove_dir(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(false),
-        Err(e) => Err(Error::io("remove directory", path, e)),
-    }
-}
-
-/// Removes a directory and everything in it, then syncs its parent; a missing directory
-/// is not an error.
-pub(crate) fn remove_dir_all(path: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("remove directory", path, e)),
-    }
-    match path.parent() {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
     }
 }
 
@@ -151,44 +251,9 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// Creates a new file for writing; fails if it exists. The parent directory is fsync'd so
-/// the file's existence is durable.
-pub(crate) fn create_new(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io("create", path, e))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(file)
-}
-
-/// Opens an existing file for reading and writing.
-pub(crate) fn open_read_write(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))
-}
-
-/// Opens an existing file for appending.
-pub(crate) fn open_append(path: &Path) -> Result<File> {
-    OpenOptions::new().append(true).open(path).map_err(|e| Error::io("open", path, e))
-}
-
 /// Opens an existing file for reading.
 pub(crate) fn open_read(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| Error::io("open", path, e))
-}
-
-/// Shortens a file to `len` bytes and fsyncs it.
-pub(crate) fn truncate(path: &Path, len: u64) -> Result<()> {
-    let file = open_read_write(path)?;
-    file.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
-    file.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
 /// How long opening waits for a lock that looks held before reporting `Error::Locked`.

@@ -128,6 +128,7 @@ impl ArchiveEntry {
 /// Writes an archive of `segments` (paths and manifest entries) with the catalog slice
 /// `series` to `path` (through a temporary file, fsync'd and renamed). Returns its size.
 pub(crate) fn write(
+    fs: &io::Fs,
     path: &Path,
     segments: &[(PathBuf, SegmentMeta)],
     series: Vec<ArchivedSeries>,
@@ -135,31 +136,32 @@ pub(crate) fn write(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        io::create_dir_durable(parent)?;
+        fs.create_dir_durable(parent)?;
     }
     let tmp = io::temporary_sibling(path);
-    io::remove_file(&tmp)?;
-    let result = write_to(&tmp, segments, series, created_ns, progress);
+    fs.remove_file(&tmp)?;
+    let result = write_to(fs, &tmp, segments, series, created_ns, progress);
     match result {
         Ok(len) => {
-            io::rename_durable(&tmp, path)?;
+            fs.rename_durable(&tmp, path)?;
             Ok(len)
         }
         Err(e) => {
-            let _ = io::remove_file(&tmp);
+            let _ = fs.remove_file(&tmp);
             Err(e)
         }
     }
 }
 
 fn write_to(
+    fs: &io::Fs,
     tmp: &Path,
     segments: &[(PathBuf, SegmentMeta)],
     series: Vec<ArchivedSeries>,
     created_ns: i64,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
-    let file = io::create_new(tmp)?;
+    let file = fs.create_new(tmp)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io("write", tmp, e);
     out.write_all(MAGIC).map_err(werr)?;
@@ -225,7 +227,7 @@ fn write_to(
     footer.extend_from_slice(MAGIC);
     out.write_all(&footer).map_err(werr)?;
     let file = out.into_inner().map_err(|e| Error::io("write", tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
+    file.sync_all()?;
     Ok(offset + index_bytes.len() as u64 + FOOTER_LEN)
 }
 

@@ -36,6 +36,7 @@ struct SeriesPlan {
 /// The segment a merge writes.
 #[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
+    pub fs: &'a crate::io::Fs,
     pub data_dir: &'a Path,
     pub month: Month,
     pub generation: u64,
@@ -69,6 +70,7 @@ pub(crate) fn merge_month(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<WrittenSegment>> {
     let Target {
+        fs,
         data_dir,
         month,
         generation,
@@ -105,7 +107,7 @@ pub(crate) fn merge_month(
         input_bytes_total: plans.iter().map(|p| p.input_bytes).sum(),
         ..MergeProgress::default()
     };
-    let mut writer = SegmentWriter::create(data_dir, month, generation, fields.clone())?;
+    let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
     let mut start = 0;
     while start < plans.len() {
         if cancelled() {

@@ -34,10 +34,11 @@ pub(crate) struct SegmentReader {
     /// The series the segment holds, for pruning.
     series_set: roaring::RoaringBitmap,
     cache: Option<Arc<BlockCache>>,
-    /// Set when the manifest no longer lists the file (compaction replaced it, or its
+    /// Set, to the file system to delete through, when the manifest no longer lists the
+    /// file (compaction replaced it, or its
     /// month was archived or expired): the file is deleted when the last reader drops, so
     /// snapshots taken before keep reading it.
-    retired: std::sync::atomic::AtomicBool,
+    retired: std::sync::OnceLock<crate::io::Fs>,
     /// The map itself, when the bytes are a file map (not a buffer).
     file_map: Option<Arc<memmap2::Mmap>>,
 }
@@ -54,9 +55,9 @@ impl std::ops::Deref for MapRef {
 
 impl Drop for SegmentReader {
     fn drop(&mut self) {
-        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+        if let Some(fs) = self.retired.get() {
             // A failure leaves an unlisted file, which the next open removes.
-            let _ = io::remove_file(&self.path);
+            let _ = fs.remove_file(&self.path);
         }
     }
 }
@@ -238,7 +239,7 @@ impl SegmentReader {
             file_crc,
             series_set,
             cache: None,
-            retired: std::sync::atomic::AtomicBool::new(false),
+            retired: std::sync::OnceLock::new(),
             file_map: None,
         })
     }
@@ -251,8 +252,8 @@ impl SegmentReader {
 
     /// Marks the file for deletion once no reader holds it. Call only after a durable
     /// manifest stopped listing it.
-    pub(crate) fn retire(&self) {
-        self.retired.store(true, std::sync::atomic::Ordering::SeqCst);
+    pub(crate) fn retire(&self, fs: &crate::io::Fs) {
+        let _ = self.retired.set(fs.clone());
     }
 
     /// Where the file is.

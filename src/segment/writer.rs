@@ -6,12 +6,11 @@ use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::chunk::Chunk;
 use crate::codec::bytes::put_varint;
 use crate::error::{Error, Result};
-use crate::io;
+use crate::io::{self, FileWriter, Fs};
 use crate::manifest::{SegmentMeta, segment_path};
 use crate::model::{SeriesId, SeriesKind, ValueType};
 use crate::time::Month;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -128,7 +127,8 @@ impl EncodedSeries {
 pub(crate) struct SegmentWriter {
     path: PathBuf,
     tmp_path: PathBuf,
-    file: BufWriter<File>,
+    file: BufWriter<FileWriter>,
+    fs: Fs,
     hasher: crc32fast::Hasher,
     offset: u64,
     month: Month,
@@ -152,18 +152,19 @@ pub(crate) struct WrittenSegment {
 
 impl SegmentWriter {
     /// Starts `<data>/<month>/<generation>.seg` under a temporary name.
-    pub(crate) fn create(data_dir: &Path, month: Month, generation: u64, fields: FieldTable) -> Result<SegmentWriter> {
+    pub(crate) fn create(fs: &Fs, data_dir: &Path, month: Month, generation: u64, fields: FieldTable) -> Result<SegmentWriter> {
         let path = segment_path(data_dir, month, generation);
         if let Some(dir) = path.parent() {
-            io::create_dir_durable(dir)?;
+            fs.create_dir_durable(dir)?;
         }
         let tmp_path = io::temporary_sibling(&path);
-        io::remove_file(&tmp_path)?;
-        let file = io::create_new(&tmp_path)?;
+        fs.remove_file(&tmp_path)?;
+        let file = fs.create_new(&tmp_path)?;
         let mut w = SegmentWriter {
             path,
             tmp_path,
             file: BufWriter::with_capacity(1 << 20, file),
+            fs: fs.clone(),
             hasher: crc32fast::Hasher::new(),
             offset: 0,
             month,
@@ -236,7 +237,7 @@ impl SegmentWriter {
     pub(crate) fn abandon(self) -> Result<()> {
         let tmp = self.tmp_path.clone();
         drop(self.file);
-        io::remove_file(&tmp)
+        self.fs.remove_file(&tmp)
     }
 
     /// [`SegmentWriter::finish`] for a segment that replaces others (compaction): the
@@ -291,9 +292,9 @@ impl SegmentWriter {
             .file
             .into_inner()
             .map_err(|e| Error::io("write", &self.tmp_path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &self.tmp_path, e))?;
+        file.sync_all()?;
         drop(file);
-        io::rename_durable(&self.tmp_path, &self.path)?;
+        self.fs.rename_durable(&self.tmp_path, &self.path)?;
         Ok(WrittenSegment {
             meta: SegmentMeta {
                 month: self.month,
@@ -341,6 +342,7 @@ pub(crate) struct EncodeOptions {
 /// Writes one month's series (sorted by id, each chunk sorted by time) as segment
 /// `generation`; `max_seq` is the highest sequence number the producing flush covered.
 pub(crate) fn write_segment(
+    fs: &Fs,
     data_dir: &Path,
     month: Month,
     generation: u64,
@@ -357,7 +359,7 @@ pub(crate) fn write_segment(
     let encoded = map_interleaved(series, threads, |(id, kind, chunk)| {
         encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level)
     });
-    let mut writer = SegmentWriter::create(data_dir, month, generation, fields)?;
+    let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields)?;
     for e in encoded {
         writer.append(e)?;
     }

@@ -134,17 +134,17 @@ pub(crate) enum Opened {
 impl MonthIndex {
     /// Opens the index in `month_dir/text`, creating it when missing and replacing it when
     /// it cannot be read (it is derived data; the caller re-indexes the month).
-    pub(crate) fn open(month_dir: &Path) -> Result<(MonthIndex, Opened)> {
+    pub(crate) fn open(fs: &crate::io::Fs, month_dir: &Path) -> Result<(MonthIndex, Opened)> {
         let dir = month_dir.join(DIR_NAME);
         let existed = dir.is_dir();
         if existed {
             match Self::open_existing(&dir) {
                 Ok(index) => return Ok((index, Opened::Existing)),
-                Err(_) => crate::io::remove_dir_all(&dir)?,
+                Err(_) => fs.remove_dir_all(&dir)?,
             }
         }
-        crate::io::create_dir_durable(month_dir)?;
-        crate::io::create_dir_durable(&dir)?;
+        fs.create_dir_durable(month_dir)?;
+        fs.create_dir_durable(&dir)?;
         let (schema, fields) = schema();
         let index = Index::create_in_dir(&dir, schema).map_err(|e| text_error(&dir, e))?;
         let month = Self::with_index(dir, index, fields, 0)?;

@@ -85,14 +85,16 @@ pub(crate) struct CatchUp {
 
 /// The writable text indexes of the store, owned by the flush path.
 pub(crate) struct TextStore {
+    fs: crate::io::Fs,
     data_dir: PathBuf,
     months: BTreeMap<Month, MonthIndex>,
     options: WriterOptions,
 }
 
 impl TextStore {
-    pub(crate) fn new(data_dir: &Path, options: WriterOptions) -> TextStore {
+    pub(crate) fn new(fs: &crate::io::Fs, data_dir: &Path, options: WriterOptions) -> TextStore {
         TextStore {
+            fs: fs.clone(),
             data_dir: data_dir.to_path_buf(),
             months: BTreeMap::new(),
             options,
@@ -108,7 +110,7 @@ impl TextStore {
         match self.months.entry(month) {
             std::collections::btree_map::Entry::Occupied(slot) => Ok((slot.into_mut(), Opened::Existing)),
             std::collections::btree_map::Entry::Vacant(slot) => {
-                let (index, opened) = MonthIndex::open(&dir)?;
+                let (index, opened) = MonthIndex::open(&self.fs, &dir)?;
                 Ok((slot.insert(index), opened))
             }
         }
@@ -206,7 +208,7 @@ impl TextStore {
         self.months.remove(&month);
         let dir = self.month_dir(month).join(index::DIR_NAME);
         if dir.is_dir() {
-            crate::io::remove_dir_all(&dir)?;
+            self.fs.remove_dir_all(&dir)?;
         }
         Ok(())
     }
@@ -231,14 +233,14 @@ impl TextStore {
 
     /// Index directories of months without segments (left by an interrupted operation);
     /// they are removed.
-    pub(crate) fn remove_orphans(data_dir: &Path, months_with_segments: &[Month]) -> Result<Vec<PathBuf>> {
+    pub(crate) fn remove_orphans(fs: &crate::io::Fs, data_dir: &Path, months_with_segments: &[Month]) -> Result<Vec<PathBuf>> {
         let mut removed = Vec::new();
         for entry in crate::io::list_dir(data_dir)?.into_iter().filter(|e| e.is_dir) {
             let Some(month) = Month::parse(&entry.name) else { continue };
             let dir = entry.path.join(index::DIR_NAME);
             if !months_with_segments.contains(&month) && dir.is_dir() {
-                crate::io::remove_dir_all(&dir)?;
-                crate::io::remove_empty_dir(&entry.path)?;
+                fs.remove_dir_all(&dir)?;
+                fs.remove_empty_dir(&entry.path)?;
                 removed.push(dir);
             }
         }

@@ -11,9 +11,7 @@ pub(crate) mod record;
 pub(crate) use record::{KIND_BATCH, WalBatch, decode_batch, encode_batch};
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::io::{self, frame};
-use std::fs::File;
-use std::io::Write;
+use crate::io::{self, FileWriter, Fs, frame};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -111,33 +109,44 @@ fn check_file_header(path: &Path, bytes: &[u8], file_no: u64) -> Result<()> {
 pub(crate) struct WalWriter {
     dir: PathBuf,
     path: PathBuf,
-    file: Arc<File>,
+    file: Arc<FileWriter>,
     file_no: u64,
     offset: u64,
+    fs: Fs,
+}
+
+/// A failed [`WalWriter::append`].
+#[derive(Debug)]
+pub(crate) struct AppendError {
+    pub error: Error,
+    /// The partial record was cut off again: the log is as it was before the append and
+    /// can take more records.
+    pub log_intact: bool,
 }
 
 impl WalWriter {
     /// Creates WAL file `file_no` (which must not exist) with its header, durably.
-    pub(crate) fn create(dir: &Path, file_no: u64) -> Result<WalWriter> {
+    pub(crate) fn create(fs: &Fs, dir: &Path, file_no: u64) -> Result<WalWriter> {
         let path = file_path(dir, file_no);
-        let mut file = io::create_new(&path)?;
-        file.write_all(&file_header(file_no)).map_err(|e| Error::io("write", &path, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+        let file = fs.create_new(&path)?;
+        file.write_all(&file_header(file_no))?;
+        file.sync_all()?;
         Ok(WalWriter {
             dir: dir.to_path_buf(),
             path,
             file: Arc::new(file),
             file_no,
             offset: FILE_HEADER_LEN,
+            fs: fs.clone(),
         })
     }
 
     /// Continues appending to an existing file whose valid records end at `end` (the file
     /// must be exactly that long: replay has cut any torn tail).
-    pub(crate) fn reopen(dir: &Path, end: WalPosition) -> Result<WalWriter> {
+    pub(crate) fn reopen(fs: &Fs, dir: &Path, end: WalPosition) -> Result<WalWriter> {
         let path = file_path(dir, end.file_no);
-        let file = io::open_append(&path)?;
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let file = fs.open_append(&path)?;
+        let len = file.len()?;
         if len != end.offset {
             return Err(Error::malformed(
                 &path,
@@ -151,13 +160,21 @@ impl WalWriter {
             file: Arc::new(file),
             file_no: end.file_no,
             offset: end.offset,
+            fs: fs.clone(),
         })
     }
 
     /// Appends framed bytes with one write. Not durable until [`WalWriter::sync`] (or a
     /// sync of the handle from [`WalWriter::handle`]).
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        (&*self.file).write_all(bytes).map_err(|e| Error::io("append to", &self.path, e))?;
+    ///
+    /// On failure part of the record may have reached the file; it is cut off again (with
+    /// an fsync) so the next record follows the last whole one. When that cut fails too,
+    /// the log ends in a partial record and must not take more.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> std::result::Result<(), AppendError> {
+        if let Err(error) = self.file.write_all(bytes) {
+            let log_intact = self.fs.truncate(&self.path, self.offset).is_ok();
+            return Err(AppendError { error, log_intact });
+        }
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -171,19 +188,19 @@ impl WalWriter {
     }
 
     /// The current file, for a sync outside the writer's lock.
-    pub(crate) fn handle(&self) -> (Arc<File>, PathBuf) {
-        (self.file.clone(), self.path.clone())
+    pub(crate) fn handle(&self) -> Arc<FileWriter> {
+        self.file.clone()
     }
 
     /// Makes everything appended so far durable.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io("fsync", &self.path, e))
+        self.file.sync_data()
     }
 
     /// Syncs the current file and continues in a new one. Returns the new file's start.
     pub(crate) fn rotate(&mut self) -> Result<WalPosition> {
         self.sync()?;
-        *self = WalWriter::create(&self.dir, self.file_no + 1)?;
+        *self = WalWriter::create(&self.fs, &self.dir, self.file_no + 1)?;
         Ok(self.position())
     }
 }
@@ -218,6 +235,7 @@ pub(crate) struct ReplayReport {
 /// [`Error::Corruption`] naming the file and offset. Files before `from` are obsolete (a
 /// flush covered them) and are removed when `repair` is set.
 pub(crate) fn replay(
+    fs: &Fs,
     dir: &Path,
     from: WalPosition,
     repair: bool,
@@ -231,7 +249,7 @@ pub(crate) fn replay(
     let live: Vec<_> = files.iter().filter(|(no, _, _)| *no >= from.file_no).cloned().collect();
     if repair {
         for (_, path, _) in files.iter().filter(|(no, _, _)| *no < from.file_no) {
-            io::remove_file(path)?;
+            fs.remove_file(path)?;
         }
     }
     if live.first().is_none_or(|(no, _, _)| *no != from.file_no) {
@@ -254,7 +272,7 @@ pub(crate) fn replay(
             // header is synced before any record is appended, so nothing in it was ever
             // acknowledged.
             if repair {
-                io::remove_file(path)?;
+                fs.remove_file(path)?;
             }
             report.torn_tail = Some(TornTail {
                 file: path.clone(),
@@ -291,7 +309,7 @@ pub(crate) fn replay(
                 frame::Frame::Bad(kind) => {
                     if is_last && !frame::valid_record_after(&bytes, pos) {
                         if repair {
-                            io::truncate(path, pos as u64)?;
+                            fs.truncate(path, pos as u64)?;
                         }
                         report.torn_tail = Some(TornTail {
                             file: path.clone(),
@@ -360,7 +378,7 @@ mod tests {
         #[test]
         fn replay_after_a_cut_returns_the_complete_prefix(batches in batches(), cut_fraction in 0.0f64..1.0) {
             let dir = tempfile::tempdir().unwrap();
-            let mut writer = WalWriter::create(dir.path(), 1).unwrap();
+            let mut writer = WalWriter::create(&crate::io::Fs::default(), dir.path(), 1).unwrap();
             let mut ends = Vec::new();
             let mut encoded = Vec::new();
             for (i, rows) in batches.iter().enumerate() {
@@ -379,10 +397,10 @@ mod tests {
             let path = file_path(dir.path(), 1);
             let len = std::fs::metadata(&path).unwrap().len();
             let cut = FILE_HEADER_LEN + ((len - FILE_HEADER_LEN) as f64 * cut_fraction) as u64;
-            crate::io::truncate(&path, cut).unwrap();
+            crate::io::Fs::default().truncate(&path, cut).unwrap();
 
             let mut replayed = Vec::new();
-            let report = replay(dir.path(), WalPosition::start_of(1), true, |b, end| {
+            let report = replay(&crate::io::Fs::default(), dir.path(), WalPosition::start_of(1), true, |b, end| {
                 replayed.push((b, end.offset));
                 Ok(())
             }).unwrap();

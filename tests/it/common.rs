@@ -129,3 +129,11 @@ pub fn assert_no_stray_files(store: &std::path::Path, listed: u64, context: &str
         "{context}: temporary files remain: {files:?}"
     );
 }
+
+/// Runs `annals verify` (every checksum and cross-reference) on a closed store and fails
+/// with its problems when it is not clean. Every test that damages, crashes or faults a
+/// store ends with this.
+pub fn assert_verifies(store: &std::path::Path, context: &str) {
+    let report = annals::verify::verify(store, false).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
+    assert!(report.is_clean(), "{context}: verify found problems: {:?}", report.problems);
+}

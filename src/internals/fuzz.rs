@@ -1,0 +1,213 @@
+//! The bodies of the fuzz targets in `fuzz/fuzz_targets/`, one function per target, so the
+//! committed seeds and every crash input kept under `fuzz/regressions/` also run in
+//! `cargo test` (`tests/it/fuzz_seeds.rs`) without a nightly compiler.
+//!
+//! Each function takes arbitrary bytes and must return without panicking; the asserts are
+//! the properties a target checks beyond that.
+
+use crate::index::TagPredicate;
+use crate::ingest::{Format, Line, LineReader, Parser};
+use crate::model::{Batch, LogLevel};
+use crate::options::Limits;
+use crate::query::{AggregateFn, Bucket, FieldFilter, Fill, SearchOrder};
+use crate::text::{DocTerms, TextQuery, tokenize};
+use crate::time::{Month, Precision, parse_duration, parse_time};
+
+/// A target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `cargo fuzz list` names them.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("archive", archive),
+    ("catalog", catalog),
+    ("codecs", codecs),
+    ("jsonl", jsonl),
+    ("line_protocol", line_protocol),
+    ("manifest", manifest),
+    ("query_flags", query_flags),
+    ("segment", segment),
+    ("sketch", sketch),
+    ("text_query", text_query),
+    ("wal", wal),
+];
+
+/// An archive file: index, names, bounds and every entry checked as a restore would.
+pub fn archive(data: &[u8]) {
+    super::check_archive(data);
+}
+
+/// A catalog file: every record decoded or rejected.
+pub fn catalog(data: &[u8]) {
+    super::decode_catalog_file(data);
+}
+
+/// A manifest file.
+pub fn manifest(data: &[u8]) {
+    super::decode_manifest(data);
+}
+
+/// A segment file, opened and verified block by block.
+pub fn segment(data: &[u8]) {
+    super::open_and_verify_segment(data.to_vec());
+}
+
+/// A quantile sketch: decoded, re-encoded to itself, and queried.
+pub fn sketch(data: &[u8]) {
+    super::check_quantile_sketch(data);
+}
+
+/// A WAL file: every frame and record payload decoded or rejected.
+pub fn wal(data: &[u8]) {
+    super::decode_wal_file(data);
+}
+
+/// Column codecs: the first byte picks a codec; round trips must be exact (bit for bit for
+/// floats), and decoding arbitrary bytes must return.
+pub fn codecs(data: &[u8]) {
+    use super::*;
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let n = rest.first().copied().unwrap_or(0) as usize * 7;
+    let same_floats = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+    match selector % 8 {
+        0 => {
+            let values: Vec<i64> = rest
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
+            assert_eq!(decode_i64s(&encode_i64s(&values), values.len()).as_deref(), Some(&values[..]));
+        }
+        1 => {
+            let values: Vec<f64> = rest
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
+            let decoded = decode_f64s(&encode_f64s(&values), values.len());
+            assert!(decoded.is_some_and(|d| same_floats(&d, &values)), "float round trip");
+        }
+        2 => {
+            // Small decimal-looking values exercise the decimal path.
+            let values: Vec<f64> = rest
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64 / 100.0)
+                .collect();
+            let decoded = decode_f64s(&encode_f64s(&values), values.len());
+            assert!(decoded.is_some_and(|d| same_floats(&d, &values)), "decimal round trip");
+        }
+        3 => {
+            let values: Vec<bool> = rest.iter().map(|b| b & 1 == 1).collect();
+            assert_eq!(decode_bools(&encode_bools(&values), values.len()).as_deref(), Some(&values[..]));
+        }
+        4 => {
+            let text = String::from_utf8_lossy(rest);
+            let values: Vec<&str> = text.split('|').collect();
+            assert_eq!(
+                decode_strings(&encode_strings(&values), values.len()),
+                Some(values.iter().map(|s| s.to_string()).collect())
+            );
+        }
+        5 => {
+            decode_i64s(rest, n);
+            decode_bools(rest, n);
+        }
+        6 => {
+            decode_f64s(rest, n);
+        }
+        _ => {
+            decode_strings(rest, n);
+        }
+    }
+}
+
+/// Raw bytes through the ingest path the CLI uses: lines split with a small length limit,
+/// invalid UTF-8 and overlong lines reported with their line number, every other line
+/// parsed into a row or rejected leaving the batch unchanged. Parsed rows are within limits.
+fn ingest(format: Format, precision: Precision, data: &[u8]) {
+    const MAX_LINE_BYTES: usize = 4096;
+    let mut parser = Parser::new(format, precision, Limits::default());
+    let mut reader = LineReader::new(data, MAX_LINE_BYTES);
+    let mut batch = Batch::new();
+    let mut expected_line = 0;
+    while let Ok(Some((number, line))) = reader.next_line() {
+        expected_line += 1;
+        assert_eq!(number, expected_line, "line numbers count every line");
+        let before = batch.len();
+        match line {
+            Line::Text(text) => match parser.parse_into(text, number, 0, &mut batch) {
+                // One row per line, or up to three for an alert with its resolution.
+                Ok(true) => assert!((before + 1..=before + 3).contains(&batch.len())),
+                Ok(false) => assert_eq!(batch.len(), before),
+                Err(e) => {
+                    assert_eq!(batch.len(), before, "a rejected line adds nothing");
+                    assert!(e.to_string().contains(&format!("line {number}")), "{e} names line {number}");
+                }
+            },
+            Line::NotUtf8 | Line::TooLong { .. } => {
+                let error = line.error(number, MAX_LINE_BYTES);
+                assert!(error.is_some_and(|e| e.to_string().contains(&format!("line {number}"))));
+            }
+        }
+    }
+    let checked = Limits::default().check_batch(&batch);
+    assert!(checked.is_ok(), "parsed rows are within the limits: {checked:?}");
+}
+
+/// Influx line protocol, nanosecond timestamps.
+pub fn line_protocol(data: &[u8]) {
+    ingest(Format::LineProtocol, Precision::Nanoseconds, data);
+}
+
+/// JSON lines of the typed kinds, millisecond integer timestamps.
+pub fn jsonl(data: &[u8]) {
+    ingest(Format::JsonLines, Precision::Milliseconds, data);
+}
+
+/// Full-text query strings and log text: parsing never panics, a parsed query prints to a
+/// string that parses back to the same query, and tokenizing and brute-force matching any
+/// text never panic. A `\x01` byte separates the query from the document.
+pub fn text_query(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let (query, doc) = text.split_once('\u{1}').unwrap_or((text, text));
+    for token in tokenize(doc) {
+        assert!(doc.is_char_boundary(token.offsets.start) && token.offsets.end <= doc.len());
+    }
+    if let Ok(parsed) = TextQuery::parse(query) {
+        let printed = parsed.to_string();
+        let reparsed = TextQuery::parse(&printed);
+        assert_eq!(reparsed.ok().as_ref(), Some(&parsed), "{query:?} printed as {printed:?}");
+        let _ = parsed.matches(&DocTerms::new(doc), &|_| Some("error".to_string()));
+    }
+}
+
+/// Query flags and strings as the CLI and the embedded API read them: tag predicates
+/// (`--where`), times and durations (`--from`, `--to`, `--last`), buckets, fills, field
+/// filters, aggregate names, search orders, levels and months. A parsed predicate, bucket
+/// or month prints to text that parses back to the same value.
+pub fn query_flags(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(predicate) = TagPredicate::parse(text) {
+        let printed = predicate.to_string();
+        let reparsed = TagPredicate::parse(&printed);
+        assert_eq!(reparsed.ok().as_ref(), Some(&predicate), "{text:?} printed as {printed:?}");
+    }
+    for now in [0, i64::MAX, i64::MIN] {
+        let _ = parse_time(text, now);
+    }
+    let _ = parse_duration(text);
+    if let Ok(bucket) = Bucket::parse(text) {
+        let printed = bucket.to_string();
+        assert_eq!(Bucket::parse(&printed).ok(), Some(bucket), "{text:?} printed as {printed:?}");
+        for ts in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let _ = bucket.next(bucket.start(ts));
+        }
+    }
+    if let Some(month) = Month::parse(text) {
+        assert_eq!(Month::parse(&month.to_string()), Some(month), "{text:?}");
+        let _ = (month.start_ns(), month.end_ns());
+    }
+    let _ = Fill::parse(text);
+    let _ = FieldFilter::parse(text);
+    let _ = AggregateFn::parse(text);
+    let _ = SearchOrder::parse(text);
+    let _ = LogLevel::parse(text);
+    let _ = Precision::parse(text);
+}

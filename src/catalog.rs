@@ -154,11 +154,8 @@ pub(crate) fn decode_key(payload: &[u8]) -> std::result::Result<(SeriesId, Serie
 pub(crate) struct CatalogFile {
     path: PathBuf,
     file: FileWriter,
-    /// Bytes of whole records in the file.
-    len: u64,
     /// Entries in the file.
     persisted: usize,
-    fs: Fs,
 }
 
 /// What opening the catalog found.
@@ -254,19 +251,12 @@ impl CatalogFile {
             }
         }
         let file = fs.open_append(&path)?;
-        let len = pos as u64;
         let persisted = catalog.len();
         let (tags, tags_covered) = TagIndex::load_or_rebuild(dir, &catalog.keys)?;
         catalog.attach_tags(tags);
         Ok(LoadedCatalog {
             catalog,
-            file: CatalogFile {
-                path,
-                file,
-                len,
-                persisted,
-                fs: fs.clone(),
-            },
+            file: CatalogFile { path, file, persisted },
             torn_bytes,
             tags_covered,
         })
@@ -284,18 +274,10 @@ impl CatalogFile {
             encode_key(i as SeriesId, key, &mut payload);
             frame::append(&mut out, KIND_SERIES, &payload);
         }
-        if let Err(e) = self.file.write_all(&out) {
-            // Cut the partial records off, so a later append follows the last whole one.
-            // If even that fails, the caller poisons the store and the next open cuts them.
-            return Err(match self.fs.truncate(&self.path, self.len) {
-                Ok(()) => e,
-                Err(_) => Error::Poisoned {
-                    cause: format!("{e}; the catalog could not be cut back to its last whole record"),
-                },
-            });
-        }
+        // A failure fails the flush, which poisons the store: nothing is appended after a
+        // partial record, and the next open cuts it as a torn tail.
+        self.file.write_all(&out)?;
         self.file.sync_data()?;
-        self.len += out.len() as u64;
         self.persisted = keys.len();
         Ok(())
     }

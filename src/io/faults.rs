@@ -395,10 +395,10 @@ impl FaultyFileSystem {
         Ok(image)
     }
 
-    fn file(&self, index_path: &Path, inner: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
+    fn file(&self, path: &Path, inner: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
         Box::new(FaultyFile {
             state: self.state.clone(),
-            path: index_path.to_path_buf(),
+            path: path.to_path_buf(),
             inner,
         })
     }

@@ -137,3 +137,31 @@ pub fn assert_verifies(store: &std::path::Path, context: &str) {
     let report = annals::verify::verify(store, false).unwrap_or_else(|e| panic!("{context}: verify failed: {e}"));
     assert!(report.is_clean(), "{context}: verify found problems: {:?}", report.problems);
 }
+
+/// A log record with only the fields the tests vary.
+pub fn log_entry(timestamp: i64, level: annals::LogLevel, logger: &str, message: String) -> annals::LogEntry {
+    annals::LogEntry {
+        timestamp,
+        level,
+        logger_name: logger.into(),
+        message,
+        module: None,
+        function_name: None,
+        line_number: None,
+        thread_id: None,
+        process_id: None,
+        extra_data: Default::default(),
+        tags: Default::default(),
+    }
+}
+
+/// A count from the environment variable `name` (e.g. `ANNALS_CRASH_ITERATIONS`, the rounds
+/// of the SIGKILL crash tests), or `default`.
+pub fn env_count(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// The row count of an `annals ingest --progress json` line (`{"durable_rows":N,...}`).
+pub fn durable_rows(line: &str) -> Option<u64> {
+    line.strip_prefix("{\"durable_rows\":")?.split(',').next()?.parse().ok()
+}

@@ -4,7 +4,7 @@
 
 use crate::common::{assert_no_stray_files, copy_dir, files_under, options, run_cli_killed_at_random, scan_selected, seed};
 use annals::{
-    Batch, Clock, CompactionOptions, Engine, FieldValue, LogEntry, LogLevel, Month, Options, ScanRequest, ScanRow, SearchQuery, SeriesKey,
+    Batch, Clock, CompactionOptions, Engine, FieldValue, LogLevel, Month, Options, ScanRequest, ScanRow, SearchQuery, SeriesKey,
     SeriesKind, SeriesSelector,
 };
 use rand::{Rng, SeedableRng};
@@ -56,24 +56,17 @@ pub fn random_batch(rng: &mut ChaCha8Rng, months: &[i64]) -> Batch {
         if rng.random_bool(0.3) {
             let level = if rng.random_bool(0.2) { LogLevel::Error } else { LogLevel::Info };
             batch
-                .add_log(&LogEntry {
-                    timestamp: ts,
+                .add_log(&crate::common::log_entry(
+                    ts,
                     level,
-                    logger_name: format!("svc{}", rng.random_range(0..2)),
-                    message: format!(
+                    &format!("svc{}", rng.random_range(0..2)),
+                    format!(
                         "request {} took {} ms token{}",
                         rng.random_range(0..50),
                         rng.random_range(1..900),
                         rng.random_range(0..20)
                     ),
-                    module: None,
-                    function_name: None,
-                    line_number: None,
-                    thread_id: None,
-                    process_id: None,
-                    extra_data: Default::default(),
-                    tags: Default::default(),
-                })
+                ))
                 .unwrap();
         }
     }
@@ -305,10 +298,7 @@ fn compaction_under_concurrent_writes_flushes_and_queries() {
 #[test]
 fn sigkill_during_compaction_leaves_every_row_exactly_once() {
     let base = seed();
-    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+    let rounds = crate::common::env_count("ANNALS_CRASH_ITERATIONS", 12);
     let mut rng = ChaCha8Rng::seed_from_u64(base ^ 0xc0ac);
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("template");

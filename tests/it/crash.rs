@@ -33,10 +33,7 @@ fn write_input(path: &std::path::Path, round: u64) {
 #[test]
 fn sigkill_during_ingest_loses_no_acknowledged_row() {
     let base = seed();
-    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = crate::common::env_count("ANNALS_CRASH_ITERATIONS", 20);
     let mut rng = ChaCha8Rng::seed_from_u64(base);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("store");
@@ -72,11 +69,7 @@ fn sigkill_during_ingest_loses_no_acknowledged_row() {
             let mut other = Vec::new();
             for line in BufReader::new(stderr).lines() {
                 let line = line.unwrap_or_default();
-                match line
-                    .strip_prefix("{\"durable_rows\":")
-                    .and_then(|r| r.split(',').next())
-                    .and_then(|n| n.parse::<u64>().ok())
-                {
+                match crate::common::durable_rows(&line) {
                     Some(n) => {
                         seen.fetch_max(n, Ordering::SeqCst);
                     }

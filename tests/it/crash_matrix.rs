@@ -62,11 +62,7 @@ fn ingest(store: &Path, input: &Path, kill_after: Option<Duration>) -> (u64, boo
         let mut durable = 0;
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
-            if let Some(n) = line
-                .strip_prefix("{\"durable_rows\":")
-                .and_then(|r| r.split(',').next())
-                .and_then(|n| n.parse::<u64>().ok())
-            {
+            if let Some(n) = crate::common::durable_rows(&line) {
                 durable = durable.max(n);
             }
         }
@@ -125,10 +121,7 @@ impl Counts {
 #[test]
 fn sigkill_during_ingest_flush_compaction_archive_and_restore() {
     let base = seed();
-    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let rounds = crate::common::env_count("ANNALS_CRASH_ITERATIONS", 20);
     let mut rng = ChaCha8Rng::seed_from_u64(base);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");

@@ -10,9 +10,9 @@
 //! `ANNALS_FAULT_ROUNDS` sets the number of workloads (default 24); `ANNALS_TEST_SEED` the
 //! seed.
 
-use crate::common::{assert_verifies, options, scan_selected, seed};
+use crate::common::{assert_verifies, log_entry, options, scan_selected, seed};
 use annals::fs::{CrashImage, Fault, FaultyFileSystem, Op};
-use annals::{Batch, Durability, Engine, Error, FieldValue, LogEntry, LogLevel, Options, SeriesKey, SeriesSelector};
+use annals::{Batch, Durability, Engine, Error, FieldValue, LogLevel, Options, SeriesKey, SeriesSelector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
@@ -34,20 +34,9 @@ fn metric_row(batch: &mut Batch, n: i64) {
 }
 
 fn log_row(batch: &mut Batch, n: i64) {
+    let level = if n % 3 == 0 { LogLevel::Error } else { LogLevel::Info };
     batch
-        .add_log(&LogEntry {
-            timestamp: BASE + n * HOUR + 1,
-            level: if n % 3 == 0 { LogLevel::Error } else { LogLevel::Info },
-            logger_name: "svc".into(),
-            message: format!("request {n} finished"),
-            module: None,
-            function_name: None,
-            line_number: None,
-            thread_id: None,
-            process_id: None,
-            extra_data: Default::default(),
-            tags: Default::default(),
-        })
+        .add_log(&log_entry(BASE + n * HOUR + 1, level, "svc", format!("request {n} finished")))
         .unwrap();
 }
 
@@ -277,7 +266,7 @@ fn run_round(seed: u64, totals: &mut Totals) {
 #[test]
 fn random_faults_and_crashes_lose_nothing_acknowledged() {
     let base = seed();
-    let rounds: u64 = std::env::var("ANNALS_FAULT_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
+    let rounds = crate::common::env_count("ANNALS_FAULT_ROUNDS", 24);
     let mut totals = Totals::default();
     for round in 0..rounds {
         run_round(base.wrapping_add(round), &mut totals);
@@ -287,22 +276,25 @@ fn random_faults_and_crashes_lose_nothing_acknowledged() {
     assert!(totals.crashes > 0 && totals.fsync_faults > 0, "{totals:?}");
 }
 
+/// A store in `dir/store` with fsync'd writes on a fault-injecting file system.
+fn sync_store_on_faulty_fs(dir: &std::path::Path) -> (std::path::PathBuf, FaultyFileSystem, Engine) {
+    let store = dir.join("store");
+    let fs = FaultyFileSystem::new(dir.join("stash")).unwrap();
+    let options = Options {
+        file_system: Arc::new(fs.clone()),
+        durability: Durability::Sync,
+        ..options()
+    };
+    let engine = Engine::open(&store, options).unwrap();
+    (store, fs, engine)
+}
+
 /// A full disk while appending to the WAL fails that batch only: the partial record is
 /// cut off again, the handle stays usable, and the next write succeeds.
 #[test]
 fn a_full_disk_during_a_wal_append_fails_only_that_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let fs = FaultyFileSystem::new(dir.path().join("stash")).unwrap();
-    let engine = Engine::open(
-        &store,
-        Options {
-            file_system: Arc::new(fs.clone()),
-            durability: Durability::Sync,
-            ..options()
-        },
-    )
-    .unwrap();
+    let (store, fs, engine) = sync_store_on_faulty_fs(dir.path());
     let batch = |from: i64| {
         let mut b = Batch::new();
         for n in from..from + 10 {
@@ -330,17 +322,7 @@ fn a_full_disk_during_a_wal_append_fails_only_that_batch() {
 fn a_failed_wal_fsync_poisons_the_handle() {
     for fault in [Fault::Io, Fault::NoSpace] {
         let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("store");
-        let fs = FaultyFileSystem::new(dir.path().join("stash")).unwrap();
-        let engine = Engine::open(
-            &store,
-            Options {
-                file_system: Arc::new(fs.clone()),
-                durability: Durability::Sync,
-                ..options()
-            },
-        )
-        .unwrap();
+        let (store, fs, engine) = sync_store_on_faulty_fs(dir.path());
         let mut batch = Batch::new();
         metric_row(&mut batch, 0);
         fs.fail_nth(Op::Sync, 1, fault);

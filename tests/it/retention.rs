@@ -5,7 +5,7 @@
 use crate::common::{options, scan_all, seed};
 use annals::lifecycle::{Resolution, Retention};
 use annals::{
-    Aggregate, AggregateFn, Batch, Bucket, Clock, Engine, Error, FieldValue, LogEntry, LogLevel, Options, Query, SeriesKey, SeriesKind,
+    Aggregate, AggregateFn, Batch, Bucket, Clock, Engine, Error, FieldValue, LogLevel, Options, Query, SeriesKey, SeriesKind,
     SeriesSelector, TimeRange,
 };
 use rand::{Rng, SeedableRng};
@@ -61,19 +61,7 @@ fn write_day(engine: &Engine, rng: &mut ChaCha8Rng, day: i64, truth: &mut Truth)
         let level = [LogLevel::Info, LogLevel::Warning, LogLevel::Error][rng.random_range(0..3)];
         let ts = day + rng.random_range(0..DAY / SECOND) * SECOND;
         batch
-            .add_log(&LogEntry {
-                timestamp: ts,
-                level,
-                logger_name: "app".into(),
-                message: format!("event {i}"),
-                module: None,
-                function_name: None,
-                line_number: None,
-                thread_id: None,
-                process_id: None,
-                extra_data: Default::default(),
-                tags: Default::default(),
-            })
+            .add_log(&crate::common::log_entry(ts, level, "app", format!("event {i}")))
             .unwrap();
         *truth.logs.entry((level.as_str().to_owned(), ts - ts.rem_euclid(HOUR))).or_default() += 1;
     }
@@ -381,10 +369,7 @@ fn a_year_of_daily_retention_keeps_30_days_of_detail_and_365_of_summaries() {
 fn sigkill_during_retention_leaves_either_detail_or_its_summaries() {
     use crate::common::{assert_no_stray_files, copy_dir, run_cli_killed_at_random};
     let seed = seed();
-    let rounds: u64 = std::env::var("ANNALS_CRASH_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
+    let rounds = crate::common::env_count("ANNALS_CRASH_ITERATIONS", 8);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e7e);
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("template");

@@ -521,11 +521,7 @@ fn sigkill_during_log_ingest_loses_no_acknowledged_line_from_search() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let line = line.unwrap_or_default();
-                if let Some(n) = line
-                    .strip_prefix("{\"durable_rows\":")
-                    .and_then(|r| r.split(',').next())
-                    .and_then(|n| n.parse::<u64>().ok())
-                {
+                if let Some(n) = crate::common::durable_rows(&line) {
                     seen.fetch_max(n, Ordering::SeqCst);
                 }
             }

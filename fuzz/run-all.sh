@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 10) and prints executions per target.
+# Runs every fuzz target (or only the TARGETs named) for SECONDS each (default 10) and
+# prints executions per target.
 #
 #   fuzz/run-all.sh 60
+#   fuzz/run-all.sh 600 wal segment
 #
 # cargo-fuzz needs nightly compiler flags: the installed nightly toolchain is used when
 # `rustup toolchain list` shows one, otherwise the stable one with RUSTC_BOOTSTRAP=1.
@@ -9,6 +11,7 @@
 # the growing corpus in fuzz/corpus/ (ignored by git); crashes land in fuzz/artifacts/.
 set -euo pipefail
 seconds="${1:-10}"
+shift || true
 cd "$(dirname "$0")"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
@@ -22,6 +25,15 @@ else
     echo "fuzzing with stable and RUSTC_BOOTSTRAP=1: $(rustc --version)"
 fi
 targets=$(cargo "${toolchain[@]}" fuzz list)
+if [ $# -gt 0 ]; then
+    for wanted in "$@"; do
+        if ! grep -qx "$wanted" <<<"$targets"; then
+            echo "unknown fuzz target '$wanted'; the targets are:" $targets >&2
+            exit 2
+        fi
+    done
+    targets="$*"
+fi
 cargo "${toolchain[@]}" fuzz build --release
 status=0
 for target in $targets; do

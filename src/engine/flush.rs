@@ -176,6 +176,15 @@ impl Inner {
 /// Splits each series' sorted rows at month boundaries.
 fn split_by_month(series: Vec<(SeriesId, SeriesKind, Chunk)>) -> MonthSeries {
     let mut months: MonthSeries = BTreeMap::new();
+    // The usual head lies within one month: keep its list rather than copy it.
+    if let Some((_, _, first)) = series.first() {
+        let month = Month::of(first.timestamps[0]);
+        let within = |c: &Chunk| Month::of(c.timestamps[0]) == month && Month::of(c.timestamps[c.len() - 1]) == month;
+        if series.iter().all(|(_, _, c)| within(c)) {
+            months.insert(month, series);
+            return months;
+        }
+    }
     for (id, kind, chunk) in series {
         let first = Month::of(chunk.timestamps[0]);
         let last = Month::of(chunk.timestamps[chunk.len() - 1]);
@@ -193,4 +202,40 @@ fn split_by_month(series: Vec<(SeriesId, SeriesKind, Chunk)>) -> MonthSeries {
         }
     }
     months
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(series: SeriesId, timestamps: Vec<i64>) -> (SeriesId, SeriesKind, Chunk) {
+        let chunk = Chunk {
+            series,
+            timestamps,
+            record_ids: Vec::new(),
+            columns: Vec::new(),
+        };
+        (series, SeriesKind::Metric, chunk)
+    }
+
+    #[test]
+    fn a_head_within_one_month_stays_one_list_and_others_split_at_month_ends() {
+        let july = Month::new(2025, 7).unwrap();
+        let august = Month::new(2025, 8).unwrap();
+        let (j, a) = (july.start_ns(), august.start_ns());
+
+        let months = split_by_month(vec![chunk(1, vec![j, j + 5]), chunk(2, vec![j + 1])]);
+        assert_eq!(months.keys().copied().collect::<Vec<_>>(), vec![july]);
+        assert_eq!(
+            months[&july].iter().map(|(id, _, c)| (*id, c.len())).collect::<Vec<_>>(),
+            vec![(1, 2), (2, 1)]
+        );
+
+        // Series 2 lies in July and August; series 3 in August only.
+        let months = split_by_month(vec![chunk(1, vec![j]), chunk(2, vec![j + 1, a - 1, a]), chunk(3, vec![a + 1])]);
+        let rows = |m: Month| months[&m].iter().map(|(id, _, c)| (*id, c.timestamps.clone())).collect::<Vec<_>>();
+        assert_eq!(rows(july), vec![(1, vec![j]), (2, vec![j + 1, a - 1])]);
+        assert_eq!(rows(august), vec![(2, vec![a]), (3, vec![a + 1])]);
+        assert!(split_by_month(Vec::new()).is_empty());
+    }
 }

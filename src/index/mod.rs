@@ -31,14 +31,40 @@ pub(crate) struct TagIndex {
     by_tag: FxHashMap<String, FxHashMap<String, RoaringBitmap>>,
 }
 
+/// Adds `id` to the bitmap of `value`, creating it if needed.
+fn insert_id(bitmaps: &mut FxHashMap<String, RoaringBitmap>, value: &str, id: SeriesId) {
+    match bitmaps.get_mut(value) {
+        Some(bitmap) => {
+            bitmap.insert(id);
+        }
+        None => {
+            bitmaps.insert(value.to_owned(), singleton(id));
+        }
+    }
+}
+
+/// A bitmap of one id, allocated to size. Inserting into an empty bitmap reserves room for
+/// four containers (about 160 bytes); a tag with a value per series (request ids, the
+/// cardinality attack in the tests) makes one of these per series, and most stay single.
+/// A clone allocates exactly what is used.
+fn singleton(id: SeriesId) -> RoaringBitmap {
+    let mut bitmap = RoaringBitmap::new();
+    bitmap.insert(id);
+    bitmap.clone()
+}
+
 impl TagIndex {
     /// Adds a series.
     pub(crate) fn insert(&mut self, id: SeriesId, key: &SeriesKey) {
         self.all.insert(id);
-        self.by_measurement.entry(key.measurement().to_owned()).or_default().insert(id);
+        insert_id(&mut self.by_measurement, key.measurement(), id);
         self.by_kind.entry(key.kind() as u8).or_default().insert(id);
         for (k, v) in key.tags() {
-            self.by_tag.entry(k.clone()).or_default().entry(v.clone()).or_default().insert(id);
+            let values = match self.by_tag.get_mut(k.as_str()) {
+                Some(values) => values,
+                None => self.by_tag.entry(k.clone()).or_default(),
+            };
+            insert_id(values, v, id);
         }
     }
 
@@ -227,6 +253,23 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_singleton_bitmap_grows_like_any_other() {
+        let mut bitmap = singleton(70_000);
+        assert_eq!(bitmap.iter().collect::<Vec<_>>(), vec![70_000]);
+        bitmap.insert(3);
+        bitmap.insert(1 << 30);
+        assert_eq!(bitmap.iter().collect::<Vec<_>>(), vec![3, 70_000, 1 << 30]);
+        let mut index = TagIndex::default();
+        for (id, key) in keys().iter().enumerate() {
+            index.insert(id as SeriesId, key);
+        }
+        let a = index.tag_values("host").unwrap();
+        assert_eq!(a["a"].iter().collect::<Vec<_>>(), vec![0, 3]);
+        assert_eq!(a["b"].iter().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(index.by_measurement["cpu"].len(), 2);
+    }
 
     fn keys() -> Vec<Arc<SeriesKey>> {
         vec![

@@ -211,8 +211,10 @@ pub(crate) struct BlockMeta {
 }
 
 impl BlockMeta {
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        put_varint(out, self.offset);
+    /// Encodes the metadata of a block whose `offset` is relative to `base` (the block's
+    /// series starts there in the file).
+    pub(crate) fn encode_at(&self, base: u64, out: &mut Vec<u8>) {
+        put_varint(out, base + self.offset);
         put_varint(out, self.len as u64);
         put_varint(out, self.rows as u64);
         put_ivarint(out, self.min_ts);

@@ -134,8 +134,14 @@ pub(crate) struct SegmentWriter {
     month: Month,
     generation: u64,
     fields: FieldTable,
-    /// (id, kind, block metadata with absolute offsets).
-    series: Vec<(SeriesId, SeriesKind, Vec<BlockMeta>)>,
+    /// The index as it grows: the field table, then each appended series' entry (kind and
+    /// block metadata). Encoded at append so a segment of millions of series holds bytes
+    /// here, not a `BlockMeta` tree per series.
+    index: Vec<u8>,
+    /// One directory entry per appended series: id and offset of its entry in `index`.
+    directory: Vec<u8>,
+    series: u32,
+    last_id: Option<SeriesId>,
     rows: u64,
     points: u64,
     min_ts: i64,
@@ -160,6 +166,13 @@ impl SegmentWriter {
         let tmp_path = io::temporary_sibling(&path);
         fs.remove_file(&tmp_path)?;
         let file = fs.create_new(&tmp_path)?;
+        let mut index = Vec::new();
+        put_varint(&mut index, fields.fields.len() as u64);
+        for (name, value_type) in &fields.fields {
+            index.push(*value_type as u8);
+            put_varint(&mut index, name.len() as u64);
+            index.extend_from_slice(name.as_bytes());
+        }
         let mut w = SegmentWriter {
             path,
             tmp_path,
@@ -170,7 +183,10 @@ impl SegmentWriter {
             month,
             generation,
             fields,
-            series: Vec::new(),
+            index,
+            directory: Vec::new(),
+            series: 0,
+            last_id: None,
             rows: 0,
             points: 0,
             min_ts: i64::MAX,
@@ -199,26 +215,28 @@ impl SegmentWriter {
 
     /// Appends one encoded series; series must come in ascending id order.
     pub(crate) fn append(&mut self, encoded: EncodedSeries) -> Result<()> {
-        debug_assert!(self.series.last().is_none_or(|(id, _, _)| *id < encoded.id));
+        debug_assert!(self.last_id.is_none_or(|id| id < encoded.id));
         if encoded.blocks.is_empty() {
             return Ok(());
         }
+        let entry_offset =
+            u32::try_from(self.index.len()).map_err(|_| Error::invalid("segment index exceeds 4 GiB; lower the head size"))?;
         let base = self.offset;
         self.write(&encoded.bytes)?;
-        let blocks: Vec<BlockMeta> = encoded
-            .blocks
-            .into_iter()
-            .map(|mut b| {
-                b.offset += base;
-                b
-            })
-            .collect();
+        self.directory.extend_from_slice(&encoded.id.to_le_bytes());
+        self.directory.extend_from_slice(&entry_offset.to_le_bytes());
+        self.index.push(encoded.kind as u8);
+        put_varint(&mut self.index, encoded.blocks.len() as u64);
+        for block in &encoded.blocks {
+            self.min_ts = self.min_ts.min(block.min_ts);
+            self.max_ts = self.max_ts.max(block.max_ts);
+            block.encode_at(base, &mut self.index);
+        }
         self.rows += encoded.rows;
         self.points += encoded.points;
         self.min_seq = self.min_seq.min(encoded.min_seq);
-        self.min_ts = self.min_ts.min(blocks[0].min_ts);
-        self.max_ts = self.max_ts.max(blocks[blocks.len() - 1].max_ts);
-        self.series.push((encoded.id, encoded.kind, blocks));
+        self.series += 1;
+        self.last_id = Some(encoded.id);
         Ok(())
     }
 
@@ -245,23 +263,9 @@ impl SegmentWriter {
     pub(crate) fn finish_as(mut self, lineage: Lineage) -> Result<WrittenSegment> {
         let max_seq = lineage.max_seq;
         let index_start = self.offset;
-        let mut index = Vec::new();
-        put_varint(&mut index, self.fields.fields.len() as u64);
-        for (name, value_type) in &self.fields.fields {
-            index.push(*value_type as u8);
-            put_varint(&mut index, name.len() as u64);
-            index.extend_from_slice(name.as_bytes());
-        }
-        let mut directory = Vec::with_capacity(self.series.len() * DIRECTORY_ENTRY_LEN);
-        for (id, kind, blocks) in &self.series {
-            directory.extend_from_slice(&id.to_le_bytes());
-            directory.extend_from_slice(&(index.len() as u32).to_le_bytes());
-            index.push(*kind as u8);
-            put_varint(&mut index, blocks.len() as u64);
-            for b in blocks {
-                b.encode(&mut index);
-            }
-        }
+        let mut index = std::mem::take(&mut self.index);
+        let directory = std::mem::take(&mut self.directory);
+        debug_assert_eq!(directory.len(), self.series as usize * DIRECTORY_ENTRY_LEN);
         if index.len() > u32::MAX as usize {
             return Err(Error::invalid("segment index exceeds 4 GiB; lower the head size"));
         }
@@ -274,7 +278,7 @@ impl SegmentWriter {
         let mut footer = Vec::with_capacity(FOOTER_LEN);
         footer.extend_from_slice(&index_start.to_le_bytes());
         footer.extend_from_slice(&directory_start.to_le_bytes());
-        footer.extend_from_slice(&(self.series.len() as u32).to_le_bytes());
+        footer.extend_from_slice(&self.series.to_le_bytes());
         footer.extend_from_slice(&(self.fields.fields.len() as u32).to_le_bytes());
         footer.extend_from_slice(&self.rows.to_le_bytes());
         footer.extend_from_slice(&self.points.to_le_bytes());
@@ -305,7 +309,7 @@ impl SegmentWriter {
                 max_ts: self.max_ts,
                 rows: self.rows,
                 points: self.points,
-                series: self.series.len() as u32,
+                series: self.series,
                 min_seq: lineage.min_seq.unwrap_or(self.min_seq),
                 max_seq,
                 level: lineage.level,
@@ -339,6 +343,10 @@ pub(crate) struct EncodeOptions {
     pub threads: usize,
 }
 
+/// Series encoded per round of [`write_segment`]: enough to keep every thread busy,
+/// few enough that their encoded blocks stay small next to the chunks they come from.
+const ENCODE_WINDOW_SERIES: usize = 4096;
+
 /// Writes one month's series (sorted by id, each chunk sorted by time) as segment
 /// `generation`; `max_seq` is the highest sequence number the producing flush covered.
 pub(crate) fn write_segment(
@@ -356,12 +364,16 @@ pub(crate) fn write_segment(
         threads,
     } = options;
     let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
-    let encoded = map_interleaved(series, threads, |(id, kind, chunk)| {
-        encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level)
-    });
-    let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields)?;
-    for e in encoded {
-        writer.append(e)?;
+    let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
+    // A window of series at a time: the encoded bytes of a million small series would
+    // otherwise all be held at once, on top of the head and its chunks.
+    for window in series.chunks(ENCODE_WINDOW_SERIES) {
+        let encoded = map_interleaved(window, threads, |(id, kind, chunk)| {
+            encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level)
+        });
+        for e in encoded {
+            writer.append(e)?;
+        }
     }
     writer.finish(max_seq)
 }

@@ -79,7 +79,12 @@ enum ProgressArg {
 }
 
 enum Message {
-    Batch { batch: Batch, bytes_read: u64 },
+    /// `lines`: the first and last input line the batch was parsed from.
+    Batch {
+        batch: Batch,
+        bytes_read: u64,
+        lines: (u64, u64),
+    },
     Malformed(Error),
 }
 
@@ -153,14 +158,14 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
     for message in rx.iter() {
         match message {
             Message::Malformed(e) => bar.suspend(|| eprintln!("malformed {e}")),
-            Message::Batch { batch, bytes_read } => {
+            Message::Batch { batch, bytes_read, lines } => {
                 match engine.write(&batch) {
                     Ok(receipt) => {
                         rows += receipt.rows as u64;
                         points += receipt.points as u64;
                     }
                     Err(e) => {
-                        write_error = Some(e);
+                        write_error = Some((e, lines));
                         break;
                     }
                 }
@@ -184,8 +189,16 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
     bar.set_message("flushing");
     let closed = engine.close();
     bar.finish_and_clear();
-    if let Some(e) = write_error {
-        eprintln!("annals: writing failed after {} durable rows: {e}", crate::output::count(rows));
+    if let Some((e, (first, last))) = write_error {
+        // A batch is written whole or not at all, and the ingest stops at the first refused
+        // one, so everything from its first line on is not stored.
+        eprintln!(
+            "annals: writing failed after {} durable rows: {e}\nannals: input from line {} on was not stored (the refused batch held lines {}-{})",
+            crate::output::count(rows),
+            crate::output::count(first),
+            crate::output::count(first),
+            crate::output::count(last)
+        );
         return Err(CliError::Reported);
     }
     closed?;
@@ -260,6 +273,7 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
         read_error: None,
     };
     let mut batch = Batch::new();
+    let mut batch_first_line = 1;
     let mut now = now_ns();
     loop {
         let (number, line) = match reader.next_line() {
@@ -294,11 +308,13 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
                 .send(Message::Batch {
                     batch: full,
                     bytes_read: reader.bytes_read(),
+                    lines: (batch_first_line, number),
                 })
                 .is_err()
             {
                 return outcome;
             }
+            batch_first_line = number + 1;
             now = now_ns();
         }
     }
@@ -306,6 +322,7 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
         let _ = tx.send(Message::Batch {
             batch,
             bytes_read: reader.bytes_read(),
+            lines: (batch_first_line, outcome.lines),
         });
     }
     outcome

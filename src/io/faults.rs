@@ -210,6 +210,15 @@ impl State {
         Ok(fault)
     }
 
+    /// [`State::check`] for operations that either fail whole or run: an injected fault
+    /// becomes the operation's error.
+    fn admit(&mut self, op: Op, path: &Path) -> io::Result<()> {
+        match self.check(op, path)? {
+            Some(fault) => Err(fault_error(fault)),
+            None => Ok(()),
+        }
+    }
+
     fn stash_path(&mut self) -> PathBuf {
         self.stash_next += 1;
         self.stash.join(format!("{}", self.stash_next))
@@ -407,9 +416,7 @@ impl FaultyFileSystem {
 impl FileSystem for FaultyFileSystem {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Create, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Create, path)?;
         let inner = OsFileSystem.create_new(path)?;
         st.forget_under(path);
         st.track(path, 0);
@@ -423,9 +430,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn WritableFile>> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Open, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Open, path)?;
         let inner = OsFileSystem.open_append(path)?;
         let len = inner.len()?;
         st.track(path, len);
@@ -435,9 +440,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Truncate, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Truncate, path)?;
         OsFileSystem.truncate(path, len)?;
         let i = st.track(path, len);
         st.files[i].len = len;
@@ -447,9 +450,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Rename, from)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Rename, from)?;
         // A hard link keeps the replaced file for a crash image without a moment in
         // which `to` is missing.
         let replaced = if to.is_file() {
@@ -486,9 +487,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::CreateDir, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::CreateDir, path)?;
         std::fs::create_dir(path)?;
         st.pending.push(Pending {
             dir: parent(path),
@@ -499,9 +498,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn remove_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Remove, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Remove, path)?;
         std::fs::remove_dir(path)?;
         // The changes inside are part of the removal now: one cannot be undone alone.
         st.pending.retain(|p| p.dir != path);
@@ -521,9 +518,7 @@ impl FileSystem for FaultyFileSystem {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::SyncDir, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::SyncDir, path)?;
         OsFileSystem.sync_dir(path)?;
         st.pending.retain(|p| p.dir != path);
         Ok(())
@@ -534,9 +529,7 @@ impl FaultyFileSystem {
     /// Removes a file or a directory tree by moving it to the stash.
     fn remove(&self, path: &Path, tree: bool) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Remove, path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Remove, path)?;
         let meta = std::fs::symlink_metadata(path)?;
         if meta.is_dir() && !tree {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
@@ -610,9 +603,7 @@ impl WritableFile for FaultyFile {
 impl FaultyFile {
     fn sync(&self, all: bool) -> io::Result<()> {
         let mut st = self.state.lock();
-        if let Some(fault) = st.check(Op::Sync, &self.path)? {
-            return Err(fault_error(fault));
-        }
+        st.admit(Op::Sync, &self.path)?;
         if all {
             self.inner.sync_all()?;
         } else {

@@ -6,19 +6,7 @@ fn cpu(host: &str) -> SeriesKey {
 }
 
 fn log(ts: i64, level: LogLevel, message: &str) -> LogEntry {
-    LogEntry {
-        timestamp: ts,
-        level,
-        logger_name: "app".into(),
-        message: message.into(),
-        module: None,
-        function_name: None,
-        line_number: None,
-        thread_id: None,
-        process_id: None,
-        extra_data: Default::default(),
-        tags: Default::default(),
-    }
+    crate::common::log_entry(ts, level, "app", message.into())
 }
 
 #[test]

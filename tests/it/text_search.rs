@@ -257,17 +257,8 @@ fn search_equals_a_brute_force_scan_of_loghub_lines() {
 
 fn log(ts: i64, level: LogLevel, logger: &str, message: &str) -> LogEntry {
     LogEntry {
-        timestamp: ts,
-        level,
-        logger_name: logger.into(),
-        message: message.into(),
         module: Some("test".into()),
-        function_name: None,
-        line_number: None,
-        thread_id: None,
-        process_id: None,
-        extra_data: Default::default(),
-        tags: Default::default(),
+        ..crate::common::log_entry(ts, level, logger, message.into())
     }
 }
 

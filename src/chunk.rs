@@ -1,6 +1,6 @@
 //! Columnar rows of one series, as the read path returns them.
 
-use crate::model::{FieldValue, SeriesId, ValueType};
+use crate::model::{FieldValue, SeriesId, SeriesKind, ValueType};
 use std::sync::Arc;
 
 /// Values of one column, one slot per row. Slots of rows where the field is absent hold a
@@ -338,6 +338,159 @@ impl Chunk {
     }
 }
 
+/// How rows of one series that share a timestamp combine when they are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Duplicates {
+    /// Every row stays, ordered by version (event kinds, whose version is the record id).
+    KeepAll,
+    /// One row per timestamp, in which each field holds the value of the newest version
+    /// that carries that field (metrics: a write updates only the fields it carries).
+    MergeFields,
+    /// One row per timestamp: the newest version's row, whole (summary rows, where a later
+    /// run of a bucket replaces the earlier one).
+    ReplaceRow,
+}
+
+impl Duplicates {
+    /// The rule of a series kind: event rows are all kept, metric rows merge field by field.
+    pub(crate) fn of(kind: SeriesKind) -> Duplicates {
+        if kind.is_event() {
+            Duplicates::KeepAll
+        } else {
+            Duplicates::MergeFields
+        }
+    }
+}
+
+/// One input row of a merge: (timestamp, version, part, row within the part).
+type MergeEntry = (i64, u64, u32, u32);
+
+/// Merges parts of one series, each with a version per row (higher is newer), into one
+/// chunk sorted by (timestamp, version) whose `record_ids` are the surviving versions; a
+/// row merged from several versions carries the newest. Rows that share a timestamp
+/// combine by `rule`.
+///
+/// Versions of different parts must not interleave for one timestamp's rows to merge
+/// right: a part's rows are all older, or all newer, than another part's (heads are newer
+/// than segments, and the segments of a month are ordered by their sequence numbers).
+pub(crate) fn merge_versions(series: SeriesId, rule: Duplicates, parts: Vec<(Chunk, Vec<u64>)>) -> Chunk {
+    let mut entries: Vec<MergeEntry> = Vec::with_capacity(parts.iter().map(|(c, _)| c.len()).sum());
+    for (p, (chunk, versions)) in parts.iter().enumerate() {
+        for (r, (&ts, &v)) in chunk.timestamps.iter().zip(versions).enumerate() {
+            entries.push((ts, v, p as u32, r as u32));
+        }
+    }
+    entries.sort_unstable_by_key(|&(ts, v, _, _)| (ts, v));
+    let has_duplicates = rule != Duplicates::KeepAll && entries.windows(2).any(|w| w[0].0 == w[1].0);
+    // Output row i is the run entries[run_ends[i - 1]..run_ends[i]] (the first from 0); the
+    // run's last entry is its newest version. Without duplicates every entry is its own row.
+    let mut run_ends: Option<Vec<usize>> = None;
+    if has_duplicates {
+        match rule {
+            Duplicates::KeepAll => {}
+            Duplicates::ReplaceRow => {
+                let mut out = 0;
+                for i in 0..entries.len() {
+                    if i + 1 == entries.len() || entries[i + 1].0 != entries[i].0 {
+                        entries[out] = entries[i];
+                        out += 1;
+                    }
+                }
+                entries.truncate(out);
+            }
+            Duplicates::MergeFields => {
+                run_ends = Some(
+                    (0..entries.len())
+                        .filter(|&i| i + 1 == entries.len() || entries[i + 1].0 != entries[i].0)
+                        .map(|i| i + 1)
+                        .collect(),
+                );
+            }
+        }
+    }
+    let mut keys: Vec<(Arc<str>, ValueType)> = parts
+        .iter()
+        .flat_map(|(c, _)| c.columns.iter().map(|col| (col.name.clone(), col.value_type())))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let rows = run_ends.as_ref().map_or(entries.len(), Vec::len);
+    let mut columns = Vec::with_capacity(keys.len());
+    for (name, value_type) in keys {
+        // Per part: the column of this name and type, and every column of this name.
+        let exact: Vec<Option<&Column>> = parts
+            .iter()
+            .map(|(c, _)| c.columns.iter().find(|col| col.name == name && col.value_type() == value_type))
+            .collect();
+        let mut values = ColumnValues::new(value_type);
+        let mut validity = Vec::with_capacity(rows);
+        let mut push = |source: Option<(&Column, usize)>| match source {
+            Some((col, r)) => {
+                values.push_from(&col.values, r);
+                validity.push(true);
+            }
+            None => {
+                values.push_default();
+                validity.push(false);
+            }
+        };
+        match &run_ends {
+            None => {
+                for &(_, _, p, r) in &entries {
+                    push(
+                        exact[p as usize]
+                            .filter(|col| col.is_valid(r as usize))
+                            .map(|col| (col, r as usize)),
+                    );
+                }
+            }
+            Some(ends) => {
+                let named: Vec<Vec<&Column>> = parts
+                    .iter()
+                    .map(|(c, _)| c.columns.iter().filter(|col| col.name == name).collect())
+                    .collect();
+                let mut start = 0;
+                for &end in ends {
+                    // The newest version that carries the field (in any type) decides it; a
+                    // row holds a field name once, so its value is in at most one column.
+                    let newest = entries[start..end]
+                        .iter()
+                        .rev()
+                        .find(|&&(_, _, p, r)| named[p as usize].iter().any(|col| col.is_valid(r as usize)));
+                    push(newest.and_then(|&(_, _, p, r)| {
+                        exact[p as usize]
+                            .filter(|col| col.is_valid(r as usize))
+                            .map(|col| (col, r as usize))
+                    }));
+                    start = end;
+                }
+            }
+        }
+        if !validity.iter().any(|&v| v) {
+            continue;
+        }
+        if validity.iter().all(|&v| v) {
+            validity.clear();
+        }
+        columns.push(Column { name, values, validity });
+    }
+    // Versions stay attached (record ids for events, write order for metrics) so that a
+    // merged chunk can be merged again; the read path strips them from metric output.
+    let (timestamps, record_ids) = match &run_ends {
+        None => (entries.iter().map(|e| e.0).collect(), entries.iter().map(|e| e.1).collect()),
+        Some(ends) => (
+            ends.iter().map(|&end| entries[end - 1].0).collect(),
+            ends.iter().map(|&end| entries[end - 1].1).collect(),
+        ),
+    };
+    Chunk {
+        series,
+        timestamps,
+        record_ids,
+        columns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +532,90 @@ mod tests {
         assert_eq!(a.point_count(), 3);
         let tail = a.slice_rows(2..3);
         assert_eq!(tail.columns.len(), 1, "a slice drops columns without values");
+    }
+
+    /// A chunk from rows of (timestamp, fields); fields absent from a row are invalid.
+    fn rows(rows: &[(i64, Vec<(&str, FieldValue)>)]) -> Chunk {
+        let mut chunk = Chunk::default();
+        for (ts, fields) in rows {
+            let mut row = Chunk {
+                series: 1,
+                timestamps: vec![*ts],
+                record_ids: Vec::new(),
+                columns: Vec::new(),
+            };
+            for (name, value) in fields {
+                let mut values = ColumnValues::new(value.value_type());
+                values.push(value);
+                row.columns.push(Column {
+                    name: Arc::from(*name),
+                    values,
+                    validity: Vec::new(),
+                });
+            }
+            row.columns
+                .sort_by(|a, b| (&a.name, a.value_type()).cmp(&(&b.name, b.value_type())));
+            chunk.append(&row);
+        }
+        chunk
+    }
+
+    fn fields_of(chunk: &Chunk) -> Vec<(i64, Vec<(String, FieldValue)>)> {
+        (0..chunk.len())
+            .map(|i| {
+                (
+                    chunk.timestamps[i],
+                    chunk.row(i).into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn metric_writes_of_one_timestamp_merge_field_by_field() {
+        let older = rows(&[(10, vec![("a", 1.0.into()), ("b", 2.0.into())]), (20, vec![("a", 3.0.into())])]);
+        let newer = rows(&[(10, vec![("b", 9.0.into()), ("c", 7i64.into())]), (30, vec![("a", 4.0.into())])]);
+        let merged = merge_versions(
+            1,
+            Duplicates::MergeFields,
+            vec![(newer.clone(), vec![8, 8]), (older.clone(), vec![5, 5])],
+        );
+        assert_eq!(
+            fields_of(&merged),
+            vec![
+                (
+                    10,
+                    vec![("a".into(), 1.0.into()), ("b".into(), 9.0.into()), ("c".into(), 7i64.into())]
+                ),
+                (20, vec![("a".into(), 3.0.into())]),
+                (30, vec![("a".into(), 4.0.into())]),
+            ]
+        );
+        assert_eq!(merged.record_ids, vec![8, 5, 8], "a merged row carries its newest version");
+        let replaced = merge_versions(
+            1,
+            Duplicates::ReplaceRow,
+            vec![(newer.clone(), vec![8, 8]), (older.clone(), vec![5, 5])],
+        );
+        assert_eq!(
+            fields_of(&replaced)[0],
+            (10, vec![("b".into(), 9.0.into()), ("c".into(), 7i64.into())]),
+            "summary rows are replaced whole"
+        );
+        let kept = merge_versions(1, Duplicates::KeepAll, vec![(newer, vec![8, 9]), (older, vec![5, 6])]);
+        assert_eq!(kept.timestamps, vec![10, 10, 20, 30]);
+        assert_eq!(kept.record_ids, vec![5, 8, 6, 9]);
+    }
+
+    #[test]
+    fn a_newer_value_of_another_type_replaces_the_field() {
+        let older = rows(&[(10, vec![("a", 1.0.into()), ("b", true.into())])]);
+        let newer = rows(&[(10, vec![("a", "text".into())])]);
+        let merged = merge_versions(1, Duplicates::MergeFields, vec![(older, vec![1]), (newer, vec![2])]);
+        assert_eq!(
+            fields_of(&merged),
+            vec![(10, vec![("a".into(), "text".into()), ("b".into(), true.into())])]
+        );
+        assert_eq!(merged.columns.len(), 2, "the float column of `a` has no value left and is dropped");
     }
 }

@@ -5,7 +5,7 @@
 //! order, that is a prefix of each series' buffer. Sorting by time happens on read and at
 //! flush, and only when rows arrived out of order.
 
-use crate::chunk::{Chunk, Column, ColumnValues};
+use crate::chunk::{Chunk, Column, ColumnValues, Duplicates, merge_versions};
 use crate::model::{BatchRow, FieldValue, SeriesId, SeriesKind};
 use crate::time::TimeRange;
 use rustc_hash::FxHashMap;
@@ -119,7 +119,7 @@ impl HeadSeries {
     }
 
     /// Row indices with `seq <= visible` and timestamps in `range`, in (timestamp, seq)
-    /// order; for metrics, only the last write of each timestamp.
+    /// order.
     fn selected_rows(&self, range: TimeRange, visible: u64) -> Vec<usize> {
         // Sequence numbers grow along the buffer, so the visible rows are a prefix.
         let visible_len = self.seqs.partition_point(|&s| s <= visible);
@@ -127,10 +127,25 @@ impl HeadSeries {
         if !self.sorted {
             rows.sort_by_key(|&i| (self.timestamps[i], self.seqs[i]));
         }
-        if !self.kind.is_event() {
-            dedup_last_per_timestamp(&mut rows, &self.timestamps);
-        }
         rows
+    }
+
+    /// The selected rows as a chunk with sequence numbers as record ids; writes of one
+    /// metric timestamp merged into one row field by field (the newest write of each field
+    /// wins). `None` when no row is selected.
+    fn read(&self, series: SeriesId, range: TimeRange, visible: u64, fields: Option<&[String]>) -> Option<Chunk> {
+        let rows = self.selected_rows(range, visible);
+        if rows.is_empty() {
+            return None;
+        }
+        let chunk = self.chunk(series, &rows, fields);
+        let rule = Duplicates::of(self.kind);
+        let shares_timestamps = rule != Duplicates::KeepAll && rows.windows(2).any(|w| self.timestamps[w[0]] == self.timestamps[w[1]]);
+        if !shares_timestamps {
+            return Some(chunk);
+        }
+        let versions = chunk.record_ids.clone();
+        Some(merge_versions(series, rule, vec![(chunk, versions)]))
     }
 
     fn chunk(&self, series: SeriesId, rows: &[usize], fields: Option<&[String]>) -> Chunk {
@@ -168,19 +183,6 @@ impl HeadSeries {
             columns,
         }
     }
-}
-
-/// Keeps, among rows sorted by (timestamp, seq), only the last of each timestamp.
-fn dedup_last_per_timestamp(rows: &mut Vec<usize>, timestamps: &[i64]) {
-    let mut out = 0;
-    for i in 0..rows.len() {
-        let is_last = i + 1 == rows.len() || timestamps[rows[i + 1]] != timestamps[rows[i]];
-        if is_last {
-            rows[out] = rows[i];
-            out += 1;
-        }
-    }
-    rows.truncate(out);
 }
 
 /// A head row with indexed text.
@@ -262,12 +264,10 @@ impl Head {
         self.rows > 0 && range.overlaps(self.min_ts, self.max_ts) && self.series.contains_key(&series)
     }
 
-    /// Visible rows of one series in `range`, sorted, metrics deduplicated; `record_ids`
-    /// holds sequence numbers.
+    /// Visible rows of one series in `range`, sorted, one row per metric timestamp (its
+    /// writes merged field by field); `record_ids` holds sequence numbers.
     pub(crate) fn read(&self, series: SeriesId, range: TimeRange, visible: u64, fields: Option<&[String]>) -> Option<Chunk> {
-        let s = self.series.get(&series)?;
-        let rows = s.selected_rows(range, visible);
-        (!rows.is_empty()).then(|| s.chunk(series, &rows, fields))
+        self.series.get(&series)?.read(series, range, visible, fields)
     }
 
     /// Names of the columns of `series`.
@@ -327,15 +327,15 @@ impl Head {
         false
     }
 
-    /// Every series' rows, sorted and deduplicated, for a flush: (id, kind, chunk) by id.
+    /// Every series' rows, sorted, one row per metric timestamp, for a flush: (id, kind,
+    /// chunk) by id.
     pub(crate) fn drain_sorted(&self) -> Vec<(SeriesId, SeriesKind, Chunk)> {
         let mut ids: Vec<SeriesId> = self.series.keys().copied().collect();
         ids.sort_unstable();
         ids.into_iter()
             .filter_map(|id| {
                 let s = &self.series[&id];
-                let rows = s.selected_rows(TimeRange::ALL, u64::MAX);
-                (!rows.is_empty()).then(|| (id, s.kind, s.chunk(id, &rows, None)))
+                s.read(id, TimeRange::ALL, u64::MAX, None).map(|chunk| (id, s.kind, chunk))
             })
             .collect()
     }
@@ -419,5 +419,39 @@ mod tests {
         let drained = head.drain_sorted();
         assert_eq!(drained.len(), 1);
         assert_eq!(drained[0].2.len(), 2);
+    }
+
+    #[test]
+    fn metric_writes_to_one_timestamp_update_only_the_fields_they_carry() {
+        let mut head = Head::new();
+        apply(&mut head, 1, SeriesKind::Metric, &[(10, vec![("a", 1.0.into())])]);
+        apply(
+            &mut head,
+            2,
+            SeriesKind::Metric,
+            &[(10, vec![("b", 2.0.into())]), (5, vec![("a", 0.5.into())])],
+        );
+        apply(&mut head, 4, SeriesKind::Metric, &[(10, vec![("a", 3.0.into())])]);
+        let rows = head.read(7, TimeRange::ALL, u64::MAX, None).unwrap();
+        assert_eq!(rows.timestamps, vec![5, 10]);
+        assert_eq!(rows.record_ids, vec![3, 4]);
+        assert_eq!(
+            rows.row(1),
+            vec![(Arc::from("a"), FieldValue::F64(3.0)), (Arc::from("b"), FieldValue::F64(2.0))]
+        );
+        // As of sequence 2, `a` still holds the first write's value.
+        let rows = head.read(7, TimeRange::ALL, 2, None).unwrap();
+        assert_eq!(
+            rows.row(0),
+            vec![(Arc::from("a"), FieldValue::F64(1.0)), (Arc::from("b"), FieldValue::F64(2.0))]
+        );
+        // A read of one field takes it from the newest write that carried it.
+        let rows = head.read(7, TimeRange::new(10, 11), 3, Some(&["a".to_string()])).unwrap();
+        assert_eq!(rows.row(0), vec![(Arc::from("a"), FieldValue::F64(1.0))]);
+        let drained = head.drain_sorted();
+        assert_eq!(
+            drained[0].2.row(1),
+            vec![(Arc::from("a"), FieldValue::F64(3.0)), (Arc::from("b"), FieldValue::F64(2.0))]
+        );
     }
 }

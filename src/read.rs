@@ -3,16 +3,21 @@
 //!
 //! Sources are cut into *units* that are disjoint in time: a group of blocks whose time
 //! ranges overlap (plus the head rows inside it), or a run of head rows between groups.
-//! A unit with one source is already sorted and deduplicated; only overlapping sources are
-//! merged, by (timestamp, version): for metrics the newest write of a timestamp wins
-//! (head rows by sequence number, segments by the `max_seq` of their flush); event rows are
-//! all kept, ordered by record id. Units are decoded lazily, one at a time, so memory is
-//! bounded by the largest group of overlapping blocks, not by the size of the range.
+//! A unit with one source is already sorted and holds one row per metric timestamp; only
+//! overlapping sources are merged, by (timestamp, version) (head rows by sequence number,
+//! segments by the `max_seq` of their flush): a metric timestamp becomes one row in which
+//! each field holds the value of the newest write that carried that field; event rows are
+//! all kept, ordered by record id; summary rows are replaced whole by a newer run's. Units
+//! are decoded lazily, one at a time, so memory is bounded by the largest group of
+//! overlapping blocks, not by the size of the range.
+//!
+//! Because a lone block (one that overlaps no other source) never shares a timestamp with
+//! another write, its statistics describe exactly the rows a read of it yields.
 
-use crate::chunk::{Chunk, Column, ColumnValues};
+use crate::chunk::{Chunk, Duplicates, merge_versions};
 use crate::error::Result;
 use crate::head::Head;
-use crate::model::{SeriesId, SeriesKind, ValueType};
+use crate::model::{SeriesId, SeriesKind};
 use crate::segment::{BlockMeta, SegmentReader};
 use crate::text::{HeadText, TextView};
 use crate::time::TimeRange;
@@ -130,10 +135,12 @@ pub(crate) enum UnitData {
 pub struct SeriesChunks {
     series: SeriesId,
     kind: SeriesKind,
+    /// How rows sharing a timestamp combine.
+    duplicates: Duplicates,
     range: TimeRange,
     fields: Option<Arc<[String]>>,
     order: Order,
-    /// The series' visible head rows, merged over heads, sorted, deduplicated.
+    /// The series' visible head rows, merged over heads, sorted, one row per metric timestamp.
     head: Chunk,
     units: VecDeque<Unit>,
     pruner: Option<BlockPruner>,
@@ -147,6 +154,35 @@ impl SeriesChunks {
         visible_seq: u64,
         series: SeriesId,
         kind: SeriesKind,
+        range: TimeRange,
+        fields: Option<Arc<[String]>>,
+        order: Order,
+    ) -> Result<SeriesChunks> {
+        SeriesChunks::with_rule(state, visible_seq, series, kind, Duplicates::of(kind), range, fields, order)
+    }
+
+    /// Chunks of a summary tier's series: one row per bucket, the newest run's row whole (a
+    /// later run of a bucket replaces the earlier one; fields are not merged across runs).
+    pub(crate) fn summaries(state: &ReadState, series: SeriesId, range: TimeRange, fields: Option<Arc<[String]>>) -> Result<SeriesChunks> {
+        SeriesChunks::with_rule(
+            state,
+            u64::MAX,
+            series,
+            SeriesKind::Metric,
+            Duplicates::ReplaceRow,
+            range,
+            fields,
+            Order::Ascending,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_rule(
+        state: &ReadState,
+        visible_seq: u64,
+        series: SeriesId,
+        kind: SeriesKind,
+        duplicates: Duplicates,
         range: TimeRange,
         fields: Option<Arc<[String]>>,
         order: Order,
@@ -185,7 +221,7 @@ impl SeriesChunks {
         let mut head = match head_parts.len() {
             0 => Chunk::default(),
             1 => head_parts.pop().map(|(c, _)| c).unwrap_or_default(),
-            _ => merge(series, kind, head_parts),
+            _ => merge_versions(series, duplicates, head_parts),
         };
         head.series = series;
         blocks.sort_by_key(|b| (b.meta.min_ts, b.segment.meta().max_seq));
@@ -193,6 +229,7 @@ impl SeriesChunks {
         Ok(SeriesChunks {
             series,
             kind,
+            duplicates,
             range,
             fields,
             order,
@@ -311,7 +348,7 @@ impl SeriesChunks {
         Ok(match parts.len() {
             0 => Chunk::default(),
             1 => parts.pop().map(|(c, _)| c).unwrap_or_default(),
-            _ => merge(self.series, self.kind, parts),
+            _ => merge_versions(self.series, self.duplicates, parts),
         })
     }
 
@@ -388,69 +425,4 @@ fn plan_units(blocks: Vec<BlockSource>, head: &[i64]) -> VecDeque<Unit> {
         units.push_back(Unit::Head(hpos..head.len()));
     }
     units
-}
-
-/// Merges sorted parts, each with a version per row, into one sorted chunk whose
-/// `record_ids` are the surviving versions. Metrics keep the highest version of each
-/// timestamp; events keep every row, ordered by version (their record id).
-pub(crate) fn merge(series: SeriesId, kind: SeriesKind, parts: Vec<(Chunk, Vec<u64>)>) -> Chunk {
-    let mut entries: Vec<(i64, u64, u32, u32)> = Vec::with_capacity(parts.iter().map(|(c, _)| c.len()).sum());
-    for (p, (chunk, versions)) in parts.iter().enumerate() {
-        for (r, (&ts, &v)) in chunk.timestamps.iter().zip(versions).enumerate() {
-            entries.push((ts, v, p as u32, r as u32));
-        }
-    }
-    entries.sort_unstable_by_key(|&(ts, v, _, _)| (ts, v));
-    if !kind.is_event() {
-        let mut out = 0;
-        for i in 0..entries.len() {
-            if i + 1 == entries.len() || entries[i + 1].0 != entries[i].0 {
-                entries[out] = entries[i];
-                out += 1;
-            }
-        }
-        entries.truncate(out);
-    }
-    let mut keys: Vec<(Arc<str>, ValueType)> = parts
-        .iter()
-        .flat_map(|(c, _)| c.columns.iter().map(|col| (col.name.clone(), col.value_type())))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let mut columns = Vec::with_capacity(keys.len());
-    for (name, value_type) in keys {
-        let sources: Vec<Option<&Column>> = parts
-            .iter()
-            .map(|(c, _)| c.columns.iter().find(|col| col.name == name && col.value_type() == value_type))
-            .collect();
-        let mut values = ColumnValues::new(value_type);
-        let mut validity = Vec::with_capacity(entries.len());
-        for &(_, _, p, r) in &entries {
-            match sources[p as usize] {
-                Some(col) if col.is_valid(r as usize) => {
-                    values.push_from(&col.values, r as usize);
-                    validity.push(true);
-                }
-                _ => {
-                    values.push_default();
-                    validity.push(false);
-                }
-            }
-        }
-        if !validity.iter().any(|&v| v) {
-            continue;
-        }
-        if validity.iter().all(|&v| v) {
-            validity.clear();
-        }
-        columns.push(Column { name, values, validity });
-    }
-    Chunk {
-        series,
-        timestamps: entries.iter().map(|e| e.0).collect(),
-        // Versions stay attached (record ids for events, write order for metrics) so that a
-        // merged chunk can be merged again; the iterator strips them from metric output.
-        record_ids: entries.iter().map(|e| e.1).collect(),
-        columns,
-    }
 }

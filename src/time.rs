@@ -271,6 +271,17 @@ impl Precision {
         value.checked_mul(self.nanos())
     }
 
+    /// The unit's name as [`Precision::parse`] and `--precision` take it: `ns`, `us`,
+    /// `ms` or `s`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Nanoseconds => "ns",
+            Precision::Microseconds => "us",
+            Precision::Milliseconds => "ms",
+            Precision::Seconds => "s",
+        }
+    }
+
     /// Parses `ns`, `us`, `ms` or `s` (also `n`, `u`, `µs`).
     pub fn parse(text: &str) -> Option<Precision> {
         Some(match text {

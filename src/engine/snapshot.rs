@@ -199,14 +199,6 @@ impl SummarySources {
             .position(|t| *t == tier)
             .and_then(|i| self.0.get(i))
             .unwrap_or(&empty);
-        SeriesChunks::new(
-            state,
-            u64::MAX,
-            series,
-            crate::model::SeriesKind::Metric,
-            range,
-            Some(fields.clone()),
-            Order::Ascending,
-        )
+        SeriesChunks::summaries(state, series, range, Some(fields.clone()))
     }
 }

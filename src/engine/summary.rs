@@ -376,15 +376,7 @@ impl Inner {
                 let encoded: Vec<Result<EncodedSeries>> = map_interleaved(window, encode.threads, |id| {
                     let mut out = Buckets::new();
                     for &w in weeks {
-                        let chunks = SeriesChunks::new(
-                            &read_state,
-                            u64::MAX,
-                            *id,
-                            SeriesKind::Metric,
-                            TimeRange::new(w, w + WEEK_NS),
-                            None,
-                            Order::Ascending,
-                        )?;
+                        let chunks = SeriesChunks::summaries(&read_state, *id, TimeRange::new(w, w + WEEK_NS), None)?;
                         for chunk in chunks {
                             summary::roll_up(&summary::from_chunk(&chunk?)?, crate::query::Bucket::Week, &mut out);
                         }

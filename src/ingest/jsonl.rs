@@ -147,12 +147,22 @@ struct PointJson {
 pub struct JsonLinesParser {
     precision: Precision,
     limits: Limits,
+    integer_timestamps: super::IntegerTimestamps,
 }
 
 impl JsonLinesParser {
     /// A parser for integer timestamps in `precision`, checking `limits`.
     pub fn new(precision: Precision, limits: Limits) -> JsonLinesParser {
-        JsonLinesParser { precision, limits }
+        JsonLinesParser {
+            precision,
+            limits,
+            integer_timestamps: super::IntegerTimestamps::new(precision),
+        }
+    }
+
+    /// The integer timestamps parsed so far.
+    pub fn integer_timestamps(&self) -> super::IntegerTimestamps {
+        self.integer_timestamps
     }
 
     /// Parses one line and appends its rows (one, or up to three for an alert) to `batch`.
@@ -174,18 +184,21 @@ impl JsonLinesParser {
         result.map(|()| true)
     }
 
-    fn time(&self, value: &Value, now: i64, what: &str) -> Result<i64> {
+    fn time(&mut self, value: &Value, now: i64, what: &str) -> Result<i64> {
         match value {
             Value::String(s) => parse_time(s, now),
             Value::Number(n) => n
                 .as_i64()
-                .and_then(|v| self.precision.to_nanos(v))
+                .and_then(|v| {
+                    self.integer_timestamps.record(v);
+                    self.precision.to_nanos(v)
+                })
                 .ok_or_else(|| Error::invalid(format!("{what} {n} is not an integer in range for the chosen precision"))),
             _ => Err(Error::invalid(format!("{what} must be a string or an integer"))),
         }
     }
 
-    fn add(&self, record: Record, now: i64, batch: &mut Batch) -> Result<()> {
+    fn add(&mut self, record: Record, now: i64, batch: &mut Batch) -> Result<()> {
         let rows_before = batch.len();
         match record {
             Record::Metric(m) => {

@@ -30,6 +30,7 @@ pub struct LineProtocolParser {
     limits: Limits,
     keys: FxHashMap<Box<str>, SeriesKey>,
     fields: Vec<(String, FieldValue)>,
+    integer_timestamps: super::IntegerTimestamps,
 }
 
 fn err(column: usize, reason: impl Into<String>) -> Error {
@@ -48,7 +49,13 @@ impl LineProtocolParser {
             limits,
             keys: FxHashMap::default(),
             fields: Vec::new(),
+            integer_timestamps: super::IntegerTimestamps::new(precision),
         }
+    }
+
+    /// The timestamps parsed so far.
+    pub fn integer_timestamps(&self) -> super::IntegerTimestamps {
+        self.integer_timestamps
     }
 
     /// Parses one line and appends its row to `batch`. Returns false for blank and comment
@@ -91,6 +98,7 @@ impl LineProtocolParser {
             let value: i64 = text
                 .parse()
                 .map_err(|_| err(pos, format!("timestamp {text:?} is not an integer in range")))?;
+            self.integer_timestamps.record(value);
             let ts = self
                 .precision
                 .to_nanos(value)

@@ -36,6 +36,76 @@ impl Format {
     }
 }
 
+/// 1971-01-01T00:00:00Z and 2200-01-01T00:00:00Z in seconds: integer timestamps outside
+/// these years are almost always in another unit than the one chosen.
+const PLAUSIBLE_SECONDS: std::ops::Range<i64> = 31_536_000..7_258_118_400;
+
+/// What the integer timestamps of an input looked like, to catch a wrong precision: a file
+/// of seconds read as nanoseconds lands in January 1970 without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegerTimestamps {
+    /// The precision they were read in.
+    pub precision: Precision,
+    /// Integer timestamps seen (RFC 3339 strings and missing timestamps are not counted).
+    pub count: u64,
+    /// Of them, those between 1971 and 2200 in `precision`.
+    pub plausible: u64,
+    /// The smallest raw value, in `precision`.
+    pub min: i64,
+    /// The largest raw value, in `precision`.
+    pub max: i64,
+}
+
+impl IntegerTimestamps {
+    /// Nothing seen yet.
+    pub fn new(precision: Precision) -> IntegerTimestamps {
+        IntegerTimestamps {
+            precision,
+            count: 0,
+            plausible: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+        }
+    }
+
+    /// Counts one raw timestamp (before it is scaled, so values that overflow count too).
+    pub(crate) fn record(&mut self, raw: i64) {
+        self.count += 1;
+        self.plausible += u64::from(plausible_in(raw, self.precision));
+        self.min = self.min.min(raw);
+        self.max = self.max.max(raw);
+    }
+
+    /// True when there were integer timestamps and every one lies before 1971 or after
+    /// 2200 in the chosen precision.
+    pub fn all_implausible(&self) -> bool {
+        self.count > 0 && self.plausible == 0
+    }
+
+    /// The precision in which the smallest and the largest timestamp both lie between
+    /// 1971 and 2200, when the chosen one puts them all outside (see
+    /// [`IntegerTimestamps::all_implausible`]) and another does.
+    pub fn likely_precision(&self) -> Option<Precision> {
+        if !self.all_implausible() {
+            return None;
+        }
+        [
+            Precision::Seconds,
+            Precision::Milliseconds,
+            Precision::Microseconds,
+            Precision::Nanoseconds,
+        ]
+        .into_iter()
+        .find(|&p| p != self.precision && plausible_in(self.min, p) && plausible_in(self.max, p))
+    }
+}
+
+/// Whether `raw` in `precision` lies between 1971 and 2200.
+fn plausible_in(raw: i64, precision: Precision) -> bool {
+    let seconds = raw.div_euclid(crate::time::NANOS_PER_SECOND / precision.nanos());
+    PLAUSIBLE_SECONDS.contains(&seconds)
+}
+
 /// A parser for either format.
 #[derive(Debug)]
 pub enum Parser {
@@ -51,6 +121,14 @@ impl Parser {
         match format {
             Format::LineProtocol => Parser::LineProtocol(LineProtocolParser::new(precision, limits)),
             Format::JsonLines => Parser::JsonLines(JsonLinesParser::new(precision, limits)),
+        }
+    }
+
+    /// The integer timestamps parsed so far (lines that failed included).
+    pub fn integer_timestamps(&self) -> IntegerTimestamps {
+        match self {
+            Parser::LineProtocol(p) => p.integer_timestamps(),
+            Parser::JsonLines(p) => p.integer_timestamps(),
         }
     }
 
@@ -191,6 +269,43 @@ mod tests {
         assert_eq!(r.next_line().unwrap(), Some((2, Line::Text(""))));
         assert_eq!(r.next_line().unwrap(), Some((3, Line::Text("b"))));
         assert_eq!(r.next_line().unwrap(), None);
+    }
+
+    #[test]
+    fn timestamps_in_another_unit_are_noticed() {
+        let mut p = Parser::new(Format::JsonLines, Precision::Nanoseconds, Limits::default());
+        let mut batch = Batch::new();
+        for (i, ts) in [1_454_284_800i64, 1_454_371_200].into_iter().enumerate() {
+            let line = format!(r#"{{"kind":"point","timestamp":{ts},"measurement":"m","fields":{{"v":1}}}}"#);
+            p.parse_into(&line, i as u64 + 1, 0, &mut batch).unwrap();
+        }
+        p.parse_into(
+            r#"{"kind":"point","timestamp":"2016-02-01T00:00:00Z","measurement":"m","fields":{"v":1}}"#,
+            3,
+            0,
+            &mut batch,
+        )
+        .unwrap();
+        let seen = p.integer_timestamps();
+        assert_eq!(
+            (seen.count, seen.plausible, seen.min, seen.max),
+            (2, 0, 1_454_284_800, 1_454_371_200)
+        );
+        assert!(seen.all_implausible());
+        assert_eq!(seen.likely_precision(), Some(Precision::Seconds));
+
+        let mut p = Parser::new(Format::LineProtocol, Precision::Seconds, Limits::default());
+        // Nanoseconds read as seconds overflow: the lines fail, and the hint still names ns.
+        assert!(p.parse_into("m v=1 1454284800000000000", 1, 0, &mut batch).is_err());
+        assert_eq!(p.integer_timestamps().likely_precision(), Some(Precision::Nanoseconds));
+        let mut p = Parser::new(Format::LineProtocol, Precision::Milliseconds, Limits::default());
+        p.parse_into("m v=1 1454284800000", 1, 0, &mut batch).unwrap();
+        p.parse_into("m v=1", 2, 0, &mut batch).unwrap();
+        assert!(!p.integer_timestamps().all_implausible(), "2016 in milliseconds is plausible");
+        let mut p = Parser::new(Format::LineProtocol, Precision::Nanoseconds, Limits::default());
+        p.parse_into("m v=1 5", 1, 0, &mut batch).unwrap();
+        assert!(p.integer_timestamps().all_implausible());
+        assert_eq!(p.integer_timestamps().likely_precision(), None, "no unit puts 5 in 1971..2200");
     }
 
     #[test]

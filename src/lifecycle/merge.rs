@@ -80,7 +80,7 @@ pub(crate) fn merge_month(
     } = target;
     let mut plans = plan_series(inputs)?;
     if tier != Resolution::Detail {
-        // Summary rows are a value per bucket: duplicates resolve like metric rows.
+        // Summary rows are one per bucket, the newest run's replacing the earlier whole.
         for p in &mut plans {
             p.kind = SeriesKind::Metric;
         }
@@ -122,7 +122,7 @@ pub(crate) fn merge_month(
         }
         let window = &plans[start..end];
         let encoded: Result<Vec<EncodedSeries>> =
-            map_interleaved(window, encode.threads, |p| merge_series(&state, month, p, &fields, encode))
+            map_interleaved(window, encode.threads, |p| merge_series(&state, month, tier, p, &fields, encode))
                 .into_iter()
                 .collect();
         let encoded = match encoded {
@@ -193,13 +193,24 @@ fn plan_series(inputs: &[Arc<SegmentReader>]) -> Result<Vec<SeriesPlan>> {
 }
 
 /// One series' rows of the month, merged, re-blocked into blocks of `block_max_rows`.
-fn merge_series(state: &ReadState, month: Month, plan: &SeriesPlan, fields: &FieldTable, encode: EncodeOptions) -> Result<EncodedSeries> {
+fn merge_series(
+    state: &ReadState,
+    month: Month,
+    tier: Resolution,
+    plan: &SeriesPlan,
+    fields: &FieldTable,
+    encode: EncodeOptions,
+) -> Result<EncodedSeries> {
     let block_rows = encode.block_max_rows.max(1);
     let mut out = EncodedSeries::new(plan.id, plan.kind);
     let mut pending = Chunk::default();
     let range = month.range();
     let range = TimeRange::new(range.start.max(plan.keep_from), range.end);
-    let chunks = SeriesChunks::new(state, u64::MAX, plan.id, plan.kind, range, None, Order::Ascending)?;
+    let chunks = if tier == Resolution::Detail {
+        SeriesChunks::new(state, u64::MAX, plan.id, plan.kind, range, None, Order::Ascending)?
+    } else {
+        SeriesChunks::summaries(state, plan.id, range, None)?
+    };
     for chunk in chunks {
         let chunk = chunk?;
         if pending.is_empty() {

@@ -68,6 +68,9 @@ impl Acc {
         }
     }
 
+    // The per-value methods run once per decoded value: inlined into the row loops, they
+    // take about a quarter less time than as calls (measured on double-groupby-1).
+    #[inline]
     fn numeric_f64(&mut self, v: f64, needs: Needs) {
         self.numeric += 1;
         self.sum_f += v;
@@ -89,6 +92,7 @@ impl Acc {
         }
     }
 
+    #[inline]
     pub(crate) fn add_f64(&mut self, v: f64, key: RowKey, needs: Needs) {
         self.count += 1;
         self.any_float = true;
@@ -98,6 +102,7 @@ impl Acc {
         }
     }
 
+    #[inline]
     pub(crate) fn add_i64(&mut self, v: i64, key: RowKey, needs: Needs) {
         self.count += 1;
         self.sum_i += v as i128;

@@ -82,6 +82,51 @@ fn archive_and_restore_round_trip() {
 }
 
 #[test]
+fn partial_writes_in_separate_segments_stay_merged_through_archive_and_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    let key = SeriesKey::metric("cpu").unwrap().with_tag("host", "a").unwrap();
+    let ts = month_start(2026, 9) + 60 * 1_000_000_000;
+    // Three flushes, three segments of September, each with some of the row's fields.
+    for fields in [
+        vec![("a", FieldValue::F64(1.0)), ("b", FieldValue::F64(2.0))],
+        vec![("b", FieldValue::F64(20.0)), ("c", FieldValue::I64(3))],
+        vec![("a", FieldValue::F64(10.0))],
+    ] {
+        let mut batch = Batch::new();
+        batch.add_row(&key, ts, fields).unwrap();
+        engine.write(&batch).unwrap();
+        engine.flush().unwrap();
+    }
+    let merged = |engine: &Engine| -> Vec<(i64, Vec<(String, FieldValue)>)> {
+        crate::common::scan_all(engine, "cpu")
+            .into_iter()
+            .map(|r| (r.timestamp, r.fields.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()))
+            .collect()
+    };
+    let want = vec![(
+        ts,
+        vec![
+            ("a".to_string(), FieldValue::F64(10.0)),
+            ("b".to_string(), FieldValue::F64(20.0)),
+            ("c".to_string(), FieldValue::I64(3)),
+        ],
+    )];
+    assert_eq!(merged(&engine), want);
+    let report = engine.archive(Month::new(2026, 10).unwrap(), None, &mut |_, _| {}).unwrap();
+    assert_eq!(report.segments, 3, "archived as the three segments they were");
+    assert!(merged(&engine).is_empty());
+    engine.restore(&report.path, &mut |_, _| {}).unwrap();
+    assert_eq!(merged(&engine), want, "restored segments keep their order of writes");
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    assert_eq!(merged(&engine), want, "after reopen");
+    engine.optimize(&mut |_| {}).unwrap();
+    assert_eq!(merged(&engine), want, "after the month is merged into one segment");
+    engine.close().unwrap();
+}
+
+#[test]
 fn restore_over_data_written_after_the_archive_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let engine = filled_store(dir.path(), seed());

@@ -38,7 +38,7 @@ fn ingest_reports_malformed_lines_and_stores_the_rest() {
         "cpu,host=a usage=1.5 1000\ncpu,host=a usage= 2000\n\n# comment\ncpu,host=b usage=2.5,cores=4i 3000\ncpu,host=b usage=NaN 4000\n";
     let out = annals_with_input(dir.path(), &["ingest", "-"], Some(input));
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "skipped lines exit with 2: {stderr}");
     assert!(stderr.contains("malformed line 2, column 18: empty field value"), "{stderr}");
     assert!(
         stderr.contains("malformed line 6, column 18: invalid field value \"NaN\""),
@@ -58,6 +58,54 @@ fn ingest_reports_malformed_lines_and_stores_the_rest() {
         &["scan", "-m", "cpu", "--field", "usage", "--where", "host=b", "--format", "csv"],
     );
     assert_eq!(text(&out.stdout), "time,host,usage\n1970-01-01T00:00:00.000003Z,b,2.5\n");
+}
+
+#[test]
+fn lines_of_one_series_and_timestamp_merge_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "m,h=1 a=1 1000000000\nm,h=1 b=2 1000000000\nm,h=1 a=3,c=\"x\" 2000000000\nm,h=1 c=\"y\" 2000000000\n";
+    let out = annals_with_input(dir.path(), &["ingest", "-"], Some(input));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = annals(
+        dir.path(),
+        &["scan", "--measurement", "m", "--format", "csv", "--time-format", "ns"],
+    );
+    assert_eq!(text(&out.stdout), "time,h,a,b,c\n1000000000,1,1,2,\n2000000000,1,3,,y\n");
+    let out = annals(
+        dir.path(),
+        &["query", "--measurement", "m", "--field", "a", "--agg", "count", "--format", "csv"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "count(a)\n2\n");
+    // Across a flush (the first writes in a segment, the next in the head) and a compaction.
+    let out = annals_with_input(dir.path(), &["ingest", "-"], Some("m,h=1 b=5 2000000000\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(annals(dir.path(), &["compact", "--full"]).status.success());
+    let out = annals(
+        dir.path(),
+        &["scan", "--measurement", "m", "--format", "csv", "--time-format", "ns"],
+    );
+    assert_eq!(text(&out.stdout), "time,h,a,b,c\n1000000000,1,1,2,\n2000000000,1,3,5,y\n");
+}
+
+#[test]
+fn integer_timestamps_in_another_unit_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = "{\"kind\":\"point\",\"timestamp\":1454284800,\"measurement\":\"m\",\"fields\":{\"v\":1}}\n\
+                 {\"kind\":\"point\",\"timestamp\":1454371200,\"measurement\":\"m\",\"fields\":{\"v\":2}}\n";
+    let out = annals_with_input(dir.path(), &["ingest", "--format", "jsonl", "-"], Some(input));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "a warning is not a failure: {stderr}");
+    assert!(
+        stderr.contains(
+            "warning: every integer timestamp (1454284800 to 1454371200) lies before 1971 or after 2200 when read as nanoseconds (--precision ns); they look like seconds: ingest them again with --precision s"
+        ),
+        "{stderr}"
+    );
+    let out = annals_with_input(dir.path(), &["ingest", "--format", "jsonl", "--precision", "s", "-"], Some(input));
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    let out = annals_with_input(dir.path(), &["ingest", "-"], Some("m v=1 1454284800000000000\n"));
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
 }
 
 #[test]

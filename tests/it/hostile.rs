@@ -75,7 +75,7 @@ fn malformed_line_protocol_is_reported_by_line_and_valid_lines_around_it_are_kep
     }
     std::fs::write(&input, bytes).unwrap();
     let (code, stderr, _) = ingest(&store, &[input.to_str().unwrap()]);
-    assert_eq!(code, 0, "without --strict, malformed lines are skipped: {stderr}");
+    assert_eq!(code, 2, "without --strict, malformed lines are skipped (exit status 2): {stderr}");
     for (line, expected) in &lines {
         if let Some(expected) = expected {
             assert!(
@@ -151,7 +151,7 @@ fn malformed_json_lines_are_reported_by_line() {
     text.push('\n');
     std::fs::write(&input, text).unwrap();
     let (code, stderr, _) = ingest(&store, &[input.to_str().unwrap()]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 2, "malformed lines skipped: {stderr}");
     for (_, expected) in &lines {
         if let Some(expected) = expected {
             assert!(stderr.contains(&format!("malformed {expected}")), "no {expected:?} in\n{stderr}");

@@ -15,6 +15,7 @@ mod fuzz_seeds;
 mod history;
 mod hostile;
 mod limits;
+mod line_protocol;
 mod model;
 mod oracle;
 mod poison;

@@ -1,6 +1,7 @@
-//! In-memory models the engine is checked against: what is stored (last write wins for
-//! metrics, every row for events), and a brute-force evaluator of queries written from the
-//! definitions in the query module's documentation, sharing no code with the engine.
+//! In-memory models the engine is checked against: what is stored (for metrics one row per
+//! series and timestamp, each field holding its newest write; every row for events), and a
+//! brute-force evaluator of queries written from the definitions in the query module's
+//! documentation, sharing no code with the engine.
 
 #![allow(dead_code)]
 
@@ -32,7 +33,8 @@ impl ModelRow {
 #[derive(Default)]
 pub struct Model {
     ids: BTreeMap<SeriesKey, u32>,
-    /// Metrics: (series, ts) -> row (the last write wins). Events: (series, ts, seq) -> row.
+    /// Metrics: (series, ts) -> row (merged field by field, the newest write of each field
+    /// winning). Events: (series, ts, seq) -> row.
     metrics: BTreeMap<(u32, i64), ModelRow>,
     events: BTreeMap<(u32, i64, u64), ModelRow>,
 }
@@ -54,7 +56,21 @@ impl Model {
             if key.kind().is_event() {
                 self.events.insert((series, ts, row.seq), row);
             } else {
-                self.metrics.insert((series, ts), row);
+                match self.metrics.get_mut(&(series, ts)) {
+                    Some(stored) => {
+                        // The write replaces the fields it carries (whatever their type
+                        // was) and leaves the others as they were.
+                        stored.fields.retain(|(name, _)| !row.fields.iter().any(|(n, _)| n == name));
+                        stored.fields.extend(row.fields);
+                        stored
+                            .fields
+                            .sort_by(|a, b| (&a.0, a.1.value_type()).cmp(&(&b.0, b.1.value_type())));
+                        stored.seq = row.seq;
+                    }
+                    None => {
+                        self.metrics.insert((series, ts), row);
+                    }
+                }
             }
         }
     }

@@ -56,6 +56,24 @@ fn write_day(engine: &Engine, rng: &mut ChaCha8Rng, day: i64, truth: &mut Truth)
             truth.cpu.insert((host.to_owned(), ts), (usage, errors));
             ts += rng.random_range(200..1_400) * SECOND;
         }
+        // Some readings are completed by a second write of one field: the row counts once
+        // in the summaries, with the newer value of that field and the other kept.
+        let written: Vec<i64> = truth
+            .cpu
+            .range((host.to_owned(), day)..(host.to_owned(), day + DAY))
+            .map(|((_, t), _)| *t)
+            .collect();
+        for _ in 0..3 {
+            let ts = written[rng.random_range(0..written.len())];
+            let entry = truth.cpu.get_mut(&(host.to_owned(), ts)).unwrap();
+            if rng.random_bool(0.5) {
+                entry.0 = (rng.random_range(0.0..100.0f64) * 100.0).round() / 100.0;
+                batch.add_row(&key, ts, [("usage", FieldValue::F64(entry.0))]).unwrap();
+            } else {
+                entry.1 = rng.random_range(-3..20);
+                batch.add_row(&key, ts, [("errors", FieldValue::I64(entry.1))]).unwrap();
+            }
+        }
     }
     for i in 0..rng.random_range(20..60) {
         let level = [LogLevel::Info, LogLevel::Warning, LogLevel::Error][rng.random_range(0..3)];
@@ -206,8 +224,16 @@ fn summaries_answer_exactly_what_detail_answered_and_retention_follows_the_clock
         batch
             .add_row(&key, late_ts, [("usage", FieldValue::F64(55.5)), ("errors", FieldValue::I64(1))])
             .unwrap();
+        // And a late write of one field to a reading of that day already summarised.
+        let (&(_, partial_ts), _) = truth
+            .cpu
+            .range(("a".to_owned(), T0 + 3 * DAY)..("a".to_owned(), T0 + 4 * DAY))
+            .next()
+            .unwrap();
+        batch.add_row(&key, partial_ts, [("errors", FieldValue::I64(99))]).unwrap();
         engine.write(&batch).unwrap();
         truth.cpu.insert(("a".into(), late_ts), (55.5, 1));
+        truth.cpu.get_mut(&("a".to_owned(), partial_ts)).unwrap().1 = 99;
         let report = engine.summarize().unwrap();
         assert_eq!((report.days, report.days_redone), (1, 1));
 

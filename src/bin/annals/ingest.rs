@@ -1,11 +1,13 @@
 //! `annals ingest`: line protocol or JSON lines into the store.
 //!
 //! A parser thread reads and parses lines into batches; the main thread writes them. A
-//! malformed line is reported with its number and reason and skipped (`--strict`: the
-//! lines before it are stored, then the command stops with exit code 1).
+//! malformed line is reported with its number and reason and skipped, and the command
+//! exits with status 2 (`--strict`: the lines before it are stored, then the command stops
+//! with status 1). When every integer timestamp of the input lies before 1971 or after
+//! 2200 in the chosen precision, a warning names the precision they look like.
 
 use crate::CliError;
-use annals::ingest::{Format, Line, LineReader, Parser};
+use annals::ingest::{Format, IntegerTimestamps, Line, LineReader, Parser};
 use annals::time::{Precision, now_ns};
 use annals::{Batch, Durability, Engine, Error, Limits, Options};
 use clap::{Args, ValueEnum};
@@ -32,6 +34,7 @@ pub struct IngestArgs {
     #[arg(long, value_enum)]
     progress: Option<ProgressArg>,
     /// Stop at the first malformed line and exit with status 1 (lines before it are stored).
+    /// Without it, malformed lines are reported, skipped, and the exit status is 2.
     #[arg(long)]
     strict: bool,
     /// Rows per batch; each batch is one WAL record and one commit.
@@ -91,6 +94,7 @@ enum Message {
 struct ParseOutcome {
     lines: u64,
     malformed: u64,
+    timestamps: IntegerTimestamps,
     stopped_by: Option<Error>,
     read_error: Option<std::io::Error>,
 }
@@ -219,11 +223,53 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         crate::output::count(outcome.malformed),
         if outcome.malformed == 1 { "" } else { "s" }
     );
+    warn_about_precision(&outcome.timestamps);
     if let Some(e) = outcome.stopped_by {
         eprintln!("annals: stopped at the first malformed line (--strict): {e}");
         return Err(CliError::Reported);
     }
+    if outcome.malformed > 0 {
+        return Err(CliError::Status(MALFORMED_LINES_STATUS));
+    }
     Ok(())
+}
+
+/// Exit status when malformed lines were skipped and the rest stored.
+const MALFORMED_LINES_STATUS: u8 = 2;
+
+/// Warns when every integer timestamp lies outside 1971..2200 in the chosen precision: the
+/// input is almost certainly in another unit, and its rows were stored at the wrong times.
+fn warn_about_precision(seen: &IntegerTimestamps) {
+    if !seen.all_implausible() {
+        return;
+    }
+    let chosen = seen.precision.as_str();
+    let range = if seen.min == seen.max {
+        format!("{}", seen.min)
+    } else {
+        format!("{} to {}", seen.min, seen.max)
+    };
+    let advice = match seen.likely_precision() {
+        Some(p) => format!(
+            "they look like {}: ingest them again with --precision {}",
+            precision_words(p),
+            p.as_str()
+        ),
+        None => "check the unit of the input's timestamps and --precision".to_string(),
+    };
+    eprintln!(
+        "annals: warning: every integer timestamp ({range}) lies before 1971 or after 2200 when read as {} (--precision {chosen}); {advice}",
+        precision_words(seen.precision)
+    );
+}
+
+fn precision_words(p: Precision) -> &'static str {
+    match p {
+        Precision::Nanoseconds => "nanoseconds",
+        Precision::Microseconds => "microseconds",
+        Precision::Milliseconds => "milliseconds",
+        Precision::Seconds => "seconds",
+    }
 }
 
 fn make_bar(kind: ProgressArg, total_bytes: Option<u64>) -> ProgressBar {
@@ -269,6 +315,7 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
     let mut outcome = ParseOutcome {
         lines: 0,
         malformed: 0,
+        timestamps: IntegerTimestamps::new(precision),
         stopped_by: None,
         read_error: None,
     };
@@ -299,6 +346,7 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
                 break;
             }
             if tx.send(Message::Malformed(e)).is_err() {
+                outcome.timestamps = parser.integer_timestamps();
                 return outcome;
             }
         }
@@ -312,6 +360,7 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
                 })
                 .is_err()
             {
+                outcome.timestamps = parser.integer_timestamps();
                 return outcome;
             }
             batch_first_line = number + 1;
@@ -325,5 +374,6 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
             lines: (batch_first_line, outcome.lines),
         });
     }
+    outcome.timestamps = parser.integer_timestamps();
     outcome
 }

@@ -25,7 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write line protocol or JSON lines from a file or standard input.
+    /// Write line protocol or JSON lines from a file or standard input. Exit status: 0
+    /// when every line was stored, 2 when malformed lines were skipped (the rest stored),
+    /// 1 when an error stopped it.
     Ingest(ingest::IngestArgs),
     /// Print raw points of one measurement.
     Scan(query::SelectArgs),
@@ -52,11 +54,13 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
-/// Errors of a command. `Reported` means the command already printed what went wrong.
+/// Errors of a command. `Reported` means the command already printed what went wrong;
+/// `Status` too, and it asks for that exit status.
 pub enum CliError {
     Annals(annals::Error),
     Io(std::io::Error),
     Reported,
+    Status(u8),
 }
 
 impl From<annals::Error> for CliError {
@@ -132,5 +136,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(CliError::Reported) => ExitCode::FAILURE,
+        Err(CliError::Status(status)) => ExitCode::from(status),
     }
 }

@@ -7,8 +7,9 @@
 //! re-creates any id the file has not caught up with.
 
 use crate::codec::bytes::{Reader, put_varint};
-use crate::error::{CorruptionKind, Error, Result};
-use crate::index::{TagIndex, TagPredicate};
+use crate::error::{Error, Limit, Result};
+use crate::files::FileKind;
+use crate::index::{SeriesSelector, TagIndex};
 use crate::io::{self, FileWriter, Fs, frame};
 use crate::model::{SeriesId, SeriesKey, SeriesKind};
 use roaring::RoaringBitmap;
@@ -16,10 +17,6 @@ use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"ANNALCAT";
-/// Catalog file format version.
-pub(crate) const VERSION: u32 = 1;
-const HEADER_LEN: usize = 16;
 const KIND_SERIES: u8 = 1;
 
 /// The in-memory catalog.
@@ -30,6 +27,15 @@ pub(crate) struct Catalog {
     /// Bitmaps by measurement, kind and tag; covers every key once attached.
     tags: TagIndex,
     heap_bytes: usize,
+}
+
+/// The ids of one batch's series, some of them reserved for series to create.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    /// Global id and kind of each batch-local series.
+    pub ids: Vec<(SeriesId, SeriesKind)>,
+    /// The series the batch creates, with their reserved ids (ascending, after the last).
+    pub new_series: Vec<(SeriesId, SeriesKey)>,
 }
 
 impl Catalog {
@@ -73,24 +79,49 @@ impl Catalog {
         &self.tags
     }
 
-    /// Ids of the series of `kind` and `measurement` (when given) satisfying `predicate`.
-    pub(crate) fn select(
-        &self,
-        kind: Option<SeriesKind>,
-        measurement: Option<&str>,
-        predicate: Option<&TagPredicate>,
-    ) -> Result<RoaringBitmap> {
-        self.tags.select(kind, measurement, predicate)
+    /// Ids of the series the selector covers.
+    pub(crate) fn select(&self, selector: &SeriesSelector) -> Result<RoaringBitmap> {
+        self.tags
+            .select(selector.kind, selector.measurement.as_deref(), selector.predicate.as_ref())
     }
 
-    /// Forgets series created after the first `len` (a write that failed before reaching
-    /// the WAL).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        let start = len.min(self.keys.len());
-        for (offset, key) in self.keys.drain(start..).enumerate() {
-            self.heap_bytes = self.heap_bytes.saturating_sub(key.heap_bytes() * 2);
-            self.index.remove(&key);
-            self.tags.remove((start + offset) as SeriesId, &key);
+    /// The ids of a batch's series keys: existing ones, and for the keys the catalog
+    /// lacks the next free ids, in order, within `max_series`. Nothing changes until
+    /// [`Catalog::commit`], which the caller does once the batch is in the WAL; it holds
+    /// the writer lock in between, so no other batch reserves the same ids.
+    pub(crate) fn reserve(&self, keys: &[SeriesKey], max_series: u64) -> Result<Reservation> {
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut new_series = Vec::new();
+        for key in keys {
+            let id = match self.lookup(key) {
+                Some(id) => id,
+                None => {
+                    let id = (self.keys.len() + new_series.len()) as SeriesId;
+                    new_series.push((id, key.clone()));
+                    id
+                }
+            };
+            ids.push((id, key.kind()));
+        }
+        let total = self.keys.len() as u64 + new_series.len() as u64;
+        if !new_series.is_empty() && total > max_series {
+            return Err(Error::LimitExceeded {
+                limit: Limit::Series,
+                value: total,
+                max: max_series,
+                context: Some(format!("the batch would create {} new series", new_series.len())),
+            });
+        }
+        Ok(Reservation { ids, new_series })
+    }
+
+    /// Creates the series a [`Catalog::reserve`] set aside, with the ids it gave them.
+    pub(crate) fn commit(&mut self, reservation: &Reservation) {
+        for (id, key) in &reservation.new_series {
+            // Invariant: reservations are made and committed under the writer lock, so the
+            // reserved id is the next one.
+            debug_assert_eq!(*id as usize, self.keys.len(), "reserved series id out of order");
+            self.insert(key.clone());
         }
     }
 
@@ -179,47 +210,19 @@ impl CatalogFile {
     /// Loads the catalog; with `repair` false nothing is created or truncated (a torn tail
     /// is only reported in `torn_bytes`).
     pub(crate) fn load(fs: &Fs, dir: &Path, repair: bool) -> Result<LoadedCatalog> {
-        let path = dir.join("CATALOG");
+        let path = FileKind::Catalog.path(dir);
         let bytes = match io::read_file_if_exists(&path)? {
-            Some(b) if b.len() >= HEADER_LEN => b,
-            Some(b) if !b.is_empty() => {
-                return Err(Error::corruption(
-                    &path,
-                    0,
-                    CorruptionKind::Truncated {
-                        needed: HEADER_LEN as u64,
-                        available: b.len() as u64,
-                    },
-                ));
-            }
+            Some(b) if !b.is_empty() => b,
             _ if !repair => return Err(Error::NotFound { path }),
             _ => {
-                let mut header = Vec::with_capacity(HEADER_LEN);
-                header.extend_from_slice(MAGIC);
-                header.extend_from_slice(&VERSION.to_le_bytes());
-                header.extend_from_slice(&crc32fast::hash(&header).to_le_bytes());
+                let header = FileKind::Catalog.header(&[]);
                 fs.write_file_atomic(&path, &header)?;
                 header
             }
         };
-        if &bytes[..8] != MAGIC {
-            return Err(Error::corruption(&path, 0, CorruptionKind::BadMagic));
-        }
-        let stored = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-        let computed = crc32fast::hash(&bytes[..12]);
-        if stored != computed {
-            return Err(Error::corruption(&path, 0, CorruptionKind::Checksum { stored, computed }));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: path,
-                found: version,
-                supported: VERSION,
-            });
-        }
+        FileKind::Catalog.check_header(&path, &bytes)?;
         let mut catalog = Catalog::default();
-        let mut pos = HEADER_LEN;
+        let mut pos = FileKind::Catalog.header_len();
         let mut torn_bytes = 0;
         loop {
             match frame::read(&bytes, pos) {
@@ -302,7 +305,7 @@ mod tests {
             assert_eq!(loaded.catalog.insert(b.clone()), 1);
             loaded.file.persist(loaded.catalog.keys()).unwrap();
         }
-        let path = dir.path().join("CATALOG");
+        let path = FileKind::Catalog.path(dir.path());
         let len = std::fs::metadata(&path).unwrap().len();
         let loaded = CatalogFile::open(&Fs::default(), dir.path()).unwrap();
         assert_eq!(loaded.catalog.lookup(&b), Some(1));
@@ -319,7 +322,7 @@ mod tests {
         loaded.catalog.insert(b.clone());
         loaded.file.persist(loaded.catalog.keys()).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[HEADER_LEN + 14] ^= 1;
+        bytes[FileKind::Catalog.header_len() + 14] ^= 1;
         std::fs::write(&path, bytes).unwrap();
         assert!(CatalogFile::open(&Fs::default(), dir.path()).unwrap_err().is_corruption());
     }

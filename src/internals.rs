@@ -161,7 +161,7 @@ pub fn open_and_verify_segment(bytes: Vec<u8>) -> Option<(u64, u64)> {
         min_seq: 0,
         max_seq: 0,
         level: 0,
-        tier: crate::lifecycle::Resolution::Detail,
+        tier: crate::manifest::Resolution::Detail,
     };
     let reader = SegmentReader::from_bytes(Path::new("fuzz.seg"), Box::new(bytes), &meta).ok()?;
     reader.verify().ok()
@@ -221,7 +221,6 @@ impl EncodedBlock {
 /// A WAL file that takes batch records, for append benchmarks.
 pub struct WalAppender {
     writer: crate::wal::WalWriter,
-    buf: Vec<u8>,
     next_seq: u64,
 }
 
@@ -230,7 +229,6 @@ impl WalAppender {
     pub fn create(dir: &Path) -> crate::Result<WalAppender> {
         Ok(WalAppender {
             writer: crate::wal::WalWriter::create(&crate::io::Fs::default(), dir, 1)?,
-            buf: Vec::new(),
             next_seq: 1,
         })
     }
@@ -238,14 +236,13 @@ impl WalAppender {
     /// Encodes, frames and appends `batch` as the engine does (series ids 0..); returns the
     /// record's bytes. Not durable until [`WalAppender::sync`].
     pub fn append(&mut self, batch: &crate::Batch) -> crate::Result<usize> {
-        self.buf.clear();
-        let start = crate::io::frame::begin_in_place(&mut self.buf);
         let ids: Vec<crate::SeriesId> = (0..batch.series.len() as crate::SeriesId).collect();
-        crate::wal::encode_batch(self.next_seq, &[], &ids, batch, &mut self.buf);
-        crate::io::frame::finish_in_place(&mut self.buf, start, crate::wal::KIND_BATCH);
-        self.writer.append(&self.buf).map_err(|failed| failed.error)?;
+        let bytes = self
+            .writer
+            .append_batch(self.next_seq, &[], &ids, batch, usize::MAX)
+            .map_err(|failed| failed.error)?;
         self.next_seq += batch.len() as u64;
-        Ok(self.buf.len())
+        Ok(bytes as usize)
     }
 
     /// Makes everything appended durable (fdatasync).
@@ -296,8 +293,8 @@ pub fn check_archive(bytes: &[u8]) -> Option<usize> {
 /// Decodes a quantile sketch (the binary form inside a summary row's `.sketch` column); on
 /// success re-encodes it and answers a quantile, which must not panic. Returns the count.
 pub fn check_quantile_sketch(bytes: &[u8]) -> Option<u64> {
-    let sketch = crate::lifecycle::sketch::QuantileSketch::from_bytes(bytes).ok()?;
-    let again = crate::lifecycle::sketch::QuantileSketch::from_bytes(&sketch.to_bytes()).ok()?;
+    let sketch = crate::rollup::sketch::QuantileSketch::from_bytes(bytes).ok()?;
+    let again = crate::rollup::sketch::QuantileSketch::from_bytes(&sketch.to_bytes()).ok()?;
     assert_eq!(again, sketch, "a decoded sketch re-encodes to itself");
     let count = sketch.count();
     if count > 0 {

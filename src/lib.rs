@@ -39,6 +39,7 @@ pub mod chunk;
 pub(crate) mod codec;
 mod engine;
 pub mod error;
+mod files;
 /// The file-system seam ([`fs::FileSystem`], set in [`Options::file_system`]) and the
 /// fault-injecting implementation tests use ([`fs::FaultyFileSystem`]).
 pub mod fs {
@@ -59,6 +60,8 @@ pub mod model;
 mod options;
 pub mod query;
 mod read;
+mod retention;
+mod rollup;
 mod scan;
 mod segment;
 pub mod text;

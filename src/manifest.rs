@@ -2,23 +2,88 @@
 //! replay starts. It is rewritten whole and atomically (temporary file, fsync, rename,
 //! fsync of the directory) at every flush, so a crash leaves the old or the new version.
 //!
-//! Layout: magic `ANNALMAN`, version u32 LE, body length u32 LE, body, crc32 of the body.
+//! A sealed file ([`FileKind::Manifest`]: magic `ANNALMAN`, version, body length, body,
+//! crc32 of the body; version 1, without summaries, retention or tiers, is still read).
 //! The body's fields are fixed-width little endian; see `docs/FORMAT.md`.
 
 use crate::codec::bytes::Reader;
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Result};
+use crate::files::{FileKind, SEALED_BODY_OFFSET};
 use crate::io;
-use crate::lifecycle::Resolution;
-use crate::time::Month;
+use crate::retention::Horizon;
+use crate::time::{Bucket, Month, NANOS_PER_DAY, NANOS_PER_HOUR};
 use crate::wal::WalPosition;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"ANNALMAN";
-/// Manifest format version. Version 1 (no summaries, retention or tiers) is still read.
-pub(crate) const VERSION: u32 = 2;
 const SEGMENT_ENTRY_LEN_V1: usize = 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
 /// Longest retention rule name stored.
 const MAX_RULE_NAME: usize = 1024;
+
+/// The time resolution of stored data: the detail rows as written, or a summary tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// The rows as written.
+    Detail,
+    /// Hourly summaries.
+    Hour,
+    /// Daily (UTC) summaries.
+    Day,
+    /// ISO-week summaries (Monday 00:00 UTC).
+    Week,
+}
+
+impl Resolution {
+    /// The summary tiers, finest first.
+    pub const SUMMARIES: [Resolution; 3] = [Resolution::Hour, Resolution::Day, Resolution::Week];
+
+    /// `detail`, `hour`, `day`, `week`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolution::Detail => "detail",
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+            Resolution::Week => "week",
+        }
+    }
+
+    /// The bucket of a summary tier; `None` for detail.
+    pub fn bucket(self) -> Option<Bucket> {
+        match self {
+            Resolution::Detail => None,
+            Resolution::Hour => Some(Bucket::Fixed(NANOS_PER_HOUR)),
+            Resolution::Day => Some(Bucket::Fixed(NANOS_PER_DAY)),
+            Resolution::Week => Some(Bucket::Week),
+        }
+    }
+
+    /// The byte the manifest stores.
+    pub(crate) fn tier_byte(self) -> u8 {
+        match self {
+            Resolution::Detail => 0,
+            Resolution::Hour => 1,
+            Resolution::Day => 2,
+            Resolution::Week => 3,
+        }
+    }
+
+    pub(crate) fn from_tier_byte(b: u8) -> Option<Resolution> {
+        Some(match b {
+            0 => Resolution::Detail,
+            1 => Resolution::Hour,
+            2 => Resolution::Day,
+            3 => Resolution::Week,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// What the manifest records of one segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,14 +129,6 @@ pub(crate) fn tier_dir(data_dir: &Path, tier: Resolution) -> PathBuf {
 
 /// Name of the directory of summary tiers under `data/`.
 pub(crate) const SUMMARIES_DIR: &str = "summaries";
-
-/// How far retention has dropped data under one rule: rows older than these times are
-/// gone (and refused if written again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Horizon {
-    pub detail: i64,
-    pub summaries: i64,
-}
 
 /// Where summarising stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -148,7 +205,7 @@ impl Manifest {
     }
 
     pub(crate) fn path(dir: &Path) -> PathBuf {
-        dir.join("MANIFEST")
+        FileKind::Manifest.path(dir)
     }
 
     /// Reads `<dir>/MANIFEST`; `Ok(None)` when there is none.
@@ -206,54 +263,15 @@ impl Manifest {
         for month in &self.pinned {
             body.extend_from_slice(&month.index().to_le_bytes());
         }
-        let mut out = Vec::with_capacity(body.len() + 20);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        out
+        FileKind::Manifest.seal(&body)
     }
 
     pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-        let truncated = |needed: usize| {
-            Error::corruption(
-                path,
-                0,
-                CorruptionKind::Truncated {
-                    needed: needed as u64,
-                    available: bytes.len() as u64,
-                },
-            )
-        };
-        if bytes.len() < 20 {
-            return Err(truncated(20));
-        }
-        if &bytes[..8] != MAGIC {
-            return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != VERSION && version != 1 {
-            return Err(Error::UnsupportedVersion {
-                file: path.to_path_buf(),
-                found: version,
-                supported: VERSION,
-            });
-        }
-        let body_len = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
-        if bytes.len() != 16 + body_len + 4 {
-            return Err(truncated(16 + body_len + 4));
-        }
-        let body = &bytes[16..16 + body_len];
-        let t = &bytes[16 + body_len..];
-        let stored = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-        let computed = crc32fast::hash(body);
-        if stored != computed {
-            return Err(Error::corruption(path, 16, CorruptionKind::Checksum { stored, computed }));
-        }
-        let malformed = |why: &str| Error::malformed(path, 16, why);
+        let (version, body) = FileKind::Manifest.unseal(path, bytes)?;
+        const AT: u64 = SEALED_BODY_OFFSET as u64;
+        let malformed = |why: &str| Error::malformed(path, AT, why);
         let mut r = Reader::new(body);
-        let field = |e: crate::codec::DecodeError| Error::malformed(path, 16, e.0);
+        let field = |e: crate::codec::DecodeError| Error::malformed(path, AT, e.0);
         let next_generation = r.u64_le().map_err(field)?;
         let last_seq = r.u64_le().map_err(field)?;
         let wal_checkpoint = WalPosition {

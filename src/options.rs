@@ -179,7 +179,7 @@ pub struct Options {
     /// The clock lifecycle decisions read (default: the system clock).
     pub clock: Clock,
     /// How long detail and summaries are kept, and when days are summarised.
-    pub retention: crate::lifecycle::RetentionOptions,
+    pub retention: crate::retention::RetentionOptions,
     /// Where every change to the disk goes (default: the operating system). Tests put a
     /// [`crate::fs::FaultyFileSystem`] here to inject failures and simulate crashes.
     pub file_system: std::sync::Arc<dyn crate::fs::FileSystem>,
@@ -255,7 +255,7 @@ impl Default for Options {
             compaction: CompactionOptions::default(),
             low_disk_bytes: 1 << 30,
             clock: Clock::system(),
-            retention: crate::lifecycle::RetentionOptions::default(),
+            retention: crate::retention::RetentionOptions::default(),
             file_system: std::sync::Arc::new(crate::fs::OsFileSystem),
         }
     }

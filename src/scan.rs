@@ -2,69 +2,13 @@
 
 use crate::chunk::Chunk;
 use crate::error::Result;
-use crate::index::TagPredicate;
-use crate::model::{FieldValue, SeriesId, SeriesKey, SeriesKind};
-use crate::read::{Order, SeriesChunks};
+pub use crate::index::SeriesSelector;
+use crate::model::{FieldValue, SeriesId, SeriesKey};
+use crate::read::{Order, ReadView, SeriesChunks};
 use crate::time::TimeRange;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
-
-/// Which series a read covers: optionally one kind, optionally one measurement, and a
-/// predicate on tags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SeriesSelector {
-    /// Only series of this kind.
-    pub kind: Option<SeriesKind>,
-    /// Only series of this measurement.
-    pub measurement: Option<String>,
-    /// Only series whose tags satisfy this.
-    pub predicate: Option<TagPredicate>,
-}
-
-impl SeriesSelector {
-    /// Series of one measurement.
-    pub fn measurement(name: impl Into<String>) -> SeriesSelector {
-        SeriesSelector {
-            measurement: Some(name.into()),
-            ..SeriesSelector::default()
-        }
-    }
-
-    /// Adds a required tag value.
-    pub fn with_tag(self, key: impl Into<String>, value: impl Into<String>) -> SeriesSelector {
-        self.with_predicate(TagPredicate::eq(key, value))
-    }
-
-    /// Adds a predicate that must hold too.
-    pub fn with_predicate(mut self, predicate: TagPredicate) -> SeriesSelector {
-        self.predicate = Some(match self.predicate.take() {
-            None => predicate,
-            Some(TagPredicate::And(mut all)) => {
-                all.push(predicate);
-                TagPredicate::And(all)
-            }
-            Some(existing) => TagPredicate::And(vec![existing, predicate]),
-        });
-        self
-    }
-
-    /// Whether a series key is selected (the definition the index agrees with).
-    pub fn matches(&self, key: &SeriesKey) -> Result<bool> {
-        Ok(self.kind.is_none_or(|k| key.kind() == k)
-            && self.measurement.as_deref().is_none_or(|m| key.measurement() == m)
-            && match &self.predicate {
-                Some(p) => p.matches(key)?,
-                None => true,
-            })
-    }
-
-    /// Restricts to one kind.
-    pub fn with_kind(mut self, kind: SeriesKind) -> SeriesSelector {
-        self.kind = Some(kind);
-        self
-    }
-}
 
 /// A raw scan: rows of the selected series in a time range.
 #[derive(Debug, Clone, Default)]
@@ -180,6 +124,19 @@ pub(crate) struct Position<'a> {
     pub row: usize,
     /// Counts the chunks the cursor has loaded.
     pub serial: u64,
+}
+
+/// Rows of the series `request` selects in `view`, merged by time.
+pub(crate) fn scan(view: &ReadView<'_>, request: &ScanRequest) -> Result<Scan> {
+    let ids = view.select(&request.selector)?;
+    let fields: Option<Arc<[String]>> = request.fields.as_deref().map(Arc::from);
+    let mut series = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(key) = view.series_key(id) else { continue };
+        let chunks = view.series_chunks(id, request.range, fields.clone(), request.order)?;
+        series.push((key, id, chunks));
+    }
+    Scan::new(series, request.order, request.limit)
 }
 
 impl Scan {

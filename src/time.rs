@@ -10,7 +10,15 @@ use std::time::Duration;
 
 /// Nanoseconds per second.
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
-const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SECOND;
+/// Nanoseconds in an hour.
+pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
+/// Nanoseconds in a (UTC) day.
+pub const NANOS_PER_DAY: i64 = 86_400 * NANOS_PER_SECOND;
+
+/// Start of the UTC day holding `ts`.
+pub(crate) fn day_start(ts: i64) -> i64 {
+    ts.div_euclid(NANOS_PER_DAY).saturating_mul(NANOS_PER_DAY)
+}
 
 /// A half-open time range `[start, end)` in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -421,6 +429,67 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_nanos(total as u64))
 }
 
+/// Time buckets for `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Fixed-length buckets aligned to the Unix epoch (nanoseconds). `1d` is a UTC day.
+    Fixed(i64),
+    /// ISO weeks, Monday 00:00 UTC to Monday.
+    Week,
+    /// Calendar months in UTC.
+    Month,
+}
+
+impl Bucket {
+    /// Parses a duration (`10s`, `5m`, `1h`, `1d`) or `day`, `week`, `month`.
+    pub fn parse(text: &str) -> Result<Bucket> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "day" | "daily" => return Ok(Bucket::Fixed(NANOS_PER_DAY)),
+            "week" | "weekly" => return Ok(Bucket::Week),
+            "month" | "monthly" => return Ok(Bucket::Month),
+            _ => {}
+        }
+        let d = parse_duration(text)?;
+        let ns = i64::try_from(d.as_nanos()).map_err(|_| Error::invalid("bucket too long"))?;
+        if ns <= 0 {
+            return Err(Error::invalid("a time bucket must be longer than zero"));
+        }
+        Ok(Bucket::Fixed(ns))
+    }
+
+    /// Start of the bucket holding `ts`.
+    pub fn start(&self, ts: i64) -> i64 {
+        match *self {
+            Bucket::Fixed(d) => ts.div_euclid(d).saturating_mul(d),
+            Bucket::Week => {
+                // 1970-01-01 was a Thursday: Mondays are days ≡ 4 (mod 7).
+                let day = ts.div_euclid(NANOS_PER_DAY);
+                (day - (day - 4).rem_euclid(7)).saturating_mul(NANOS_PER_DAY)
+            }
+            Bucket::Month => Month::of(ts).start_ns(),
+        }
+    }
+
+    /// Start of the bucket after the one starting at `start`.
+    pub fn next(&self, start: i64) -> i64 {
+        match *self {
+            Bucket::Fixed(d) => start.saturating_add(d),
+            Bucket::Week => start.saturating_add(7 * NANOS_PER_DAY),
+            Bucket::Month => Month::of(start).end_ns(),
+        }
+    }
+}
+
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bucket::Fixed(ns) => write!(f, "{ns}ns"),
+            Bucket::Week => f.write_str("week"),
+            Bucket::Month => f.write_str("month"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,5 +561,23 @@ mod tests {
         assert_eq!(parse_duration("3µs").unwrap(), Duration::from_micros(3));
         // A unit that starts with the first byte of µ but is another character (fuzz).
         assert!(parse_duration("5\u{a0}").is_err());
+    }
+
+    #[test]
+    fn buckets_align_to_calendars() {
+        let monday = parse_time("2016-01-04", 0).unwrap();
+        let wednesday = parse_time("2016-01-06T12:00:00Z", 0).unwrap();
+        assert_eq!(Bucket::Week.start(wednesday), monday);
+        assert_eq!(Bucket::Week.start(monday), monday);
+        assert_eq!(Bucket::Week.start(monday - 1), monday - 7 * NANOS_PER_DAY);
+        assert_eq!(Bucket::Month.start(wednesday), parse_time("2016-01", 0).unwrap());
+        assert_eq!(
+            Bucket::Month.next(Bucket::Month.start(wednesday)),
+            parse_time("2016-02", 0).unwrap()
+        );
+        assert_eq!(Bucket::parse("1m").unwrap().start(61 * NANOS_PER_SECOND), 60 * NANOS_PER_SECOND);
+        assert_eq!(Bucket::parse("1m").unwrap().start(-1), -60 * NANOS_PER_SECOND);
+        assert_eq!(Bucket::parse("day").unwrap(), Bucket::Fixed(NANOS_PER_DAY));
+        assert!(Bucket::parse("0s").is_err());
     }
 }

@@ -18,6 +18,7 @@
 
 use crate::catalog::CatalogFile;
 use crate::error::{Error, Result};
+use crate::files::FileKind;
 use crate::index::TagIndex;
 use crate::io::{self, DirLock};
 use crate::manifest::{self, Manifest};
@@ -112,7 +113,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
             return Ok(report);
         }
     };
-    let catalog_path = dir.join("CATALOG");
+    let catalog_path = FileKind::Catalog.path(dir);
     let catalog = if catalog_path.is_file() {
         match CatalogFile::load(&fs, dir, repair) {
             Ok(loaded) => {
@@ -158,9 +159,9 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
 
     // The tag index is derived from the catalog: the part the file covers must agree with a
     // rebuild. A damaged or disagreeing file is dropped by repair and rebuilt on open.
-    let tags_path = dir.join("TAGS");
+    let tags_path = FileKind::Tags.path(dir);
     if let (Some(catalog), Some(bytes)) = (&catalog, io::read_file_if_exists(&tags_path)?) {
-        let agrees = match TagIndex::decode(&bytes) {
+        let agrees = match TagIndex::decode(&tags_path, &bytes) {
             Some((stored, covered)) if covered <= catalog.len() as u64 => {
                 let mut rebuilt = TagIndex::default();
                 for (id, key) in catalog.keys().iter().enumerate().take(covered as usize) {
@@ -185,7 +186,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         }
     }
 
-    let data_dir = dir.join("data");
+    let data_dir = FileKind::Segment.path(dir);
     let mut damaged_segments = Vec::new();
     for meta in &manifest.segments {
         let path = meta.path(&data_dir);
@@ -244,8 +245,8 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
             }
         }
     }
-    let mut tiers = vec![(data_dir.clone(), crate::lifecycle::Resolution::Detail)];
-    for tier in crate::lifecycle::Resolution::SUMMARIES {
+    let mut tiers = vec![(data_dir.clone(), crate::manifest::Resolution::Detail)];
+    for tier in crate::manifest::Resolution::SUMMARIES {
         tiers.push((manifest::tier_dir(&data_dir, tier), tier));
     }
     let month_dirs = tiers.iter().map(|(d, t)| Ok((io::list_dir(d)?, *t))).collect::<Result<Vec<_>>>()?;
@@ -276,7 +277,7 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
         check_text_indexes(&fs, &data_dir, &manifest, catalog, &damaged_segments, repair, &mut report)?;
     }
 
-    let wal_dir = dir.join("wal");
+    let wal_dir = FileKind::Wal.path(dir);
     let check_wal = |repair: bool, report: &mut VerifyReport| -> Result<()> {
         let mut catalog = catalog.clone();
         let mut last_seq = manifest.last_seq;
@@ -327,14 +328,14 @@ pub fn verify(dir: &Path, repair: bool) -> Result<VerifyReport> {
 
     if repair {
         if !damaged_segments.is_empty() {
-            let quarantine = dir.join("quarantine");
+            let quarantine = dir.join(crate::files::QUARANTINE_DIR);
             fs.create_dir_durable(&quarantine)?;
             let mut fixed = manifest.clone();
             for meta in &damaged_segments {
                 let from = meta.path(&data_dir);
                 if from.is_file() {
                     let to = match meta.tier {
-                        crate::lifecycle::Resolution::Detail => quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation)),
+                        crate::manifest::Resolution::Detail => quarantine.join(format!("{}-{:020}.seg", meta.month, meta.generation)),
                         tier => quarantine.join(format!("{tier}-{}-{:020}.seg", meta.month, meta.generation)),
                     };
                     fs.rename_durable(&from, &to)?;

@@ -12,6 +12,7 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
+use crate::files::FileKind;
 use crate::lifecycle::archive::{self, ArchivedSeries};
 use crate::lifecycle::{ArchiveReport, RestoreReport};
 use crate::manifest::SegmentMeta;
@@ -44,8 +45,8 @@ impl Inner {
         let (first, last) = (months[0], months[months.len() - 1]);
         let path = match out {
             Some(p) => p.to_path_buf(),
-            None if first == last => self.dir.join("archive").join(format!("{first}.annarc")),
-            None => self.dir.join("archive").join(format!("{first}_{last}.annarc")),
+            None if first == last => FileKind::Archive.path(&self.dir).join(format!("{first}.annarc")),
+            None => FileKind::Archive.path(&self.dir).join(format!("{first}_{last}.annarc")),
         };
         if path.exists() {
             return Err(Error::Refused {

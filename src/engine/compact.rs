@@ -15,10 +15,10 @@
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::io;
-use crate::lifecycle::Resolution;
 use crate::lifecycle::merge::{self, MergeProgress};
 use crate::lifecycle::policy::{self, Task};
 use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction};
+use crate::manifest::Resolution;
 use crate::manifest::SegmentMeta;
 use crate::read::ReadState;
 use crate::segment::{EncodeOptions, SegmentReader};

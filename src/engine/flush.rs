@@ -18,6 +18,7 @@
 use super::{FlushReport, FlushState, Inner};
 use crate::chunk::Chunk;
 use crate::error::Result;
+use crate::files::FileKind;
 use crate::head::Head;
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::HeadRef;
@@ -87,7 +88,7 @@ impl Inner {
         // The tag index is derived data: written after the catalog, rebuilt if lost.
         if flush.tags_persisted != keys.len() as u64 {
             let encoded = self.catalog.read().tags().encode(keys.len() as u64);
-            self.fs.write_file_atomic(&self.dir.join("TAGS"), &encoded)?;
+            self.fs.write_file_atomic(&FileKind::Tags.path(&self.dir), &encoded)?;
             flush.tags_persisted = keys.len() as u64;
         }
 

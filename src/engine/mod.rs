@@ -22,19 +22,20 @@ pub use summary::SummaryReport;
 
 use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
-use crate::error::{Error, Limit, Result};
+use crate::error::{Error, Result};
+use crate::files::FileKind;
 use crate::head::ApplyBatch;
-use crate::io::{DirLock, frame};
+use crate::io::DirLock;
 use crate::lifecycle::{
     ArchiveInfo, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
 };
 use crate::manifest::Manifest;
-use crate::model::{Batch, SeriesId, SeriesKind};
+use crate::model::{Batch, SeriesId};
 use crate::options::{Durability, Options};
 use crate::read::{HeadRef, ReadState};
 use crate::text::TextStore;
 use crate::time::Month;
-use crate::wal::{self, WalWriter};
+use crate::wal::WalWriter;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
@@ -127,7 +128,7 @@ pub(crate) struct Inner {
     /// The summary run in progress, if any (flushes mark late rows against its target).
     summary_run: Mutex<Option<summary::SummaryRun>>,
     /// Horizons retention has applied or is applying: writes before them are refused.
-    write_horizons: RwLock<Arc<crate::lifecycle::retention::Horizons>>,
+    write_horizons: RwLock<Arc<crate::retention::Horizons>>,
     recovery: RecoveryReport,
     cache: Arc<BlockCache>,
 }
@@ -141,7 +142,6 @@ struct Writer {
     head_started: Option<Instant>,
     /// Field names of the active head, so columns compare names by pointer.
     field_names: FxHashMap<String, Arc<str>>,
-    buf: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -348,7 +348,7 @@ impl Engine {
     /// The archives in `<dir>/archive/`, oldest month first. A damaged file is listed with
     /// its error instead of its contents.
     pub fn archives(&self) -> Result<Vec<std::result::Result<ArchiveInfo, (PathBuf, Error)>>> {
-        let dir = self.inner.dir.join("archive");
+        let dir = FileKind::Archive.path(&self.inner.dir);
         if !dir.is_dir() {
             return Ok(Vec::new());
         }
@@ -532,48 +532,41 @@ impl Inner {
     }
 
     /// Appends the batch to the WAL and the head; returns (lsn after it, receipt, head bytes).
+    /// The series it creates are reserved in the catalog first and created only once the
+    /// batch is in the WAL, so a refused or failed append leaves the catalog as it was.
     fn append(&self, batch: &Batch) -> Result<(u64, WriteReceipt, usize)> {
         let mut w = self.writer.lock();
         self.check_writable()?;
         self.check_horizons(batch)?;
-        let catalog_len_before = self.catalog.read().len();
-        let (series, new_series) = self.resolve_series(batch)?;
+        let reservation = self.catalog.read().reserve(&batch.series, self.options.limits.max_series)?;
         let first_seq = w.next_seq;
-        let ids: Vec<SeriesId> = series.iter().map(|(id, _)| *id).collect();
-        let mut buf = std::mem::take(&mut w.buf);
-        buf.clear();
-        let start = frame::begin_in_place(&mut buf);
-        wal::encode_batch(first_seq, &new_series, &ids, batch, &mut buf);
-        let payload_len = frame::finish_in_place(&mut buf, start, wal::KIND_BATCH);
-        if payload_len > self.options.limits.max_batch_bytes {
-            // Nothing was written: forget the series this batch would have created.
-            self.catalog.write().truncate(catalog_len_before);
-            w.buf = buf;
-            return Err(Error::limit(
-                Limit::BatchBytes,
-                payload_len as u64,
-                self.options.limits.max_batch_bytes as u64,
-            ));
-        }
-        if let Err(failed) = w.wal.append(&buf) {
-            self.catalog.write().truncate(catalog_len_before);
-            w.buf = buf;
-            // A full disk that left the log whole again fails this batch only: the caller
-            // can free space and retry. Anything else leaves the log in doubt.
-            if !(failed.log_intact && failed.error.is_retryable_disk_full()) {
-                self.poison(&failed.error);
+        let ids: Vec<SeriesId> = reservation.ids.iter().map(|(id, _)| *id).collect();
+        let appended = w
+            .wal
+            .append_batch(first_seq, &reservation.new_series, &ids, batch, self.options.limits.max_batch_bytes);
+        let bytes = match appended {
+            Ok(bytes) => bytes,
+            Err(failed) => {
+                // A batch refused as too large, or a full disk that left the log whole,
+                // fails this batch only: the caller can free space and retry. Anything else
+                // leaves the log in doubt.
+                if !failed.fails_only_this_batch() {
+                    self.poison(&failed.error);
+                }
+                return Err(failed.error);
             }
-            return Err(failed.error);
+        };
+        if !reservation.new_series.is_empty() {
+            self.catalog.write().commit(&reservation);
         }
-        w.lsn += buf.len() as u64;
-        w.buf = buf;
+        w.lsn += bytes;
         w.next_seq += batch.len() as u64;
         let names: Vec<Arc<str>> = batch.field_names.iter().map(|n| w.intern(n)).collect();
         let head_bytes = w.head.text.bytes() + {
             let mut head = w.head.rows.write();
             head.apply(&ApplyBatch {
                 first_seq,
-                series: &series,
+                series: &reservation.ids,
                 field_names: &names,
                 rows: &batch.rows,
                 values: &batch.values,
@@ -592,45 +585,6 @@ impl Inner {
             },
             head_bytes,
         ))
-    }
-
-    /// Global ids (and kinds) of the batch's series, creating missing ones within the
-    /// series limit. Called with the writer lock held, so creation order is WAL order.
-    fn resolve_series(&self, batch: &Batch) -> Result<ResolvedSeries> {
-        let mut resolved = Vec::with_capacity(batch.series.len());
-        let mut missing = Vec::new();
-        {
-            let catalog = self.catalog.read();
-            for (i, key) in batch.series.iter().enumerate() {
-                match catalog.lookup(key) {
-                    Some(id) => resolved.push((id, key.kind())),
-                    None => {
-                        missing.push(i);
-                        resolved.push((SeriesId::MAX, key.kind()));
-                    }
-                }
-            }
-        }
-        let mut new_series = Vec::with_capacity(missing.len());
-        if !missing.is_empty() {
-            let mut catalog = self.catalog.write();
-            let total = catalog.len() as u64 + missing.len() as u64;
-            if total > self.options.limits.max_series {
-                return Err(Error::LimitExceeded {
-                    limit: Limit::Series,
-                    value: total,
-                    max: self.options.limits.max_series,
-                    context: Some(format!("the batch would create {} new series", missing.len())),
-                });
-            }
-            for i in missing {
-                let key = batch.series[i].clone();
-                let id = catalog.insert(key.clone());
-                resolved[i].0 = id;
-                new_series.push((id, key));
-            }
-        }
-        Ok((resolved, new_series))
     }
 
     /// Waits until the WAL is durable up to `lsn`, syncing it (for everyone) if no other
@@ -721,9 +675,6 @@ impl Inner {
         }
     }
 }
-
-/// A batch's series as (global id, kind) per batch-local series, and the series it created.
-type ResolvedSeries = (Vec<(SeriesId, SeriesKind)>, Vec<(SeriesId, crate::model::SeriesKey)>);
 
 impl Writer {
     fn intern(&mut self, name: &str) -> Arc<str> {

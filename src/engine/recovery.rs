@@ -5,6 +5,7 @@ use super::{FlushState, FlusherState, Inner, SyncState, Writer};
 use crate::cache::BlockCache;
 use crate::catalog::{CatalogFile, LoadedCatalog};
 use crate::error::{CorruptionKind, Error, Result};
+use crate::files::FileKind;
 use crate::head::{ApplyBatch, Head};
 use crate::io::{self, DirLock, Fs};
 use crate::manifest::{self, Manifest};
@@ -60,8 +61,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         fs.create_dir_durable(dir)?;
     }
     let lock = DirLock::acquire(dir)?;
-    let data_dir = dir.join("data");
-    let wal_dir = dir.join("wal");
+    let data_dir = FileKind::Segment.path(dir);
+    let wal_dir = FileKind::Wal.path(dir);
     let mut report = RecoveryReport::default();
     let manifest = match Manifest::load(dir)? {
         Some(m) => m,
@@ -114,7 +115,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         }
         summaries.push(Arc::new(SegmentReader::open(&path, meta)?.with_cache(cache.clone())));
     }
-    let horizons = Arc::new(crate::lifecycle::retention::Horizons {
+    let horizons = Arc::new(crate::retention::Horizons {
         by_rule: manifest.horizons.clone(),
     });
     let horizons_for_writes = horizons.clone();
@@ -201,7 +202,6 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             head: head.clone(),
             head_started,
             field_names,
-            buf: Vec::new(),
         }),
         catalog: RwLock::new(catalog),
         sync: Mutex::new(SyncState::default()),
@@ -242,16 +242,16 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
 /// it, so it must not vanish in a later power cut. That covers the manifest, the catalog and
 /// the replayed WAL files, and the directories whose entries name them and the segments.
 fn make_durable(fs: &Fs, dir: &Path, manifest: &Manifest) -> Result<()> {
-    let wal_dir = dir.join("wal");
+    let wal_dir = FileKind::Wal.path(dir);
     for (file_no, path, _) in wal::list_files(&wal_dir)? {
         if file_no >= manifest.wal_checkpoint.file_no {
             fs.open_append(&path)?.sync_data()?;
         }
     }
-    for name in ["MANIFEST", "CATALOG"] {
-        fs.open_append(&dir.join(name))?.sync_all()?;
+    for kind in [FileKind::Manifest, FileKind::Catalog] {
+        fs.open_append(&kind.path(dir))?.sync_all()?;
     }
-    let data_dir = dir.join("data");
+    let data_dir = FileKind::Segment.path(dir);
     let mut dirs: Vec<PathBuf> = vec![dir.to_path_buf(), wal_dir, data_dir.clone()];
     for meta in manifest.segments.iter().chain(&manifest.summaries) {
         if let Some(month_dir) = meta.path(&data_dir).parent() {
@@ -306,7 +306,7 @@ fn initialize(fs: &Fs, dir: &Path, data_dir: &Path, wal_dir: &Path) -> Result<Ma
 /// compaction or summary run), and month directories left empty, in every tier.
 fn remove_unlisted_segments(fs: &Fs, data_dir: &Path, manifest: &Manifest) -> Result<Vec<PathBuf>> {
     let mut removed = remove_unlisted_in_tier(fs, data_dir, &manifest.segments)?;
-    for tier in crate::lifecycle::Resolution::SUMMARIES {
+    for tier in crate::manifest::Resolution::SUMMARIES {
         let listed: Vec<_> = manifest.summaries.iter().filter(|s| s.tier == tier).cloned().collect();
         removed.extend(remove_unlisted_in_tier(fs, &manifest::tier_dir(data_dir, tier), &listed)?);
     }

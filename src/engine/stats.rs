@@ -2,6 +2,7 @@
 
 use super::Inner;
 use crate::error::Result;
+use crate::files::FileKind;
 use crate::io;
 use crate::time::format_rfc3339;
 use crate::wal;
@@ -209,7 +210,7 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     } else {
         stats.raw_bytes as f64 / stats.segment_bytes as f64
     };
-    for tier in crate::lifecycle::Resolution::SUMMARIES {
+    for tier in crate::manifest::Resolution::SUMMARIES {
         let mut t = TierStats {
             tier: tier.name().to_owned(),
             ..TierStats::default()
@@ -223,7 +224,7 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
         stats.summaries.push(t);
     }
     stats.summary_watermark = inner.flush.lock().manifest.summary.watermark.map(format_rfc3339);
-    stats.archive_bytes = dir_bytes(&inner.dir.join("archive"))?;
+    stats.archive_bytes = dir_bytes(&FileKind::Archive.path(&inner.dir))?;
     stats.free_disk_bytes = io::available_bytes(&inner.dir)?;
     stats.warnings = low_disk(stats.free_disk_bytes, inner.options.low_disk_bytes).into_iter().collect();
     for head in &state.heads {
@@ -235,8 +236,8 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
     stats.rows += stats.head_rows;
     stats.points = stats.segment_points + stats.head_points;
     stats.wal_bytes = wal::list_files(&inner.wal_dir)?.iter().map(|(_, _, len)| len).sum();
-    stats.catalog_bytes = io::file_len(&inner.dir.join("CATALOG"))?;
-    let manifest_bytes = io::file_len(&inner.dir.join("MANIFEST"))?;
+    stats.catalog_bytes = io::file_len(&FileKind::Catalog.path(&inner.dir))?;
+    let manifest_bytes = io::file_len(&FileKind::Manifest.path(&inner.dir))?;
     stats.bytes =
         stats.segment_bytes + stats.summary_bytes + stats.wal_bytes + stats.catalog_bytes + manifest_bytes + stats.text_index_bytes;
     stats.bytes_per_point = ratio(stats.segment_bytes, stats.segment_points);

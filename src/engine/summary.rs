@@ -18,12 +18,13 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::lifecycle::Resolution;
-use crate::lifecycle::summary::{self, Buckets, DAY_NS, day_start};
+use crate::manifest::Resolution;
 use crate::manifest::{SegmentMeta, tier_dir};
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::{Order, ReadState, SeriesChunks};
+use crate::rollup::{self as summary, Buckets};
 use crate::segment::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentReader, SegmentWriter, map_interleaved};
+use crate::time::day_start;
 use crate::time::{Month, TimeRange};
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -33,7 +34,7 @@ use std::time::Instant;
 
 /// Series summarised together before their rows are written out.
 const WINDOW_SERIES: usize = 512;
-const WEEK_NS: i64 = 7 * DAY_NS;
+const WEEK_NS: i64 = 7 * crate::time::NANOS_PER_DAY;
 
 /// A summary run in progress: flushes mark rows before `target` as late.
 #[derive(Debug, Default)]
@@ -77,8 +78,8 @@ fn day_ranges(days: &BTreeSet<i64>) -> Vec<TimeRange> {
     let mut ranges: Vec<TimeRange> = Vec::new();
     for &d in days {
         match ranges.last_mut() {
-            Some(r) if r.end == d => r.end = d + DAY_NS,
-            _ => ranges.push(TimeRange::new(d, d + DAY_NS)),
+            Some(r) if r.end == d => r.end = d + crate::time::NANOS_PER_DAY,
+            _ => ranges.push(TimeRange::new(d, d + crate::time::NANOS_PER_DAY)),
         }
     }
     ranges
@@ -127,7 +128,7 @@ impl Inner {
                 let mut d = start;
                 while d < target {
                     days.insert(d);
-                    d += DAY_NS;
+                    d += crate::time::NANOS_PER_DAY;
                 }
             }
             if days.is_empty() {
@@ -229,7 +230,7 @@ impl Inner {
             // Weeks whose last day is done and that hold a day done now.
             let weeks: BTreeSet<i64> = days
                 .iter()
-                .map(|d| crate::query::Bucket::Week.start(*d))
+                .map(|d| crate::time::Bucket::Week.start(*d))
                 .filter(|w| w + WEEK_NS <= target)
                 .collect();
             let mut day_tier = state.summaries_of(Resolution::Day);
@@ -314,11 +315,11 @@ impl Inner {
                             let chunks = SeriesChunks::new(&read_state, u64::MAX, *id, *kind, *range, None, Order::Ascending)?
                                 .keep_rows_without_fields(true);
                             for chunk in chunks {
-                                summary::add_rows(&chunk?, crate::query::Bucket::Fixed(DAY_NS / 24), &mut hours);
+                                summary::add_rows(&chunk?, crate::time::Bucket::Fixed(crate::time::NANOS_PER_DAY / 24), &mut hours);
                             }
                         }
                         let mut days = Buckets::new();
-                        summary::roll_up(&hours, crate::query::Bucket::Fixed(DAY_NS), &mut days);
+                        summary::roll_up(&hours, crate::time::Bucket::Fixed(crate::time::NANOS_PER_DAY), &mut days);
                         Ok((
                             encode_summary(*id, &hours, &fields, encode),
                             encode_summary(*id, &days, &fields, encode),
@@ -378,7 +379,7 @@ impl Inner {
                     for &w in weeks {
                         let chunks = SeriesChunks::summaries(&read_state, *id, TimeRange::new(w, w + WEEK_NS), None)?;
                         for chunk in chunks {
-                            summary::roll_up(&summary::from_chunk(&chunk?)?, crate::query::Bucket::Week, &mut out);
+                            summary::roll_up(&summary::from_chunk(&chunk?)?, crate::time::Bucket::Week, &mut out);
                         }
                     }
                     Ok(encode_summary(*id, &out, &fields, encode))

@@ -7,20 +7,19 @@
 //! the catalog. roaring types do not leave this module's crate-private API.
 
 mod predicate;
+mod selector;
 
 pub use predicate::TagPredicate;
+pub use selector::SeriesSelector;
 
 use crate::codec::bytes::{Reader, put_varint};
 use crate::error::Result;
+use crate::files::FileKind;
 use crate::io;
 use crate::model::{SeriesId, SeriesKey, SeriesKind};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use std::path::Path;
-
-const MAGIC: &[u8; 8] = b"ANNALTAG";
-/// Tag index file format version.
-pub(crate) const VERSION: u32 = 1;
 
 /// Bitmaps of series ids by measurement, kind and tag.
 #[derive(Debug, Default, Clone)]
@@ -65,22 +64,6 @@ impl TagIndex {
                 None => self.by_tag.entry(k.clone()).or_default(),
             };
             insert_id(values, v, id);
-        }
-    }
-
-    /// Removes the highest ids (a write that failed before the WAL forgot its new series).
-    pub(crate) fn remove(&mut self, id: SeriesId, key: &SeriesKey) {
-        self.all.remove(id);
-        if let Some(b) = self.by_measurement.get_mut(key.measurement()) {
-            b.remove(id);
-        }
-        if let Some(b) = self.by_kind.get_mut(&(key.kind() as u8)) {
-            b.remove(id);
-        }
-        for (k, v) in key.tags() {
-            if let Some(b) = self.by_tag.get_mut(k).and_then(|values| values.get_mut(v)) {
-                b.remove(id);
-            }
         }
     }
 
@@ -182,28 +165,14 @@ impl TagIndex {
             put_text(&mut body, v);
             put(&mut body, b);
         }
-        let mut out = Vec::with_capacity(body.len() + 20);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        out
+        FileKind::Tags.seal(&body)
     }
 
     /// Reads an index written by [`TagIndex::encode`]; `None` when the bytes are damaged or
     /// of another version (the caller rebuilds). Returns the index and how many series it
     /// covers.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<(TagIndex, u64)> {
-        if bytes.len() < 20 || &bytes[..8] != MAGIC || bytes[8..12] != VERSION.to_le_bytes() {
-            return None;
-        }
-        let len = u32::from_le_bytes(bytes[12..16].try_into().ok()?) as usize;
-        let body = bytes.get(16..16 + len)?;
-        let crc = bytes.get(16 + len..20 + len)?;
-        if bytes.len() != 20 + len || crc32fast::hash(body).to_le_bytes() != crc {
-            return None;
-        }
+    pub(crate) fn decode(path: &Path, bytes: &[u8]) -> Option<(TagIndex, u64)> {
+        let (_, body) = FileKind::Tags.unseal(path, bytes).ok()?;
         let mut r = Reader::new(body);
         let series = r.varint().ok()?;
         let bitmap = |r: &mut Reader<'_>| -> Option<RoaringBitmap> { RoaringBitmap::deserialize_from(r.prefixed().ok()?).ok() };
@@ -232,7 +201,8 @@ impl TagIndex {
     /// or rebuilds it when the file is missing or unusable. Returns the index and how many
     /// series the file covered (0 when rebuilt).
     pub(crate) fn load_or_rebuild(dir: &Path, keys: &[std::sync::Arc<SeriesKey>]) -> Result<(TagIndex, u64)> {
-        let loaded = io::read_file_if_exists(&dir.join("TAGS"))?.and_then(|b| TagIndex::decode(&b));
+        let path = FileKind::Tags.path(dir);
+        let loaded = io::read_file_if_exists(&path)?.and_then(|b| TagIndex::decode(&path, &b));
         let (mut index, covered) = match loaded {
             Some((index, covered)) if covered <= keys.len() as u64 => (index, covered),
             _ => (TagIndex::default(), 0),
@@ -287,7 +257,7 @@ mod tests {
         let (index, covered) = TagIndex::load_or_rebuild(dir.path(), &all[..3]).unwrap();
         assert_eq!(covered, 0, "no file yet");
         io::Fs::default()
-            .write_file_atomic(&dir.path().join("TAGS"), &index.encode(3))
+            .write_file_atomic(&FileKind::Tags.path(dir.path()), &index.encode(3))
             .unwrap();
         let (index, covered) = TagIndex::load_or_rebuild(dir.path(), &all).unwrap();
         assert_eq!(covered, 3, "the stored file is used and extended");
@@ -299,10 +269,10 @@ mod tests {
         assert_eq!(hosts_a, vec![0, 3]);
         assert_eq!(index.select(Some(SeriesKind::Log), None, None).unwrap().len(), 1);
         // A damaged file is rebuilt, not trusted.
-        let mut bytes = std::fs::read(dir.path().join("TAGS")).unwrap();
+        let mut bytes = std::fs::read(FileKind::Tags.path(dir.path())).unwrap();
         let last = bytes.len() - 5;
         bytes[last] ^= 1;
-        std::fs::write(dir.path().join("TAGS"), &bytes).unwrap();
+        std::fs::write(FileKind::Tags.path(dir.path()), &bytes).unwrap();
         let (index, covered) = TagIndex::load_or_rebuild(dir.path(), &all).unwrap();
         assert_eq!(covered, 0, "rebuilt");
         assert_eq!(index.len(), 4);

@@ -269,7 +269,7 @@ impl DirLock {
     /// Takes the lock file `LOCK` in `dir`, failing with [`Error::Locked`] when another
     /// handle holds it.
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-        let path = dir.join("LOCK");
+        let path = crate::files::FileKind::Lock.path(dir);
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -18,6 +18,7 @@
 //! crc32. A restore runs [`verify`] before it writes anything.
 
 use crate::error::{CorruptionKind, Error, Result};
+use crate::files::FileKind;
 use crate::io;
 use crate::manifest::{SegmentMeta, parse_segment_name};
 use crate::model::{SeriesKey, SeriesKind};
@@ -26,10 +27,9 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"ANNALARC";
-/// Archive format version.
-pub(crate) const VERSION: u32 = 1;
-const HEADER_LEN: u64 = 16;
+/// The archive format version, also the index's `format`.
+const VERSION: u32 = FileKind::Archive.version();
+const HEADER_LEN: u64 = FileKind::Archive.header_len() as u64;
 const FOOTER_LEN: u64 = 28;
 /// The index of an archive is read whole; a larger one is not an archive this build wrote.
 const MAX_INDEX_BYTES: u64 = 256 << 20;
@@ -120,7 +120,7 @@ impl ArchiveEntry {
             min_seq: self.min_seq,
             max_seq: self.max_seq,
             level: self.level,
-            tier: crate::lifecycle::Resolution::Detail,
+            tier: crate::manifest::Resolution::Detail,
         })
     }
 }
@@ -164,9 +164,7 @@ fn write_to(
     let file = fs.create_new(tmp)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io("write", tmp, e);
-    out.write_all(MAGIC).map_err(werr)?;
-    out.write_all(&VERSION.to_le_bytes()).map_err(werr)?;
-    out.write_all(&0u32.to_le_bytes()).map_err(werr)?;
+    out.write_all(&FileKind::Archive.header(&0u32.to_le_bytes())).map_err(werr)?;
     let mut offset = HEADER_LEN;
     let mut entries = Vec::with_capacity(segments.len());
     let mut months: Vec<String> = Vec::new();
@@ -224,7 +222,7 @@ fn write_to(
     footer.extend_from_slice(&offset.to_le_bytes());
     footer.extend_from_slice(&(index_bytes.len() as u64).to_le_bytes());
     footer.extend_from_slice(&crc32fast::hash(&index_bytes).to_le_bytes());
-    footer.extend_from_slice(MAGIC);
+    footer.extend_from_slice(FileKind::Archive.magic());
     out.write_all(&footer).map_err(werr)?;
     let file = out.into_inner().map_err(|e| Error::io("write", tmp, e.into_error()))?;
     file.sync_all()?;
@@ -248,20 +246,10 @@ pub(crate) fn read_index(path: &Path) -> Result<ArchiveIndex> {
     }
     let mut header = [0u8; HEADER_LEN as usize];
     read_at(&mut file, path, 0, &mut header)?;
-    if &header[..8] != MAGIC {
-        return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
-    }
-    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: path.to_path_buf(),
-            found: version,
-            supported: VERSION,
-        });
-    }
+    FileKind::Archive.check_header(path, &header)?;
     let mut footer = [0u8; FOOTER_LEN as usize];
     read_at(&mut file, path, len - FOOTER_LEN, &mut footer)?;
-    if &footer[20..] != MAGIC {
+    if &footer[20..] != FileKind::Archive.magic() {
         return Err(Error::corruption(path, len - FOOTER_LEN, CorruptionKind::BadMagic));
     }
     let u64_at = |at: usize| {

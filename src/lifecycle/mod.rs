@@ -6,12 +6,11 @@
 pub(crate) mod archive;
 pub(crate) mod merge;
 pub(crate) mod policy;
-pub(crate) mod retention;
-pub mod sketch;
-pub(crate) mod summary;
 
-pub use retention::{Retention, RetentionOptions};
-pub use summary::Resolution;
+pub use crate::manifest::Resolution;
+pub use crate::retention::{Retention, RetentionOptions};
+/// The mergeable quantile sketch of summaries.
+pub use crate::rollup::sketch;
 
 use serde::Serialize;
 

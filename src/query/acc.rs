@@ -3,9 +3,9 @@
 //! bucket, from its statistics; merged across blocks, series and threads.
 
 use super::model::AggregateFn;
-use crate::lifecycle::sketch::QuantileSketch;
-use crate::lifecycle::summary::{FieldSummary, fold_extreme};
 use crate::model::FieldValue;
+use crate::rollup::sketch::QuantileSketch;
+use crate::rollup::{FieldSummary, fold_extreme};
 use crate::segment::ColumnStats;
 
 /// Orders rows for `first` and `last`: time, then series id, then record id.
@@ -223,7 +223,7 @@ impl Acc {
         }
     }
 
-    /// Adds a stored summary of one series' bucket (see [`crate::lifecycle::summary`]).
+    /// Adds a stored summary of one series' bucket (see [`crate::rollup`]).
     /// Percentiles switch to the sketch; the standard deviation cannot be had from
     /// summaries (the planner refuses it).
     pub(crate) fn add_summary(&mut self, f: &FieldSummary, series: u32, needs: Needs) {

@@ -10,13 +10,12 @@ use super::cursor::{self, CursorKey};
 use super::model::{AggregateFn, Bucket, FieldFilter, Fill, Query};
 use super::{QueryResult, QueryRow, Rows};
 use crate::chunk::{Chunk, ColumnValues};
-use crate::engine::Snapshot;
 use crate::error::{Error, Limit, Result};
-use crate::lifecycle::Resolution;
-use crate::lifecycle::summary;
+use crate::manifest::Resolution;
 use crate::model::{FieldValue, SeriesId, SeriesKey};
 use crate::options::QueryLimits;
-use crate::read::{BlockPruner, Order, SeriesChunks, UnitData};
+use crate::read::{BlockPruner, Order, ReadView, SeriesChunks, UnitData};
+use crate::rollup as summary;
 use crate::scan::Scan;
 use crate::segment::{BlockMeta, ColumnStats, SegmentReader};
 use crate::time::TimeRange;
@@ -33,7 +32,7 @@ struct Slot {
     needs: Needs,
 }
 
-/// The plan: a pure function of the query and the snapshot's catalog.
+/// The plan: a pure function of the query and the view's catalog.
 pub(crate) struct Plan {
     series: Vec<(SeriesId, Arc<SeriesKey>)>,
     /// Fields to decode (all when `None`).
@@ -115,7 +114,8 @@ fn columns_in(chunk: &Chunk, names: &[impl AsRef<str>]) -> Vec<usize> {
 }
 
 impl Plan {
-    pub(crate) fn new(snapshot: &Snapshot, query: &Query, limits: &QueryLimits) -> Result<Plan> {
+    pub(crate) fn new(view: &ReadView<'_>, query: &Query) -> Result<Plan> {
+        let limits = view.limits;
         if query.aggregates.is_empty() && (!query.group_by.is_empty() || query.every.is_some()) {
             return Err(Error::invalid("group by and every need at least one aggregate"));
         }
@@ -132,9 +132,9 @@ impl Plan {
                 a.function.name()
             )));
         }
-        let ids = snapshot.select(&query.selector)?;
+        let ids = view.select(&query.selector)?;
         check_limit(Limit::QuerySeries, ids.len() as u64, limits.max_series)?;
-        let series: Vec<(SeriesId, Arc<SeriesKey>)> = ids.into_iter().filter_map(|id| snapshot.series_key(id).map(|k| (id, k))).collect();
+        let series: Vec<(SeriesId, Arc<SeriesKey>)> = ids.into_iter().filter_map(|id| view.series_key(id).map(|k| (id, k))).collect();
 
         let mut slots: Vec<Slot> = Vec::new();
         let mut outputs = Vec::new();
@@ -197,18 +197,19 @@ impl Plan {
     }
 }
 
-/// Runs a query on a snapshot.
-pub(crate) fn run(snapshot: &Snapshot, query: &Query, limits: &QueryLimits) -> Result<QueryResult> {
-    let plan = Plan::new(snapshot, query, limits)?;
+/// Runs a query on what `view` sees, within its query limits.
+pub(crate) fn run(view: &ReadView<'_>, query: &Query) -> Result<QueryResult> {
+    let limits = view.limits;
+    let plan = Plan::new(view, query)?;
     let fingerprint = cursor::fingerprint(query);
     let after = query.cursor.as_deref().map(|c| cursor::decode(c, fingerprint)).transpose()?;
     if query.lastpoint {
-        return lastpoint(snapshot, query, &plan, limits, fingerprint, after);
+        return lastpoint(view, query, &plan, limits, fingerprint, after);
     }
     if query.aggregates.is_empty() {
-        return raw(snapshot, query, &plan, fingerprint, after);
+        return raw(view, query, &plan, fingerprint, after);
     }
-    aggregate(snapshot, query, &plan, limits, fingerprint, after)
+    aggregate(view, query, &plan, limits, fingerprint, after)
 }
 
 fn tag_columns(plan: &Plan) -> Vec<String> {
@@ -220,17 +221,17 @@ fn tag_columns(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn value_columns(snapshot: &Snapshot, query: &Query, plan: &Plan) -> Result<Vec<String>> {
+fn value_columns(view: &ReadView<'_>, query: &Query, plan: &Plan) -> Result<Vec<String>> {
     match &query.fields {
         Some(f) => Ok(f.clone()),
         None => {
             let ids: Vec<SeriesId> = plan.series.iter().map(|(id, _)| *id).collect();
-            snapshot.field_names(&ids, query.range)
+            view.field_names(&ids, query.range)
         }
     }
 }
 
-fn raw(snapshot: &Snapshot, query: &Query, plan: &Plan, fingerprint: u64, after: Option<CursorKey>) -> Result<QueryResult> {
+fn raw(view: &ReadView<'_>, query: &Query, plan: &Plan, fingerprint: u64, after: Option<CursorKey>) -> Result<QueryResult> {
     let after = match after {
         Some(CursorKey::Raw(ts, series, record)) => Some((ts, series, record)),
         None => None,
@@ -246,14 +247,14 @@ fn raw(snapshot: &Snapshot, query: &Query, plan: &Plan, fingerprint: u64, after:
     }
     let mut series = Vec::with_capacity(plan.series.len());
     for (id, key) in &plan.series {
-        let chunks = snapshot
-            .series_chunks(*id, range, plan.read_fields.as_deref(), query.order)?
+        let chunks = view
+            .series_chunks(*id, range, plan.read_fields.clone(), query.order)?
             .with_pruner(pruner(&query.filters));
         series.push((key.clone(), *id, chunks));
     }
     let scan = Scan::new(series, query.order, None)?;
     let tag_columns = tag_columns(plan);
-    let value_columns = value_columns(snapshot, query, plan)?;
+    let value_columns = value_columns(view, query, plan)?;
     Ok(QueryResult {
         time_column: true,
         resolutions: vec![Resolution::Detail],
@@ -664,7 +665,7 @@ impl SeriesAggregator<'_> {
 }
 
 fn aggregate(
-    snapshot: &Snapshot,
+    view: &ReadView<'_>,
     query: &Query,
     plan: &Plan,
     limits: &QueryLimits,
@@ -677,14 +678,14 @@ fn aggregate(
         .clamp(1, 2)
         .min(plan.series.len().max(1));
     let used: Mutex<BTreeSet<Resolution>> = Mutex::new(BTreeSet::new());
-    let sources = snapshot.summary_sources();
+    let sources = view.summary_sources();
     let summary_fields: Arc<[String]> = Arc::from(summary_columns(plan));
     let work = |part: usize| -> Result<Partial> {
         let mut out = Partial::default();
         for (i, (id, key)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
             // Detail before the series' retention horizon is gone: that part of the range
             // is answered from summaries.
-            let floor = snapshot.detail_floor(key).unwrap_or(i64::MIN);
+            let floor = view.detail_floor(key).unwrap_or(i64::MIN);
             let summary_range = TimeRange::new(query.range.start, floor.min(query.range.end));
             let detail_range = TimeRange::new(query.range.start.max(floor), query.range.end);
             let summaries = if summary_range.is_empty() {
@@ -697,8 +698,8 @@ fn aggregate(
             if !detail_range.is_empty() {
                 used.lock().insert(Resolution::Detail);
             }
-            let chunks = snapshot
-                .series_chunks(*id, detail_range, plan.read_fields.as_deref(), Order::Ascending)?
+            let chunks = view
+                .series_chunks(*id, detail_range, plan.read_fields.clone(), Order::Ascending)?
                 .keep_rows_without_fields(plan.counts_rows);
             let mut aggregator = SeriesAggregator {
                 plan,
@@ -948,7 +949,7 @@ fn page(
 }
 
 fn lastpoint(
-    snapshot: &Snapshot,
+    view: &ReadView<'_>,
     query: &Query,
     plan: &Plan,
     limits: &QueryLimits,
@@ -956,12 +957,12 @@ fn lastpoint(
     after: Option<CursorKey>,
 ) -> Result<QueryResult> {
     let tag_columns = tag_columns(plan);
-    let value_columns = value_columns(snapshot, query, plan)?;
+    let value_columns = value_columns(view, query, plan)?;
     let mut rows = Vec::new();
     let mut scanned = 0u64;
     for (id, key) in &plan.series {
-        let mut chunks = snapshot
-            .series_chunks(*id, query.range, plan.read_fields.as_deref(), Order::Descending)?
+        let mut chunks = view
+            .series_chunks(*id, query.range, plan.read_fields.clone(), Order::Descending)?
             .with_pruner(pruner(&query.filters));
         let mut found: Option<NewestRow> = None;
         while found.is_none() {

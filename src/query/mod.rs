@@ -51,7 +51,7 @@ pub struct QueryResult {
     pub value_columns: Vec<String>,
     /// The resolutions the answer was computed from, finest first: `Detail` alone, or
     /// summary tiers where retention has dropped the detail of part of the range.
-    pub resolutions: Vec<crate::lifecycle::Resolution>,
+    pub resolutions: Vec<crate::manifest::Resolution>,
     rows: Rows,
     next_cursor: Option<String>,
 }

@@ -3,8 +3,8 @@
 use crate::error::{Error, Result};
 use crate::read::Order;
 use crate::scan::SeriesSelector;
-use crate::time::{Month, NANOS_PER_SECOND, TimeRange, parse_duration};
-use std::fmt;
+pub use crate::time::Bucket;
+use crate::time::TimeRange;
 
 /// One query: which series, which fields, what time, and either raw rows, aggregates, or
 /// the newest row per series.
@@ -152,69 +152,6 @@ impl Aggregate {
     }
 }
 
-/// Time buckets for `every`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    /// Fixed-length buckets aligned to the Unix epoch (nanoseconds). `1d` is a UTC day.
-    Fixed(i64),
-    /// ISO weeks, Monday 00:00 UTC to Monday.
-    Week,
-    /// Calendar months in UTC.
-    Month,
-}
-
-const DAY: i64 = 86_400 * NANOS_PER_SECOND;
-
-impl Bucket {
-    /// Parses a duration (`10s`, `5m`, `1h`, `1d`) or `day`, `week`, `month`.
-    pub fn parse(text: &str) -> Result<Bucket> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "day" | "daily" => return Ok(Bucket::Fixed(DAY)),
-            "week" | "weekly" => return Ok(Bucket::Week),
-            "month" | "monthly" => return Ok(Bucket::Month),
-            _ => {}
-        }
-        let d = parse_duration(text)?;
-        let ns = i64::try_from(d.as_nanos()).map_err(|_| Error::invalid("bucket too long"))?;
-        if ns <= 0 {
-            return Err(Error::invalid("a time bucket must be longer than zero"));
-        }
-        Ok(Bucket::Fixed(ns))
-    }
-
-    /// Start of the bucket holding `ts`.
-    pub fn start(&self, ts: i64) -> i64 {
-        match *self {
-            Bucket::Fixed(d) => ts.div_euclid(d).saturating_mul(d),
-            Bucket::Week => {
-                // 1970-01-01 was a Thursday: Mondays are days ≡ 4 (mod 7).
-                let day = ts.div_euclid(DAY);
-                (day - (day - 4).rem_euclid(7)).saturating_mul(DAY)
-            }
-            Bucket::Month => Month::of(ts).start_ns(),
-        }
-    }
-
-    /// Start of the bucket after the one starting at `start`.
-    pub fn next(&self, start: i64) -> i64 {
-        match *self {
-            Bucket::Fixed(d) => start.saturating_add(d),
-            Bucket::Week => start.saturating_add(7 * DAY),
-            Bucket::Month => Month::of(start).end_ns(),
-        }
-    }
-}
-
-impl fmt::Display for Bucket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bucket::Fixed(ns) => write!(f, "{ns}ns"),
-            Bucket::Week => f.write_str("week"),
-            Bucket::Month => f.write_str("month"),
-        }
-    }
-}
-
 /// What an empty time bucket produces.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Fill {
@@ -335,24 +272,6 @@ impl FieldFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_align_to_calendars() {
-        let monday = crate::time::parse_time("2016-01-04", 0).unwrap();
-        let wednesday = crate::time::parse_time("2016-01-06T12:00:00Z", 0).unwrap();
-        assert_eq!(Bucket::Week.start(wednesday), monday);
-        assert_eq!(Bucket::Week.start(monday), monday);
-        assert_eq!(Bucket::Week.start(monday - 1), monday - 7 * DAY);
-        assert_eq!(Bucket::Month.start(wednesday), crate::time::parse_time("2016-01", 0).unwrap());
-        assert_eq!(
-            Bucket::Month.next(Bucket::Month.start(wednesday)),
-            crate::time::parse_time("2016-02", 0).unwrap()
-        );
-        assert_eq!(Bucket::parse("1m").unwrap().start(61 * NANOS_PER_SECOND), 60 * NANOS_PER_SECOND);
-        assert_eq!(Bucket::parse("1m").unwrap().start(-1), -60 * NANOS_PER_SECOND);
-        assert_eq!(Bucket::parse("day").unwrap(), Bucket::Fixed(DAY));
-        assert!(Bucket::parse("0s").is_err());
-    }
 
     #[test]
     fn parsing() {

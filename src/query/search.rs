@@ -8,13 +8,11 @@
 
 use super::Bucket;
 use super::cursor::{self, CursorKey};
-use crate::catalog::Catalog;
 use crate::chunk::Chunk;
 use crate::error::{Error, Limit, Result};
+use crate::index::SeriesSelector;
 use crate::model::{FieldValue, SeriesId, SeriesKey, SeriesKind};
-use crate::options::QueryLimits;
-use crate::read::{BlockPruner, Order, ReadState, SeriesChunks, UnitData};
-use crate::scan::SeriesSelector;
+use crate::read::{BlockPruner, Order, ReadView, UnitData};
 use crate::text::index::{Candidate, Filter, PageKey, Ranking, TopCandidates};
 use crate::text::memory::FieldSeries;
 use crate::text::{TextField, TextQuery, tokenize};
@@ -218,14 +216,6 @@ pub struct MatchCount {
     pub count: u64,
 }
 
-/// What a search reads: the snapshot's state, cut at its visible sequence number.
-pub(crate) struct SearchContext<'a> {
-    pub state: &'a ReadState,
-    pub visible_seq: u64,
-    pub catalog: &'a parking_lot::RwLock<Catalog>,
-    pub limits: &'a QueryLimits,
-}
-
 /// The query, resolved against the catalog.
 struct Plan {
     query: TextQuery,
@@ -234,13 +224,13 @@ struct Plan {
     ranking: Ranking,
 }
 
-fn plan(ctx: &SearchContext<'_>, q: &SearchQuery, query: TextQuery, page_after: Option<PageKey>) -> Result<Plan> {
+fn plan(ctx: &ReadView<'_>, q: &SearchQuery, query: TextQuery, page_after: Option<PageKey>) -> Result<Plan> {
     let catalog = ctx.catalog.read();
     let selector = &q.selector;
     let series = if selector.kind.is_none() && selector.measurement.is_none() && selector.predicate.is_none() {
         None
     } else {
-        let selected = catalog.select(selector.kind, selector.measurement.as_deref(), selector.predicate.as_ref())?;
+        let selected = catalog.select(selector)?;
         if selected.len() > ctx.limits.max_series {
             return Err(Error::limit(Limit::QuerySeries, selected.len(), ctx.limits.max_series));
         }
@@ -295,7 +285,7 @@ fn field_terms(query: &TextQuery, out: &mut Vec<(TextField, String)>) {
 }
 
 /// Months of the text index a range touches, newest first.
-fn months_in(ctx: &SearchContext<'_>, range: TimeRange) -> Vec<Month> {
+fn months_in(ctx: &ReadView<'_>, range: TimeRange) -> Vec<Month> {
     ctx.state
         .text
         .months
@@ -306,7 +296,7 @@ fn months_in(ctx: &SearchContext<'_>, range: TimeRange) -> Vec<Month> {
         .collect()
 }
 
-pub(crate) fn search(ctx: &SearchContext<'_>, q: &SearchQuery) -> Result<SearchResult> {
+pub(crate) fn search(ctx: &ReadView<'_>, q: &SearchQuery) -> Result<SearchResult> {
     let parsed = TextQuery::parse(&q.text)?;
     let fingerprint = q.fingerprint(&parsed);
     let (page_after, offset) = match q.cursor.as_deref().map(|c| cursor::decode(c, fingerprint)).transpose()? {
@@ -390,7 +380,7 @@ pub(crate) fn search(ctx: &SearchContext<'_>, q: &SearchQuery) -> Result<SearchR
     })
 }
 
-pub(crate) fn count(ctx: &SearchContext<'_>, q: &SearchQuery, bucket: Bucket) -> Result<Vec<MatchCount>> {
+pub(crate) fn count(ctx: &ReadView<'_>, q: &SearchQuery, bucket: Bucket) -> Result<Vec<MatchCount>> {
     let plan = plan(ctx, q, TextQuery::parse(&q.text)?, None)?;
     let mut per_series: FxHashMap<(i64, u32), u64> = FxHashMap::default();
     for head in &ctx.state.heads {
@@ -427,7 +417,7 @@ pub(crate) fn count(ctx: &SearchContext<'_>, q: &SearchQuery, bucket: Bucket) ->
 type HitRows = FxHashMap<(u32, u64), Vec<(Arc<str>, FieldValue)>>;
 
 /// Reads the rows of `page` and builds their hits, in page order.
-fn fetch_hits(ctx: &SearchContext<'_>, page: &[Candidate], query: &TextQuery) -> Result<Vec<SearchHit>> {
+fn fetch_hits(ctx: &ReadView<'_>, page: &[Candidate], query: &TextQuery) -> Result<Vec<SearchHit>> {
     let mut by_series: BTreeMap<u32, Vec<(i64, u64)>> = BTreeMap::new();
     for c in page {
         by_series.entry(c.series).or_default().push((c.timestamp, c.record_id));
@@ -438,7 +428,9 @@ fn fetch_hits(ctx: &SearchContext<'_>, page: &[Candidate], query: &TextQuery) ->
     };
     let mut rows: HitRows = FxHashMap::default();
     for (series, mut wanted) in by_series {
-        let Some(key) = keys.get(&series) else { continue };
+        if !keys.contains_key(&series) {
+            continue;
+        }
         wanted.sort_unstable();
         let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
             continue;
@@ -452,8 +444,7 @@ fn fetch_hits(ctx: &SearchContext<'_>, page: &[Candidate], query: &TextQuery) ->
                 times.get(i).is_none_or(|&t| t > meta.max_ts)
             })
         };
-        let mut chunks =
-            SeriesChunks::new(ctx.state, ctx.visible_seq, series, key.kind(), range, None, Order::Ascending)?.with_pruner(Some(pruner));
+        let mut chunks = ctx.series_chunks(series, range, None, Order::Ascending)?.with_pruner(Some(pruner));
         while let Some(unit) = chunks.next_unit() {
             let chunk = match unit? {
                 UnitData::Lone { segment, meta } => match chunks.decode_lone(&segment, &meta)? {

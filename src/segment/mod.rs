@@ -23,10 +23,11 @@ pub(crate) use block::{ColumnInput, decode_block, encode_block};
 pub(crate) use reader::SegmentReader;
 pub(crate) use writer::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, WrittenSegment, map_interleaved, write_segment};
 
-/// Segment file format version.
-pub(crate) const VERSION: u32 = 1;
-pub(crate) const MAGIC: &[u8; 8] = b"ANNALSEG";
-pub(crate) const HEADER_LEN: usize = 32;
+use crate::files::FileKind;
+
+/// The header ([`FileKind::Segment`]): magic, version, month i32, generation u64, flags
+/// u32, crc32.
+pub(crate) const HEADER_LEN: usize = FileKind::Segment.header_len();
 /// Footer body (64 bytes) + footer crc (4) + magic (8).
 pub(crate) const FOOTER_LEN: usize = 76;
 const DIRECTORY_ENTRY_LEN: usize = 8;

@@ -1,11 +1,12 @@
 //! Reading a sealed segment through a read-only memory map.
 
 use super::block::{self, BlockError, BlockMeta};
-use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN};
 use crate::cache::{BlockCache, BlockKey};
 use crate::chunk::Chunk;
 use crate::codec::bytes::Reader;
 use crate::error::{CorruptionKind, Error, Result};
+use crate::files::FileKind;
 use crate::io;
 use crate::manifest::SegmentMeta;
 use crate::model::{SeriesId, SeriesKind, ValueType};
@@ -131,22 +132,10 @@ impl SegmentReader {
             ));
         }
         let b = &map[..];
-        if &b[..8] != MAGIC || &b[len - 8..] != MAGIC {
-            return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
+        if &b[len - 8..] != FileKind::Segment.magic() {
+            return Err(Error::corruption(path, (len - 8) as u64, CorruptionKind::BadMagic));
         }
-        let stored = le_u32(b, 28);
-        let computed = crc32fast::hash(&b[..28]);
-        if stored != computed {
-            return Err(Error::corruption(path, 0, CorruptionKind::Checksum { stored, computed }));
-        }
-        let version = le_u32(b, 8);
-        if version != VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: path.to_path_buf(),
-                found: version,
-                supported: VERSION,
-            });
-        }
+        FileKind::Segment.check_header(path, b)?;
         if le_u32(b, 12) as i32 != meta.month.index() || le_u64(b, 16) != meta.generation || le_u32(b, 24) != 0 {
             return Err(bad(12, "header does not match the manifest entry".into()));
         }

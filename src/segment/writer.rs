@@ -2,10 +2,11 @@
 //! blocks, then streamed into a temporary file that is fsync'd and renamed into place.
 
 use super::block::{self, BlockMeta, ColumnInput};
-use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{DIRECTORY_ENTRY_LEN, FOOTER_LEN};
 use crate::chunk::Chunk;
 use crate::codec::bytes::put_varint;
 use crate::error::{Error, Result};
+use crate::files::FileKind;
 use crate::io::{self, FileWriter, Fs};
 use crate::manifest::{SegmentMeta, segment_path};
 use crate::model::{SeriesId, SeriesKind, ValueType};
@@ -193,16 +194,11 @@ impl SegmentWriter {
             max_ts: i64::MIN,
             min_seq: u64::MAX,
         };
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&month.index().to_le_bytes());
-        header.extend_from_slice(&generation.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        let crc = crc32fast::hash(&header);
-        header.extend_from_slice(&crc.to_le_bytes());
-        debug_assert_eq!(header.len(), HEADER_LEN);
-        w.write(&header)?;
+        let mut fields = Vec::with_capacity(16);
+        fields.extend_from_slice(&month.index().to_le_bytes());
+        fields.extend_from_slice(&generation.to_le_bytes());
+        fields.extend_from_slice(&0u32.to_le_bytes());
+        w.write(&FileKind::Segment.header(&fields))?;
         Ok(w)
     }
 
@@ -247,7 +243,7 @@ impl SegmentWriter {
             min_seq: None,
             max_seq,
             level: 0,
-            tier: crate::lifecycle::Resolution::Detail,
+            tier: crate::manifest::Resolution::Detail,
         })
     }
 
@@ -288,7 +284,7 @@ impl SegmentWriter {
         footer.extend_from_slice(&file_crc.to_le_bytes());
         let footer_crc = crc32fast::hash(&footer);
         footer.extend_from_slice(&footer_crc.to_le_bytes());
-        footer.extend_from_slice(MAGIC);
+        footer.extend_from_slice(FileKind::Segment.magic());
         debug_assert_eq!(footer.len(), FOOTER_LEN);
         self.write(&footer)?;
 
@@ -331,7 +327,7 @@ pub(crate) struct Lineage {
     pub level: u8,
     /// Detail or a summary tier (the writer must have been created in that tier's
     /// directory).
-    pub tier: crate::lifecycle::Resolution,
+    pub tier: crate::manifest::Resolution,
 }
 
 /// How segments are encoded.

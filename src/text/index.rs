@@ -13,7 +13,7 @@
 use super::query::{TextField, TextQuery};
 use super::tokenizer::LogTokenizer;
 use crate::error::{Error, Result};
-use crate::query::Bucket;
+use crate::time::Bucket;
 use crate::time::{Month, TimeRange};
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BinaryHeap};

@@ -10,7 +10,7 @@ use super::query::{TextField, TextQuery};
 use super::tokenizer::Terms;
 use crate::head::{Head, TextRow};
 use crate::model::SeriesId;
-use crate::query::Bucket;
+use crate::time::Bucket;
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;

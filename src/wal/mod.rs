@@ -10,16 +10,15 @@ pub(crate) mod record;
 
 pub(crate) use record::{KIND_BATCH, WalBatch, decode_batch, encode_batch};
 
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Limit, Result};
+use crate::files::FileKind;
 use crate::io::{self, FileWriter, Fs, frame};
+use crate::model::{Batch, SeriesId, SeriesKey};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MAGIC: &[u8; 8] = b"ANNALWAL";
-/// WAL file format version.
-pub(crate) const VERSION: u32 = 1;
-/// magic (8) + version u32 + file number u64 + crc32 of the preceding 20 bytes.
-pub(crate) const FILE_HEADER_LEN: u64 = 24;
+/// A WAL file's header ([`FileKind::Wal`]): magic, version, file number u64, crc32.
+pub(crate) const FILE_HEADER_LEN: u64 = FileKind::Wal.header_len() as u64;
 
 /// A position in the log: a file and a byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,44 +59,15 @@ pub(crate) fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf, u64)>> {
         .collect())
 }
 
-fn file_header(file_no: u64) -> [u8; FILE_HEADER_LEN as usize] {
-    let mut h = [0u8; FILE_HEADER_LEN as usize];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h[12..20].copy_from_slice(&file_no.to_le_bytes());
-    let crc = crc32fast::hash(&h[..20]);
-    h[20..24].copy_from_slice(&crc.to_le_bytes());
-    h
+fn file_header(file_no: u64) -> Vec<u8> {
+    FileKind::Wal.header(&file_no.to_le_bytes())
 }
 
 fn check_file_header(path: &Path, bytes: &[u8], file_no: u64) -> Result<()> {
-    let h = bytes.get(..FILE_HEADER_LEN as usize).ok_or_else(|| {
-        Error::corruption(
-            path,
-            0,
-            CorruptionKind::Truncated {
-                needed: FILE_HEADER_LEN,
-                available: bytes.len() as u64,
-            },
-        )
-    })?;
-    if &h[..8] != MAGIC {
-        return Err(Error::corruption(path, 0, CorruptionKind::BadMagic));
-    }
-    let stored = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
-    let computed = crc32fast::hash(&h[..20]);
-    if stored != computed {
-        return Err(Error::corruption(path, 0, CorruptionKind::Checksum { stored, computed }));
-    }
-    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: path.to_path_buf(),
-            found: version,
-            supported: VERSION,
-        });
-    }
-    let no = u64::from_le_bytes([h[12], h[13], h[14], h[15], h[16], h[17], h[18], h[19]]);
+    let header = FileKind::Wal.check_header(path, bytes)?;
+    let mut no = [0u8; 8];
+    no.copy_from_slice(header.fields);
+    let no = u64::from_le_bytes(no);
     if no != file_no {
         return Err(Error::malformed(path, 12, format!("header names file {no}")));
     }
@@ -113,15 +83,29 @@ pub(crate) struct WalWriter {
     file_no: u64,
     offset: u64,
     fs: Fs,
+    /// The record being encoded, reused from append to append.
+    buf: Vec<u8>,
 }
 
-/// A failed [`WalWriter::append`].
+/// Largest encoding buffer kept between appends.
+const KEPT_BUFFER_BYTES: usize = 16 << 20;
+
+/// A failed [`WalWriter::append_batch`].
 #[derive(Debug)]
 pub(crate) struct AppendError {
     pub error: Error,
-    /// The partial record was cut off again: the log is as it was before the append and
-    /// can take more records.
+    /// The partial record was cut off again (or nothing was written): the log is as it was
+    /// before the append and can take more records.
     pub log_intact: bool,
+}
+
+impl AppendError {
+    /// Whether only this batch failed and the log takes more: it was refused before a
+    /// byte was written (too large), or a full disk failed the write and the partial
+    /// record was cut off again. Any other failure leaves the log in doubt.
+    pub(crate) fn fails_only_this_batch(&self) -> bool {
+        self.log_intact && (matches!(self.error, Error::LimitExceeded { .. }) || self.error.is_retryable_disk_full())
+    }
 }
 
 impl WalWriter {
@@ -138,6 +122,7 @@ impl WalWriter {
             file_no,
             offset: FILE_HEADER_LEN,
             fs: fs.clone(),
+            buf: Vec::new(),
         })
     }
 
@@ -161,22 +146,49 @@ impl WalWriter {
             file_no: end.file_no,
             offset: end.offset,
             fs: fs.clone(),
+            buf: Vec::new(),
         })
     }
 
-    /// Appends framed bytes with one write. Not durable until [`WalWriter::sync`] (or a
-    /// sync of the handle from [`WalWriter::handle`]).
+    /// Appends a batch as one framed record with one write: `first_seq` is the sequence
+    /// number of its first row, `new_series` the series it creates (with their reserved
+    /// ids), `series_ids` the global id of each batch-local series. A record whose payload
+    /// would exceed `max_payload_bytes` is refused before anything is written
+    /// ([`Limit::BatchBytes`]). Returns the bytes appended. Not durable until
+    /// [`WalWriter::sync`] (or a sync of the handle from [`WalWriter::handle`]).
     ///
-    /// On failure part of the record may have reached the file; it is cut off again (with
-    /// an fsync) so the next record follows the last whole one. When that cut fails too,
-    /// the log ends in a partial record and must not take more.
-    pub(crate) fn append(&mut self, bytes: &[u8]) -> std::result::Result<(), AppendError> {
-        if let Err(error) = self.file.write_all(bytes) {
+    /// On a failed write part of the record may have reached the file; it is cut off again
+    /// (with an fsync) so the next record follows the last whole one. When that cut fails
+    /// too, the log ends in a partial record and must not take more.
+    pub(crate) fn append_batch(
+        &mut self,
+        first_seq: u64,
+        new_series: &[(SeriesId, SeriesKey)],
+        series_ids: &[SeriesId],
+        batch: &Batch,
+        max_payload_bytes: usize,
+    ) -> std::result::Result<u64, AppendError> {
+        self.buf.clear();
+        let start = frame::begin_in_place(&mut self.buf);
+        encode_batch(first_seq, new_series, series_ids, batch, &mut self.buf);
+        let payload_len = frame::finish_in_place(&mut self.buf, start, KIND_BATCH);
+        if payload_len > max_payload_bytes {
+            return Err(AppendError {
+                error: Error::limit(Limit::BatchBytes, payload_len as u64, max_payload_bytes as u64),
+                log_intact: true,
+            });
+        }
+        if let Err(error) = self.file.write_all(&self.buf) {
             let log_intact = self.fs.truncate(&self.path, self.offset).is_ok();
             return Err(AppendError { error, log_intact });
         }
-        self.offset += bytes.len() as u64;
-        Ok(())
+        let appended = self.buf.len() as u64;
+        self.offset += appended;
+        // A rare huge batch should not pin its buffer for the life of the log.
+        if self.buf.capacity() > KEPT_BUFFER_BYTES {
+            self.buf = Vec::new();
+        }
+        Ok(appended)
     }
 
     /// Position after the last appended record.
@@ -334,7 +346,7 @@ pub(crate) fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Batch, FieldValue, SeriesKey, SeriesKind};
+    use crate::model::{FieldValue, SeriesKind};
     use proptest::prelude::*;
 
     fn value() -> impl Strategy<Value = FieldValue> {
@@ -384,11 +396,7 @@ mod tests {
             for (i, rows) in batches.iter().enumerate() {
                 let batch = build(rows);
                 let ids: Vec<u32> = (0..batch.series_count() as u32).collect();
-                let mut buf = Vec::new();
-                let start = frame::begin_in_place(&mut buf);
-                encode_batch(i as u64 * 100 + 1, &[], &ids, &batch, &mut buf);
-                frame::finish_in_place(&mut buf, start, KIND_BATCH);
-                writer.append(&buf).unwrap();
+                writer.append_batch(i as u64 * 100 + 1, &[], &ids, &batch, usize::MAX).unwrap();
                 ends.push(writer.position().offset);
                 encoded.push((batch, ids));
             }

@@ -8,95 +8,19 @@
 //! start, with one column per part: `rows`, `<field>.count`, `<field>.numeric` (only when
 //! some values were not numeric), `<field>.sum`, `.min`, `.max` (integers while every value
 //! was an integer), `.first`, `.last` (the field's own type), `.first_time`, `.last_time`
-//! and `.sketch` (text, see [`super::sketch`]). The part is the text after the last `.`, so
+//! and `.sketch` (text, see [`sketch`]). The part is the text after the last `.`, so
 //! field names with dots stay unambiguous.
 
-use super::sketch::QuantileSketch;
+pub mod sketch;
+
 use crate::chunk::{Chunk, Column, ColumnValues};
 use crate::error::{Error, Result};
 use crate::model::{FieldValue, SeriesId, ValueType};
-use crate::query::Bucket;
-use crate::time::NANOS_PER_SECOND;
+use crate::time::Bucket;
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use sketch::QuantileSketch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-const HOUR: i64 = 3600 * NANOS_PER_SECOND;
-const DAY: i64 = 24 * HOUR;
-
-/// The time resolution of stored data: the detail rows as written, or a summary tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resolution {
-    /// The rows as written.
-    Detail,
-    /// Hourly summaries.
-    Hour,
-    /// Daily (UTC) summaries.
-    Day,
-    /// ISO-week summaries (Monday 00:00 UTC).
-    Week,
-}
-
-impl Resolution {
-    /// The summary tiers, finest first.
-    pub const SUMMARIES: [Resolution; 3] = [Resolution::Hour, Resolution::Day, Resolution::Week];
-
-    /// `detail`, `hour`, `day`, `week`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Resolution::Detail => "detail",
-            Resolution::Hour => "hour",
-            Resolution::Day => "day",
-            Resolution::Week => "week",
-        }
-    }
-
-    /// The bucket of a summary tier; `None` for detail.
-    pub fn bucket(self) -> Option<Bucket> {
-        match self {
-            Resolution::Detail => None,
-            Resolution::Hour => Some(Bucket::Fixed(HOUR)),
-            Resolution::Day => Some(Bucket::Fixed(DAY)),
-            Resolution::Week => Some(Bucket::Week),
-        }
-    }
-
-    /// The byte the manifest stores.
-    pub(crate) fn tier_byte(self) -> u8 {
-        match self {
-            Resolution::Detail => 0,
-            Resolution::Hour => 1,
-            Resolution::Day => 2,
-            Resolution::Week => 3,
-        }
-    }
-
-    pub(crate) fn from_tier_byte(b: u8) -> Option<Resolution> {
-        Some(match b {
-            0 => Resolution::Detail,
-            1 => Resolution::Hour,
-            2 => Resolution::Day,
-            3 => Resolution::Week,
-            _ => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for Resolution {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Start of the UTC day holding `ts`.
-pub(crate) fn day_start(ts: i64) -> i64 {
-    ts.div_euclid(DAY).saturating_mul(DAY)
-}
-
-/// One day in nanoseconds.
-pub(crate) const DAY_NS: i64 = DAY;
 
 /// Folds an optional extreme into another with `pick` (`f64::min` ignores NaN).
 pub(crate) fn fold_extreme<T: Copy>(mine: &mut Option<T>, theirs: Option<T>, pick: fn(T, T) -> T) {
@@ -482,6 +406,7 @@ pub(crate) fn from_chunk(chunk: &Chunk) -> Result<Buckets> {
 mod tests {
     use super::*;
     use crate::chunk::Column;
+    use crate::time::NANOS_PER_HOUR as HOUR;
 
     fn detail() -> Chunk {
         let hour = HOUR;
@@ -515,7 +440,7 @@ mod tests {
     fn rows_round_trip_through_columns_and_roll_up_exactly() {
         let chunk = detail();
         let mut hours = Buckets::new();
-        add_rows(&chunk, Resolution::Hour.bucket().unwrap(), &mut hours);
+        add_rows(&chunk, Bucket::Fixed(crate::time::NANOS_PER_HOUR), &mut hours);
         assert_eq!(hours.len(), 4);
         assert_eq!(hours[&0].rows, 3);
         assert_eq!(hours[&0].fields["errors"].sum_i, 3);
@@ -523,9 +448,9 @@ mod tests {
         let back = from_chunk(&to_chunk(7, &hours)).unwrap();
         assert_eq!(back, hours);
         let mut days = Buckets::new();
-        roll_up(&hours, Resolution::Day.bucket().unwrap(), &mut days);
+        roll_up(&hours, Bucket::Fixed(crate::time::NANOS_PER_DAY), &mut days);
         let mut direct = Buckets::new();
-        add_rows(&chunk, Resolution::Day.bucket().unwrap(), &mut direct);
+        add_rows(&chunk, Bucket::Fixed(crate::time::NANOS_PER_DAY), &mut direct);
         assert_eq!(days, direct);
         let d = &days[&0];
         assert_eq!(d.rows, 10);

@@ -1,10 +1,9 @@
 //! Retention policy: how long detail rows and summaries are kept, per kind and per
 //! measurement, and the horizons (UTC day starts) a policy gives at a moment.
 
-use super::summary::day_start;
 use crate::error::{Error, Result};
-use crate::manifest::Horizon;
 use crate::model::{SeriesKey, SeriesKind};
+use crate::time::day_start;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -123,6 +122,14 @@ impl RetentionOptions {
         }
         Ok(())
     }
+}
+
+/// How far retention has dropped data under one rule: rows older than these times are
+/// gone (and refused if written again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Horizon {
+    pub detail: i64,
+    pub summaries: i64,
 }
 
 /// The horizons a rule gives at `now`: the UTC day start before which rows are expired.

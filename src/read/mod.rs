@@ -14,6 +14,10 @@
 //! Because a lone block (one that overlaps no other source) never shares a timestamp with
 //! another write, its statistics describe exactly the rows a read of it yields.
 
+mod view;
+
+pub(crate) use view::ReadView;
+
 use crate::chunk::{Chunk, Duplicates, merge_versions};
 use crate::error::Result;
 use crate::head::Head;
@@ -75,21 +79,21 @@ pub(crate) struct ReadState {
     /// Summary segments of every tier, sorted by (tier, month, generation).
     pub summaries: Vec<Arc<SegmentReader>>,
     /// Retention horizons applied: detail before them is gone.
-    pub horizons: Arc<crate::lifecycle::retention::Horizons>,
+    pub horizons: Arc<crate::retention::Horizons>,
 }
 
 impl ReadState {
     /// The readers of a tier's list: detail, or the summaries (all summary tiers), as in
     /// [`crate::manifest::Manifest::list_mut`].
-    pub(crate) fn list_mut(&mut self, tier: crate::lifecycle::Resolution) -> &mut Vec<Arc<SegmentReader>> {
+    pub(crate) fn list_mut(&mut self, tier: crate::manifest::Resolution) -> &mut Vec<Arc<SegmentReader>> {
         match tier {
-            crate::lifecycle::Resolution::Detail => &mut self.segments,
+            crate::manifest::Resolution::Detail => &mut self.segments,
             _ => &mut self.summaries,
         }
     }
 
     /// The summary segments of one tier.
-    pub(crate) fn summaries_of(&self, tier: crate::lifecycle::Resolution) -> Vec<Arc<SegmentReader>> {
+    pub(crate) fn summaries_of(&self, tier: crate::manifest::Resolution) -> Vec<Arc<SegmentReader>> {
         self.summaries.iter().filter(|s| s.meta().tier == tier).cloned().collect()
     }
 }

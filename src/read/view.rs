@@ -1,0 +1,131 @@
+//! [`ReadView`]: everything a reader reads, as one value. A snapshot builds it; the query
+//! engine, full-text search and scans take it, so they depend on the read path and the
+//! catalog, never on the engine that owns them.
+
+use super::{Order, ReadState, SeriesChunks};
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::index::SeriesSelector;
+use crate::manifest::Resolution;
+use crate::model::{SeriesId, SeriesKey, SeriesKind};
+use crate::options::QueryLimits;
+use crate::retention::RetentionOptions;
+use crate::time::TimeRange;
+use parking_lot::RwLock;
+use std::sync::Arc;
+
+/// A consistent view to read from: the read state a snapshot holds, the newest sequence
+/// number it sees, the catalog (series created later are not in any of its chunks), and
+/// the options reads consult.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadView<'a> {
+    pub state: &'a ReadState,
+    pub visible_seq: u64,
+    pub catalog: &'a RwLock<Catalog>,
+    pub retention: &'a RetentionOptions,
+    pub limits: &'a QueryLimits,
+}
+
+impl ReadView<'_> {
+    /// The key of a series.
+    pub(crate) fn series_key(&self, id: SeriesId) -> Option<Arc<SeriesKey>> {
+        self.catalog.read().get(id).cloned()
+    }
+
+    /// Ids of the series a selector covers, ascending. Fails on an invalid regular
+    /// expression.
+    pub(crate) fn select(&self, selector: &SeriesSelector) -> Result<Vec<SeriesId>> {
+        Ok(self.catalog.read().select(selector)?.iter().collect())
+    }
+
+    /// Time-ordered chunks of one series in `range`, with only `fields` (all when `None`);
+    /// nothing for an unknown series.
+    pub(crate) fn series_chunks(
+        &self,
+        series: SeriesId,
+        range: TimeRange,
+        fields: Option<Arc<[String]>>,
+        order: Order,
+    ) -> Result<SeriesChunks> {
+        match self.series_key(series) {
+            Some(key) => SeriesChunks::new(self.state, self.visible_seq, series, key.kind(), range, fields, order),
+            None => SeriesChunks::new(
+                &ReadState::default(),
+                0,
+                series,
+                SeriesKind::Metric,
+                TimeRange::new(0, 0),
+                None,
+                order,
+            ),
+        }
+    }
+
+    /// Start of the detail rows retention kept for a series: before it, only summaries.
+    pub(crate) fn detail_floor(&self, key: &SeriesKey) -> Option<i64> {
+        self.state.horizons.for_series(self.retention, key).map(|h| h.detail)
+    }
+
+    /// The summary readers of every tier, in the order of [`Resolution::SUMMARIES`]; empty
+    /// before retention ever dropped detail (queries then read detail only). A query
+    /// takes them once and reads each series with [`SummarySources::chunks`].
+    pub(crate) fn summary_sources(&self) -> SummarySources {
+        if self.state.horizons.by_rule.is_empty() {
+            return SummarySources(Vec::new());
+        }
+        SummarySources(
+            Resolution::SUMMARIES
+                .iter()
+                .map(|t| ReadState {
+                    segments: self.state.summaries_of(*t),
+                    ..ReadState::default()
+                })
+                .collect(),
+        )
+    }
+
+    /// Names of the fields the series have in `range`, sorted, from metadata only (block
+    /// indexes and head columns): a cheap way to know a scan's columns before reading it.
+    pub(crate) fn field_names(&self, series: &[SeriesId], range: TimeRange) -> Result<Vec<String>> {
+        let mut names = std::collections::BTreeSet::new();
+        for segment in &self.state.segments {
+            let meta = segment.meta();
+            if !range.overlaps(meta.min_ts, meta.max_ts) {
+                continue;
+            }
+            for &id in series {
+                if let Some(entry) = segment.series(id)? {
+                    for block in entry.blocks.iter().filter(|b| range.overlaps(b.min_ts, b.max_ts)) {
+                        for column in &block.columns {
+                            names.insert(segment.fields()[column.field as usize].0.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        for head in &self.state.heads {
+            let head = head.rows.read();
+            for &id in series {
+                names.extend(head.field_names(id).iter().map(|n| n.to_string()));
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+}
+
+/// The summary segments of each tier, as one query reads them.
+pub(crate) struct SummarySources(Vec<ReadState>);
+
+impl SummarySources {
+    /// Rows of one summary tier for a series (one per bucket, the newest run's winning),
+    /// with only `fields`.
+    pub(crate) fn chunks(&self, tier: Resolution, series: SeriesId, range: TimeRange, fields: &Arc<[String]>) -> Result<SeriesChunks> {
+        let empty = ReadState::default();
+        let state = Resolution::SUMMARIES
+            .iter()
+            .position(|t| *t == tier)
+            .and_then(|i| self.0.get(i))
+            .unwrap_or(&empty);
+        SeriesChunks::summaries(state, series, range, Some(fields.clone()))
+    }
+}

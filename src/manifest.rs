@@ -111,7 +111,16 @@ pub(crate) struct SegmentMeta {
     pub tier: Resolution,
 }
 
+/// What names a segment file: its tier, month and generation (the segments one flush
+/// writes for several months share a generation).
+pub(crate) type SegmentId = (Resolution, Month, u64);
+
 impl SegmentMeta {
+    /// The segment's name.
+    pub(crate) fn id(&self) -> SegmentId {
+        (self.tier, self.month, self.generation)
+    }
+
     /// `<data>/<YYYY-MM>/<generation>.seg`, or `<data>/summaries/<tier>/<YYYY-MM>/…`.
     pub(crate) fn path(&self, data_dir: &Path) -> PathBuf {
         segment_path(&tier_dir(data_dir, self.tier), self.month, self.generation)

@@ -11,12 +11,13 @@
 //! and publish them through the manifest.
 
 use super::Inner;
+use super::publish::Change;
 use crate::error::{Error, Result};
 use crate::files::FileKind;
 use crate::lifecycle::archive::{self, ArchivedSeries};
 use crate::lifecycle::{ArchiveReport, RestoreReport};
+use crate::manifest::Manifest;
 use crate::manifest::SegmentMeta;
-use crate::read::ReadState;
 use crate::segment::SegmentReader;
 use crate::time::Month;
 use std::collections::BTreeSet;
@@ -68,7 +69,7 @@ impl Inner {
             return Err(e);
         }
 
-        let removed = {
+        {
             let mut flush = self.flush.lock();
             let now: Vec<SegmentMeta> = flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect();
             if now != metas {
@@ -80,32 +81,20 @@ impl Inner {
                     ),
                 });
             }
-            let mut manifest = flush.manifest.clone();
-            manifest.segments.retain(|s| s.month >= before);
-            manifest.pinned.retain(|m| *m >= before);
-            manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
-            flush.manifest = manifest;
-            let mut text_errors = Vec::new();
-            for month in &months {
-                // The index is derived data: one that cannot be deleted now is an orphan,
-                // which the next open removes.
-                if let Err(e) = flush.text.drop_month(*month) {
-                    text_errors.push(e);
+            let change = Change {
+                removed: metas.iter().map(SegmentMeta::id).collect(),
+                edit: Some(Box::new(|manifest: &mut Manifest| manifest.pinned.retain(|m| *m >= before))),
+                ..Change::default()
+            };
+            self.publish(&mut flush, change, |flush, _| {
+                for month in &months {
+                    // The index is derived data: one that cannot be deleted now is an
+                    // orphan, which the next open removes.
+                    let _ = flush.text.drop_month(*month);
                 }
-            }
-            let text = Arc::new(flush.text.view());
-            let mut state = self.state.write();
-            let (removed, segments): (Vec<_>, Vec<_>) = state.segments.iter().cloned().partition(|s| s.meta().month < before);
-            *state = Arc::new(ReadState {
-                segments,
-                heads: state.heads.clone(),
-                text,
-                summaries: state.summaries.clone(),
-                horizons: state.horizons.clone(),
-            });
-            removed
-        };
-        self.retire(removed);
+                Ok(())
+            })?;
+        }
         for month in &months {
             let _ = self.fs.remove_empty_dir(&self.data_dir.join(month.to_string()));
         }
@@ -200,14 +189,8 @@ impl Inner {
                     reason: format!("rows for {month} arrived while restoring; nothing was restored, run it again"),
                 });
             }
-            let mut manifest = flush.manifest.clone();
-            manifest.segments.extend(metas.iter().cloned());
-            manifest.segments.sort_by_key(|s| (s.month, s.generation));
-            let max_generation = metas.iter().map(|m| m.generation).max().unwrap_or(0);
-            manifest.next_generation = manifest.next_generation.max(max_generation + 1);
-            manifest.last_seq = manifest.last_seq.max(metas.iter().map(|m| m.max_seq).max().unwrap_or(0));
-            // Restored on purpose: retention leaves these months alone until archived again.
-            manifest.pinned.extend(months.iter().copied());
+            let last_seq = flush.manifest.last_seq.max(metas.iter().map(|m| m.max_seq).max().unwrap_or(0));
+            let next_generation = metas.iter().map(|m| m.generation).max().unwrap_or(0) + 1;
             // The text index first: if the manifest write then fails, it is an orphan the
             // next open removes.
             let mut indexed = 0;
@@ -216,24 +199,22 @@ impl Inner {
                 let texts = crate::text::text_series(&catalog);
                 for month in &months {
                     flush.text.drop_month(*month)?;
-                    indexed += flush.text.catch_up(*month, &readers, &catalog, &texts, manifest.last_seq)?.rows;
+                    indexed += flush.text.catch_up(*month, &readers, &catalog, &texts, last_seq)?.rows;
                 }
             }
             flush.text.close_writers_except(&[])?;
-            manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
-            flush.manifest = manifest;
-            let text = Arc::new(flush.text.view());
-            let mut state = self.state.write();
-            let mut segments = state.segments.clone();
-            segments.extend(readers.iter().cloned());
-            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
-            *state = Arc::new(ReadState {
-                segments,
-                heads: state.heads.clone(),
-                text,
-                summaries: state.summaries.clone(),
-                horizons: state.horizons.clone(),
-            });
+            let change = Change {
+                added: readers.clone(),
+                edit: Some(Box::new(|manifest: &mut Manifest| {
+                    manifest.next_generation = manifest.next_generation.max(next_generation);
+                    manifest.last_seq = last_seq;
+                    // Restored on purpose: retention leaves these months alone until they
+                    // are archived again.
+                    manifest.pinned.extend(months.iter().copied());
+                })),
+                ..Change::default()
+            };
+            self.publish(&mut flush, change, |_, _| Ok(()))?;
             Ok(indexed)
         })();
         let indexed = match published {

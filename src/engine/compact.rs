@@ -13,6 +13,7 @@
 //! inputs (removed on open). Either way the store holds each row exactly once.
 
 use super::Inner;
+use super::publish::Change;
 use crate::error::{Error, Result};
 use crate::io;
 use crate::lifecycle::merge::{self, MergeProgress};
@@ -20,7 +21,6 @@ use crate::lifecycle::policy::{self, Task};
 use crate::lifecycle::{CompactedMonth, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction};
 use crate::manifest::Resolution;
 use crate::manifest::SegmentMeta;
-use crate::read::ReadState;
 use crate::segment::{EncodeOptions, SegmentReader};
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,17 +84,8 @@ impl Inner {
         }
         let mut flush = self.flush.lock();
         report.text_months_merged = flush.text.merge_segments()?;
-        let text = Arc::new(flush.text.view());
-        {
-            let mut state = self.state.write();
-            *state = Arc::new(ReadState {
-                segments: state.segments.clone(),
-                heads: state.heads.clone(),
-                text,
-                summaries: state.summaries.clone(),
-                horizons: state.horizons.clone(),
-            });
-        }
+        // Only the text index changed: publish its new view.
+        self.publish(&mut flush, Change::default(), |_, _| Ok(()))?;
         // Under the flush lock no segment is being written, so every `.seg.tmp` is left
         // over; an unlisted segment is an orphan unless a snapshot still reads it.
         let held: Vec<std::path::PathBuf> = {
@@ -228,7 +219,7 @@ impl Inner {
         let Some(written) = written else {
             return Ok(Outcome::Skipped(format!("{}: the store is closing", task.month)));
         };
-        if let Err(e) = self.publish(task, &written.meta) {
+        if let Err(e) = self.publish_merge(task, &written.meta) {
             self.remove_unpublished([written.path.as_path()]);
             return Err(e);
         }
@@ -248,41 +239,14 @@ impl Inner {
     }
 
     /// Replaces the task's inputs by `output` in the manifest and the read state.
-    fn publish(&self, task: &Task, output: &SegmentMeta) -> Result<()> {
+    fn publish_merge(&self, task: &Task, output: &SegmentMeta) -> Result<()> {
         let reader = Arc::new(SegmentReader::open(&output.path(&self.data_dir), output)?.with_cache(self.cache.clone()));
-        let mut flush = self.flush.lock();
-        self.check_writable()?;
-        let mut manifest = flush.manifest.clone();
-        let list = manifest.list_mut(task.tier);
-        list.retain(|s| !is_input(task, s));
-        list.push(output.clone());
-        list.sort_by_key(|s| (s.tier, s.month, s.generation));
-        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
-        flush.manifest = manifest;
-        let retired = {
-            let mut state = self.state.write();
-            let mut next = ReadState::clone(&state);
-            let list = next.list_mut(task.tier);
-            let (retired, mut kept): (Vec<_>, Vec<_>) = list.iter().cloned().partition(|s| is_input(task, s.meta()));
-            kept.push(reader);
-            kept.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));
-            *list = kept;
-            *state = Arc::new(next);
-            retired
+        let change = Change {
+            removed: task.inputs.iter().map(|&generation| (task.tier, task.month, generation)).collect(),
+            added: vec![reader],
+            ..Change::default()
         };
-        self.retire(retired);
-        Ok(())
-    }
-
-    /// Marks segments the manifest no longer lists for deletion when their last reader
-    /// drops, remembering them so `optimize` does not take them for orphans meanwhile.
-    pub(crate) fn retire(&self, segments: Vec<Arc<SegmentReader>>) {
-        let mut retired = self.retired.lock();
-        retired.retain(|w| w.strong_count() > 0);
-        for segment in segments {
-            segment.retire(&self.fs);
-            retired.push(Arc::downgrade(&segment));
-        }
+        self.publish(&mut self.flush.lock(), change, |_, _| Ok(()))
     }
 
     pub(crate) fn compactor_loop(self: Arc<Self>) {

@@ -15,11 +15,13 @@
 //! open; after it, the segments do and obsolete WAL files are removed on open. A crash
 //! between 4 and 5 leaves the text index behind the segments; open indexes the difference.
 
+use super::publish::Change;
 use super::{FlushReport, FlushState, Inner};
 use crate::chunk::Chunk;
 use crate::error::Result;
 use crate::files::FileKind;
 use crate::head::Head;
+use crate::manifest::Manifest;
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::HeadRef;
 use crate::read::ReadState;
@@ -67,18 +69,12 @@ impl Inner {
         let head = std::mem::replace(&mut w.head, HeadRef::new(Head::new()));
         w.head_started = None;
         w.field_names.clear();
-        let mut state = self.state.write();
-        let mut heads = state.heads.clone();
-        heads.pop();
-        heads.push(head.clone());
-        heads.push(w.head.clone());
-        *state = Arc::new(ReadState {
-            segments: state.segments.clone(),
-            heads,
-            text: state.text.clone(),
-            summaries: state.summaries.clone(),
-            horizons: state.horizons.clone(),
-        });
+        // The active head is the last; it stays readable, frozen, until its flush publishes.
+        let mut next = ReadState::clone(&self.state.read());
+        next.heads.pop();
+        next.heads.push(head.clone());
+        next.heads.push(w.head.clone());
+        self.replace_read_state(next);
         Ok(Some(Frozen { head, checkpoint, seq_end }))
     }
 
@@ -121,44 +117,32 @@ impl Inner {
             )?);
         }
 
-        let mut manifest = flush.manifest.clone();
-        manifest.next_generation = generation + 1;
-        manifest.last_seq = manifest.last_seq.max(frozen.seq_end);
-        manifest.wal_checkpoint = frozen.checkpoint;
-        manifest.catalog_series = keys.len() as u32;
-        manifest.segments.extend(written.iter().map(|w| w.meta.clone()));
-        manifest.segments.sort_by_key(|s| (s.month, s.generation));
         // Rows for days already summarised make those days be summarised again.
         let late = self.late_days(
-            manifest.summary.watermark,
+            flush.manifest.summary.watermark,
             &mut by_month.values().flat_map(|v| v.iter().map(|(_, _, c)| c.timestamps.as_slice())),
         );
-        manifest.summary.dirty_days.extend(late);
-        manifest.store(&self.fs, &self.dir)?;
-        flush.manifest = manifest;
-
-        flush.text.commit(&text_months, frozen.seq_end)?;
-        flush.text.close_writers_except(&text_months)?;
-        let text = Arc::new(flush.text.view());
-
         let readers = written
             .iter()
             .map(|w| SegmentReader::open(&w.path, &w.meta).map(|r| Arc::new(r.with_cache(self.cache.clone()))))
             .collect::<Result<Vec<_>>>()?;
-        {
-            let mut state = self.state.write();
-            let mut segments = state.segments.clone();
-            segments.extend(readers);
-            segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
-            let heads = state.heads.iter().filter(|h| !h.is(&frozen.head)).cloned().collect();
-            *state = Arc::new(ReadState {
-                segments,
-                heads,
-                text,
-                summaries: state.summaries.clone(),
-                horizons: state.horizons.clone(),
-            });
-        }
+        let (seq_end, checkpoint, catalog_series) = (frozen.seq_end, frozen.checkpoint, keys.len() as u32);
+        let change = Change {
+            added: readers,
+            flushed_head: Some(frozen.head.clone()),
+            edit: Some(Box::new(move |manifest: &mut Manifest| {
+                manifest.next_generation = generation + 1;
+                manifest.last_seq = manifest.last_seq.max(seq_end);
+                manifest.wal_checkpoint = checkpoint;
+                manifest.catalog_series = catalog_series;
+                manifest.summary.dirty_days.extend(late);
+            })),
+            ..Change::default()
+        };
+        self.publish(flush, change, |flush, _| {
+            flush.text.commit(&text_months, seq_end)?;
+            flush.text.close_writers_except(&text_months)
+        })?;
         for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
             if file_no < frozen.checkpoint.file_no {
                 self.fs.remove_file(&path)?;

@@ -8,6 +8,7 @@
 mod archive;
 mod compact;
 mod flush;
+mod publish;
 mod recovery;
 mod retention;
 mod snapshot;

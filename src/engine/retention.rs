@@ -14,11 +14,12 @@
 //! Months restored from an archive are pinned: retention leaves their detail alone.
 
 use super::Inner;
+use super::publish::Change;
 use super::summary::SummaryReport;
 use crate::error::Result;
 use crate::lifecycle::merge;
 use crate::manifest::Resolution;
-use crate::manifest::{SegmentMeta, tier_dir};
+use crate::manifest::{Manifest, SegmentMeta, tier_dir};
 use crate::model::SeriesId;
 use crate::read::ReadState;
 use crate::retention::Horizon;
@@ -315,68 +316,37 @@ impl Inner {
         outputs: &[(usize, SegmentMeta, Arc<SegmentReader>)],
         applied: &Arc<Horizons>,
     ) -> Result<()> {
-        let replaced = |m: &SegmentMeta| {
-            planned.iter().any(|p| {
-                p.inputs
-                    .iter()
-                    .any(|i| i.tier == m.tier && i.month == m.month && i.generation == m.generation)
-            })
-        };
         let mut flush = self.flush.lock();
-        self.check_writable()?;
-        let mut manifest = flush.manifest.clone();
-        manifest.segments.retain(|m| !replaced(m));
-        manifest.summaries.retain(|m| !replaced(m));
-        for (_, meta, _) in outputs {
-            manifest.list_mut(meta.tier).push(meta.clone());
-        }
-        manifest.segments.sort_by_key(|s| (s.month, s.generation));
-        manifest.summaries.sort_by_key(|s| (s.tier, s.month, s.generation));
-        manifest.horizons = applied.by_rule.clone();
-        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
-        let last_seq = manifest.last_seq;
-        flush.manifest = manifest;
-
-        let (retired, mut next) = {
-            let state = self.state.read();
-            let mut next = ReadState::clone(&state);
-            let (gone, kept): (Vec<_>, Vec<_>) = next.segments.iter().cloned().partition(|r| replaced(r.meta()));
-            let (gone_summaries, kept_summaries): (Vec<_>, Vec<_>) = next.summaries.iter().cloned().partition(|r| replaced(r.meta()));
-            next.segments = kept;
-            next.summaries = kept_summaries;
-            for (_, meta, reader) in outputs {
-                next.list_mut(meta.tier).push(reader.clone());
-            }
-            next.segments.sort_by_key(|s| (s.meta().month, s.meta().generation));
-            next.summaries.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));
-            next.horizons = applied.clone();
-            (gone.into_iter().chain(gone_summaries).collect::<Vec<_>>(), next)
-        };
-        // The text index of a touched detail month is derived data: drop it, and rebuild
-        // it from what is left.
+        // The text index of a touched detail month is derived data: drop it, and rebuild it
+        // from what is left.
         let touched: Vec<Month> = planned
             .iter()
             .filter(|p| p.action.tier == Resolution::Detail)
             .filter_map(|p| Month::parse(&p.action.month))
             .collect();
-        if !touched.is_empty() {
+        let last_seq = flush.manifest.last_seq;
+        let change = Change {
+            removed: planned.iter().flat_map(|p| p.inputs.iter().map(SegmentMeta::id)).collect(),
+            added: outputs.iter().map(|(_, _, reader)| reader.clone()).collect(),
+            edit: Some(Box::new(|manifest: &mut Manifest| manifest.horizons = applied.by_rule.clone())),
+            horizons: Some(applied.clone()),
+            ..Change::default()
+        };
+        self.publish(&mut flush, change, |flush, next| {
+            if touched.is_empty() {
+                return Ok(());
+            }
             let catalog = self.catalog.read();
             let texts = crate::text::text_series(&catalog);
             for month in &touched {
-                flush.text.drop_month(*month).inspect_err(|e| self.poison(e))?;
+                flush.text.drop_month(*month)?;
                 if next.segments.iter().any(|s| s.meta().month == *month) {
-                    flush
-                        .text
-                        .catch_up(*month, &next.segments, &catalog, &texts, last_seq)
-                        .inspect_err(|e| self.poison(e))?;
+                    flush.text.catch_up(*month, &next.segments, &catalog, &texts, last_seq)?;
                 }
             }
-            flush.text.close_writers_except(&[]).inspect_err(|e| self.poison(e))?;
-            next.text = Arc::new(flush.text.view());
-        }
-        *self.state.write() = Arc::new(next);
+            flush.text.close_writers_except(&[])
+        })?;
         drop(flush);
-        self.retire(retired);
         // Month directories left empty go; a failure here only leaves an empty directory.
         for p in planned {
             if let Some(month) = Month::parse(&p.action.month) {

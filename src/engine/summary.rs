@@ -17,9 +17,10 @@
 //!    state.
 
 use super::Inner;
+use super::publish::Change;
 use crate::error::{Error, Result};
 use crate::manifest::Resolution;
-use crate::manifest::{SegmentMeta, tier_dir};
+use crate::manifest::{Manifest, SegmentMeta, tier_dir};
 use crate::model::{SeriesId, SeriesKind};
 use crate::read::{Order, ReadState, SeriesChunks};
 use crate::rollup::{self as summary, Buckets};
@@ -184,21 +185,16 @@ impl Inner {
 
     fn publish_summaries(&self, outputs: &[Output], days: &BTreeSet<i64>, target: i64) -> Result<()> {
         let mut flush = self.flush.lock();
-        self.check_writable()?;
         let added = self.summary_run.lock().as_ref().map(|r| r.added.clone()).unwrap_or_default();
-        let mut manifest = flush.manifest.clone();
-        manifest.summaries.extend(outputs.iter().map(|o| o.meta.clone()));
-        manifest.summaries.sort_by_key(|s| (s.tier, s.month, s.generation));
-        manifest.summary.watermark = Some(manifest.summary.watermark.map_or(target, |w| w.max(target)));
-        manifest.summary.dirty_days.retain(|d| !days.contains(d) || added.contains(d));
-        manifest.store(&self.fs, &self.dir).inspect_err(|e| self.poison(e))?;
-        flush.manifest = manifest;
-        let mut state = self.state.write();
-        let mut next = ReadState::clone(&state);
-        next.summaries.extend(outputs.iter().map(|o| o.reader.clone()));
-        next.summaries.sort_by_key(|s| (s.meta().tier, s.meta().month, s.meta().generation));
-        *state = Arc::new(next);
-        Ok(())
+        let change = Change {
+            added: outputs.iter().map(|o| o.reader.clone()).collect(),
+            edit: Some(Box::new(|manifest: &mut Manifest| {
+                manifest.summary.watermark = Some(manifest.summary.watermark.map_or(target, |w| w.max(target)));
+                manifest.summary.dirty_days.retain(|d| !days.contains(d) || added.contains(d));
+            })),
+            ..Change::default()
+        };
+        self.publish(&mut flush, change, |_, _| Ok(()))
     }
 
     /// Writes the hour, day and week segments for `days`; `None` when cancelled (nothing

@@ -28,13 +28,13 @@ use std::time::Instant;
 impl Inner {
     pub(crate) fn archive(&self, before: Month, out: Option<&Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<ArchiveReport> {
         let started = Instant::now();
-        let _one_at_a_time = self.lifecycle.lock();
+        let _one_at_a_time = self.background.lifecycle.lock();
         self.check_writable()?;
         // Roll the finished days up first: their summaries stay when their detail leaves.
         self.summarize_locked(&|| false)?;
         self.flush()?;
         let metas: Vec<SegmentMeta> = {
-            let flush = self.flush.lock();
+            let flush = self.published.flush.lock();
             flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect()
         };
         if metas.is_empty() {
@@ -70,7 +70,7 @@ impl Inner {
         }
 
         {
-            let mut flush = self.flush.lock();
+            let mut flush = self.published.flush.lock();
             let now: Vec<SegmentMeta> = flush.manifest.segments.iter().filter(|s| s.month < before).cloned().collect();
             if now != metas {
                 drop(flush);
@@ -112,12 +112,12 @@ impl Inner {
 
     /// Every series the segments hold, with its key.
     fn catalog_slice(&self, metas: &[SegmentMeta]) -> Vec<ArchivedSeries> {
-        let state = self.state.read().clone();
+        let state = self.published.state.read().clone();
         let mut ids = roaring::RoaringBitmap::new();
         for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
             ids |= segment.series_set();
         }
-        let catalog = self.catalog.read();
+        let catalog = self.writes.catalog.read();
         ids.iter()
             .filter_map(|id| catalog.get(id).map(|key| ArchivedSeries::of(id, key)))
             .collect()
@@ -138,7 +138,7 @@ impl Inner {
         }
         let months: Vec<Month> = metas.iter().map(|m| m.month).collect::<BTreeSet<_>>().into_iter().collect();
 
-        let _one_at_a_time = self.lifecycle.lock();
+        let _one_at_a_time = self.background.lifecycle.lock();
         self.check_writable()?;
         self.check_catalog_slice(path, &index.series)?;
         self.flush()?;
@@ -182,7 +182,7 @@ impl Inner {
         };
 
         let published = (|| -> Result<u64> {
-            let mut flush = self.flush.lock();
+            let mut flush = self.published.flush.lock();
             self.check_writable()?;
             if let Some(month) = months.iter().find(|m| flush.manifest.segments.iter().any(|s| s.month == **m)) {
                 return Err(Error::Refused {
@@ -195,7 +195,7 @@ impl Inner {
             // next open removes.
             let mut indexed = 0;
             {
-                let catalog = self.catalog.read();
+                let catalog = self.writes.catalog.read();
                 let texts = crate::text::text_series(&catalog);
                 for month in &months {
                     flush.text.drop_month(*month)?;
@@ -238,7 +238,7 @@ impl Inner {
 
     /// The archive's series must be this store's series under the same ids.
     fn check_catalog_slice(&self, path: &Path, series: &[ArchivedSeries]) -> Result<()> {
-        let catalog = self.catalog.read();
+        let catalog = self.writes.catalog.read();
         for s in series {
             let key = s
                 .key()
@@ -267,7 +267,7 @@ impl Inner {
     }
 
     fn refuse_live_months(&self, months: &[Month]) -> Result<()> {
-        let flush = self.flush.lock();
+        let flush = self.published.flush.lock();
         for month in months {
             if flush.manifest.segments.iter().any(|s| s.month == *month) {
                 return Err(Error::Refused {

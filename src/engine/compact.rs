@@ -34,7 +34,7 @@ const MAX_ROUNDS: usize = 8;
 impl Inner {
     /// The merges the policy would run now.
     pub(crate) fn compaction_plan(&self) -> Vec<PlannedCompaction> {
-        let manifest = self.flush.lock().manifest.clone();
+        let manifest = self.published.flush.lock().manifest.clone();
         self.due_tasks(&manifest)
             .into_iter()
             .map(|task| {
@@ -64,11 +64,11 @@ impl Inner {
     /// Merges every month into one segment, merges each month's text index, and removes
     /// orphaned files.
     pub(crate) fn optimize(&self, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<OptimizeReport> {
-        let _one_at_a_time = self.lifecycle.lock();
+        let _one_at_a_time = self.background.lifecycle.lock();
         self.check_writable()?;
         let mut report = OptimizeReport::default();
         let tasks = {
-            let flush = self.flush.lock();
+            let flush = self.published.flush.lock();
             let mut tasks = policy::plan_all(&flush.manifest.segments);
             tasks.extend(policy::plan_all(&flush.manifest.summaries));
             tasks
@@ -82,14 +82,14 @@ impl Inner {
                 Outcome::Skipped(why) => report.compaction.skipped.push(why),
             }
         }
-        let mut flush = self.flush.lock();
+        let mut flush = self.published.flush.lock();
         report.text_months_merged = flush.text.merge_segments()?;
         // Only the text index changed: publish its new view.
         self.publish(&mut flush, Change::default(), |_, _| Ok(()))?;
         // Under the flush lock no segment is being written, so every `.seg.tmp` is left
         // over; an unlisted segment is an orphan unless a snapshot still reads it.
         let held: Vec<std::path::PathBuf> = {
-            let mut retired = self.retired.lock();
+            let mut retired = self.published.retired.lock();
             retired.retain(|w| w.strong_count() > 0);
             retired.iter().filter_map(|w| w.upgrade().map(|r| r.path().to_path_buf())).collect()
         };
@@ -127,11 +127,11 @@ impl Inner {
 
     /// Runs every merge the policy asks for, until none is due or `cancelled` says stop.
     pub(crate) fn compact(&self, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<CompactionReport> {
-        let _one_at_a_time = self.lifecycle.lock();
+        let _one_at_a_time = self.background.lifecycle.lock();
         let mut report = CompactionReport::default();
         for _ in 0..MAX_ROUNDS {
             self.check_writable()?;
-            let tasks = self.due_tasks(&self.flush.lock().manifest);
+            let tasks = self.due_tasks(&self.published.flush.lock().manifest);
             if tasks.is_empty() {
                 break;
             }
@@ -159,7 +159,7 @@ impl Inner {
     fn run_task(&self, task: &Task, progress: &mut dyn FnMut(&CompactionProgress), cancelled: &dyn Fn() -> bool) -> Result<Outcome> {
         let started = Instant::now();
         let (generation, inputs) = {
-            let mut flush = self.flush.lock();
+            let mut flush = self.published.flush.lock();
             let inputs = inputs_of(flush.manifest.list(task.tier), task);
             if inputs.len() != task.inputs.len() {
                 return Err(Error::Invariant(format!(
@@ -246,15 +246,15 @@ impl Inner {
             added: vec![reader],
             ..Change::default()
         };
-        self.publish(&mut self.flush.lock(), change, |_, _| Ok(()))
+        self.publish(&mut self.published.flush.lock(), change, |_, _| Ok(()))
     }
 
     pub(crate) fn compactor_loop(self: Arc<Self>) {
         loop {
             {
-                let mut st = self.compactor.lock();
+                let mut st = self.background.compactor.lock();
                 if !st.stop {
-                    self.compactor_wake.wait_for(&mut st, self.options.compaction.interval);
+                    self.background.compactor_wake.wait_for(&mut st, self.options.compaction.interval);
                 }
                 if st.stop {
                     return;
@@ -263,7 +263,7 @@ impl Inner {
             if self.is_poisoned() {
                 continue;
             }
-            let stopping = || self.compactor.lock().stop;
+            let stopping = || self.background.compactor.lock().stop;
             let mut result = if self.options.compaction.background {
                 self.compact(&mut |_| {}, &stopping).map(|_| ())
             } else {
@@ -273,19 +273,20 @@ impl Inner {
             // (and keeps the flush they start from happening every interval).
             let now = self.options.clock.now_ns();
             let due = self
+                .background
                 .compactor
                 .lock()
                 .last_retention
                 .is_none_or(|t| now.saturating_sub(t) >= RETENTION_EVERY_NS);
             if result.is_ok() && self.options.retention.background && due && !stopping() {
-                let _one_at_a_time = self.lifecycle.lock();
+                let _one_at_a_time = self.background.lifecycle.lock();
                 result = self.apply_retention_locked(&stopping).map(|_| ());
                 if result.is_ok() {
-                    self.compactor.lock().last_retention = Some(now);
+                    self.background.compactor.lock().last_retention = Some(now);
                 }
             }
             if let Err(e) = result {
-                self.compactor.lock().last_error = Some(e.to_string());
+                self.background.compactor.lock().last_error = Some(e.to_string());
             }
         }
     }

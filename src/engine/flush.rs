@@ -44,7 +44,7 @@ type MonthSeries = BTreeMap<Month, Vec<(SeriesId, SeriesKind, Chunk)>>;
 
 impl Inner {
     pub(crate) fn flush(&self) -> Result<FlushReport> {
-        let mut flush = self.flush.lock();
+        let mut flush = self.published.flush.lock();
         self.check_writable()?;
         let Some(frozen) = self.freeze()? else {
             return Ok(FlushReport::default());
@@ -57,7 +57,7 @@ impl Inner {
 
     /// Swaps in an empty head and rotates the WAL; `None` when the head is empty.
     fn freeze(&self) -> Result<Option<Frozen>> {
-        let mut w = self.writer.lock();
+        let mut w = self.writes.writer.lock();
         self.check_writable()?;
         if w.head.rows.read().is_empty() {
             return Ok(None);
@@ -70,7 +70,7 @@ impl Inner {
         w.head_started = None;
         w.field_names.clear();
         // The active head is the last; it stays readable, frozen, until its flush publishes.
-        let mut next = ReadState::clone(&self.state.read());
+        let mut next = ReadState::clone(&self.published.state.read());
         next.heads.pop();
         next.heads.push(head.clone());
         next.heads.push(w.head.clone());
@@ -79,11 +79,11 @@ impl Inner {
     }
 
     fn write_frozen(&self, flush: &mut FlushState, frozen: &Frozen) -> Result<FlushReport> {
-        let keys = self.catalog.read().keys().to_vec();
+        let keys = self.writes.catalog.read().keys().to_vec();
         flush.catalog_file.persist(&keys)?;
         // The tag index is derived data: written after the catalog, rebuilt if lost.
         if flush.tags_persisted != keys.len() as u64 {
-            let encoded = self.catalog.read().tags().encode(keys.len() as u64);
+            let encoded = self.writes.catalog.read().tags().encode(keys.len() as u64);
             self.fs.write_file_atomic(&FileKind::Tags.path(&self.dir), &encoded)?;
             flush.tags_persisted = keys.len() as u64;
         }
@@ -92,7 +92,7 @@ impl Inner {
         // Queue the text rows first: the index's threads work while segments are encoded.
         let mut text_months = Vec::new();
         {
-            let catalog = self.catalog.read();
+            let catalog = self.writes.catalog.read();
             for (month, series) in &by_month {
                 if flush.text.add_chunks(*month, series, &catalog)? > 0 {
                     text_months.push(*month);

@@ -1,9 +1,15 @@
 //! The embedded store: [`Engine`] opens a data directory, writes batches through the WAL
 //! into the head, flushes the head into monthly segments, and hands out [`Snapshot`]s.
 //!
-//! Locks, in the order they may be taken: `flush` → `writer` → `catalog` → a head → `sync`
-//! → `state`. Readers take only `state` (briefly, to clone an `Arc`), a head's read lock,
-//! and `catalog`'s read lock.
+//! `Inner` is split by role: `writes` (the write path: `write`, `sync_to`), `published`
+//! (the manifest and read state, changed only by `publish.rs`), `background` (the
+//! flusher and lifecycle threads). Files by role: `flush`, `compact`, `archive`,
+//! `summary`, `retention` prepare changes and publish them; `recovery` opens; `snapshot`
+//! reads; `stats` reports.
+//!
+//! Locks, in the order they may be taken: `lifecycle` → `flush` → `writer` → `catalog` →
+//! a head → `sync` → `state`. Readers take only `state` (briefly, to clone an `Arc`), a
+//! head's read lock, and `catalog`'s read lock.
 
 mod archive;
 mod compact;
@@ -95,6 +101,10 @@ pub struct Engine {
     compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// The open store, split by role so that each part of the engine touches only its own:
+/// the write path (`writes`), what is durable and visible (`published`, changed only by
+/// `publish`), and the background threads (`background`). What the handle was opened with
+/// and whether it still takes writes are shared by all.
 pub(crate) struct Inner {
     /// Every change to the disk goes through this.
     fs: crate::io::Fs,
@@ -103,6 +113,19 @@ pub(crate) struct Inner {
     wal_dir: PathBuf,
     options: Options,
     _lock: DirLock,
+    recovery: RecoveryReport,
+    cache: Arc<BlockCache>,
+    /// Why writes are refused since a failure (see `poison`).
+    poison: Mutex<Option<String>>,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    writes: Writes,
+    published: Published,
+    background: Background,
+}
+
+/// The write path: the WAL and the active head, the catalog, group commit and visibility.
+struct Writes {
     writer: Mutex<Writer>,
     catalog: RwLock<Catalog>,
     sync: Mutex<SyncState>,
@@ -112,26 +135,30 @@ pub(crate) struct Inner {
     appending: AtomicUsize,
     /// Rows with sequence numbers up to this are visible to new snapshots.
     visible_seq: AtomicU64,
+    /// Horizons retention has applied or is applying: writes before them are refused.
+    horizons: RwLock<Arc<crate::retention::Horizons>>,
+}
+
+/// What is durable and what readers see: the manifest with the files it lists, and the
+/// read state. Changed only through `Inner::publish`, under the flush lock.
+struct Published {
     state: RwLock<Arc<ReadState>>,
     flush: Mutex<FlushState>,
-    poison: Mutex<Option<String>>,
-    poisoned: AtomicBool,
-    closed: AtomicBool,
-    flusher: Mutex<FlusherState>,
-    flusher_wake: Condvar,
-    /// Serialises lifecycle operations (compaction, archive, restore, retention): each
-    /// plans from the manifest and must not see another's half-done work.
-    lifecycle: Mutex<()>,
     /// Segments replaced or archived whose files wait for their last reader.
     retired: Mutex<Vec<std::sync::Weak<crate::segment::SegmentReader>>>,
+}
+
+/// The background flusher and lifecycle thread, and the lock that serialises lifecycle
+/// operations (compaction, archive, restore, summaries, retention): each plans from the
+/// manifest and must not see another's half-done work.
+struct Background {
+    flusher: Mutex<FlusherState>,
+    flusher_wake: Condvar,
+    lifecycle: Mutex<()>,
     compactor: Mutex<CompactorState>,
     compactor_wake: Condvar,
     /// The summary run in progress, if any (flushes mark late rows against its target).
     summary_run: Mutex<Option<summary::SummaryRun>>,
-    /// Horizons retention has applied or is applying: writes before them are refused.
-    write_horizons: RwLock<Arc<crate::retention::Horizons>>,
-    recovery: RecoveryReport,
-    cache: Arc<BlockCache>,
 }
 
 struct Writer {
@@ -274,7 +301,7 @@ impl Engine {
 
     /// [`Engine::compact`], calling `progress` as each merge advances.
     pub fn compact_with_progress(&self, progress: &mut dyn FnMut(&CompactionProgress)) -> Result<CompactionReport> {
-        let closing = || self.inner.compactor.lock().stop;
+        let closing = || self.inner.background.compactor.lock().stop;
         self.inner.compact(progress, &closing)
     }
 
@@ -283,7 +310,7 @@ impl Engine {
     /// is merged into one segment (flushes wait for that part), and files no manifest
     /// lists and no reader holds are removed.
     pub fn optimize(&self, progress: &mut dyn FnMut(&CompactionProgress)) -> Result<OptimizeReport> {
-        let closing = || self.inner.compactor.lock().stop;
+        let closing = || self.inner.background.compactor.lock().stop;
         self.inner.optimize(progress, &closing)
     }
 
@@ -291,8 +318,8 @@ impl Engine {
     /// day that received rows after it was rolled up) into hourly and daily summaries, and
     /// completed ISO weeks into weekly ones. Runs from the background thread too.
     pub fn summarize(&self) -> Result<SummaryReport> {
-        let _one_at_a_time = self.inner.lifecycle.lock();
-        let closing = || self.inner.compactor.lock().stop;
+        let _one_at_a_time = self.inner.background.lifecycle.lock();
+        let closing = || self.inner.background.compactor.lock().stop;
         self.inner.summarize_locked(&closing)
     }
 
@@ -307,8 +334,8 @@ impl Engine {
     /// rewritten without the expired rows. From then on, writes older than a series'
     /// detail horizon are refused with [`Error::Refused`].
     pub fn apply_retention(&self) -> Result<RetentionReport> {
-        let _one_at_a_time = self.inner.lifecycle.lock();
-        let closing = || self.inner.compactor.lock().stop;
+        let _one_at_a_time = self.inner.background.lifecycle.lock();
+        let closing = || self.inner.background.compactor.lock().stop;
         self.inner.apply_retention_locked(&closing)
     }
 
@@ -388,7 +415,7 @@ impl Engine {
             self.inner.flush().map(|_| ())
         };
         // Let the text index's merges finish, so the next open starts from few segments.
-        let result = result.and_then(|()| self.inner.flush.lock().text.close_writers_except(&[]));
+        let result = result.and_then(|()| self.inner.published.flush.lock().text.close_writers_except(&[]));
         self.inner.closed.store(true, Ordering::SeqCst);
         result
     }
@@ -396,8 +423,8 @@ impl Engine {
     /// Stops the background compactor, cancelling a merge in progress (its temporary file
     /// is removed; the inputs stay).
     fn stop_compactor(&self) {
-        self.inner.compactor.lock().stop = true;
-        self.inner.compactor_wake.notify_all();
+        self.inner.background.compactor.lock().stop = true;
+        self.inner.background.compactor_wake.notify_all();
         if let Some(handle) = self.compactor.lock().take() {
             // The compactor only returns or panics; a panic leaves at worst an unlisted
             // file, which the next open removes.
@@ -407,10 +434,10 @@ impl Engine {
 
     fn stop_flusher(&self) {
         {
-            let mut st = self.inner.flusher.lock();
+            let mut st = self.inner.background.flusher.lock();
             st.stop = true;
         }
-        self.inner.flusher_wake.notify_all();
+        self.inner.background.flusher_wake.notify_all();
         if let Some(handle) = self.flusher.lock().take() {
             // The flusher only returns or panics; a panic there has already poisoned the
             // store through its own error handling, or left it consistent on disk.
@@ -420,8 +447,8 @@ impl Engine {
 
     /// The error of the last failed background flush or compaction, if any.
     pub fn background_error(&self) -> Option<String> {
-        let flush = self.inner.flusher.lock().last_error.clone();
-        flush.or_else(|| self.inner.compactor.lock().last_error.clone())
+        let flush = self.inner.background.flusher.lock().last_error.clone();
+        flush.or_else(|| self.inner.background.compactor.lock().last_error.clone())
     }
 }
 
@@ -429,7 +456,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("dir", &self.inner.dir)
-            .field("visible_seq", &self.inner.visible_seq.load(Ordering::SeqCst))
+            .field("visible_seq", &self.inner.writes.visible_seq.load(Ordering::SeqCst))
             .field("poisoned", &self.inner.is_poisoned())
             .finish_non_exhaustive()
     }
@@ -474,7 +501,7 @@ impl Inner {
             *p = Some(cause.to_string());
         }
         self.poisoned.store(true, Ordering::SeqCst);
-        self.synced.notify_all();
+        self.writes.synced.notify_all();
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -491,21 +518,21 @@ impl Inner {
         self.check_writable()?;
         if batch.is_empty() {
             return Ok(WriteReceipt {
-                first_seq: self.visible_seq.load(Ordering::SeqCst) + 1,
+                first_seq: self.writes.visible_seq.load(Ordering::SeqCst) + 1,
                 rows: 0,
                 points: 0,
             });
         }
         self.options.limits.check_batch(batch)?;
         self.make_head_room()?;
-        self.appending.fetch_add(1, Ordering::SeqCst);
+        self.writes.appending.fetch_add(1, Ordering::SeqCst);
         let appended = self.append(batch);
-        self.appending.fetch_sub(1, Ordering::SeqCst);
+        self.writes.appending.fetch_sub(1, Ordering::SeqCst);
         let (lsn, receipt, head_bytes) = appended?;
         let last_seq = receipt.first_seq + receipt.rows as u64 - 1;
         match self.options.durability {
             Durability::None => {
-                self.visible_seq.fetch_max(last_seq, Ordering::SeqCst);
+                self.writes.visible_seq.fetch_max(last_seq, Ordering::SeqCst);
             }
             Durability::Sync => self.sync_to(lsn, Duration::ZERO)?,
             Durability::Group { max_delay } => self.sync_to(lsn, max_delay)?,
@@ -516,7 +543,7 @@ impl Inner {
             } else if let Err(e) = self.flush() {
                 // The batch is durable: it is acknowledged. A failed flush poisons the
                 // handle, so the next write reports it.
-                self.flusher.lock().last_error = Some(e.to_string());
+                self.background.flusher.lock().last_error = Some(e.to_string());
             }
         }
         Ok(receipt)
@@ -525,7 +552,7 @@ impl Inner {
     /// Keeps memory bounded: when the head has grown to twice its limit (the background
     /// flusher is behind), the writer flushes it itself.
     fn make_head_room(&self) -> Result<()> {
-        let bytes = self.writer.lock().head.bytes();
+        let bytes = self.writes.writer.lock().head.bytes();
         if bytes >= self.options.head_max_bytes.saturating_mul(2) {
             self.flush()?;
         }
@@ -536,10 +563,10 @@ impl Inner {
     /// The series it creates are reserved in the catalog first and created only once the
     /// batch is in the WAL, so a refused or failed append leaves the catalog as it was.
     fn append(&self, batch: &Batch) -> Result<(u64, WriteReceipt, usize)> {
-        let mut w = self.writer.lock();
+        let mut w = self.writes.writer.lock();
         self.check_writable()?;
         self.check_horizons(batch)?;
-        let reservation = self.catalog.read().reserve(&batch.series, self.options.limits.max_series)?;
+        let reservation = self.writes.catalog.read().reserve(&batch.series, self.options.limits.max_series)?;
         let first_seq = w.next_seq;
         let ids: Vec<SeriesId> = reservation.ids.iter().map(|(id, _)| *id).collect();
         let appended = w
@@ -558,7 +585,7 @@ impl Inner {
             }
         };
         if !reservation.new_series.is_empty() {
-            self.catalog.write().commit(&reservation);
+            self.writes.catalog.write().commit(&reservation);
         }
         w.lsn += bytes;
         w.next_seq += batch.len() as u64;
@@ -591,7 +618,7 @@ impl Inner {
     /// Waits until the WAL is durable up to `lsn`, syncing it (for everyone) if no other
     /// writer is.
     fn sync_to(&self, lsn: u64, max_delay: Duration) -> Result<()> {
-        let mut st = self.sync.lock();
+        let mut st = self.writes.sync.lock();
         loop {
             if st.durable_lsn >= lsn {
                 return Ok(());
@@ -600,7 +627,7 @@ impl Inner {
                 return Err(self.poisoned_error());
             }
             if st.syncing {
-                self.synced.wait(&mut st);
+                self.writes.synced.wait(&mut st);
                 continue;
             }
             st.syncing = true;
@@ -608,26 +635,26 @@ impl Inner {
             if !max_delay.is_zero() {
                 // Let writers that are already encoding join this fsync.
                 let deadline = Instant::now() + max_delay;
-                while self.appending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                while self.writes.appending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_micros(20));
                 }
             }
             let (file, target_lsn, target_seq) = {
-                let w = self.writer.lock();
+                let w = self.writes.writer.lock();
                 (w.wal.handle(), w.lsn, w.next_seq - 1)
             };
             let result = file.sync_data();
-            st = self.sync.lock();
+            st = self.writes.sync.lock();
             st.syncing = false;
             match result {
                 Ok(()) => {
                     st.durable_lsn = st.durable_lsn.max(target_lsn);
-                    self.visible_seq.fetch_max(target_seq, Ordering::SeqCst);
-                    self.synced.notify_all();
+                    self.writes.visible_seq.fetch_max(target_seq, Ordering::SeqCst);
+                    self.writes.synced.notify_all();
                 }
                 Err(e) => {
                     self.poison(&e);
-                    self.synced.notify_all();
+                    self.writes.synced.notify_all();
                     return Err(e);
                 }
             }
@@ -636,19 +663,19 @@ impl Inner {
 
     /// Records that the WAL is durable up to `lsn` (after a rotation synced it).
     fn mark_durable(&self, lsn: u64, seq: u64) {
-        let mut st = self.sync.lock();
+        let mut st = self.writes.sync.lock();
         st.durable_lsn = st.durable_lsn.max(lsn);
-        self.visible_seq.fetch_max(seq, Ordering::SeqCst);
-        self.synced.notify_all();
+        self.writes.visible_seq.fetch_max(seq, Ordering::SeqCst);
+        self.writes.synced.notify_all();
     }
 
     fn wake_flusher(&self) {
-        self.flusher.lock().wake = true;
-        self.flusher_wake.notify_all();
+        self.background.flusher.lock().wake = true;
+        self.background.flusher_wake.notify_all();
     }
 
     fn head_needs_flush(&self) -> bool {
-        let w = self.writer.lock();
+        let w = self.writes.writer.lock();
         let bytes = w.head.bytes();
         bytes >= self.options.head_max_bytes || w.head_started.is_some_and(|t| t.elapsed() >= self.options.head_max_age)
     }
@@ -656,9 +683,9 @@ impl Inner {
     fn flusher_loop(self: Arc<Self>) {
         loop {
             {
-                let mut st = self.flusher.lock();
+                let mut st = self.background.flusher.lock();
                 if !st.stop && !st.wake {
-                    self.flusher_wake.wait_for(&mut st, Duration::from_secs(1));
+                    self.background.flusher_wake.wait_for(&mut st, Duration::from_secs(1));
                 }
                 if st.stop {
                     return;
@@ -671,7 +698,7 @@ impl Inner {
             if self.head_needs_flush()
                 && let Err(e) = self.flush()
             {
-                self.flusher.lock().last_error = Some(e.to_string());
+                self.background.flusher.lock().last_error = Some(e.to_string());
             }
         }
     }

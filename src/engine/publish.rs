@@ -80,7 +80,7 @@ impl Inner {
 
         // Only publishers change the read state, and they hold the flush lock: the state
         // read here is still current when it is replaced below.
-        let mut next = ReadState::clone(&self.state.read());
+        let mut next = ReadState::clone(&self.published.state.read());
         let mut retired = Vec::new();
         for list in [&mut next.segments, &mut next.summaries] {
             let (gone, kept): (Vec<_>, Vec<_>) = list.drain(..).partition(|s| removed.contains(&s.meta().id()));
@@ -107,13 +107,13 @@ impl Inner {
 
     /// Makes `next` what new snapshots see. Callers hold the flush lock.
     pub(super) fn replace_read_state(&self, next: ReadState) {
-        *self.state.write() = Arc::new(next);
+        *self.published.state.write() = Arc::new(next);
     }
 
     /// Marks segments the manifest no longer lists for deletion when their last reader
     /// drops, remembering them so `optimize` does not take them for orphans meanwhile.
     pub(super) fn retire(&self, segments: Vec<Arc<SegmentReader>>) {
-        let mut retired = self.retired.lock();
+        let mut retired = self.published.retired.lock();
         retired.retain(|w| w.strong_count() > 0);
         for segment in segments {
             segment.retire(&self.fs);

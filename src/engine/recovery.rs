@@ -1,7 +1,7 @@
 //! Opening a store: initialise a new one, or load manifest, catalog and segments, remove
 //! what an interrupted flush left behind, and replay the WAL.
 
-use super::{FlushState, FlusherState, Inner, SyncState, Writer};
+use super::{Background, FlushState, FlusherState, Inner, Published, SyncState, Writer, Writes};
 use crate::cache::BlockCache;
 use crate::catalog::{CatalogFile, LoadedCatalog};
 use crate::error::{CorruptionKind, Error, Result};
@@ -195,45 +195,51 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         wal_dir,
         options,
         _lock: lock,
-        writer: Mutex::new(Writer {
-            wal,
-            lsn: 0,
-            next_seq: last_seq + 1,
-            head: head.clone(),
-            head_started,
-            field_names,
-        }),
-        catalog: RwLock::new(catalog),
-        sync: Mutex::new(SyncState::default()),
-        synced: Condvar::new(),
-        appending: AtomicUsize::new(0),
-        visible_seq: AtomicU64::new(last_seq),
-        state: RwLock::new(Arc::new(ReadState {
-            segments,
-            heads: vec![head],
-            text: text_view,
-            summaries,
-            horizons,
-        })),
-        flush: Mutex::new(FlushState {
-            manifest,
-            catalog_file,
-            tags_persisted: tags_covered,
-            text,
-        }),
+        recovery: report,
+        cache,
         poison: Mutex::new(None),
         poisoned: AtomicBool::new(false),
         closed: AtomicBool::new(false),
-        flusher: Mutex::new(FlusherState::default()),
-        flusher_wake: Condvar::new(),
-        lifecycle: Mutex::new(()),
-        retired: Mutex::new(Vec::new()),
-        compactor: Mutex::new(Default::default()),
-        compactor_wake: Condvar::new(),
-        summary_run: Mutex::new(None),
-        write_horizons: RwLock::new(horizons_for_writes),
-        recovery: report,
-        cache,
+        writes: Writes {
+            writer: Mutex::new(Writer {
+                wal,
+                lsn: 0,
+                next_seq: last_seq + 1,
+                head: head.clone(),
+                head_started,
+                field_names,
+            }),
+            catalog: RwLock::new(catalog),
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            appending: AtomicUsize::new(0),
+            visible_seq: AtomicU64::new(last_seq),
+            horizons: RwLock::new(horizons_for_writes),
+        },
+        published: Published {
+            state: RwLock::new(Arc::new(ReadState {
+                segments,
+                heads: vec![head],
+                text: text_view,
+                summaries,
+                horizons,
+            })),
+            flush: Mutex::new(FlushState {
+                manifest,
+                catalog_file,
+                tags_persisted: tags_covered,
+                text,
+            }),
+            retired: Mutex::new(Vec::new()),
+        },
+        background: Background {
+            flusher: Mutex::new(FlusherState::default()),
+            flusher_wake: Condvar::new(),
+            lifecycle: Mutex::new(()),
+            compactor: Mutex::new(Default::default()),
+            compactor_wake: Condvar::new(),
+            summary_run: Mutex::new(None),
+        },
     })
 }
 

@@ -103,7 +103,7 @@ impl Inner {
     /// Horizons of every rule with series, at the clock's time.
     fn rule_horizons(&self, now: i64) -> (RuleCounts, Vec<Horizon>) {
         let options: &RetentionOptions = &self.options.retention;
-        let catalog = self.catalog.read();
+        let catalog = self.writes.catalog.read();
         let mut rules: BTreeMap<String, (Horizon, u64)> = BTreeMap::new();
         let mut per_series = Vec::with_capacity(catalog.len());
         for key in catalog.keys() {
@@ -207,8 +207,8 @@ impl Inner {
     pub(crate) fn retention_plan(&self) -> Result<RetentionReport> {
         let now = self.options.clock.now_ns();
         let (rules, per_series) = self.rule_horizons(now);
-        let pinned = self.flush.lock().manifest.pinned.clone();
-        let state = ReadState::clone(&self.state.read());
+        let pinned = self.published.flush.lock().manifest.pinned.clone();
+        let state = ReadState::clone(&self.published.state.read());
         let planned = self.plan_retention(&state, &pinned, &per_series)?;
         let mut report = self.report_horizons(now, &rules);
         report.bytes_freed = planned.iter().filter(|p| p.action.action == "drop").map(|p| p.action.bytes).sum();
@@ -224,7 +224,7 @@ impl Inner {
         let (rules, per_series) = self.rule_horizons(now);
         // Horizons only move forward.
         let applied = {
-            let previous = self.flush.lock().manifest.horizons.clone();
+            let previous = self.published.flush.lock().manifest.horizons.clone();
             let mut by_rule = previous.clone();
             for (rule, (h, _)) in &rules {
                 let e = by_rule.entry(rule.clone()).or_insert(*h);
@@ -236,8 +236,8 @@ impl Inner {
         {
             // Under the writer lock: a write either is in the head already (and is flushed
             // below) or is checked against the new horizons.
-            let _w = self.writer.lock();
-            *self.write_horizons.write() = applied.clone();
+            let _w = self.writes.writer.lock();
+            *self.writes.horizons.write() = applied.clone();
         }
         let summary = self.summarize_locked(cancelled)?;
         let mut report = self.report_horizons(now, &rules);
@@ -248,8 +248,8 @@ impl Inner {
         }
 
         let (pinned, state) = {
-            let flush = self.flush.lock();
-            (flush.manifest.pinned.clone(), ReadState::clone(&self.state.read()))
+            let flush = self.published.flush.lock();
+            (flush.manifest.pinned.clone(), ReadState::clone(&self.published.state.read()))
         };
         let mut planned = self.plan_retention(&state, &pinned, &per_series)?;
         let rewrites = planned.iter().filter(|p| p.action.action == "rewrite").count() as u64;
@@ -316,7 +316,7 @@ impl Inner {
         outputs: &[(usize, SegmentMeta, Arc<SegmentReader>)],
         applied: &Arc<Horizons>,
     ) -> Result<()> {
-        let mut flush = self.flush.lock();
+        let mut flush = self.published.flush.lock();
         // The text index of a touched detail month is derived data: drop it, and rebuild it
         // from what is left.
         let touched: Vec<Month> = planned
@@ -336,7 +336,7 @@ impl Inner {
             if touched.is_empty() {
                 return Ok(());
             }
-            let catalog = self.catalog.read();
+            let catalog = self.writes.catalog.read();
             let texts = crate::text::text_series(&catalog);
             for month in &touched {
                 flush.text.drop_month(*month)?;
@@ -360,7 +360,7 @@ impl Inner {
 
     /// Refuses rows older than the applied detail horizon of their series.
     pub(crate) fn check_horizons(&self, batch: &crate::model::Batch) -> Result<()> {
-        let horizons = self.write_horizons.read().clone();
+        let horizons = self.writes.horizons.read().clone();
         if horizons.by_rule.is_empty() {
             return Ok(());
         }

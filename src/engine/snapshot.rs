@@ -37,8 +37,8 @@ impl Snapshot {
         // only after their rows became visible, so every segment row is <= visible_seq and
         // the view is a prefix of the write order.
         let (state, visible_seq) = {
-            let guard = inner.state.read();
-            (guard.clone(), inner.visible_seq.load(Ordering::SeqCst))
+            let guard = inner.published.state.read();
+            (guard.clone(), inner.writes.visible_seq.load(Ordering::SeqCst))
         };
         Snapshot { inner, state, visible_seq }
     }
@@ -53,7 +53,7 @@ impl Snapshot {
         ReadView {
             state: &self.state,
             visible_seq: self.visible_seq,
-            catalog: &self.inner.catalog,
+            catalog: &self.inner.writes.catalog,
             retention: &self.inner.options.retention,
             limits: &self.inner.options.query_limits,
         }
@@ -72,7 +72,7 @@ impl Snapshot {
 
     /// Number of series in the catalog.
     pub fn series_count(&self) -> usize {
-        self.inner.catalog.read().len()
+        self.inner.writes.catalog.read().len()
     }
 
     /// Time-ordered chunks of one series in `range`, with only `fields` (all when `None`).

@@ -138,9 +138,9 @@ pub struct MonthStats {
 }
 
 pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
-    let state = inner.state.read().clone();
+    let state = inner.published.state.read().clone();
     let mut stats = StoreStats {
-        series: inner.catalog.read().len() as u64,
+        series: inner.writes.catalog.read().len() as u64,
         ..StoreStats::default()
     };
     let mut month_bounds: Vec<(i64, i64)> = Vec::new();
@@ -223,7 +223,7 @@ pub(super) fn collect(inner: &Inner) -> Result<StoreStats> {
         stats.summary_bytes += t.bytes;
         stats.summaries.push(t);
     }
-    stats.summary_watermark = inner.flush.lock().manifest.summary.watermark.map(format_rfc3339);
+    stats.summary_watermark = inner.published.flush.lock().manifest.summary.watermark.map(format_rfc3339);
     stats.archive_bytes = dir_bytes(&FileKind::Archive.path(&inner.dir))?;
     stats.free_disk_bytes = io::available_bytes(&inner.dir)?;
     stats.warnings = low_disk(stats.free_disk_bytes, inner.options.low_disk_bytes).into_iter().collect();

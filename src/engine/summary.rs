@@ -90,7 +90,7 @@ impl Inner {
     /// The days of rows older than the summary watermark (or a running summary's target):
     /// they must be rolled up again. Called by the flush with the rows it writes.
     pub(crate) fn late_days(&self, watermark: Option<i64>, timestamps: &mut dyn Iterator<Item = &[i64]>) -> BTreeSet<i64> {
-        let run_target = self.summary_run.lock().as_ref().map(|r| r.target);
+        let run_target = self.background.summary_run.lock().as_ref().map(|r| r.target);
         let Some(limit) = watermark.into_iter().chain(run_target).max() else {
             return BTreeSet::new();
         };
@@ -101,7 +101,7 @@ impl Inner {
             }
         }
         if !days.is_empty()
-            && let Some(run) = self.summary_run.lock().as_mut()
+            && let Some(run) = self.background.summary_run.lock().as_mut()
         {
             run.added.extend(days.iter().copied());
         }
@@ -117,7 +117,7 @@ impl Inner {
         let settle = i64::try_from(self.options.retention.summarize_after.as_nanos()).unwrap_or(i64::MAX);
         let target = day_start(now.saturating_sub(settle));
         let (days, redone, state, previous) = {
-            let flush = self.flush.lock();
+            let flush = self.published.flush.lock();
             let m = &flush.manifest;
             let start = m
                 .summary
@@ -139,18 +139,18 @@ impl Inner {
                     ..SummaryReport::default()
                 });
             }
-            *self.summary_run.lock() = Some(SummaryRun {
+            *self.background.summary_run.lock() = Some(SummaryRun {
                 target,
                 added: BTreeSet::new(),
             });
-            (days, redone, ReadState::clone(&self.state.read()), m.summary.watermark)
+            (days, redone, ReadState::clone(&self.published.state.read()), m.summary.watermark)
         };
         let mut days_with_rows = BTreeSet::new();
         let result = self.summarize_days(&days, target, &state, cancelled, &mut days_with_rows);
         let outputs = match result {
             Ok(Some(outputs)) => outputs,
             Ok(None) | Err(_) => {
-                *self.summary_run.lock() = None;
+                *self.background.summary_run.lock() = None;
                 return result.map(|_| SummaryReport {
                     watermark: previous.map(crate::time::format_rfc3339),
                     ..SummaryReport::default()
@@ -172,7 +172,7 @@ impl Inner {
             }
         }
         let published = self.publish_summaries(&outputs, &days, target);
-        *self.summary_run.lock() = None;
+        *self.background.summary_run.lock() = None;
         if let Err(e) = published {
             let paths: Vec<_> = outputs.iter().map(|o| o.meta.path(&self.data_dir)).collect();
             self.remove_unpublished(paths.iter().map(|p| p.as_path()));
@@ -184,8 +184,14 @@ impl Inner {
     }
 
     fn publish_summaries(&self, outputs: &[Output], days: &BTreeSet<i64>, target: i64) -> Result<()> {
-        let mut flush = self.flush.lock();
-        let added = self.summary_run.lock().as_ref().map(|r| r.added.clone()).unwrap_or_default();
+        let mut flush = self.published.flush.lock();
+        let added = self
+            .background
+            .summary_run
+            .lock()
+            .as_ref()
+            .map(|r| r.added.clone())
+            .unwrap_or_default();
         let change = Change {
             added: outputs.iter().map(|o| o.reader.clone()).collect(),
             edit: Some(Box::new(|manifest: &mut Manifest| {
@@ -265,7 +271,7 @@ impl Inner {
 
     /// Reserves `n` generations; returns the first.
     pub(crate) fn reserve_generations(&self, n: u64) -> u64 {
-        let mut flush = self.flush.lock();
+        let mut flush = self.published.flush.lock();
         let first = flush.manifest.next_generation;
         flush.manifest.next_generation += n;
         first
@@ -294,7 +300,7 @@ impl Inner {
             ..ReadState::default()
         };
         let kinds: Vec<SeriesKind> = {
-            let catalog = self.catalog.read();
+            let catalog = self.writes.catalog.read();
             ids.iter()
                 .map(|id| catalog.get(*id).map_or(SeriesKind::Metric, |k| k.kind()))
                 .collect()

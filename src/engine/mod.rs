@@ -34,7 +34,7 @@ use crate::files::FileKind;
 use crate::head::ApplyBatch;
 use crate::io::DirLock;
 use crate::lifecycle::{
-    ArchiveInfo, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
+    ArchiveListing, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
 };
 use crate::manifest::Manifest;
 use crate::model::{Batch, SeriesId};
@@ -375,7 +375,7 @@ impl Engine {
 
     /// The archives in `<dir>/archive/`, oldest month first. A damaged file is listed with
     /// its error instead of its contents.
-    pub fn archives(&self) -> Result<Vec<std::result::Result<ArchiveInfo, (PathBuf, Error)>>> {
+    pub fn archives(&self) -> Result<Vec<ArchiveListing>> {
         let dir = FileKind::Archive.path(&self.inner.dir);
         if !dir.is_dir() {
             return Ok(Vec::new());
@@ -383,11 +383,17 @@ impl Engine {
         let mut out: Vec<_> = crate::io::list_dir(&dir)?
             .into_iter()
             .filter(|e| !e.is_dir && e.name.ends_with(".annarc"))
-            .map(|e| crate::lifecycle::archive_info(&e.path).map_err(|err| (e.path.clone(), err)))
+            .map(|e| match crate::lifecycle::archive_info(&e.path) {
+                Ok(info) => ArchiveListing::Readable(info),
+                Err(err) => ArchiveListing::Unreadable {
+                    path: e.path.clone(),
+                    error: err.to_string(),
+                },
+            })
             .collect();
-        out.sort_by_key(|r| match r {
-            Ok(info) => (info.months.first().cloned().unwrap_or_default(), info.path.clone()),
-            Err((path, _)) => (String::new(), path.clone()),
+        out.sort_by_key(|listing| match listing {
+            ArchiveListing::Readable(info) => (info.months.first().cloned().unwrap_or_default(), info.path.clone()),
+            ArchiveListing::Unreadable { path, .. } => (String::new(), path.clone()),
         });
         Ok(out)
     }

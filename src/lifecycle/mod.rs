@@ -70,6 +70,30 @@ pub struct CompactionReport {
     pub skipped: Vec<String>,
 }
 
+impl CompactedMonth {
+    /// Input field values merged per second of wall time.
+    pub fn points_per_second(&self) -> f64 {
+        self.input_points as f64 / self.seconds.max(1e-9)
+    }
+}
+
+impl CompactionReport {
+    /// Segment files the merges replaced, over all months.
+    pub fn input_segments(&self) -> usize {
+        self.merged.iter().map(|m| m.input_segments).sum()
+    }
+
+    /// Bytes of the replaced segments.
+    pub fn input_bytes(&self) -> u64 {
+        self.merged.iter().map(|m| m.input_bytes).sum()
+    }
+
+    /// Bytes of the segments that replaced them.
+    pub fn output_bytes(&self) -> u64 {
+        self.merged.iter().map(|m| m.output_bytes).sum()
+    }
+}
+
 /// What [`crate::Engine::optimize`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OptimizeReport {
@@ -158,6 +182,41 @@ pub struct ArchiveInfo {
     pub created: String,
     /// Series it holds.
     pub series: usize,
+}
+
+/// An entry of [`crate::Engine::archives`]: an archive and what it holds, or a file in the
+/// archive directory that cannot be read as one. As JSON, the [`ArchiveInfo`] itself, or
+/// `{"path": …, "error": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ArchiveListing {
+    /// A readable archive.
+    Readable(ArchiveInfo),
+    /// A damaged or foreign file.
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it cannot be read.
+        error: String,
+    },
+}
+
+impl ArchiveListing {
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            ArchiveListing::Readable(info) => &info.path,
+            ArchiveListing::Unreadable { path, .. } => path,
+        }
+    }
+
+    /// What it holds, when it is readable.
+    pub fn info(&self) -> Option<&ArchiveInfo> {
+        match self {
+            ArchiveListing::Readable(info) => Some(info),
+            ArchiveListing::Unreadable { .. } => None,
+        }
+    }
 }
 
 /// Reads an archive's index (header, footer, index checksum and entry names are checked;

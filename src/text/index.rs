@@ -11,7 +11,7 @@
 //! (catch-up), which is idempotent. tantivy types stay inside this module.
 
 use super::query::{TextField, TextQuery};
-use super::tokenizer::LogTokenizer;
+use super::tokenizer::Terms;
 use crate::error::{Error, Result};
 use crate::time::Bucket;
 use crate::time::{Month, TimeRange};
@@ -23,6 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::ColumnValues;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{
     DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
@@ -748,5 +749,69 @@ impl SegmentCollector for CountSegment {
 
     fn harvest(self) -> BucketCounts {
         self.counts
+    }
+}
+/// The tokenizer registered with tantivy for the text field.
+#[derive(Clone, Default)]
+pub(crate) struct LogTokenizer;
+
+pub(crate) struct LogTokenStream<'a> {
+    terms: Terms<'a>,
+    token: Token,
+}
+
+impl Tokenizer for LogTokenizer {
+    type TokenStream<'a> = LogTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
+        LogTokenStream {
+            terms: Terms::new(text),
+            token: Token::default(),
+        }
+    }
+}
+
+impl TokenStream for LogTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        match self.terms.next_into(&mut self.token.text) {
+            Some((position, offsets)) => {
+                self.token.position = position as usize;
+                self.token.offset_from = offsets.start;
+                self.token.offset_to = offsets.end;
+                self.token.position_length = 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tantivy_stream_yields_the_same_terms() {
+        let text = "Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6";
+        let mut tokenizer = LogTokenizer;
+        let mut stream = tokenizer.token_stream(text);
+        let mut seen = Vec::new();
+        while stream.advance() {
+            let t = stream.token();
+            seen.push(crate::text::TextToken {
+                term: t.text.clone(),
+                position: t.position as u32,
+                offsets: t.offset_from..t.offset_to,
+            });
+        }
+        assert_eq!(seen, crate::text::tokenize(text));
     }
 }

@@ -13,8 +13,6 @@
 //! A chunk without parts (`--`, `|`) still takes one position, so `a b` does not match
 //! `a | b`. Parts longer than [`MAX_TERM_BYTES`] are not indexed but keep their position.
 
-use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
-
 /// Longest indexed term, in bytes (after lowercasing).
 pub const MAX_TERM_BYTES: usize = 256;
 
@@ -138,49 +136,6 @@ pub fn tokenize(text: &str) -> Vec<TextToken> {
     out
 }
 
-/// The tokenizer registered with tantivy for the text field.
-#[derive(Clone, Default)]
-pub(crate) struct LogTokenizer;
-
-pub(crate) struct LogTokenStream<'a> {
-    terms: Terms<'a>,
-    token: Token,
-}
-
-impl Tokenizer for LogTokenizer {
-    type TokenStream<'a> = LogTokenStream<'a>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> LogTokenStream<'a> {
-        LogTokenStream {
-            terms: Terms::new(text),
-            token: Token::default(),
-        }
-    }
-}
-
-impl TokenStream for LogTokenStream<'_> {
-    fn advance(&mut self) -> bool {
-        match self.terms.next_into(&mut self.token.text) {
-            Some((position, offsets)) => {
-                self.token.position = position as usize;
-                self.token.offset_from = offsets.start;
-                self.token.offset_to = offsets.end;
-                self.token.position_length = 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn token(&self) -> &Token {
-        &self.token
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.token
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,23 +196,6 @@ mod tests {
         assert_eq!(terms(&text), owned(&[("x", 0), ("y", 2)]));
         let exact = "b".repeat(MAX_TERM_BYTES);
         assert_eq!(terms(&exact).len(), 1);
-    }
-
-    #[test]
-    fn the_tantivy_stream_yields_the_same_terms() {
-        let text = "Received block blk_-1608999687919862906 of size 91178 from /10.250.10.6";
-        let mut tokenizer = LogTokenizer;
-        let mut stream = tokenizer.token_stream(text);
-        let mut seen = Vec::new();
-        while stream.advance() {
-            let t = stream.token();
-            seen.push(TextToken {
-                term: t.text.clone(),
-                position: t.position as u32,
-                offsets: t.offset_from..t.offset_to,
-            });
-        }
-        assert_eq!(seen, tokenize(text));
     }
 
     proptest! {

@@ -55,7 +55,7 @@ fn archive_and_restore_round_trip() {
 
     let listed = engine.archives().unwrap();
     assert_eq!(listed.len(), 1);
-    let info = listed[0].as_ref().unwrap();
+    let info = listed[0].info().unwrap();
     assert_eq!(
         (info.months.clone(), info.rows, info.segments),
         (report.months.clone(), report.rows, report.segments)
@@ -269,11 +269,24 @@ fn cli_archive_list_and_restore() {
     let path = report["path"].as_str().unwrap().to_string();
     assert_eq!(report["months"], serde_json::json!(["2026-09", "2026-10"]));
 
+    std::fs::write(dir.path().join("archive").join("junk.annarc"), b"not an archive").unwrap();
     let out = annals(&["archive", "list", "--format", "json"]);
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list[0]["months"], report["months"]);
-    assert_eq!(list[0]["rows"], report["rows"]);
+    assert_eq!(list[1]["months"], report["months"]);
+    assert_eq!(list[1]["rows"], report["rows"]);
+    assert!(list[0]["error"].as_str().unwrap().contains("junk.annarc"), "{list}");
+    // The CLI prints the library's report as it is, so a server can return the same.
+    let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
+    assert_eq!(list, serde_json::to_value(engine.archives().unwrap()).unwrap());
+    engine.close().unwrap();
+    let out = annals(&["compact", "--full", "--format", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let optimized: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["compaction", "text_months_merged", "orphans_removed"] {
+        assert!(optimized.get(key).is_some(), "{key} missing in {optimized}");
+    }
+    std::fs::remove_file(dir.path().join("archive").join("junk.annarc")).unwrap();
 
     let out = annals(&["archive", "--before", "2026-13"]);
     assert!(!out.status.success());

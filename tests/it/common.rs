@@ -156,9 +156,12 @@ pub fn log_entry(timestamp: i64, level: annals::LogLevel, logger: &str, message:
 }
 
 /// A count from the environment variable `name` (e.g. `ANNALS_CRASH_ITERATIONS`, the rounds
-/// of the SIGKILL crash tests), or `default`.
+/// of the SIGKILL crash tests), or `default`. Zero is refused: a randomised test that runs
+/// no case checks nothing and must not pass.
 pub fn env_count(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    let count = std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    assert!(count > 0, "{name}=0 would check nothing");
+    count
 }
 
 /// The row count of an `annals ingest --progress json` line (`{"durable_rows":N,...}`).

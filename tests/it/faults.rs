@@ -326,7 +326,16 @@ fn a_failed_wal_fsync_poisons_the_handle() {
         let mut batch = Batch::new();
         metric_row(&mut batch, 0);
         fs.fail_nth(Op::Sync, 1, fault);
-        assert!(engine.write(&batch).is_err());
+        let failed = engine.write(&batch).unwrap_err();
+        // The fsync's own error: EIO as such, ENOSPC as a full disk (not retryable: what
+        // reached the disk is unknown).
+        match fault {
+            Fault::Io => assert!(matches!(&failed, Error::Io { op, .. } if op.starts_with("fsync")), "{failed}"),
+            _ => assert!(
+                matches!(&failed, Error::DiskFull { op, .. } if op.starts_with("fsync")) && !failed.is_retryable_disk_full(),
+                "{failed}"
+            ),
+        }
         assert!(matches!(engine.write(&batch), Err(Error::Poisoned { .. })), "{fault:?}");
         assert!(matches!(engine.flush(), Err(Error::Poisoned { .. })), "{fault:?}");
         fs.crash();

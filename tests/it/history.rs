@@ -2,7 +2,7 @@
 
 use crate::common::options;
 use annals::history::{DataQuery, DataType, History, Record};
-use annals::{AlertEvent, AlertState, FieldValue, LogEntry, LogLevel, MetricData, PerformanceData};
+use annals::{AlertEvent, AlertState, Error, FieldValue, LogEntry, LogLevel, MetricData, PerformanceData};
 
 const T: i64 = 1_700_000_000_000_000_000;
 
@@ -123,13 +123,15 @@ fn records_round_trip_and_filter() {
         window.rows.iter().map(Record::timestamp).collect::<Vec<_>>(),
         vec![T + 2, T + 3, T + 4]
     );
+    let refused = history
+        .query_data(&DataQuery {
+            limit: 0,
+            ..DataQuery::default()
+        })
+        .unwrap_err();
     assert!(
-        history
-            .query_data(&DataQuery {
-                limit: 0,
-                ..DataQuery::default()
-            })
-            .is_err()
+        matches!(&refused, Error::InvalidInput { reason, .. } if reason == "limit 0 is outside 1..=1000"),
+        "{refused}"
     );
 }
 
@@ -185,8 +187,13 @@ fn batches_are_all_or_nothing() {
     let history = History::open(dir.path(), options()).unwrap();
     let mut bad = metric(1);
     bad.metric_name = String::new();
-    let result = history.store_batch(&[Record::Log(log(0, LogLevel::Info, "first")), Record::Metric(bad)]);
-    assert!(result.is_err());
+    let refused = history
+        .store_batch(&[Record::Log(log(0, LogLevel::Info, "first")), Record::Metric(bad)])
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput { reason, .. } if reason.contains("empty metric_name")),
+        "{refused}"
+    );
     assert_eq!(history.storage_stats().unwrap().points, 0, "nothing of a failed batch is stored");
     history
         .store_batch(&[Record::Log(log(0, LogLevel::Info, "first")), Record::Metric(metric(1))])

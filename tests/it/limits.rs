@@ -100,11 +100,17 @@ fn oversized_batches_and_values_are_refused_without_side_effects() {
 #[test]
 fn invalid_batches_are_rejected_when_built() {
     let mut batch = Batch::new();
-    assert!(batch.add_row(&key(0), 1, Vec::<(&str, FieldValue)>::new()).is_err());
+    let refused = batch.add_row(&key(0), 1, Vec::<(&str, FieldValue)>::new()).unwrap_err();
     assert!(
-        batch
-            .add_row(&key(0), 1, [("a", FieldValue::I64(1)), ("a", FieldValue::I64(2))])
-            .is_err()
+        matches!(&refused, Error::InvalidInput { reason, .. } if reason == "a row needs at least one field"),
+        "{refused}"
+    );
+    let refused = batch
+        .add_row(&key(0), 1, [("a", FieldValue::I64(1)), ("a", FieldValue::I64(2))])
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::InvalidInput { reason, .. } if reason == "field \"a\" given twice in one row"),
+        "{refused}"
     );
     assert!(batch.is_empty(), "a rejected row leaves nothing behind");
 }

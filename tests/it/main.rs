@@ -1,9 +1,11 @@
 //! Integration tests through the public API. One binary, one module per area.
 
+mod architecture;
 mod archive;
 mod cli;
 mod common;
 mod compaction;
+mod compat;
 mod concurrency;
 mod corruption;
 mod crash;

@@ -196,8 +196,7 @@ fn run_case(case_seed: u64, operations: usize) {
 #[test]
 fn random_batches_flushes_and_reopens_match_the_model() {
     let base = seed();
-    let cases: u64 = std::env::var("ANNALS_MODEL_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
-    assert!(cases > 0, "ANNALS_MODEL_CASES=0 would check nothing");
+    let cases = crate::common::env_count("ANNALS_MODEL_CASES", 40);
     for case in 0..cases {
         let case_seed = base.wrapping_add(case);
         let result = std::panic::catch_unwind(|| run_case(case_seed, 150));

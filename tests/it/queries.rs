@@ -197,7 +197,11 @@ fn cursors_neither_repeat_nor_skip_when_data_arrives_between_pages() {
     let (rows, _) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
     assert_eq!(rows.iter().map(|r| r.time.unwrap()).collect::<Vec<_>>(), vec![35, 40, 50, 60]);
     query.selector = SeriesSelector::measurement("other");
-    assert!(engine.snapshot().query(&query).is_err(), "a cursor belongs to its query");
+    let foreign = engine.snapshot().query(&query).unwrap_err();
+    assert!(
+        matches!(&foreign, annals::Error::InvalidInput { reason, .. } if reason == "the cursor belongs to a different query"),
+        "a cursor belongs to its query: {foreign}"
+    );
 }
 
 #[test]
@@ -206,29 +210,58 @@ fn bad_queries_are_refused_with_reasons() {
     let engine = Engine::open(dir.path(), options()).unwrap();
     let snapshot = engine.snapshot();
     let cases = [
-        Query {
-            group_by: vec!["host".into()],
-            ..Query::default()
-        },
-        Query {
-            aggregates: vec![Aggregate {
-                function: AggregateFn::Max,
-                field: None,
-            }],
-            ..Query::default()
-        },
-        Query {
-            lastpoint: true,
-            aggregates: vec![Aggregate::count_rows()],
-            ..Query::default()
-        },
-        Query {
-            cursor: Some("00".into()),
-            ..Query::default()
-        },
+        (
+            Query {
+                group_by: vec!["host".into()],
+                ..Query::default()
+            },
+            "group by and every need at least one aggregate",
+        ),
+        (
+            Query {
+                aggregates: vec![Aggregate {
+                    function: AggregateFn::Max,
+                    field: None,
+                }],
+                ..Query::default()
+            },
+            "max needs a field; only count works on rows (*)",
+        ),
+        (
+            Query {
+                lastpoint: true,
+                aggregates: vec![Aggregate::count_rows()],
+                ..Query::default()
+            },
+            "lastpoint returns rows; it does not combine with aggregates",
+        ),
+        (
+            Query {
+                cursor: Some("00".into()),
+                ..Query::default()
+            },
+            "the cursor is not one this store issued",
+        ),
     ];
-    for q in cases {
-        assert!(matches!(snapshot.query(&q), Err(annals::Error::InvalidInput { .. })), "{q:?}");
+    for (q, expected) in cases {
+        match snapshot.query(&q) {
+            // A typed query has no text to point into: no line or column.
+            Err(annals::Error::InvalidInput { line, column, reason }) => {
+                assert_eq!((line, column, reason.as_str()), (None, None, expected), "{q:?}");
+            }
+            other => panic!("{q:?}: expected InvalidInput({expected:?}), got {other:?}"),
+        }
+    }
+    // A bad predicate names the column where it goes wrong.
+    match annals::TagPredicate::parse("host = a and (region") {
+        Err(annals::Error::InvalidInput {
+            column: Some(column),
+            reason,
+            ..
+        }) => {
+            assert_eq!(column, 21, "{reason}");
+        }
+        other => panic!("expected a column, got {other:?}"),
     }
 }
 

@@ -263,8 +263,7 @@ fn run_case(case_seed: u64, queries: usize) {
 #[test]
 fn random_queries_match_the_brute_force_evaluator() {
     let base = seed();
-    let cases: u64 = std::env::var("ANNALS_QUERY_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    assert!(cases > 0, "ANNALS_QUERY_CASES=0 would check nothing");
+    let cases = crate::common::env_count("ANNALS_QUERY_CASES", 60);
     for case in 0..cases {
         let case_seed = base.wrapping_add(case);
         if std::panic::catch_unwind(|| run_case(case_seed, 25)).is_err() {

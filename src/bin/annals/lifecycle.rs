@@ -3,6 +3,7 @@
 use crate::CliError;
 use crate::output::{self, bytes, count};
 use crate::report::ReportFormat;
+use annals::lifecycle::ArchiveListing;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
@@ -62,28 +63,30 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
         bar.set_length(p.input_bytes_total);
         bar.set_position(p.input_bytes_done);
     };
-    let (report, extra) = if args.full {
-        match engine.optimize(&mut show) {
-            Ok(o) => (
-                Ok(o.compaction.clone()),
-                Some(format!(
-                    "merged the full-text index of {} months; removed {} orphaned files",
-                    o.text_months_merged,
-                    o.orphans_removed.len()
-                )),
-            ),
-            Err(e) => (Err(e), None),
-        }
+    let report = if args.full {
+        engine.optimize(&mut show)
     } else {
-        (engine.compact_with_progress(&mut show), None)
+        engine
+            .compact_with_progress(&mut show)
+            .map(|compaction| annals::lifecycle::OptimizeReport {
+                compaction,
+                ..Default::default()
+            })
     };
     bar.finish_and_clear();
-    let report = report?;
+    let optimized = report?;
     engine.close()?;
     if args.format == ReportFormat::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;
+        // `--full` reports what optimize did as a whole; a policy run its compaction.
+        let json = if args.full {
+            serde_json::to_string_pretty(&optimized)
+        } else {
+            serde_json::to_string_pretty(&optimized.compaction)
+        };
+        writeln!(out, "{}", json.map_err(std::io::Error::other)?)?;
         return Ok(());
     }
+    let report = &optimized.compaction;
     if report.merged.is_empty() {
         writeln!(out, "nothing to compact")?;
     } else {
@@ -113,29 +116,31 @@ pub fn compact(data: &Path, args: CompactArgs) -> Result<(), CliError> {
                     m.output_bytes.to_string(),
                     m.input_rows.to_string(),
                     m.output_rows.to_string(),
-                    format!("{:.0}", m.input_points as f64 / m.seconds.max(1e-9)),
+                    format!("{:.0}", m.points_per_second()),
                     format!("{:.2}", m.seconds),
                 ]
             })
             .collect();
         output::table(&mut out, &header, &rows)?;
-        let before: u64 = report.merged.iter().map(|m| m.input_bytes).sum();
-        let after: u64 = report.merged.iter().map(|m| m.output_bytes).sum();
-        let segments: usize = report.merged.iter().map(|m| m.input_segments).sum();
         writeln!(
             out,
             "merged {} segments into {}: {} -> {}",
-            count(segments as u64),
+            count(report.input_segments() as u64),
             count(report.merged.len() as u64),
-            bytes(before),
-            bytes(after)
+            bytes(report.input_bytes()),
+            bytes(report.output_bytes())
         )?;
     }
     for why in &report.skipped {
         writeln!(out, "skipped {why}")?;
     }
-    if let Some(extra) = extra {
-        writeln!(out, "{extra}")?;
+    if args.full {
+        writeln!(
+            out,
+            "merged the full-text index of {} months; removed {} orphaned files",
+            optimized.text_months_merged,
+            optimized.orphans_removed.len()
+        )?;
     }
     Ok(())
 }
@@ -341,14 +346,7 @@ fn list(data: &Path, format: ReportFormat) -> Result<(), CliError> {
     engine.close()?;
     let mut out = std::io::stdout().lock();
     if format == ReportFormat::Json {
-        let values: Vec<serde_json::Value> = archives
-            .iter()
-            .map(|a| match a {
-                Ok(info) => serde_json::to_value(info).unwrap_or(serde_json::Value::Null),
-                Err((path, e)) => serde_json::json!({ "path": path, "error": e.to_string() }),
-            })
-            .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&values).map_err(std::io::Error::other)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&archives).map_err(std::io::Error::other)?)?;
         return Ok(());
     }
     if archives.is_empty() {
@@ -359,7 +357,7 @@ fn list(data: &Path, format: ReportFormat) -> Result<(), CliError> {
     let rows: Vec<Vec<String>> = archives
         .iter()
         .map(|a| match a {
-            Ok(info) => vec![
+            ArchiveListing::Readable(info) => vec![
                 info.path.display().to_string(),
                 info.months.join(","),
                 info.segments.to_string(),
@@ -368,9 +366,9 @@ fn list(data: &Path, format: ReportFormat) -> Result<(), CliError> {
                 info.archive_bytes.to_string(),
                 info.created.clone(),
             ],
-            Err((path, e)) => vec![
+            ArchiveListing::Unreadable { path, error } => vec![
                 path.display().to_string(),
-                format!("unreadable: {e}"),
+                format!("unreadable: {error}"),
                 String::new(),
                 String::new(),
                 String::new(),

@@ -1,0 +1,121 @@
+//! Writes the seed inputs of the fuzz targets (`fuzz/seeds/`) from real files that a store
+//! writes, so the seeds follow the formats when they change:
+//!
+//! ```sh
+//! cargo run --example write_fuzz_seeds
+//! ```
+//!
+//! `cargo test` runs every committed seed through its target (`tests/it/fuzz_seeds.rs`).
+
+use annals::{Batch, Engine, FieldValue, LogEntry, LogLevel, Options, SeriesKey};
+use std::path::Path;
+
+/// A store that flushes only when told to, so the files are exactly what this writes.
+fn options() -> Options {
+    Options {
+        background_flush: false,
+        compaction: annals::CompactionOptions {
+            background: false,
+            ..annals::CompactionOptions::default()
+        },
+        retention: annals::lifecycle::RetentionOptions::manual(),
+        ..Options::default()
+    }
+}
+
+fn put(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn first_file(dir: &Path, extension: &str) -> Vec<u8> {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue;
+        }
+        if path.extension().and_then(|e| e.to_str()) == Some(extension) {
+            return std::fs::read(path).unwrap();
+        }
+    }
+    panic!("no .{extension} file in {}", dir.display());
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let mut batch = Batch::new();
+    for i in 0..40i64 {
+        let key = SeriesKey::metric("cpu").unwrap().with_tag("host", format!("h{}", i % 2)).unwrap();
+        batch
+            .add_row(
+                &key,
+                1_451_606_400_000_000_000 + i * 10_000_000_000,
+                [("usage", FieldValue::F64(i as f64 / 4.0)), ("n", FieldValue::I64(i))],
+            )
+            .unwrap();
+        if i % 8 == 0 {
+            batch
+                .add_log(&LogEntry {
+                    timestamp: 1_451_606_400_000_000_000 + i,
+                    level: LogLevel::Error,
+                    logger_name: "db".into(),
+                    message: format!("connection {i} lost"),
+                    module: Some("pool".into()),
+                    function_name: None,
+                    line_number: Some(i),
+                    thread_id: None,
+                    process_id: None,
+                    extra_data: Default::default(),
+                    tags: Default::default(),
+                })
+                .unwrap();
+        }
+    }
+    engine.write(&batch).unwrap();
+    engine.flush().unwrap();
+    engine.write(&batch).unwrap();
+    drop(engine);
+    {
+        // A second store, archived: a small, valid archive.
+        let other = tempfile::tempdir().unwrap();
+        let engine = Engine::open(other.path(), options()).unwrap();
+        engine.write(&batch).unwrap();
+        let out = other.path().join("seed.annarc");
+        engine
+            .archive(annals::Month::new(2016, 2).unwrap(), Some(&out), &mut |_, _| {})
+            .unwrap();
+        put("archive", "one-month.annarc", &std::fs::read(&out).unwrap());
+        engine.close().unwrap();
+    }
+    put("wal", "one-record.wal", &first_file(&dir.path().join("wal"), "wal"));
+    put("catalog", "three-series", &std::fs::read(dir.path().join("CATALOG")).unwrap());
+    put("manifest", "one-segment", &std::fs::read(dir.path().join("MANIFEST")).unwrap());
+    put("segment", "cpu-and-log.seg", &first_file(&dir.path().join("data/2016-01"), "seg"));
+    put(
+        "line_protocol",
+        "forms",
+        b"cpu,host=a,region=eu usage=1.5,n=3i,u=4u,ok=t,msg=\"hi \\\"x\\\"\" 1000\nmy\\ m,t\\=k=v\\,w f=-2e3\n# comment\n\nm v=1 -5\r\n",
+    );
+    put(
+        "jsonl",
+        "kinds",
+        br#"{"kind":"metric","timestamp":"2016-01-01T00:00:00Z","metric_type":"cpu","metric_name":"usage","value":1.5,"unit":"percent","tags":{"host":"a"}}
+{"kind":"log","timestamp":10,"level":"warn","logger_name":"db","message":"slow","extra_data":{"ms":12.5}}
+{"kind":"alert","timestamp":1,"alert_id":"x","level":"ERROR","category":"SYSTEM","title":"t","resolved_at":3}
+{"kind":"performance","timestamp":1,"component":"buffer","operation":"flush","duration_ms":2}
+{"kind":"point","timestamp":1,"measurement":"m","fields":{"a":1,"b":true}}
+"#,
+    );
+    let mut codec_seed = vec![2u8];
+    for v in [1234i16, 1250, 1199, -5, 0] {
+        codec_seed.extend_from_slice(&v.to_le_bytes());
+    }
+    put("codecs", "decimals", &codec_seed);
+    put(
+        "codecs",
+        "ints",
+        &[0, 1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 127],
+    );
+}

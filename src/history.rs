@@ -369,7 +369,7 @@ impl History {
 
 /// A page of [`History::query_data`] with `search_text`, answered by the full-text index.
 fn search_page(
-    snapshot: &crate::Snapshot,
+    snapshot: &crate::engine::Snapshot,
     request: &DataQuery,
     text: &str,
     selector: SeriesSelector,

@@ -16,7 +16,7 @@
 use super::Inner;
 use super::publish::Change;
 use super::summary::SummaryReport;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lifecycle::merge;
 use crate::manifest::Resolution;
 use crate::manifest::{Manifest, SegmentMeta, tier_dir};
@@ -260,7 +260,7 @@ impl Inner {
                 if p.action.action != "rewrite" {
                     continue;
                 }
-                let month = Month::parse(&p.action.month).ok_or_else(|| crate::Error::Invariant("bad month in plan".into()))?;
+                let month = Month::parse(&p.action.month).ok_or_else(|| Error::Invariant("bad month in plan".into()))?;
                 let readers = p
                     .inputs
                     .iter()
@@ -384,7 +384,7 @@ impl Inner {
             if let Some(Some(h)) = limits.get(row.series as usize)
                 && row.timestamp < *h
             {
-                return Err(crate::Error::Refused {
+                return Err(Error::Refused {
                     reason: format!(
                         "row {}: {} at {} is older than the retention horizon {} of its series: detail before it has been dropped",
                         i + 1,

@@ -4,7 +4,7 @@
 //! that push CPU and latency up, error logs and alerts that follow the incidents, and
 //! alerts that are acknowledged and resolved. Deterministic for a seed and an end time.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData};
 use crate::time::NANOS_PER_SECOND;
 use rand::{Rng, SeedableRng};
@@ -117,7 +117,7 @@ pub fn generate(config: &DemoConfig, mut sink: impl FnMut(&Batch) -> Result<()>)
     let minutes = config.days as i64 * 24 * 60;
     let start = config.end_ns - minutes * MINUTE;
     let start = start - start.rem_euclid(MINUTE);
-    let noise = Normal::new(0.0, 1.0).map_err(|e| crate::Error::invalid(e.to_string()))?;
+    let noise = Normal::new(0.0, 1.0).map_err(|e| Error::invalid(e.to_string()))?;
     let mut summary = DemoSummary::default();
     let mut batch = Batch::new();
     let mut alert_seq = 0u32;
@@ -187,11 +187,11 @@ pub fn generate(config: &DemoConfig, mut sink: impl FnMut(&Batch) -> Result<()>)
             for (component, operation, typical_ms) in COMPONENTS {
                 let slow = if incident { 3.0 } else { 1.0 };
                 let duration = LogNormal::new((typical_ms * slow).ln(), 0.35)
-                    .map_err(|e| crate::Error::invalid(e.to_string()))?
+                    .map_err(|e| Error::invalid(e.to_string()))?
                     .sample(&mut rng);
                 let batch_size: i64 = rng.random_range(64..=512);
                 let errors = Poisson::new(if incident { 1.5 } else { 0.05 })
-                    .map_err(|e| crate::Error::invalid(e.to_string()))?
+                    .map_err(|e| Error::invalid(e.to_string()))?
                     .sample(&mut rng) as i64;
                 batch.add_performance(&PerformanceData {
                     timestamp: ts + rng.random_range(0..MINUTE),
@@ -233,7 +233,7 @@ fn emit_logs(batch: &mut Batch, rng: &mut ChaCha8Rng, h: &Host, ts: i64, cpu: f6
         Role::Cache => 0.1,
         Role::Worker => 0.25,
     } * if incident { 3.0 } else { 1.0 };
-    let count = Poisson::new(rate).map_err(|e| crate::Error::invalid(e.to_string()))?.sample(rng) as u64;
+    let count = Poisson::new(rate).map_err(|e| Error::invalid(e.to_string()))?.sample(rng) as u64;
     for _ in 0..count {
         let roll: f64 = rng.random();
         let (level, logger, module, function, message) = match h.role {

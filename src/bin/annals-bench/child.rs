@@ -1,12 +1,12 @@
 //! One engine's ingest in a child process of the harness, so that the peak resident memory
-//! measured is that engine's alone (a process's high-water mark cannot be reset).
+//! measured is that engine's alone (a process's high-water mark cannot be reset). The
+//! child side (`--child-ingest`) is `serve_child` in `main.rs`, which knows the workloads;
+//! the workloads call [`load`] here.
 
-use crate::report::peak_rss_of;
-use crate::{Args, BenchError, Engines, Workload, w1, w2};
+use crate::{BenchError, Engines, Workload};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 /// What a child measured.
 #[derive(Debug, Serialize, Deserialize)]
@@ -15,30 +15,6 @@ pub struct Loaded {
     pub seconds: f64,
     /// The child's peak RSS at the end of the load.
     pub peak_rss_bytes: Option<u64>,
-}
-
-/// In the child: loads `--dir` with one engine and prints [`Loaded`] as one JSON line.
-pub fn serve(args: &Args, engine: &str) -> Result<(), BenchError> {
-    let dir = args
-        .dir
-        .clone()
-        .ok_or_else(|| BenchError::Peer("--child-ingest needs --dir".into()))?;
-    let started = Instant::now();
-    match (args.workload, engine) {
-        (Workload::W1, "annals") => w1::load_annals(&args.w1_config(), &dir)?,
-        (Workload::W1, "sqlite") => w1::load_sqlite(&args.w1_config(), &dir)?,
-        (Workload::W2, "annals") => w2::load_annals(&w2::corpus()?, &args.w2_config(), &dir)?,
-        (Workload::W2, "sqlite") => w2::load_sqlite(&w2::corpus()?, &args.w2_config(), &dir)?,
-        (workload, engine) => {
-            return Err(BenchError::Peer(format!("no child ingest for {engine} on {workload:?}")));
-        }
-    }
-    let loaded = Loaded {
-        seconds: started.elapsed().as_secs_f64(),
-        peak_rss_bytes: peak_rss_of(std::process::id()),
-    };
-    println!("{}", serde_json::to_string(&loaded).unwrap_or_default());
-    Ok(())
 }
 
 /// In the parent: runs one engine's load of `workload` into `dir` in a child process.

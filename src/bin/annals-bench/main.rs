@@ -164,7 +164,7 @@ impl From<rusqlite::Error> for BenchError {
 fn main() -> ExitCode {
     let args = Args::parse();
     let outcome = if let Some(engine) = &args.child_ingest {
-        child::serve(&args, engine).map(|()| true)
+        serve_child(&args, engine).map(|()| true)
     } else if let Some(out) = &args.emit {
         emit::write(&args, out).map(|()| true)
     } else {
@@ -271,4 +271,28 @@ fn run(args: &Args) -> Result<bool, BenchError> {
 /// Creates a directory (and its parents).
 pub fn create_dir(dir: &Path) -> Result<(), BenchError> {
     std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))
+}
+
+/// In the child: loads `--dir` with one engine and prints [`Loaded`] as one JSON line.
+fn serve_child(args: &Args, engine: &str) -> Result<(), BenchError> {
+    let dir = args
+        .dir
+        .clone()
+        .ok_or_else(|| BenchError::Peer("--child-ingest needs --dir".into()))?;
+    let started = std::time::Instant::now();
+    match (args.workload, engine) {
+        (Workload::W1, "annals") => w1::load_annals(&args.w1_config(), &dir)?,
+        (Workload::W1, "sqlite") => w1::load_sqlite(&args.w1_config(), &dir)?,
+        (Workload::W2, "annals") => w2::load_annals(&w2::corpus()?, &args.w2_config(), &dir)?,
+        (Workload::W2, "sqlite") => w2::load_sqlite(&w2::corpus()?, &args.w2_config(), &dir)?,
+        (workload, engine) => {
+            return Err(BenchError::Peer(format!("no child ingest for {engine} on {workload:?}")));
+        }
+    }
+    let loaded = child::Loaded {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: report::peak_rss_of(std::process::id()),
+    };
+    println!("{}", serde_json::to_string(&loaded).unwrap_or_default());
+    Ok(())
 }

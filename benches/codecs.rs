@@ -1,13 +1,15 @@
 //! Micro-benchmarks of the column codecs, block decoding, WAL append, tag-index selection and
 //! the write path.
 //!
-//! `cargo bench --bench codecs` (add `-- --quick` for a fast pass). Throughput is reported
+//! `cargo bench --profile release --bench codecs` (add `-- --quick` for a fast pass). Throughput is reported
 //! per value, so the numbers read as values/s.
+
+mod common;
 
 use annals::internals;
 use annals::workload::w1::{W1, W1Config};
 use annals::{Batch, Durability, Engine, Options, TagPredicate};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 
 /// One W1 host's day: 8640 timestamps and the usage_user column.
@@ -162,4 +164,9 @@ fn write_path(c: &mut Criterion) {
 }
 
 criterion_group!(benches, codecs, wal_append, tag_index, write_path);
-criterion_main!(benches);
+
+fn main() {
+    common::require_release_build();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

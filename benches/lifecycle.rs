@@ -3,7 +3,7 @@
 //! throughput, peak memory and bytes per point before and after.
 //!
 //! ```sh
-//! cargo bench --bench lifecycle -- [--hosts 1000] [--days 30] [--flush-hours 6] [--dir DIR] [--quick]
+//! cargo bench --profile release --bench lifecycle -- [--hosts 1000] [--days 30] [--flush-hours 6] [--dir DIR] [--quick]
 //!     [--interval-secs 10] [--no-compact]
 //! ```
 //!
@@ -36,6 +36,7 @@ fn status_kib(field: &str) -> Option<u64> {
 }
 
 fn main() -> annals::Result<()> {
+    common::require_release_build();
     let quick = std::env::args().any(|a| a == "--quick");
     let hosts: usize = arg("--hosts").and_then(|h| h.parse().ok()).unwrap_or(if quick { 20 } else { 1000 });
     let days: u64 = arg("--days").and_then(|d| d.parse().ok()).unwrap_or(if quick { 2 } else { 30 });

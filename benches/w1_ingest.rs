@@ -4,7 +4,7 @@
 //! rows as line protocol, for timing `annals ingest`.
 //!
 //! ```sh
-//! cargo bench --bench w1_ingest -- [--scale quick|full] [--writers N] [--write-lp FILE] [--dir DIR]
+//! cargo bench --profile release --bench w1_ingest -- [--scale quick|full] [--writers N] [--write-lp FILE] [--dir DIR]
 //! ```
 //!
 //! This is the storage core's yardstick; the benchmark harness (annals-bench) runs the
@@ -18,6 +18,7 @@ use common::arg;
 use std::time::{Duration, Instant};
 
 fn main() -> annals::Result<()> {
+    common::require_release_build();
     let config = match arg("--scale").as_deref() {
         Some("full") => W1Config::full(1),
         _ => W1Config::quick(1),

@@ -3,7 +3,7 @@
 //! file pages are in the OS cache in both.
 //!
 //! ```sh
-//! cargo bench --bench w1_queries -- [--scale quick|full] [--runs N] [--dir DIR] [--only NAME]
+//! cargo bench --profile release --bench w1_queries -- [--scale quick|full] [--runs N] [--dir DIR] [--only NAME]
 //! ```
 //! The store is built once in DIR (default: a temporary directory) and reused when it
 //! already holds the data.
@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::{Duration, Instant};
 
 fn main() -> annals::Result<()> {
+    common::require_release_build();
     let config = match arg("--scale").as_deref() {
         Some("full") => W1Config::full(1),
         _ => W1Config::quick(1),

@@ -4,7 +4,7 @@
 //! a one-day window (newest 100), and count-by-level-per-hour latency.
 //!
 //! ```sh
-//! cargo bench --bench w2_logs -- [--scale quick|full] [--lines N] [--runs N] [--dir DIR]
+//! cargo bench --profile release --bench w2_logs -- [--scale quick|full] [--lines N] [--runs N] [--dir DIR]
 //! ```
 //! quick = 200,000 lines, full = 1,000,000. Skips (exit 0, with the reason) when the Loghub
 //! samples are missing.
@@ -44,6 +44,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() -> annals::Result<()> {
+    common::require_release_build();
     let loghub = default_loghub_dir();
     let corpus = match LoghubCorpus::load(&loghub) {
         Ok(c) => c,

@@ -14,3 +14,15 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     let rank = ((q / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
+
+/// Stops a benchmark built with the test settings: the README's test command uses the
+/// `bench` profile to share the release build's dependencies, so there annals itself is
+/// built at opt-level 1 with debug assertions, and timings would mean nothing.
+pub fn require_release_build() {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "this benchmark was built with the bench profile, which carries the tests' settings (annals at opt-level 1, with debug assertions); measure with `cargo bench --profile release`"
+        );
+        std::process::exit(2);
+    }
+}

@@ -42,7 +42,55 @@ fn first_file(dir: &Path, extension: &str) -> Vec<u8> {
     panic!("no .{extension} file in {}", dir.display());
 }
 
+/// The commit store's seeds: a `COMMITS` file of three commits (first byte 0), the WAL
+/// payload of a commit with two files (first byte 1), and a segment with a bytes column.
+fn commit_seeds() {
+    use annals::{CommitData, DiffData};
+    let dir = tempfile::tempdir().unwrap();
+    let history = annals::history::History::open(dir.path(), options()).unwrap();
+    let store = |i: u64| {
+        let commit = CommitData {
+            commit_hash: format!("{:040x}", 0x1234_5678_9abc_u64 * (i + 1)),
+            message: format!("change {i}"),
+            author: "ada".into(),
+            author_email: None,
+            timestamp: 1_451_606_400_000_000_000 + i as i64,
+            repository: "acme/app".into(),
+            branch: "main".into(),
+            pusher: None,
+            commit_count: 1,
+        };
+        let file = |path: &str, bytes: &[u8]| DiffData {
+            file_path: path.into(),
+            old_path: None,
+            additions: 1,
+            deletions: 1,
+            binary: false,
+            changes: None,
+            diff_content: Some(bytes.to_vec()),
+        };
+        let files = [file("a.rs", b"@@ -1 +1 @@\n-a\n+b\n"), file("b\\377.txt", &[0xff, 0, 1])];
+        history.store_commit(&commit, &files).unwrap();
+    };
+    store(0);
+    let wal = first_file(&dir.path().join("wal"), "wal");
+    // The WAL header is 24 bytes; the first record's frame header 12, its length first.
+    let len = u32::from_le_bytes(wal[24..28].try_into().unwrap()) as usize;
+    put("commits", "payload-one-commit", &[&[1u8][..], &wal[36..36 + len]].concat());
+    store(1);
+    store(2);
+    history.engine().flush().unwrap();
+    put(
+        "commits",
+        "index-three",
+        &[&[0u8][..], &std::fs::read(dir.path().join("COMMITS")).unwrap()].concat(),
+    );
+    put("segment", "commits.seg", &first_file(&dir.path().join("data/2016-01"), "seg"));
+    history.close().unwrap();
+}
+
 fn main() {
+    commit_seeds();
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), options()).unwrap();
     let mut batch = Batch::new();

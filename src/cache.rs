@@ -49,6 +49,7 @@ fn chunk_bytes(chunk: &Chunk) -> usize {
             c.validity.len()
                 + match &c.values {
                     crate::chunk::ColumnValues::Str(v) => v.iter().map(|s| s.len() + 24).sum(),
+                    crate::chunk::ColumnValues::Bytes(v) => v.iter().map(|b| b.len() + 24).sum(),
                     other => other.len() * 8,
                 }
         })

@@ -15,6 +15,8 @@ pub enum ColumnValues {
     Bool(Vec<bool>),
     /// Strings.
     Str(Vec<String>),
+    /// Byte strings.
+    Bytes(Vec<Vec<u8>>),
 }
 
 impl ColumnValues {
@@ -25,6 +27,7 @@ impl ColumnValues {
             ValueType::I64 => ColumnValues::I64(Vec::new()),
             ValueType::Bool => ColumnValues::Bool(Vec::new()),
             ValueType::Str => ColumnValues::Str(Vec::new()),
+            ValueType::Bytes => ColumnValues::Bytes(Vec::new()),
         }
     }
 
@@ -35,6 +38,7 @@ impl ColumnValues {
             ColumnValues::I64(_) => ValueType::I64,
             ColumnValues::Bool(_) => ValueType::Bool,
             ColumnValues::Str(_) => ValueType::Str,
+            ColumnValues::Bytes(_) => ValueType::Bytes,
         }
     }
 
@@ -45,6 +49,7 @@ impl ColumnValues {
             ColumnValues::I64(v) => v.len(),
             ColumnValues::Bool(v) => v.len(),
             ColumnValues::Str(v) => v.len(),
+            ColumnValues::Bytes(v) => v.len(),
         }
     }
 
@@ -60,6 +65,7 @@ impl ColumnValues {
             ColumnValues::I64(v) => FieldValue::I64(*v.get(i)?),
             ColumnValues::Bool(v) => FieldValue::Bool(*v.get(i)?),
             ColumnValues::Str(v) => FieldValue::Str(v.get(i)?.clone()),
+            ColumnValues::Bytes(v) => FieldValue::Bytes(v.get(i)?.clone()),
         })
     }
 
@@ -71,6 +77,7 @@ impl ColumnValues {
             (ColumnValues::I64(v), FieldValue::I64(x)) => v.push(*x),
             (ColumnValues::Bool(v), FieldValue::Bool(x)) => v.push(*x),
             (ColumnValues::Str(v), FieldValue::Str(x)) => v.push(x.clone()),
+            (ColumnValues::Bytes(v), FieldValue::Bytes(x)) => v.push(x.clone()),
             _ => debug_assert!(false, "value type does not match column type"),
         }
     }
@@ -82,6 +89,7 @@ impl ColumnValues {
             ColumnValues::I64(v) => v.push(0),
             ColumnValues::Bool(v) => v.push(false),
             ColumnValues::Str(v) => v.push(String::new()),
+            ColumnValues::Bytes(v) => v.push(Vec::new()),
         }
     }
 
@@ -92,6 +100,7 @@ impl ColumnValues {
             (ColumnValues::I64(v), ColumnValues::I64(o)) => v.push(o[i]),
             (ColumnValues::Bool(v), ColumnValues::Bool(o)) => v.push(o[i]),
             (ColumnValues::Str(v), ColumnValues::Str(o)) => v.push(o[i].clone()),
+            (ColumnValues::Bytes(v), ColumnValues::Bytes(o)) => v.push(o[i].clone()),
             _ => debug_assert!(false, "column types differ"),
         }
     }
@@ -103,6 +112,7 @@ impl ColumnValues {
             ColumnValues::I64(v) => ColumnValues::I64(indices.iter().map(|&i| v[i]).collect()),
             ColumnValues::Bool(v) => ColumnValues::Bool(indices.iter().map(|&i| v[i]).collect()),
             ColumnValues::Str(v) => ColumnValues::Str(indices.iter().map(|&i| v[i].clone()).collect()),
+            ColumnValues::Bytes(v) => ColumnValues::Bytes(indices.iter().map(|&i| v[i].clone()).collect()),
         }
     }
 
@@ -113,6 +123,7 @@ impl ColumnValues {
             ColumnValues::I64(v) => v.reverse(),
             ColumnValues::Bool(v) => v.reverse(),
             ColumnValues::Str(v) => v.reverse(),
+            ColumnValues::Bytes(v) => v.reverse(),
         }
     }
 }

@@ -121,6 +121,16 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    /// A batch holds a commit whose hash the store has already, or holds one hash twice.
+    /// Commit hashes are unique; nothing of the batch was written.
+    #[error("commit {hash} is stored already{}", if *in_batch { " (it appears twice in the batch)" } else { "" })]
+    DuplicateCommit {
+        /// The hash, lower-case hex.
+        hash: String,
+        /// True when the batch itself holds the hash twice.
+        in_batch: bool,
+    },
+
     /// A lifecycle operation (compaction, archive, restore, retention) was refused because
     /// of the store's state, e.g. restoring a month that already holds data. Nothing was
     /// changed.

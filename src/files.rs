@@ -3,7 +3,7 @@
 //! owns the bytes of its body; the envelope around them is written and checked here only.
 //!
 //! Three envelopes exist (see `docs/FORMAT.md`):
-//! - *sealed* (`MANIFEST`, `TAGS`): magic, version u32, body length u32, body, crc32 of the
+//! - *sealed* (`MANIFEST`, `TAGS`, `COMMITS`): magic, version u32, body length u32, body, crc32 of the
 //!   body; the file is exactly that long;
 //! - *checked header* (`CATALOG`, WAL files, segments): magic, version u32, the kind's
 //!   fixed header fields, crc32 of everything before it; records or blocks follow;
@@ -22,6 +22,8 @@ pub(crate) enum FileKind {
     Catalog,
     /// `TAGS`: the tag index (derived from the catalog).
     Tags,
+    /// `COMMITS`: the unique index of commit hashes (derived from the commit rows).
+    Commits,
     /// `LOCK`: held with `flock` while a handle is open; empty.
     Lock,
     /// `wal/<n>.wal`: write-ahead log files.
@@ -60,6 +62,7 @@ impl FileKind {
             FileKind::Manifest => "MANIFEST",
             FileKind::Catalog => "CATALOG",
             FileKind::Tags => "TAGS",
+            FileKind::Commits => "COMMITS",
             FileKind::Lock => "LOCK",
             FileKind::Wal => "wal",
             FileKind::Segment => "data",
@@ -73,6 +76,7 @@ impl FileKind {
             FileKind::Manifest => b"ANNALMAN",
             FileKind::Catalog => b"ANNALCAT",
             FileKind::Tags => b"ANNALTAG",
+            FileKind::Commits => b"ANNALCMT",
             FileKind::Wal => b"ANNALWAL",
             FileKind::Segment => b"ANNALSEG",
             FileKind::Archive => b"ANNALARC",
@@ -83,19 +87,21 @@ impl FileKind {
     /// The version this build writes.
     pub(crate) const fn version(self) -> u32 {
         match self {
-            FileKind::Manifest => 2,
+            // Version 2 of segments adds the bytes value type.
+            FileKind::Manifest | FileKind::Segment => 2,
             _ => 1,
         }
     }
 
-    /// Whether this build reads `version` (manifests of version 1 are still read).
+    /// Whether this build reads `version` (manifests and segments of version 1 are still
+    /// read).
     fn reads(self, version: u32) -> bool {
-        version == self.version() || (self == FileKind::Manifest && version == 1)
+        version == self.version() || (matches!(self, FileKind::Manifest | FileKind::Segment) && version == 1)
     }
 
     const fn layout(self) -> Layout {
         match self {
-            FileKind::Manifest | FileKind::Tags => Layout::Sealed,
+            FileKind::Manifest | FileKind::Tags | FileKind::Commits => Layout::Sealed,
             FileKind::Catalog => Layout::Checked { fields: 0 },
             // The file number.
             FileKind::Wal => Layout::Checked { fields: 8 },

@@ -105,6 +105,7 @@ impl HeadSeries {
             }
             bytes += match value {
                 FieldValue::Str(s) => s.len() + 25,
+                FieldValue::Bytes(b) => b.len() + 25,
                 _ => 9,
             };
         }

@@ -80,6 +80,36 @@ pub fn decode_wal_payload(bytes: &[u8]) -> Option<usize> {
     crate::wal::decode_batch(bytes).ok().map(|b| b.rows.len())
 }
 
+/// Decodes a `COMMITS` file; returns its entry count. An accepted file re-encodes to one
+/// that decodes to the same entries.
+pub fn decode_commit_index(bytes: &[u8]) -> Option<usize> {
+    let index = crate::commit_index::CommitIndex::decode(Path::new("COMMITS"), bytes).ok()?;
+    let again = crate::commit_index::CommitIndex::decode(Path::new("COMMITS"), &index.encode(u64::MAX));
+    assert_eq!(again.map(|a| a.len()).ok(), Some(index.len()), "a decoded commit index re-encodes");
+    Some(index.len())
+}
+
+/// Decodes a WAL batch payload and finds its commit rows as recovery does; returns how
+/// many it holds. A series the payload creates is a commit series when its key says so; one
+/// it only refers to is taken as one (recovery would look it up in the catalog).
+pub fn decode_commit_rows(bytes: &[u8]) -> Option<usize> {
+    let batch = crate::wal::decode_batch(bytes).ok()?;
+    let is_commit: Vec<bool> = batch
+        .series_ids
+        .iter()
+        .map(|id| {
+            batch
+                .new_series
+                .iter()
+                .find(|(new, _)| new == id)
+                .is_none_or(|(_, key)| key.holds_commits())
+        })
+        .collect();
+    crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)
+        .ok()
+        .map(|rows| rows.len())
+}
+
 /// Walks the framed records of a WAL or catalog body; returns how many are valid before
 /// the first bad one or the end.
 pub fn count_frames(bytes: &[u8]) -> usize {

@@ -37,6 +37,7 @@ mod cache;
 mod catalog;
 pub mod chunk;
 pub(crate) mod codec;
+mod commit_index;
 mod engine;
 pub mod error;
 mod files;
@@ -57,6 +58,7 @@ pub(crate) mod io;
 pub mod lifecycle;
 mod manifest;
 pub mod model;
+mod objects;
 mod options;
 pub mod query;
 mod read;
@@ -79,10 +81,10 @@ pub use engine::{
 pub use error::{CorruptionKind, Error, Limit, Result};
 pub use index::TagPredicate;
 pub use model::{
-    AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesId, SeriesKey, SeriesKind,
-    ValueType,
+    AlertEvent, AlertState, Batch, CommitData, CommitHash, DiffData, FieldValue, HashKind, LogEntry, LogLevel, Metadata, MetricData,
+    PerformanceData, SeriesId, SeriesKey, SeriesKind, StorageMetadata, StorageResult, StorageStatus, ValueType,
 };
-pub use options::{CompactionOptions, Durability, Limits, Options, QueryLimits};
+pub use options::{CompactionOptions, DEFAULT_INLINE_DIFF_MAX_BYTES, Durability, Limits, Options, QueryLimits};
 pub use query::{
     Aggregate, AggregateFn, Bucket, FieldFilter, Fill, MatchCount, Query, QueryResult, QueryRow, SearchHit, SearchOrder, SearchQuery,
     SearchResult, Snippet,

@@ -104,8 +104,13 @@ impl Limits {
             return Err(Error::invalid("empty field name"));
         }
         check(Limit::NameLength, name.len(), self.max_name_bytes, || "field name".into())?;
-        if let FieldValue::Str(s) = value {
-            check(Limit::StringValueLength, s.len(), self.max_string_value_bytes, || {
+        let variable_length = match value {
+            FieldValue::Str(s) => Some(s.len()),
+            FieldValue::Bytes(b) => Some(b.len()),
+            _ => None,
+        };
+        if let Some(len) = variable_length {
+            check(Limit::StringValueLength, len, self.max_string_value_bytes, || {
                 format!("value of field {name:?}")
             })?;
         }
@@ -157,6 +162,10 @@ pub struct Options {
     pub block_max_rows: usize,
     /// zstd level for text columns (default 3).
     pub zstd_level: i32,
+    /// A commit's file diff up to this many bytes is kept in the segments, compressed with
+    /// the diffs beside it; a larger one goes to the object store (default 256 KiB;
+    /// `limits.max_string_value_bytes` caps it).
+    pub inline_diff_max_bytes: usize,
     /// Flush from a background thread (default true). When false, writers flush inline when
     /// the head is full.
     pub background_flush: bool,
@@ -237,6 +246,9 @@ impl Default for QueryLimits {
     }
 }
 
+/// The default of [`Options::inline_diff_max_bytes`]: 256 KiB.
+pub const DEFAULT_INLINE_DIFF_MAX_BYTES: usize = 256 << 10;
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -246,6 +258,7 @@ impl Default for Options {
             head_max_age: Duration::from_secs(600),
             block_max_rows: 16_384,
             zstd_level: 3,
+            inline_diff_max_bytes: DEFAULT_INLINE_DIFF_MAX_BYTES,
             background_flush: true,
             flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             create_if_missing: true,

@@ -20,6 +20,15 @@ pub struct Retention {
     pub summaries: Duration,
 }
 
+impl Retention {
+    /// Never drop anything: the rule of commits ([`SeriesKind::Commit`]) unless a kind or
+    /// measurement rule names them, because commits are history users keep.
+    pub const FOREVER: Retention = Retention {
+        detail: Duration::MAX,
+        summaries: Duration::MAX,
+    };
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Retention {
@@ -91,6 +100,9 @@ pub(crate) fn rule_for<'a>(options: &'a RetentionOptions, key: &SeriesKey) -> (S
     if let Some(r) = options.kinds.get(&key.kind()) {
         return (format!("kind:{}", key.kind().name()), r);
     }
+    if key.kind() == SeriesKind::Commit {
+        return ("kind:commit".to_owned(), &Retention::FOREVER);
+    }
     ("default".to_owned(), &options.default)
 }
 
@@ -116,7 +128,7 @@ impl RetentionOptions {
                     r.detail.as_secs() / 86_400
                 )));
             }
-            if i64::try_from(r.summaries.as_nanos()).is_err() {
+            if *r != Retention::FOREVER && i64::try_from(r.summaries.as_nanos()).is_err() {
                 return Err(Error::invalid(format!("retention {name}: summaries period too long")));
             }
         }
@@ -134,10 +146,17 @@ pub(crate) struct Horizon {
 
 /// The horizons a rule gives at `now`: the UTC day start before which rows are expired.
 pub(crate) fn horizon(rule: &Retention, now: i64) -> Horizon {
-    let back = |d: Duration| now.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    // A period longer than the time since the first storable day keeps everything.
+    let back = |d: Duration| {
+        i64::try_from(d.as_nanos())
+            .ok()
+            .and_then(|n| now.checked_sub(n))
+            .filter(|t| *t > i64::MIN + crate::time::NANOS_PER_DAY)
+            .map_or(i64::MIN, day_start)
+    };
     Horizon {
-        detail: day_start(back(rule.detail)),
-        summaries: day_start(back(rule.summaries)),
+        detail: back(rule.detail),
+        summaries: back(rule.summaries),
     }
 }
 

@@ -38,6 +38,10 @@ pub(crate) fn encode_values(values: &ColumnValues, zstd_level: i32, out: &mut Ve
             let refs: Vec<&str> = v.iter().map(String::as_str).collect();
             strings::encode(&refs, zstd_level, out)
         }
+        ColumnValues::Bytes(v) => {
+            let refs: Vec<&[u8]> = v.iter().map(Vec::as_slice).collect();
+            strings::encode_bytes(&refs, zstd_level, out)
+        }
     }
 }
 
@@ -64,6 +68,11 @@ pub(crate) fn decode_values(value_type: ValueType, input: &[u8], n: usize) -> Re
             let mut v = Vec::new();
             strings::decode(&mut r, n, &mut v)?;
             ColumnValues::Str(v)
+        }
+        ValueType::Bytes => {
+            let mut v = Vec::new();
+            strings::decode_bytes(&mut r, n, &mut v)?;
+            ColumnValues::Bytes(v)
         }
     };
     if !r.is_empty() {

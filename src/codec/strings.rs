@@ -1,5 +1,6 @@
-//! String sequences: a dictionary when values repeat (hostnames, states, function names),
-//! otherwise the concatenated text compressed with zstd (log messages).
+//! String and byte-string sequences: a dictionary when values repeat (hostnames, states,
+//! function names), otherwise the concatenated text compressed with zstd (log messages,
+//! diffs). Strings and byte strings share the layout; strings are checked to be UTF-8.
 //!
 //! Layout of a text section: lengths through [`ints`], then a flag (0 raw, 1 zstd), the raw
 //! length, and the bytes (zstd frame or raw).
@@ -17,7 +18,13 @@ pub(crate) const MAX_SECTION_BYTES: usize = 1 << 30;
 
 /// Appends an encoding of `values` (their count is not stored).
 pub(crate) fn encode(values: &[&str], zstd_level: i32, out: &mut Vec<u8>) {
-    let mut index: FxHashMap<&str, i64> = FxHashMap::default();
+    let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    encode_bytes(&bytes, zstd_level, out);
+}
+
+/// Appends an encoding of byte strings `values` (their count is not stored).
+pub(crate) fn encode_bytes(values: &[&[u8]], zstd_level: i32, out: &mut Vec<u8>) {
+    let mut index: FxHashMap<&[u8], i64> = FxHashMap::default();
     let mut ids = Vec::with_capacity(values.len());
     let mut dictionary = Vec::new();
     for &v in values {
@@ -42,10 +49,10 @@ pub(crate) fn encode(values: &[&str], zstd_level: i32, out: &mut Vec<u8>) {
     }
 }
 
-fn encode_text(values: &[&str], zstd_level: i32, out: &mut Vec<u8>) {
+fn encode_text(values: &[&[u8]], zstd_level: i32, out: &mut Vec<u8>) {
     let lengths: Vec<i64> = values.iter().map(|v| v.len() as i64).collect();
     ints::encode(&lengths, out);
-    let text: Vec<u8> = values.concat().into_bytes();
+    let text: Vec<u8> = values.concat();
     put_varint(out, text.len() as u64);
     // Short text is not worth a zstd frame header; incompressible text is kept raw.
     if text.len() >= 64
@@ -62,29 +69,50 @@ fn encode_text(values: &[&str], zstd_level: i32, out: &mut Vec<u8>) {
 
 /// Decodes `n` values, appending them to `out`.
 pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<String>) -> Result<(), DecodeError> {
+    out.reserve(n);
+    decode_with(r, n, |v| {
+        let s = std::str::from_utf8(v).map_err(|_| DecodeError("string is not UTF-8"))?;
+        out.push(s.to_owned());
+        Ok(())
+    })
+}
+
+/// Decodes `n` byte strings, appending them to `out`.
+pub(crate) fn decode_bytes(r: &mut Reader<'_>, n: usize, out: &mut Vec<Vec<u8>>) -> Result<(), DecodeError> {
+    out.reserve(n);
+    decode_with(r, n, |v| {
+        out.push(v.to_vec());
+        Ok(())
+    })
+}
+
+/// Decodes `n` values, handing each to `push` in order.
+fn decode_with(r: &mut Reader<'_>, n: usize, mut push: impl FnMut(&[u8]) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
     match r.u8()? {
         DICTIONARY => {
             let size = r.len(n)?;
-            let mut dictionary = Vec::with_capacity(size);
-            decode_text(r, size, &mut dictionary)?;
+            let mut dictionary: Vec<Vec<u8>> = Vec::with_capacity(size);
+            decode_text(r, size, |v| {
+                dictionary.push(v.to_vec());
+                Ok(())
+            })?;
             let mut ids = Vec::with_capacity(n);
             ints::decode(r, n, &mut ids)?;
-            out.reserve(n);
             for id in ids {
-                let s = usize::try_from(id)
+                let v = usize::try_from(id)
                     .ok()
                     .and_then(|i| dictionary.get(i))
                     .ok_or(DecodeError("dictionary id out of range"))?;
-                out.push(s.clone());
+                push(v)?;
             }
             Ok(())
         }
-        PLAIN => decode_text(r, n, out),
+        PLAIN => decode_text(r, n, push),
         _ => Err(DecodeError("unknown string encoding")),
     }
 }
 
-fn decode_text(r: &mut Reader<'_>, n: usize, out: &mut Vec<String>) -> Result<(), DecodeError> {
+fn decode_text(r: &mut Reader<'_>, n: usize, mut push: impl FnMut(&[u8]) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
     let mut lengths = Vec::with_capacity(n);
     ints::decode(r, n, &mut lengths)?;
     let raw_len = r.len(MAX_SECTION_BYTES)?;
@@ -102,15 +130,13 @@ fn decode_text(r: &mut Reader<'_>, n: usize, out: &mut Vec<String>) -> Result<()
         _ => return Err(DecodeError("unknown text compression")),
     };
     let mut at = 0usize;
-    out.reserve(n);
     for len in lengths {
         let len = usize::try_from(len).map_err(|_| DecodeError("negative string length"))?;
         let end = at
             .checked_add(len)
             .filter(|&e| e <= text.len())
             .ok_or(DecodeError("string lengths exceed the text"))?;
-        let s = std::str::from_utf8(&text[at..end]).map_err(|_| DecodeError("string is not UTF-8"))?;
-        out.push(s.to_owned());
+        push(&text[at..end])?;
         at = end;
     }
     if at != text.len() {
@@ -175,6 +201,17 @@ mod tests {
         #[test]
         fn any_strings_round_trip(values in prop::collection::vec(".{0,40}", 0..200)) {
             round_trip(&values);
+        }
+        #[test]
+        fn any_byte_strings_round_trip(values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..100)) {
+            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            let mut out = Vec::new();
+            encode_bytes(&refs, 3, &mut out);
+            let mut got = Vec::new();
+            let mut r = Reader::new(&out);
+            decode_bytes(&mut r, values.len(), &mut got).unwrap();
+            prop_assert!(r.is_empty());
+            prop_assert_eq!(got, values);
         }
         #[test]
         fn repetitive_strings_round_trip(ids in prop::collection::vec(0usize..5, 0..300)) {

@@ -87,6 +87,13 @@ impl Inner {
             self.fs.write_file_atomic(&FileKind::Tags.path(&self.dir), &encoded)?;
             flush.tags_persisted = keys.len() as u64;
         }
+        // The commit index is written before the manifest that lets the WAL go: a commit
+        // row is always either in the file or replayed from the WAL.
+        let commits_to_persist = self.writes.commits.read().has_pending_up_to(frozen.seq_end);
+        if commits_to_persist {
+            let encoded = self.writes.commits.read().encode(frozen.seq_end);
+            self.fs.write_file_atomic(&FileKind::Commits.path(&self.dir), &encoded)?;
+        }
 
         let by_month = split_by_month(frozen.head.rows.read().drain_sorted());
         // Queue the text rows first: the index's threads work while segments are encoded.
@@ -143,6 +150,9 @@ impl Inner {
             flush.text.commit(&text_months, seq_end)?;
             flush.text.close_writers_except(&text_months)
         })?;
+        if commits_to_persist {
+            self.writes.commits.write().mark_flushed(seq_end);
+        }
         for (file_no, path, _) in wal::list_files(&self.wal_dir)? {
             if file_no < frozen.checkpoint.file_no {
                 self.fs.remove_file(&path)?;

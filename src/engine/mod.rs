@@ -29,6 +29,7 @@ pub use summary::SummaryReport;
 
 use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
+use crate::commit_index::{CommitIndex, CommitLocation};
 use crate::error::{Error, Result};
 use crate::files::FileKind;
 use crate::head::ApplyBatch;
@@ -37,7 +38,7 @@ use crate::lifecycle::{
     ArchiveListing, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
 };
 use crate::manifest::Manifest;
-use crate::model::{Batch, SeriesId};
+use crate::model::{Batch, CommitHash, SeriesId, SeriesKey};
 use crate::options::{Durability, Options};
 use crate::read::{HeadRef, ReadState};
 use crate::text::TextStore;
@@ -137,6 +138,8 @@ struct Writes {
     visible_seq: AtomicU64,
     /// Horizons retention has applied or is applying: writes before them are refused.
     horizons: RwLock<Arc<crate::retention::Horizons>>,
+    /// Every stored commit hash and where its row is; changed under the writer lock.
+    commits: RwLock<CommitIndex>,
 }
 
 /// What is durable and what readers see: the manifest with the files it lists, and the
@@ -243,6 +246,11 @@ impl Engine {
         &self.inner.dir
     }
 
+    /// The file system the store writes through.
+    pub(crate) fn fs(&self) -> &crate::io::Fs {
+        &self.inner.fs
+    }
+
     /// The options the store was opened with.
     pub fn options(&self) -> &Options {
         &self.inner.options
@@ -251,6 +259,22 @@ impl Engine {
     /// What recovery did when the store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.recovery
+    }
+
+    /// Where the commit with `hash` is, if the store holds it (written, perhaps not yet
+    /// visible to snapshots).
+    pub(crate) fn commit_location(&self, hash: &CommitHash) -> Option<CommitLocation> {
+        self.inner.writes.commits.read().get(hash)
+    }
+
+    /// Commits whose hash starts with the hex digits `prefix`, at most `limit`, by hash.
+    pub(crate) fn commits_with_prefix(&self, prefix: &str, limit: usize) -> Vec<(CommitHash, CommitLocation)> {
+        self.inner.writes.commits.read().find_prefix(prefix, limit)
+    }
+
+    /// Number of commits the store holds.
+    pub fn commit_count(&self) -> usize {
+        self.inner.writes.commits.read().len()
     }
 
     /// Writes a batch: one WAL record, acknowledged according to the durability mode, then
@@ -572,6 +596,9 @@ impl Inner {
         let mut w = self.writes.writer.lock();
         self.check_writable()?;
         self.check_horizons(batch)?;
+        let is_commit: Vec<bool> = batch.series.iter().map(SeriesKey::holds_commits).collect();
+        let commits = crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)?;
+        self.check_new_commits(&commits)?;
         let reservation = self.writes.catalog.read().reserve(&batch.series, self.options.limits.max_series)?;
         let first_seq = w.next_seq;
         let ids: Vec<SeriesId> = reservation.ids.iter().map(|(id, _)| *id).collect();
@@ -592,6 +619,20 @@ impl Inner {
         };
         if !reservation.new_series.is_empty() {
             self.writes.catalog.write().commit(&reservation);
+        }
+        if !commits.is_empty() {
+            let mut index = self.writes.commits.write();
+            for (row, hash) in commits {
+                let r = &batch.rows[row];
+                index.insert(
+                    hash,
+                    CommitLocation {
+                        timestamp: r.timestamp,
+                        record_id: first_seq + row as u64,
+                        series: reservation.ids[r.series as usize].0,
+                    },
+                );
+            }
         }
         w.lsn += bytes;
         w.next_seq += batch.len() as u64;
@@ -619,6 +660,25 @@ impl Inner {
             },
             head_bytes,
         ))
+    }
+
+    /// Refuses a batch whose commits the store holds already, or that holds one twice.
+    fn check_new_commits(&self, commits: &[(usize, CommitHash)]) -> Result<()> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        let index = self.writes.commits.read();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for (_, hash) in commits {
+            let in_batch = !seen.insert(*hash);
+            if in_batch || index.contains(hash) {
+                return Err(Error::DuplicateCommit {
+                    hash: hash.to_hex(),
+                    in_batch,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Waits until the WAL is durable up to `lsn`, syncing it (for everyone) if no other

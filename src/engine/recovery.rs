@@ -3,13 +3,15 @@
 
 use super::{Background, FlushState, FlusherState, Inner, Published, SyncState, Writer, Writes};
 use crate::cache::BlockCache;
-use crate::catalog::{CatalogFile, LoadedCatalog};
+use crate::catalog::{Catalog, CatalogFile, LoadedCatalog};
+use crate::chunk::ColumnValues;
+use crate::commit_index::{CommitIndex, CommitLocation};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files::FileKind;
 use crate::head::{ApplyBatch, Head};
 use crate::io::{self, DirLock, Fs};
 use crate::manifest::{self, Manifest};
-use crate::model::{SeriesId, SeriesKind};
+use crate::model::{CommitHash, SeriesId, SeriesKind, ValueType};
 use crate::options::Options;
 use crate::read::HeadRef;
 use crate::read::ReadState;
@@ -45,6 +47,9 @@ pub struct RecoveryReport {
     pub text_rows_indexed: u64,
     /// Months whose full-text index was missing or unreadable and was rebuilt.
     pub text_months_rebuilt: Vec<Month>,
+    /// True when the commit index file was missing or damaged while the store holds
+    /// commits, and was rebuilt from the commit rows.
+    pub commit_index_rebuilt: bool,
     /// Time spent opening.
     pub duration: Duration,
     /// True when the store was created by this open.
@@ -142,6 +147,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     text.close_writers_except(&[])?;
     let text_view = Arc::new(text.view());
 
+    let mut commits = load_commit_index(dir, &segments, &catalog, &mut report)?;
     let mut head = Head::new();
     let mut field_names: FxHashMap<String, Arc<str>> = FxHashMap::default();
     let mut last_seq = manifest.last_seq;
@@ -166,6 +172,24 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             .iter()
             .map(|n| field_names.entry(n.clone()).or_insert_with(|| Arc::from(n.as_str())).clone())
             .collect();
+        let is_commit: Vec<bool> = batch
+            .series_ids
+            .iter()
+            .map(|&id| catalog.get(id).is_some_and(|k| k.holds_commits()))
+            .collect();
+        let commit_rows = crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)
+            .map_err(|e| Error::malformed(&file, end.offset, e.to_string()))?;
+        for (row, hash) in commit_rows {
+            let r = &batch.rows[row];
+            commits.insert(
+                hash,
+                CommitLocation {
+                    timestamp: r.timestamp,
+                    record_id: batch.first_seq + row as u64,
+                    series: batch.series_ids[r.series as usize],
+                },
+            );
+        }
         head.apply(&ApplyBatch {
             first_seq: batch.first_seq,
             series: &series,
@@ -215,6 +239,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             appending: AtomicUsize::new(0),
             visible_seq: AtomicU64::new(last_seq),
             horizons: RwLock::new(horizons_for_writes),
+            commits: RwLock::new(commits),
         },
         published: Published {
             state: RwLock::new(Arc::new(ReadState {
@@ -241,6 +266,63 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             summary_run: Mutex::new(None),
         },
     })
+}
+
+/// Loads the commit index, or rebuilds it from the segments' commit rows when its file is
+/// damaged, or missing while the catalog has commit series. WAL replay adds the rest.
+fn load_commit_index(dir: &Path, segments: &[Arc<SegmentReader>], catalog: &Catalog, report: &mut RecoveryReport) -> Result<CommitIndex> {
+    let has_commits = catalog.keys().iter().any(|k| k.holds_commits());
+    match CommitIndex::load(dir) {
+        Ok(index) if !has_commits || FileKind::Commits.path(dir).is_file() => return Ok(index),
+        Ok(_) | Err(Error::Corruption { .. } | Error::UnsupportedVersion { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    report.commit_index_rebuilt = true;
+    rebuild_commit_index(segments, catalog)
+}
+
+/// The commit index of the commit rows in `segments`.
+pub(crate) fn rebuild_commit_index(segments: &[Arc<SegmentReader>], catalog: &Catalog) -> Result<CommitIndex> {
+    let mut index = CommitIndex::default();
+    for segment in segments {
+        let Some(field) = segment
+            .fields()
+            .iter()
+            .position(|(name, t)| &**name == "commit_hash" && *t == ValueType::Str)
+        else {
+            continue;
+        };
+        let fields = [field as u32];
+        for series in segment.series_ids() {
+            if !catalog.get(series).is_some_and(|k| k.holds_commits()) {
+                continue;
+            }
+            let Some(entry) = segment.series(series)? else { continue };
+            for block in &entry.blocks {
+                let chunk = segment.read_block(series, block, Some(&fields))?;
+                let Some(column) = chunk.columns.iter().find(|c| &*c.name == "commit_hash") else {
+                    continue;
+                };
+                let ColumnValues::Str(values) = &column.values else { continue };
+                for (row, text) in values.iter().enumerate() {
+                    if !column.is_valid(row) {
+                        continue;
+                    }
+                    let hash = CommitHash::parse(text).map_err(|why| Error::malformed(segment.path(), block.offset, why))?;
+                    index.insert(
+                        hash,
+                        CommitLocation {
+                            timestamp: chunk.timestamps[row],
+                            record_id: chunk.record_ids[row],
+                            series,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    index.mark_flushed(u64::MAX);
+    Ok(index)
 }
 
 /// Fsyncs everything the open read, before any of it becomes visible. A change whose fsync

@@ -17,6 +17,7 @@ use super::Inner;
 use super::publish::Change;
 use super::summary::SummaryReport;
 use crate::error::{Error, Result};
+use crate::files::FileKind;
 use crate::lifecycle::merge;
 use crate::manifest::Resolution;
 use crate::manifest::{Manifest, SegmentMeta, tier_dir};
@@ -332,7 +333,24 @@ impl Inner {
             horizons: Some(applied.clone()),
             ..Change::default()
         };
+        // Commits dropped by an explicit rule leave the unique index after the manifest
+        // that drops their rows is stored: a crash between the two leaves entries that
+        // refuse the hash again, never a second copy of a commit.
+        let expired_commits: Vec<(Month, &BTreeMap<SeriesId, i64>)> = planned
+            .iter()
+            .filter(|p| p.action.tier == Resolution::Detail)
+            .filter_map(|p| Month::parse(&p.action.month).map(|m| (m, &p.keep_from)))
+            .collect();
         self.publish(&mut flush, change, |flush, next| {
+            let removed = self.writes.commits.write().remove_where(|l| {
+                expired_commits.iter().any(|(month, keep_from)| {
+                    Month::of(l.timestamp) == *month && keep_from.get(&l.series).is_some_and(|&h| l.timestamp < h)
+                })
+            });
+            if removed > 0 {
+                let encoded = self.writes.commits.read().encode(last_seq);
+                self.fs.write_file_atomic(&FileKind::Commits.path(&self.dir), &encoded)?;
+            }
             if touched.is_empty() {
                 return Ok(());
             }

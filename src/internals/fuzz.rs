@@ -21,6 +21,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("archive", archive),
     ("catalog", catalog),
     ("codecs", codecs),
+    ("commits", commits),
     ("jsonl", jsonl),
     ("line_protocol", line_protocol),
     ("manifest", manifest),
@@ -39,6 +40,20 @@ pub fn archive(data: &[u8]) {
 /// A catalog file: every record decoded or rejected.
 pub fn catalog(data: &[u8]) {
     super::decode_catalog_file(data);
+}
+
+/// The commit store's decoders: with a first byte of 0, a `COMMITS` file (the unique
+/// index); otherwise a WAL batch payload whose commit rows are extracted as recovery does.
+pub fn commits(data: &[u8]) {
+    match data.split_first() {
+        Some((0, file)) => {
+            super::decode_commit_index(file);
+        }
+        Some((_, payload)) => {
+            super::decode_commit_rows(payload);
+        }
+        None => {}
+    }
 }
 
 /// A manifest file.

@@ -66,8 +66,10 @@ impl Batch {
         let first_value = self.values.len();
         for (name, value) in fields {
             let field = self.intern_field(name.as_ref());
-            if let FieldValue::Str(s) = &value {
-                self.text_bytes += s.len();
+            match &value {
+                FieldValue::Str(s) => self.text_bytes += s.len(),
+                FieldValue::Bytes(b) => self.text_bytes += b.len(),
+                _ => {}
             }
             self.values.push((field, value));
         }

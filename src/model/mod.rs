@@ -6,10 +6,14 @@
 //! this model, so one WAL, one segment format and one read path serve them all.
 
 mod batch;
+pub(crate) mod commit;
 pub(crate) mod kinds;
 
 pub(crate) use batch::BatchRow;
 pub use batch::{Batch, BatchMark};
+pub use commit::{
+    COMMIT_MEASUREMENT, CommitData, CommitHash, DIFF_MEASUREMENT, DiffData, HashKind, StorageMetadata, StorageResult, StorageStatus,
+};
 pub use kinds::{AlertEvent, AlertState, LogEntry, LogLevel, Metadata, MetricData, PerformanceData};
 
 use crate::error::{Error, Result};
@@ -29,6 +33,8 @@ pub enum FieldValue {
     Bool(bool),
     /// UTF-8 text. Log messages and alert descriptions are string fields.
     Str(String),
+    /// Bytes of any kind: the diff of a file in a commit.
+    Bytes(Vec<u8>),
 }
 
 impl FieldValue {
@@ -39,6 +45,7 @@ impl FieldValue {
             FieldValue::I64(_) => ValueType::I64,
             FieldValue::Bool(_) => ValueType::Bool,
             FieldValue::Str(_) => ValueType::Str,
+            FieldValue::Bytes(_) => ValueType::Bytes,
         }
     }
 
@@ -58,6 +65,14 @@ impl FieldValue {
             _ => None,
         }
     }
+
+    /// The value as bytes, for byte strings.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            FieldValue::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 /// Values compare by bits: `NaN == NaN` with the same payload, `0.0 != -0.0`. A store must
@@ -69,6 +84,7 @@ impl PartialEq for FieldValue {
             (FieldValue::I64(a), FieldValue::I64(b)) => a == b,
             (FieldValue::Bool(a), FieldValue::Bool(b)) => a == b,
             (FieldValue::Str(a), FieldValue::Str(b)) => a == b,
+            (FieldValue::Bytes(a), FieldValue::Bytes(b)) => a == b,
             _ => false,
         }
     }
@@ -82,6 +98,7 @@ impl fmt::Display for FieldValue {
             FieldValue::I64(v) => write!(f, "{v}"),
             FieldValue::Bool(v) => write!(f, "{v}"),
             FieldValue::Str(v) => f.write_str(v),
+            FieldValue::Bytes(v) => write!(f, "<{} bytes>", v.len()),
         }
     }
 }
@@ -127,7 +144,8 @@ pub enum ValueType {
     Bool = 3,
     /// [`FieldValue::Str`].
     Str = 4,
-    // 5 is reserved for blobs (commit diffs), which a later format version adds.
+    /// [`FieldValue::Bytes`] (diffs of commits).
+    Bytes = 5,
 }
 
 impl ValueType {
@@ -138,17 +156,19 @@ impl ValueType {
             2 => ValueType::I64,
             3 => ValueType::Bool,
             4 => ValueType::Str,
+            5 => ValueType::Bytes,
             _ => return None,
         })
     }
 
-    /// Lower-case name: `float`, `integer`, `boolean`, `string`.
+    /// Lower-case name: `float`, `integer`, `boolean`, `string`, `bytes`.
     pub fn name(self) -> &'static str {
         match self {
             ValueType::F64 => "float",
             ValueType::I64 => "integer",
             ValueType::Bool => "boolean",
             ValueType::Str => "string",
+            ValueType::Bytes => "bytes",
         }
     }
 }
@@ -170,7 +190,7 @@ pub enum SeriesKind {
     Log = 3,
     /// Alert events ([`AlertEvent`]).
     Alert = 4,
-    /// Git commits (reserved for the commit store; rows keep a unique key).
+    /// Git commits and the files of each ([`CommitData`], [`DiffData`]).
     Commit = 5,
 }
 
@@ -194,11 +214,12 @@ impl SeriesKind {
     }
 
     /// String fields whose text the full-text index holds: `message` of logs, `title` and
-    /// `description` of alerts.
+    /// `description` of alerts, `message` of commits and `file_path` of their files.
     pub fn text_fields(self) -> &'static [&'static str] {
         match self {
             SeriesKind::Log => &["message"],
             SeriesKind::Alert => &["title", "description"],
+            SeriesKind::Commit => &["message", "file_path"],
             _ => &[],
         }
     }

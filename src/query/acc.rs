@@ -181,7 +181,7 @@ impl Acc {
                     self.first_last(last_key, || FieldValue::I64(last));
                 }
             }
-            ColumnStats::Bool { .. } | ColumnStats::Str => {}
+            ColumnStats::Bool { .. } | ColumnStats::Str | ColumnStats::Bytes => {}
         }
     }
 

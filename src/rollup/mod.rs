@@ -150,7 +150,7 @@ pub(crate) fn add_rows(chunk: &Chunk, bucket: Bucket, out: &mut Buckets) {
                 match &column.values {
                     ColumnValues::F64(v) => field.add_f64(ts[i], v[i]),
                     ColumnValues::I64(v) => field.add_i64(ts[i], v[i]),
-                    ColumnValues::Bool(_) | ColumnValues::Str(_) => field.count += 1,
+                    ColumnValues::Bool(_) | ColumnValues::Str(_) | ColumnValues::Bytes(_) => field.count += 1,
                 }
             }
             if field.count == 0 {

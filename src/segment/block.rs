@@ -37,6 +37,7 @@ pub(crate) enum ColumnStats {
         trues: u64,
     },
     Str,
+    Bytes,
 }
 
 impl ColumnStats {
@@ -99,6 +100,7 @@ impl ColumnStats {
                 trues: v.iter().enumerate().filter(|(i, b)| present(*i) && **b).count() as u64,
             },
             ColumnValues::Str(_) => ColumnStats::Str,
+            ColumnValues::Bytes(_) => ColumnStats::Bytes,
         }
     }
 
@@ -108,6 +110,7 @@ impl ColumnStats {
             ColumnStats::I64 { .. } => ValueType::I64,
             ColumnStats::Bool { .. } => ValueType::Bool,
             ColumnStats::Str => ValueType::Str,
+            ColumnStats::Bytes => ValueType::Bytes,
         }
     }
 
@@ -138,7 +141,7 @@ impl ColumnStats {
                 put_ivarint(out, *last);
             }
             ColumnStats::Bool { trues } => put_varint(out, *trues),
-            ColumnStats::Str => {}
+            ColumnStats::Str | ColumnStats::Bytes => {}
         }
     }
 
@@ -160,6 +163,7 @@ impl ColumnStats {
             },
             ValueType::Bool => ColumnStats::Bool { trues: r.varint()? },
             ValueType::Str => ColumnStats::Str,
+            ValueType::Bytes => ColumnStats::Bytes,
         })
     }
 

@@ -135,7 +135,7 @@ impl SegmentReader {
         if &b[len - 8..] != FileKind::Segment.magic() {
             return Err(Error::corruption(path, (len - 8) as u64, CorruptionKind::BadMagic));
         }
-        FileKind::Segment.check_header(path, b)?;
+        let version = FileKind::Segment.check_header(path, b)?.version;
         if le_u32(b, 12) as i32 != meta.month.index() || le_u64(b, 16) != meta.generation || le_u32(b, 24) != 0 {
             return Err(bad(12, "header does not match the manifest entry".into()));
         }
@@ -191,7 +191,9 @@ impl SegmentReader {
         }
         let mut fields: Vec<(Arc<str>, ValueType)> = Vec::with_capacity(n_fields);
         for _ in 0..n_fields {
-            let value_type = ValueType::from_u8(r.u8().map_err(malformed)?).ok_or_else(|| bad(index_start, "unknown field type".into()))?;
+            let value_type = ValueType::from_u8(r.u8().map_err(malformed)?)
+                .filter(|t| version >= 2 || *t != ValueType::Bytes)
+                .ok_or_else(|| bad(index_start, "unknown field type".into()))?;
             let name =
                 std::str::from_utf8(r.prefixed().map_err(malformed)?).map_err(|_| bad(index_start, "field name is not UTF-8".into()))?;
             fields.push((Arc::from(name), value_type));

@@ -355,6 +355,7 @@ mod tests {
             any::<i64>().prop_map(FieldValue::I64),
             any::<bool>().prop_map(FieldValue::Bool),
             ".{0,12}".prop_map(FieldValue::Str),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(FieldValue::Bytes),
         ]
     }
 

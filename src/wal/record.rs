@@ -18,8 +18,9 @@ use bincode::error::{DecodeError, EncodeError};
 
 /// Record kind of a batch.
 pub(crate) const KIND_BATCH: u8 = 1;
-/// Payload format version of batch records.
-pub(crate) const BATCH_VERSION: u8 = 1;
+/// Payload format version of batch records. Version 2 adds byte values (variant 4);
+/// version 1 payloads are still read.
+pub(crate) const BATCH_VERSION: u8 = 2;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -114,13 +115,14 @@ fn decode_key(d: &mut Dec<'_>, max: usize) -> Result<SeriesKey, String> {
     SeriesKey::new(kind, measurement, tags).map_err(|e| e.to_string())
 }
 
-fn decode_value(d: &mut Dec<'_>) -> Result<FieldValue, String> {
+fn decode_value(d: &mut Dec<'_>, version: u8) -> Result<FieldValue, String> {
     let variant = u32::decode(d).map_err(|e| e.to_string())?;
     Ok(match variant {
         0 => FieldValue::F64(f64::decode(d).map_err(|e| e.to_string())?),
         1 => FieldValue::I64(i64::decode(d).map_err(|e| e.to_string())?),
         2 => FieldValue::Bool(bool::decode(d).map_err(|e| e.to_string())?),
         3 => FieldValue::Str(text(d).map_err(|e| e.to_string())?.to_owned()),
+        4 if version >= 2 => FieldValue::Bytes(<&[u8]>::borrow_decode(d).map_err(|e| e.to_string())?.to_owned()),
         _ => return Err(format!("unknown value variant {variant}")),
     })
 }
@@ -128,7 +130,7 @@ fn decode_value(d: &mut Dec<'_>) -> Result<FieldValue, String> {
 /// Decodes a batch payload, checking every cross-reference.
 pub(crate) fn decode_batch(payload: &[u8]) -> Result<WalBatch, String> {
     let (&version, body) = payload.split_first().ok_or("empty payload")?;
-    if version != BATCH_VERSION {
+    if version != BATCH_VERSION && version != 1 {
         return Err(format!("unsupported batch payload version {version}"));
     }
     let max = body.len();
@@ -180,7 +182,7 @@ pub(crate) fn decode_batch(payload: &[u8]) -> Result<WalBatch, String> {
         if field as usize >= field_names.len() {
             return Err(format!("value refers to field {field} of {}", field_names.len()));
         }
-        values.push((field, decode_value(d)?));
+        values.push((field, decode_value(d, version)?));
     }
     if has_trailing_bytes(d) {
         return Err("trailing bytes after the batch".into());

@@ -3,6 +3,7 @@
 mod architecture;
 mod archive;
 mod cli;
+mod commits;
 mod common;
 mod compaction;
 mod compat;

@@ -27,6 +27,10 @@
 //! assert_eq!(answer.total_count, Some(1));
 //! ```
 
+mod commits;
+
+pub use commits::{CommitPage, CommitQuery, DiffStorage, StoredCommit, StoredDiff};
+
 use crate::engine::{Engine, StoreStats, WriteReceipt};
 use crate::error::{Error, Result};
 use crate::index::TagPredicate;
@@ -177,19 +181,20 @@ pub struct DataResponse {
 #[derive(Debug)]
 pub struct History {
     engine: Engine,
+    /// Diffs above the inline limit.
+    objects: crate::objects::LocalObjects,
 }
 
 impl History {
     /// Opens the store in `dir`.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<History> {
-        Ok(History {
-            engine: Engine::open(dir, options)?,
-        })
+        Ok(History::from_engine(Engine::open(dir, options)?))
     }
 
     /// Wraps an open engine.
     pub fn from_engine(engine: Engine) -> History {
-        History { engine }
+        let objects = crate::objects::LocalObjects::new(engine.fs().clone(), engine.dir());
+        History { engine, objects }
     }
 
     /// The engine underneath.

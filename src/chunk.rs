@@ -71,6 +71,8 @@ impl ColumnValues {
 
     /// Appends a value; a value of another type is a programming error and is ignored in
     /// release builds.
+    // Called per value on the write path; without the hint it stops being inlined.
+    #[inline(always)]
     pub(crate) fn push(&mut self, value: &FieldValue) {
         match (self, value) {
             (ColumnValues::F64(v), FieldValue::F64(x)) => v.push(*x),
@@ -83,6 +85,7 @@ impl ColumnValues {
     }
 
     /// Appends the default value (an absent slot).
+    #[inline]
     pub(crate) fn push_default(&mut self) {
         match self {
             ColumnValues::F64(v) => v.push(0.0),
@@ -94,6 +97,7 @@ impl ColumnValues {
     }
 
     /// Appends slot `i` of `other` (same type).
+    #[inline]
     pub(crate) fn push_from(&mut self, other: &ColumnValues, i: usize) {
         match (self, other) {
             (ColumnValues::F64(v), ColumnValues::F64(o)) => v.push(o[i]),

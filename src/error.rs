@@ -123,7 +123,7 @@ pub enum Error {
 
     /// A batch holds a commit whose hash the store has already, or holds one hash twice.
     /// Commit hashes are unique; nothing of the batch was written.
-    #[error("commit {hash} is stored already{}", if *in_batch { " (it appears twice in the batch)" } else { "" })]
+    #[error("commit {hash} {}", if *in_batch { "appears twice in the batch" } else { "is stored already" })]
     DuplicateCommit {
         /// The hash, lower-case hex.
         hash: String,

@@ -147,7 +147,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     text.close_writers_except(&[])?;
     let text_view = Arc::new(text.view());
 
-    let mut commits = load_commit_index(dir, &segments, &catalog, &mut report)?;
+    let mut commits = load_commit_index(&fs, dir, &segments, &catalog, &mut report)?;
     let mut head = Head::new();
     let mut field_names: FxHashMap<String, Arc<str>> = FxHashMap::default();
     let mut last_seq = manifest.last_seq;
@@ -269,8 +269,15 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
 }
 
 /// Loads the commit index, or rebuilds it from the segments' commit rows when its file is
-/// damaged, or missing while the catalog has commit series. WAL replay adds the rest.
-fn load_commit_index(dir: &Path, segments: &[Arc<SegmentReader>], catalog: &Catalog, report: &mut RecoveryReport) -> Result<CommitIndex> {
+/// damaged, or missing while the catalog has commit series, and writes the rebuilt file so
+/// the next open need not rebuild again. WAL replay adds the rest.
+fn load_commit_index(
+    fs: &Fs,
+    dir: &Path,
+    segments: &[Arc<SegmentReader>],
+    catalog: &Catalog,
+    report: &mut RecoveryReport,
+) -> Result<CommitIndex> {
     let has_commits = catalog.keys().iter().any(|k| k.holds_commits());
     match CommitIndex::load(dir) {
         Ok(index) if !has_commits || FileKind::Commits.path(dir).is_file() => return Ok(index),
@@ -278,7 +285,9 @@ fn load_commit_index(dir: &Path, segments: &[Arc<SegmentReader>], catalog: &Cata
         Err(e) => return Err(e),
     }
     report.commit_index_rebuilt = true;
-    rebuild_commit_index(segments, catalog)
+    let index = rebuild_commit_index(segments, catalog)?;
+    fs.write_file_atomic(&FileKind::Commits.path(dir), &index.encode(u64::MAX))?;
+    Ok(index)
 }
 
 /// The commit index of the commit rows in `segments`.

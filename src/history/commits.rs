@@ -191,8 +191,9 @@ impl History {
     /// Stores commits with their files in one write: the new ones become durable and
     /// visible together, or none does. Duplicates (of stored commits, or of an earlier
     /// commit in the list) answer [`StorageStatus::Duplicate`]; when any commit fails its
-    /// checks, none is stored and each answers [`StorageStatus::Failed`] (the others saying
-    /// which one failed). One result per commit, in order.
+    /// checks, or its large diff cannot be kept, none is stored: it answers
+    /// [`StorageStatus::Failed`] with the reason, and every other new commit `Failed` naming
+    /// it. One result per commit, in order.
     pub fn store_commits(&self, commits: &[(CommitData, Vec<DiffData>)]) -> Result<Vec<StorageResult>> {
         let options = self.engine.options();
         let inline_max = options.inline_diff_max_bytes.min(options.limits.max_string_value_bytes);

@@ -150,6 +150,19 @@ fn commits_are_unique_through_reopen_flush_compaction_archive_and_restore() {
     assert_eq!(status(&history, 9), StorageStatus::Duplicate);
     assert_eq!(history.engine().commit_count(), 10);
     check_all(&history, 10);
+    // The rebuilt file was written: the next open reads it.
+    drop(history);
+    let history = History::open(dir.path(), options()).unwrap();
+    assert!(!history.engine().recovery_report().commit_index_rebuilt);
+    assert_eq!(history.engine().commit_count(), 10);
+
+    // So is a missing one.
+    drop(history);
+    std::fs::remove_file(&path).unwrap();
+    let history = History::open(dir.path(), options()).unwrap();
+    assert!(history.engine().recovery_report().commit_index_rebuilt);
+    assert_eq!(status(&history, 4), StorageStatus::Duplicate);
+    assert!(path.is_file());
 }
 
 #[test]

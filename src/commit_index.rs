@@ -11,7 +11,7 @@
 use crate::codec::bytes::{Reader, put_varint};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files::FileKind;
-use crate::model::{CommitHash, SeriesId};
+use crate::model::{BatchRow, CommitHash, SeriesId};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -130,6 +130,29 @@ impl CommitIndex {
     pub(crate) fn insert(&mut self, hash: CommitHash, location: CommitLocation) {
         if !self.contains(&hash) {
             self.pending.insert(hash, location);
+        }
+    }
+
+    /// Records the commit rows `found` ((row index, hash), from
+    /// `model::commit::commit_rows`) of a batch whose first row has sequence number
+    /// `first_seq`; `series_id` maps a batch-local series to its id.
+    pub(crate) fn insert_rows(
+        &mut self,
+        found: Vec<(usize, CommitHash)>,
+        rows: &[BatchRow],
+        first_seq: u64,
+        series_id: impl Fn(u32) -> SeriesId,
+    ) {
+        for (row, hash) in found {
+            let r = &rows[row];
+            self.insert(
+                hash,
+                CommitLocation {
+                    timestamp: r.timestamp,
+                    record_id: first_seq + row as u64,
+                    series: series_id(r.series),
+                },
+            );
         }
     }
 

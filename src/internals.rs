@@ -94,18 +94,14 @@ pub fn decode_commit_index(bytes: &[u8]) -> Option<usize> {
 /// it only refers to is taken as one (recovery would look it up in the catalog).
 pub fn decode_commit_rows(bytes: &[u8]) -> Option<usize> {
     let batch = crate::wal::decode_batch(bytes).ok()?;
-    let is_commit: Vec<bool> = batch
-        .series_ids
-        .iter()
-        .map(|id| {
-            batch
-                .new_series
-                .iter()
-                .find(|(new, _)| new == id)
-                .is_none_or(|(_, key)| key.holds_commits())
-        })
-        .collect();
-    crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)
+    let is_commit = |i: usize| {
+        batch
+            .new_series
+            .iter()
+            .find(|(new, _)| *new == batch.series_ids[i])
+            .is_none_or(|(_, key)| key.holds_commits())
+    };
+    crate::model::commit::commit_rows(batch.series_ids.len(), is_commit, &batch.field_names, &batch.rows, &batch.values)
         .ok()
         .map(|rows| rows.len())
 }

@@ -89,9 +89,12 @@ impl Inner {
         }
         // The commit index is written before the manifest that lets the WAL go: a commit
         // row is always either in the file or replayed from the WAL.
-        let commits_to_persist = self.writes.commits.read().has_pending_up_to(frozen.seq_end);
-        if commits_to_persist {
-            let encoded = self.writes.commits.read().encode(frozen.seq_end);
+        let commits_file = {
+            let index = self.writes.commits.read();
+            index.has_pending_up_to(frozen.seq_end).then(|| index.encode(frozen.seq_end))
+        };
+        let commits_to_persist = commits_file.is_some();
+        if let Some(encoded) = commits_file {
             self.fs.write_file_atomic(&FileKind::Commits.path(&self.dir), &encoded)?;
         }
 

@@ -38,7 +38,7 @@ use crate::lifecycle::{
     ArchiveListing, ArchiveReport, CompactionProgress, CompactionReport, OptimizeReport, PlannedCompaction, RestoreReport,
 };
 use crate::manifest::Manifest;
-use crate::model::{Batch, CommitHash, SeriesId, SeriesKey};
+use crate::model::{Batch, CommitHash, SeriesId};
 use crate::options::{Durability, Options};
 use crate::read::{HeadRef, ReadState};
 use crate::text::TextStore;
@@ -596,8 +596,13 @@ impl Inner {
         let mut w = self.writes.writer.lock();
         self.check_writable()?;
         self.check_horizons(batch)?;
-        let is_commit: Vec<bool> = batch.series.iter().map(SeriesKey::holds_commits).collect();
-        let commits = crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)?;
+        let commits = crate::model::commit::commit_rows(
+            batch.series.len(),
+            |i| batch.series[i].holds_commits(),
+            &batch.field_names,
+            &batch.rows,
+            &batch.values,
+        )?;
         self.check_new_commits(&commits)?;
         let reservation = self.writes.catalog.read().reserve(&batch.series, self.options.limits.max_series)?;
         let first_seq = w.next_seq;
@@ -621,18 +626,10 @@ impl Inner {
             self.writes.catalog.write().commit(&reservation);
         }
         if !commits.is_empty() {
-            let mut index = self.writes.commits.write();
-            for (row, hash) in commits {
-                let r = &batch.rows[row];
-                index.insert(
-                    hash,
-                    CommitLocation {
-                        timestamp: r.timestamp,
-                        record_id: first_seq + row as u64,
-                        series: reservation.ids[r.series as usize].0,
-                    },
-                );
-            }
+            self.writes
+                .commits
+                .write()
+                .insert_rows(commits, &batch.rows, first_seq, |s| reservation.ids[s as usize].0);
         }
         w.lsn += bytes;
         w.next_seq += batch.len() as u64;

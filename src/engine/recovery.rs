@@ -172,24 +172,15 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             .iter()
             .map(|n| field_names.entry(n.clone()).or_insert_with(|| Arc::from(n.as_str())).clone())
             .collect();
-        let is_commit: Vec<bool> = batch
-            .series_ids
-            .iter()
-            .map(|&id| catalog.get(id).is_some_and(|k| k.holds_commits()))
-            .collect();
-        let commit_rows = crate::model::commit::commit_rows(&is_commit, &batch.field_names, &batch.rows, &batch.values)
-            .map_err(|e| Error::malformed(&file, end.offset, e.to_string()))?;
-        for (row, hash) in commit_rows {
-            let r = &batch.rows[row];
-            commits.insert(
-                hash,
-                CommitLocation {
-                    timestamp: r.timestamp,
-                    record_id: batch.first_seq + row as u64,
-                    series: batch.series_ids[r.series as usize],
-                },
-            );
-        }
+        let commit_rows = crate::model::commit::commit_rows(
+            batch.series_ids.len(),
+            |i| catalog.get(batch.series_ids[i]).is_some_and(|k| k.holds_commits()),
+            &batch.field_names,
+            &batch.rows,
+            &batch.values,
+        )
+        .map_err(|e| Error::malformed(&file, end.offset, e.to_string()))?;
+        commits.insert_rows(commit_rows, &batch.rows, batch.first_seq, |s| batch.series_ids[s as usize]);
         head.apply(&ApplyBatch {
             first_seq: batch.first_seq,
             series: &series,

@@ -64,6 +64,11 @@ impl Snapshot {
         self.view().series_key(id)
     }
 
+    /// The id of a series key, if the store has the series.
+    pub fn series_id(&self, key: &SeriesKey) -> Option<SeriesId> {
+        self.view().series_id(key)
+    }
+
     /// Ids of the series a selector covers, ascending. Fails on an invalid regular
     /// expression.
     pub fn select(&self, selector: &SeriesSelector) -> Result<Vec<SeriesId>> {

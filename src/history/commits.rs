@@ -315,7 +315,7 @@ impl History {
         let Some((key, mut commit)) = read_commit(&snapshot, &location)? else {
             return Ok(None);
         };
-        commit.files = files_of(&snapshot, &key, &commit)?.into_iter().map(|(_, f)| f).collect();
+        commit.files = files_of(&snapshot, &key, &commit)?;
         Ok(Some(commit))
     }
 
@@ -411,23 +411,20 @@ impl History {
         let Some((key, commit)) = read_commit(&snapshot, &location)? else {
             return Ok(None);
         };
-        let files = files_of(&snapshot, &key, &commit)?;
-        let Some((record_id, file)) = files.iter().find(|(_, f)| f.file_path == file_path) else {
+        let fields: Vec<&str> = FILE_FIELDS.iter().copied().chain(["diff"]).collect();
+        let rows = file_rows(&snapshot, &key, &commit, &fields)?;
+        let Some((_, row)) = rows
+            .into_iter()
+            .find(|(_, row)| text(row, "file_path").as_deref() == Some(file_path))
+        else {
             return Ok(None);
         };
-        if let DiffStorage::Object { key } = &file.stored {
-            return self.objects.get(key).map(Some);
+        if let DiffStorage::Object { key } = diff_from(&row).stored {
+            return self.objects.get(&key).map(Some);
         }
-        let Some(series) = diff_series_of(&snapshot, &key)? else {
-            return Ok(None);
-        };
-        let ts = commit.commit.timestamp;
-        let fields = row_at(&snapshot, series, TimeRange::new(ts, ts.saturating_add(1)), *record_id)?;
-        Ok(fields.and_then(|f| {
-            f.into_iter().find_map(|(n, v)| match v {
-                FieldValue::Bytes(b) if &*n == "diff" => Some(b),
-                _ => None,
-            })
+        Ok(row.into_iter().find_map(|(n, v)| match v {
+            FieldValue::Bytes(b) if &*n == "diff" => Some(b),
+            _ => None,
         }))
     }
 }
@@ -445,9 +442,21 @@ fn read_commit(snapshot: &Snapshot, location: &CommitLocation) -> Result<Option<
     Ok(Some((key, commit)))
 }
 
-/// The file rows of a commit with their record ids: the `diff_count` rows after its own in
-/// its repository's file series. The diff bytes are not read.
-fn files_of(snapshot: &Snapshot, key: &SeriesKey, commit: &StoredCommit) -> Result<Vec<(u64, StoredDiff)>> {
+/// The fields of a file row that describe it (its diff bytes aside).
+const FILE_FIELDS: [&str; 8] = [
+    "file_path",
+    "old_path",
+    "additions",
+    "deletions",
+    "binary",
+    "changes",
+    "diff_bytes",
+    "diff_object",
+];
+
+/// The file rows of a commit with their record ids, in order: the `diff_count` rows after
+/// its own in its repository's file series, with only `fields` read.
+fn file_rows(snapshot: &Snapshot, key: &SeriesKey, commit: &StoredCommit, fields: &[&str]) -> Result<Vec<(u64, RowFields)>> {
     if commit.diff_count == 0 {
         return Ok(Vec::new());
     }
@@ -457,30 +466,24 @@ fn files_of(snapshot: &Snapshot, key: &SeriesKey, commit: &StoredCommit) -> Resu
     let ts = commit.commit.timestamp;
     let first = commit.commit_id + 1;
     let last = commit.commit_id + commit.diff_count;
-    let wanted: Vec<String> = [
-        "file_path",
-        "old_path",
-        "additions",
-        "deletions",
-        "binary",
-        "changes",
-        "diff_bytes",
-        "diff_object",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut files = Vec::with_capacity(commit.diff_count as usize);
+    let wanted: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    let mut rows = Vec::with_capacity(commit.diff_count as usize);
     for chunk in snapshot.series_chunks(series, TimeRange::new(ts, ts.saturating_add(1)), Some(&wanted), Order::Ascending)? {
         let chunk = chunk?;
         for (row, &rid) in chunk.record_ids.iter().enumerate() {
-            if rid < first || rid > last {
-                continue;
+            if (first..=last).contains(&rid) {
+                rows.push((rid, row_fields(&chunk, row)));
             }
-            files.push((rid, diff_from(&row_fields(&chunk, row))));
         }
     }
-    files.sort_by_key(|(rid, _)| *rid);
-    Ok(files)
+    rows.sort_by_key(|(rid, _)| *rid);
+    Ok(rows)
+}
+
+/// The files of a commit, without their diff bytes.
+fn files_of(snapshot: &Snapshot, key: &SeriesKey, commit: &StoredCommit) -> Result<Vec<StoredDiff>> {
+    let rows = file_rows(snapshot, key, commit, &FILE_FIELDS)?;
+    Ok(rows.iter().map(|(_, row)| diff_from(row)).collect())
 }
 
 /// A row's present fields, by name.
@@ -495,20 +498,11 @@ fn row_fields(chunk: &crate::chunk::Chunk, row: usize) -> RowFields {
         .collect()
 }
 
-/// A selector of exactly one series key.
-fn exact(key: &SeriesKey) -> SeriesSelector {
-    let mut selector = SeriesSelector::measurement(key.measurement()).with_kind(key.kind());
-    for (k, v) in key.tags() {
-        selector = selector.with_predicate(TagPredicate::eq(k.as_str(), v.as_str()));
-    }
-    selector
-}
-
 /// The file series of the repository of commit series `key`.
 fn diff_series_of(snapshot: &Snapshot, key: &SeriesKey) -> Result<Option<crate::model::SeriesId>> {
     let Some(repository) = key.tag("repository") else { return Ok(None) };
     let diff_key = SeriesKey::new(SeriesKind::Commit, DIFF_MEASUREMENT, [("repository", repository)])?;
-    Ok(snapshot.select(&exact(&diff_key))?.first().copied())
+    Ok(snapshot.series_id(&diff_key))
 }
 
 /// The fields of the row with `record_id` in `series` within `range`.

@@ -291,18 +291,21 @@ impl SeriesKey {
 }
 
 /// The commit rows of a batch (as written or as replayed from the WAL): each row's index
-/// and hash. `is_commit_series` tells, per batch-local series, whether it
-/// [holds commits](SeriesKey::holds_commits). A commit row without a valid `commit_hash`
-/// is refused, so the unique index covers every commit row.
+/// and hash. `is_commit_series` tells, for each of the batch's `series_count` local
+/// series, whether it [holds commits](SeriesKey::holds_commits); a batch without one costs
+/// that check and nothing else. A commit row without a valid `commit_hash` is refused, so
+/// the unique index covers every commit row.
 pub(crate) fn commit_rows(
-    is_commit_series: &[bool],
+    series_count: usize,
+    is_commit_series: impl Fn(usize) -> bool,
     field_names: &[String],
     rows: &[BatchRow],
     values: &[(u32, FieldValue)],
 ) -> Result<Vec<(usize, CommitHash)>> {
-    if !is_commit_series.contains(&true) {
+    if !(0..series_count).any(&is_commit_series) {
         return Ok(Vec::new());
     }
+    let is_commit_series: Vec<bool> = (0..series_count).map(is_commit_series).collect();
     let Some(hash_field) = field_names.iter().position(|n| n == "commit_hash") else {
         return Err(Error::invalid("a commit row has no commit_hash field"));
     };

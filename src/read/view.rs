@@ -32,6 +32,11 @@ impl ReadView<'_> {
         self.catalog.read().get(id).cloned()
     }
 
+    /// The id of a series key, if the catalog has it.
+    pub(crate) fn series_id(&self, key: &SeriesKey) -> Option<SeriesId> {
+        self.catalog.read().lookup(key)
+    }
+
     /// Ids of the series a selector covers, ascending. Fails on an invalid regular
     /// expression.
     pub(crate) fn select(&self, selector: &SeriesSelector) -> Result<Vec<SeriesId>> {

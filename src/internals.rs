@@ -309,7 +309,7 @@ pub fn check_archive(bytes: &[u8]) -> Option<usize> {
     ));
     std::fs::write(&path, bytes).ok()?;
     let result = crate::lifecycle::archive::read_index(&path).and_then(|index| {
-        crate::lifecycle::archive::verify(&path, &index, None)?;
+        crate::lifecycle::archive::verify(&path, &index, None, None)?;
         Ok(index.entries.len())
     });
     let _ = std::fs::remove_file(&path);

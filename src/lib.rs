@@ -82,7 +82,8 @@ pub use error::{CorruptionKind, Error, Limit, Result};
 pub use index::TagPredicate;
 pub use model::{
     AlertEvent, AlertState, Batch, CommitData, CommitHash, DiffData, FieldValue, HashKind, LogEntry, LogLevel, Metadata, MetricData,
-    PerformanceData, SeriesId, SeriesKey, SeriesKind, StorageMetadata, StorageResult, StorageStatus, ValueType,
+    PerformanceData, SeriesId, SeriesKey, SeriesKind, StorageMetadata, StorageResult, StorageStatus, ValueType, path_bytes, path_text,
+    quote_path,
 };
 pub use options::{CompactionOptions, DEFAULT_INLINE_DIFF_MAX_BYTES, Durability, Limits, Options, QueryLimits};
 pub use query::{

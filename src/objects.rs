@@ -26,7 +26,7 @@ pub(crate) fn key_of(bytes: &[u8]) -> String {
 }
 
 /// True for 64 lower-case hex digits.
-fn is_key(key: &str) -> bool {
+pub(crate) fn is_key(key: &str) -> bool {
     key.len() == 64 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
@@ -46,7 +46,8 @@ impl LocalObjects {
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
+    /// Where object `key` is kept.
+    pub(crate) fn path(&self, key: &str) -> PathBuf {
         self.dir.join(&key[..2]).join(&key[2..])
     }
 
@@ -65,6 +66,44 @@ impl LocalObjects {
         }
         self.fs.write_file_atomic(&path, bytes)?;
         Ok(key)
+    }
+
+    /// The bytes of object `key` when it is there, checked against it; `None` when it is
+    /// not.
+    pub(crate) fn get_if_present(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        if is_key(key) && !self.path(key).exists() {
+            return Ok(None);
+        }
+        self.get(key).map(Some)
+    }
+
+    /// Keys of every object present, sorted.
+    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        if !self.dir.is_dir() {
+            return Ok(keys);
+        }
+        for fan in io::list_dir(&self.dir)? {
+            if !fan.is_dir || fan.name.len() != 2 {
+                continue;
+            }
+            for entry in io::list_dir(&fan.path)? {
+                let key = format!("{}{}", fan.name, entry.name);
+                if !entry.is_dir && is_key(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes object `key` (an orphan); a missing one is not an error.
+    pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        if !is_key(key) {
+            return Err(Error::invalid(format!("{key:?} is not an object key")));
+        }
+        self.fs.remove_file(&self.path(key))
     }
 
     /// The bytes of object `key`, checked against it. A missing object is

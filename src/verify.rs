@@ -60,6 +60,17 @@ pub struct VerifyReport {
     pub wal_records: u64,
     /// Series in the catalog.
     pub series: u64,
+    /// Commit rows checked against the unique commit index (by
+    /// [`crate::history::verify_store`]; 0 from [`verify`] alone).
+    pub commits: u64,
+    /// File rows of commits checked.
+    pub commit_files: u64,
+    /// Objects (large diffs) present and checked against their keys.
+    pub objects: u64,
+    /// Their bytes.
+    pub object_bytes: u64,
+    /// Objects no stored commit names (harmless; `repair` removes them).
+    pub orphan_objects: u64,
 }
 
 impl VerifyReport {

@@ -5,10 +5,15 @@
 //! the flush lock, drop the months from the manifest, the read state and the full-text
 //! index. The segment files go when the last snapshot holding them drops.
 //!
-//! Restore: check the archive whole (index, names, every entry's length and crc32) and
-//! refuse it unless its series match this store's catalog and its months hold no segments;
-//! only then write the segment files, verify each like `annals verify`, index their text,
-//! and publish them through the manifest.
+//! Archive also copies the objects (large diffs) the months' commits name into the file;
+//! they stay in the store's object directory, where `annals verify --repair` removes the
+//! ones no remaining commit names (removing them here could race with a writer storing
+//! the same bytes again).
+//!
+//! Restore: check the archive whole (index, names, every entry's length and crc32, every
+//! object's sha256) and refuse it unless its series match this store's catalog and its
+//! months hold no segments; only then write the objects and the segment files, verify each
+//! segment like `annals verify`, index their text, and publish them through the manifest.
 
 use super::Inner;
 use super::publish::Change;
@@ -18,6 +23,8 @@ use crate::lifecycle::archive::{self, ArchivedSeries};
 use crate::lifecycle::{ArchiveReport, RestoreReport};
 use crate::manifest::Manifest;
 use crate::manifest::SegmentMeta;
+use crate::model::{FieldValue, SeriesId};
+use crate::objects::LocalObjects;
 use crate::segment::SegmentReader;
 use crate::time::Month;
 use std::collections::BTreeSet;
@@ -55,15 +62,22 @@ impl Inner {
             });
         }
         let series = self.catalog_slice(&metas);
+        let object_keys = self.object_keys(&metas)?;
+        let objects = LocalObjects::new(self.fs.clone(), &self.dir);
         let total: u64 = metas.iter().map(|m| m.file_len).sum();
         let mut done = 0;
         let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
-        let archive_bytes = archive::write(&self.fs, &path, &sources, series, self.options.clock.now_ns(), &mut |bytes| {
+        let contents = archive::ArchiveContents {
+            series,
+            object_keys: object_keys.into_iter().collect(),
+            objects: &|key: &str| objects.get_if_present(key),
+        };
+        let (archive_bytes, written) = archive::write(&self.fs, &path, &sources, contents, self.options.clock.now_ns(), &mut |bytes| {
             done += bytes;
             progress(done, total);
         })?;
         // Read it back whole before the data leaves the store.
-        let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None));
+        let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None, None));
         if let Err(e) = checked {
             let _ = self.fs.remove_file(&path);
             return Err(e);
@@ -106,8 +120,46 @@ impl Inner {
             points: metas.iter().map(|m| m.points).sum(),
             segment_bytes: total,
             archive_bytes,
+            objects: written.objects.len(),
+            object_bytes: written.objects.iter().map(|o| o.raw_len).sum(),
+            missing_objects: written.missing_objects,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Keys of the objects the file rows of the segments `metas` name (their
+    /// `diff_object` column), read from the segments alone.
+    fn object_keys(&self, metas: &[SegmentMeta]) -> Result<BTreeSet<String>> {
+        let state = self.published.state.read().clone();
+        let diff_series: Vec<SeriesId> = {
+            let catalog = self.writes.catalog.read();
+            let mut ids: Vec<SeriesId> = Vec::new();
+            for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
+                ids.extend(segment.series_ids().filter(|&id| catalog.get(id).is_some_and(|k| k.holds_diffs())));
+            }
+            ids
+        };
+        let mut keys = BTreeSet::new();
+        for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
+            let Some(field) = segment.fields().iter().position(|(name, _)| &**name == "diff_object") else {
+                continue;
+            };
+            let field = [field as u32];
+            for &id in &diff_series {
+                let Some(blocks) = segment.series(id)? else { continue };
+                for block in &blocks.blocks {
+                    let chunk = segment.read_block(id, block, Some(&field))?;
+                    for column in chunk.columns.iter().filter(|c| &*c.name == "diff_object") {
+                        for row in 0..chunk.len() {
+                            if let Some(FieldValue::Str(key)) = column.value(row) {
+                                keys.insert(key);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Every series the segments hold, with its key.
@@ -127,7 +179,7 @@ impl Inner {
         let started = Instant::now();
         let index = archive::read_index(path)?;
         // Everything is checked before anything is written.
-        archive::verify(path, &index, None)?;
+        archive::verify(path, &index, None, None)?;
         let mut metas = Vec::with_capacity(index.entries.len());
         for entry in &index.entries {
             metas.push(
@@ -148,6 +200,8 @@ impl Inner {
         let mut done = 0;
         let mut written: Vec<PathBuf> = Vec::new();
         let cleanup = |written: &[PathBuf]| self.remove_unpublished(written.iter().map(|p| p.as_path()));
+        let objects = LocalObjects::new(self.fs.clone(), &self.dir);
+        let mut objects_written = 0;
         let outcome = (|| -> Result<Vec<Arc<SegmentReader>>> {
             archive::verify(
                 path,
@@ -161,6 +215,13 @@ impl Inner {
                     written.push(target);
                     done += bytes.len() as u64;
                     progress(done, total);
+                    Ok(())
+                }),
+                // Objects go first in effect: they are written before the segments that
+                // name them are published, so a failure leaves at most orphans.
+                Some(&mut |_key, bytes| {
+                    objects.put(bytes)?;
+                    objects_written += 1;
                     Ok(())
                 }),
             )?;
@@ -232,6 +293,8 @@ impl Inner {
             rows: metas.iter().map(|m| m.rows).sum(),
             points: metas.iter().map(|m| m.points).sum(),
             text_records_indexed: indexed,
+            objects: objects_written,
+            missing_objects: index.missing_objects.clone(),
             seconds: started.elapsed().as_secs_f64(),
         })
     }

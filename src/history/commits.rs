@@ -42,6 +42,7 @@ use crate::commit_index::CommitLocation;
 use crate::engine::Snapshot;
 use crate::error::{Error, Result};
 use crate::index::TagPredicate;
+use crate::model::commit::FILE_FIELDS;
 use crate::model::{
     Batch, COMMIT_MEASUREMENT, CommitData, CommitHash, DIFF_MEASUREMENT, DiffData, FieldValue, SeriesKey, SeriesKind, StorageMetadata,
     StorageResult, StorageStatus,
@@ -123,6 +124,54 @@ pub struct StoredCommit {
     pub files: Vec<StoredDiff>,
 }
 
+impl StoredCommit {
+    /// The commit as JSON with the original design's keys: the [`CommitData`] names (the
+    /// timestamp in RFC 3339), `commit_id`, `additions`, `deletions`, `diff_count`, and
+    /// `files` when it was read with them, each `{file_path, additions, deletions, binary,
+    /// old_path, diff_bytes, stored}` (`stored`: `inline`, `object` or `none`).
+    pub fn to_json(&self, with_files: bool) -> serde_json::Value {
+        let c = &self.commit;
+        let mut object = serde_json::json!({
+            "commit_hash": c.commit_hash,
+            "message": c.message,
+            "author": c.author,
+            "author_email": c.author_email,
+            "timestamp": crate::time::format_rfc3339(c.timestamp),
+            "repository": c.repository,
+            "branch": c.branch,
+            "pusher": c.pusher,
+            "commit_count": c.commit_count,
+            "commit_id": self.commit_id,
+            "additions": self.additions,
+            "deletions": self.deletions,
+            "diff_count": self.diff_count,
+        });
+        if with_files && let Some(map) = object.as_object_mut() {
+            let files: Vec<serde_json::Value> = self
+                .files
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "file_path": f.file_path,
+                        "additions": f.additions,
+                        "deletions": f.deletions,
+                        "binary": f.binary,
+                        "old_path": f.old_path,
+                        "diff_bytes": f.diff_bytes,
+                        "stored": f.stored.as_str(),
+                    })
+                })
+                .collect();
+            map.insert("files".into(), files.into());
+        }
+        object
+    }
+}
+
+/// The diff bytes of each file of a commit, in the order of its files (`None` for a file
+/// stored without its diff).
+pub type FileDiffs = Vec<Option<Vec<u8>>>;
+
 /// Which commits [`History::commits`] lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitQuery {
@@ -136,6 +185,9 @@ pub struct CommitQuery {
     pub start_time: Option<i64>,
     /// Commits before this time (ns).
     pub end_time: Option<i64>,
+    /// Only commits that touched a file whose path (or old path, for a rename) starts
+    /// with this text; end it with `/` to mean a directory.
+    pub path: Option<String>,
     /// At most this many, 1..=1000.
     pub limit: usize,
     /// Continue after the page that returned this cursor.
@@ -150,6 +202,7 @@ impl Default for CommitQuery {
             branch: None,
             start_time: None,
             end_time: None,
+            path: None,
             limit: 20,
             cursor: None,
         }
@@ -357,11 +410,13 @@ impl History {
         })
     }
 
-    /// Commits by repository, author, branch and time, newest first, a page at a time.
+    /// Commits by repository, author, branch, file path and time, newest first, a page at
+    /// a time.
     pub fn commits(&self, request: &CommitQuery) -> Result<CommitPage> {
         if !(1..=1000).contains(&request.limit) {
             return Err(Error::invalid(format!("limit {} is outside 1..=1000", request.limit)));
         }
+        let after = request.cursor.as_deref().map(PageEnd::decode).transpose()?;
         let mut selector = SeriesSelector::measurement(COMMIT_MEASUREMENT).with_kind(SeriesKind::Commit);
         for (tag, value) in [
             ("repository", &request.repository),
@@ -372,35 +427,86 @@ impl History {
                 selector = selector.with_predicate(TagPredicate::eq(tag, v.as_str()));
             }
         }
+        let mut end = request.end_time.unwrap_or(i64::MAX);
+        if let Some(after) = &after {
+            end = end.min(after.timestamp.saturating_add(1));
+        }
+        let range = TimeRange::new(request.start_time.unwrap_or(i64::MIN), end);
+        let snapshot = self.engine.snapshot();
+        let touching = match &request.path {
+            Some(prefix) => Some(hashes_touching(&snapshot, request.repository.as_deref(), range, prefix)?),
+            None => None,
+        };
+        // Rows stream newest first; the page stops at the limit, so a listing reads only
+        // what it returns (plus, with a path filter, the commits it skips).
         let query = Query {
             selector,
-            range: TimeRange::new(request.start_time.unwrap_or(i64::MIN), request.end_time.unwrap_or(i64::MAX)),
+            range,
             order: Order::Descending,
-            limit: Some(request.limit),
-            cursor: request.cursor.clone(),
             ..Query::default()
         };
-        let snapshot = self.engine.snapshot();
         let mut result = snapshot.query(&query)?;
         let columns = result.value_columns.clone();
-        let mut commits = Vec::new();
+        let hash_column = columns.iter().position(|c| c == "commit_hash");
+        let mut commits: Vec<StoredCommit> = Vec::new();
+        let mut more = false;
         for row in result.by_ref() {
             let row = row?;
-            let (Some(id), Some(record_id)) = (row.series, row.record_id) else {
+            let (Some(id), Some(record_id), Some(time)) = (row.series, row.record_id, row.time) else {
                 continue;
             };
+            if after.as_ref().is_some_and(|a| a.covers(time, record_id)) {
+                continue;
+            }
+            if let Some(hashes) = &touching {
+                let hash = hash_column
+                    .and_then(|c| row.values.get(c))
+                    .and_then(|v| v.as_ref())
+                    .and_then(FieldValue::as_str);
+                if !hash.is_some_and(|h| hashes.contains(h)) {
+                    continue;
+                }
+            }
+            if commits.len() == request.limit {
+                more = true;
+                break;
+            }
             let Some(key) = snapshot.series_key(id) else { continue };
             let fields: Vec<(Arc<str>, FieldValue)> = columns
                 .iter()
                 .zip(&row.values)
                 .filter_map(|(c, v)| v.clone().map(|v| (Arc::from(c.as_str()), v)))
                 .collect();
-            commits.push(commit_from(&key, row.time.unwrap_or_default(), record_id, &fields));
+            commits.push(commit_from(&key, time, record_id, &fields));
         }
-        Ok(CommitPage {
-            commits,
-            next_cursor: result.next_cursor().map(str::to_owned),
-        })
+        let next_cursor = match commits.last() {
+            Some(last) if more => Some(PageEnd::after(&commits, last.commit.timestamp, after.as_ref()).encode()),
+            _ => None,
+        };
+        Ok(CommitPage { commits, next_cursor })
+    }
+
+    /// The commit with its files and the bytes of every file's diff (`None` for a file
+    /// stored without one), in the files' order; the diff column is read once for all.
+    pub fn get_commit_with_diffs(&self, hash: &str) -> Result<Option<(StoredCommit, FileDiffs)>> {
+        let Some(location) = self.locate(hash)? else { return Ok(None) };
+        let snapshot = self.engine.snapshot();
+        let Some((key, mut commit)) = read_commit(&snapshot, &location)? else {
+            return Ok(None);
+        };
+        let fields: Vec<&str> = FILE_FIELDS.iter().copied().chain(["diff"]).collect();
+        let mut diffs = Vec::with_capacity(commit.diff_count as usize);
+        for (_, row) in file_rows(&snapshot, &key, &commit, &fields)? {
+            let file = diff_from(&row);
+            let bytes = match &file.stored {
+                DiffStorage::Object { key } => Some(self.objects.get(key)?),
+                DiffStorage::Inline => inline_diff(row),
+                DiffStorage::Absent => None,
+            };
+            commit.files.push(file);
+            diffs.push(bytes);
+        }
+        Ok(Some((commit, diffs)))
     }
 
     /// The bytes of one file's diff in a commit (given by full hash or unique prefix):
@@ -422,11 +528,93 @@ impl History {
         if let DiffStorage::Object { key } = diff_from(&row).stored {
             return self.objects.get(&key).map(Some);
         }
-        Ok(row.into_iter().find_map(|(n, v)| match v {
-            FieldValue::Bytes(b) if &*n == "diff" => Some(b),
-            _ => None,
-        }))
+        Ok(inline_diff(row))
     }
+}
+
+/// Where a page of [`History::commits`] ended: the timestamp of its last commit and the
+/// record ids of the commits it returned at that timestamp (commits of one instant are
+/// few, and this way none is repeated or skipped whatever order they come in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PageEnd {
+    timestamp: i64,
+    record_ids: Vec<u64>,
+}
+
+impl PageEnd {
+    /// The end of a page holding `commits`, whose last one is at `timestamp`; a page that
+    /// stays at the previous page's last instant carries its record ids on.
+    fn after(commits: &[StoredCommit], timestamp: i64, previous: Option<&PageEnd>) -> PageEnd {
+        let mut record_ids: Vec<u64> = commits
+            .iter()
+            .filter(|c| c.commit.timestamp == timestamp)
+            .map(|c| c.commit_id)
+            .collect();
+        if let Some(p) = previous.filter(|p| p.timestamp == timestamp) {
+            record_ids.extend(&p.record_ids);
+        }
+        PageEnd { timestamp, record_ids }
+    }
+
+    /// True for a row the pages up to this one returned already.
+    fn covers(&self, timestamp: i64, record_id: u64) -> bool {
+        timestamp > self.timestamp || (timestamp == self.timestamp && self.record_ids.contains(&record_id))
+    }
+
+    /// `c<timestamp>` then `.<record id>` for each.
+    fn encode(&self) -> String {
+        let mut out = format!("c{}", self.timestamp);
+        for id in &self.record_ids {
+            out.push('.');
+            out.push_str(&id.to_string());
+        }
+        out
+    }
+
+    fn decode(text: &str) -> Result<PageEnd> {
+        let bad = || Error::invalid(format!("{text:?} is not a cursor of a commit listing"));
+        let mut parts = text.strip_prefix('c').ok_or_else(bad)?.split('.');
+        let timestamp = parts.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+        let record_ids = parts.map(|p| p.parse().map_err(|_| bad())).collect::<Result<Vec<u64>>>()?;
+        if record_ids.is_empty() || record_ids.len() > 1000 {
+            return Err(bad());
+        }
+        Ok(PageEnd { timestamp, record_ids })
+    }
+}
+
+/// The hashes of the commits in `range` (of `repository`, or of every repository) that
+/// touched a file whose path or old path starts with `prefix`. Reads only the path and
+/// hash columns of the file rows.
+fn hashes_touching(snapshot: &Snapshot, repository: Option<&str>, range: TimeRange, prefix: &str) -> Result<rustc_hash::FxHashSet<String>> {
+    let mut selector = SeriesSelector::measurement(DIFF_MEASUREMENT).with_kind(SeriesKind::Commit);
+    if let Some(repository) = repository {
+        selector = selector.with_predicate(TagPredicate::eq("repository", repository));
+    }
+    let query = Query {
+        selector,
+        range,
+        fields: Some(vec!["commit_hash".into(), "file_path".into(), "old_path".into()]),
+        ..Query::default()
+    };
+    let mut result = snapshot.query(&query)?;
+    let column = |name: &str| result.value_columns.iter().position(|c| c == name);
+    let (hash, path, old) = (column("commit_hash"), column("file_path"), column("old_path"));
+    let mut hashes = rustc_hash::FxHashSet::default();
+    for row in result.by_ref() {
+        let row = row?;
+        let text = |at: Option<usize>| {
+            at.and_then(|c| row.values.get(c))
+                .and_then(|v| v.as_ref())
+                .and_then(FieldValue::as_str)
+        };
+        if [text(path), text(old)].into_iter().flatten().any(|p| p.starts_with(prefix))
+            && let Some(h) = text(hash)
+        {
+            hashes.insert(h.to_string());
+        }
+    }
+    Ok(hashes)
 }
 
 /// The commit row at `location`, with its series key.
@@ -441,18 +629,6 @@ fn read_commit(snapshot: &Snapshot, location: &CommitLocation) -> Result<Option<
     let commit = commit_from(&key, location.timestamp, location.record_id, &fields);
     Ok(Some((key, commit)))
 }
-
-/// The fields of a file row that describe it (its diff bytes aside).
-const FILE_FIELDS: [&str; 8] = [
-    "file_path",
-    "old_path",
-    "additions",
-    "deletions",
-    "binary",
-    "changes",
-    "diff_bytes",
-    "diff_object",
-];
 
 /// The file rows of a commit with their record ids, in order: the `diff_count` rows after
 /// its own in its repository's file series, with only `fields` read.
@@ -514,6 +690,14 @@ fn row_at(snapshot: &Snapshot, series: crate::model::SeriesId, range: TimeRange,
         }
     }
     Ok(None)
+}
+
+/// The diff bytes kept in a file row.
+fn inline_diff(row: RowFields) -> Option<Vec<u8>> {
+    row.into_iter().find_map(|(n, v)| match v {
+        FieldValue::Bytes(b) if &*n == "diff" => Some(b),
+        _ => None,
+    })
 }
 
 fn text(fields: &[(Arc<str>, FieldValue)], name: &str) -> Option<String> {

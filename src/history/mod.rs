@@ -28,8 +28,10 @@
 //! ```
 
 mod commits;
+mod verify;
 
-pub use commits::{CommitPage, CommitQuery, DiffStorage, StoredCommit, StoredDiff};
+pub use commits::{CommitPage, CommitQuery, DiffStorage, FileDiffs, StoredCommit, StoredDiff};
+pub use verify::verify_store;
 
 use crate::engine::{Engine, StoreStats, WriteReceipt};
 use crate::error::{Error, Result};

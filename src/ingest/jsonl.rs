@@ -6,7 +6,14 @@
 //! {"kind":"log","timestamp":...,"level":"ERROR","logger_name":"db","message":"connection lost","module":"pool","function_name":"get","line_number":42,"thread_id":1,"process_id":7,"extra_data":{...}}
 //! {"kind":"alert","timestamp":...,"alert_id":"a-1","level":"WARNING","category":"SYSTEM","title":"disk 91% full","description":"...","source_component":"disk","acknowledged_at":...,"resolved_at":...,"metadata":{...}}
 //! {"kind":"point","timestamp":...,"measurement":"cpu","tags":{"host":"a"},"fields":{"usage":1.5,"cores":8,"ok":true,"note":"x"}}
+//! {"kind":"commit","timestamp":...,"commit_hash":"4b82…","message":"Fix","author":"Ada","author_email":"ada@example.com","repository":"acme/app","branch":"main","pusher":null,"commit_count":1,"diffs":[{"file_path":"src/a.rs","old_path":null,"additions":2,"deletions":1,"binary":false,"changes":null,"diff_content":"QEAgLTEgKzEsMiBAQAo="}]}
 //! ```
+//!
+//! A commit line is not a row of the batch: the parser checks it (as
+//! [`crate::history::History::store_commit`] would) and keeps it aside, and the caller
+//! stores the commits of [`JsonLinesParser::take_commits`] through the commit store, which
+//! deduplicates them by hash and moves large diffs to the object store. `diff_content` is
+//! base64 (standard alphabet, padded), since a patch is bytes.
 //!
 //! `timestamp` (and `acknowledged_at`, `resolved_at`) is an RFC 3339 string (or any form of
 //! [`crate::time::parse_time`]) or an integer in the chosen precision. An alert line
@@ -19,7 +26,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AlertEvent, AlertState, Batch, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesKey, SeriesKind,
+    AlertEvent, AlertState, Batch, CommitData, DiffData, FieldValue, LogEntry, LogLevel, Metadata, MetricData, PerformanceData, SeriesKey,
+    SeriesKind,
 };
 use crate::options::Limits;
 use crate::time::{Precision, parse_time};
@@ -36,6 +44,7 @@ enum Record {
     Log(LogJson),
     Alert(AlertJson),
     Point(PointJson),
+    Commit(CommitJson),
 }
 
 #[derive(Deserialize)]
@@ -142,12 +151,63 @@ struct PointJson {
     fields: BTreeMap<String, Value>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitJson {
+    timestamp: Value,
+    commit_hash: String,
+    message: String,
+    author: String,
+    #[serde(default)]
+    author_email: Option<String>,
+    repository: String,
+    branch: String,
+    #[serde(default)]
+    pusher: Option<String>,
+    #[serde(default = "one")]
+    commit_count: i64,
+    #[serde(default)]
+    diffs: Vec<DiffJson>,
+    #[serde(default, rename = "id")]
+    _id: Option<IgnoredAny>,
+    #[serde(default, rename = "created_at")]
+    _created_at: Option<IgnoredAny>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffJson {
+    file_path: String,
+    #[serde(default)]
+    old_path: Option<String>,
+    #[serde(default)]
+    additions: i64,
+    #[serde(default)]
+    deletions: i64,
+    #[serde(default)]
+    binary: bool,
+    #[serde(default)]
+    changes: Option<String>,
+    /// Base64.
+    #[serde(default)]
+    diff_content: Option<String>,
+}
+
+/// A parsed commit line: the commit and its files.
+pub type ParsedCommit = (CommitData, Vec<DiffData>);
+
 /// Parses JSON lines into batches.
 #[derive(Debug)]
 pub struct JsonLinesParser {
     precision: Precision,
     limits: Limits,
     integer_timestamps: super::IntegerTimestamps,
+    commits: Vec<ParsedCommit>,
+    commit_bytes: usize,
 }
 
 impl JsonLinesParser {
@@ -157,6 +217,8 @@ impl JsonLinesParser {
             precision,
             limits,
             integer_timestamps: super::IntegerTimestamps::new(precision),
+            commits: Vec::new(),
+            commit_bytes: 0,
         }
     }
 
@@ -165,8 +227,20 @@ impl JsonLinesParser {
         self.integer_timestamps
     }
 
-    /// Parses one line and appends its rows (one, or up to three for an alert) to `batch`.
-    /// Blank lines are skipped (false). On error the batch is unchanged.
+    /// The commit lines parsed since the last call, in input order, checked.
+    pub fn take_commits(&mut self) -> Vec<ParsedCommit> {
+        self.commit_bytes = 0;
+        std::mem::take(&mut self.commits)
+    }
+
+    /// Commits held for [`JsonLinesParser::take_commits`], and their approximate bytes.
+    pub fn pending_commits(&self) -> (usize, usize) {
+        (self.commits.len(), self.commit_bytes)
+    }
+
+    /// Parses one line and appends its rows (one, or up to three for an alert) to `batch`;
+    /// a commit line is kept for [`JsonLinesParser::take_commits`] instead. Blank lines
+    /// are skipped (false). On error the batch is unchanged.
     pub fn parse_into(&mut self, line: &str, now: i64, batch: &mut Batch) -> Result<bool> {
         if line.trim().is_empty() {
             return Ok(false);
@@ -282,6 +356,14 @@ impl JsonLinesParser {
                     .collect::<Result<_>>()?;
                 batch.add_row(&key, timestamp, fields)?;
             }
+            Record::Commit(c) => {
+                let commit = self.commit(c, now)?;
+                self.commit_bytes += commit.1.iter().filter_map(|d| d.diff_content.as_ref()).map(Vec::len).sum::<usize>()
+                    + commit.0.message.len()
+                    + 256 * (1 + commit.1.len());
+                self.commits.push(commit);
+                return Ok(());
+            }
         }
         for (key, timestamp, fields) in batch.rows().skip(rows_before) {
             self.limits.check_series(key)?;
@@ -293,6 +375,46 @@ impl JsonLinesParser {
             self.limits.check_row(timestamp, count)?;
         }
         Ok(())
+    }
+}
+
+impl JsonLinesParser {
+    /// A commit line as the commit store takes it, with the store's checks applied.
+    fn commit(&mut self, c: CommitJson, now: i64) -> Result<ParsedCommit> {
+        let commit = CommitData {
+            commit_hash: c.commit_hash,
+            message: c.message,
+            author: c.author,
+            author_email: c.author_email,
+            timestamp: self.time(&c.timestamp, now, "timestamp")?,
+            repository: c.repository,
+            branch: c.branch,
+            pusher: c.pusher,
+            commit_count: c.commit_count,
+        };
+        commit.check().map_err(Error::invalid)?;
+        let mut diffs = Vec::with_capacity(c.diffs.len());
+        for (i, d) in c.diffs.into_iter().enumerate() {
+            let diff_content = d
+                .diff_content
+                .map(|text| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text.as_bytes())
+                        .map_err(|e| Error::invalid(format!("diffs[{i}].diff_content of {:?} is not base64: {e}", d.file_path)))
+                })
+                .transpose()?;
+            let diff = DiffData {
+                file_path: d.file_path,
+                old_path: d.old_path,
+                additions: d.additions,
+                deletions: d.deletions,
+                binary: d.binary,
+                changes: d.changes,
+                diff_content,
+            };
+            diff.check().map_err(Error::invalid)?;
+            diffs.push(diff);
+        }
+        Ok((commit, diffs))
     }
 }
 

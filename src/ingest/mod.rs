@@ -7,7 +7,7 @@
 mod jsonl;
 mod line_protocol;
 
-pub use jsonl::JsonLinesParser;
+pub use jsonl::{JsonLinesParser, ParsedCommit};
 pub use line_protocol::LineProtocolParser;
 
 use crate::error::{Error, Limit, Result};
@@ -129,6 +129,23 @@ impl Parser {
         match self {
             Parser::LineProtocol(p) => p.integer_timestamps(),
             Parser::JsonLines(p) => p.integer_timestamps(),
+        }
+    }
+
+    /// The commit lines parsed since the last call (JSON lines only; see
+    /// [`JsonLinesParser::take_commits`]).
+    pub fn take_commits(&mut self) -> Vec<ParsedCommit> {
+        match self {
+            Parser::LineProtocol(_) => Vec::new(),
+            Parser::JsonLines(p) => p.take_commits(),
+        }
+    }
+
+    /// Commits waiting for [`Parser::take_commits`], and their approximate bytes.
+    pub fn pending_commits(&self) -> (usize, usize) {
+        match self {
+            Parser::LineProtocol(_) => (0, 0),
+            Parser::JsonLines(p) => p.pending_commits(),
         }
     }
 

@@ -1,21 +1,24 @@
 //! The archive file: whole months of segments packed into one compressed, checksummed file
 //! with an index of what it holds, so they can leave the store and come back.
 //!
-//! Layout (version 1; see `docs/FORMAT.md`):
+//! Layout (version 2; see `docs/FORMAT.md`):
 //!
 //! ```text
 //! header  "ANNALARC" | version u32 LE | 0u32
 //! entries one zstd frame per segment file, back to back
+//! objects one zstd frame per object (a large diff) the segments' commits name
 //! index   JSON (ArchiveIndex): entries with offsets, lengths and crc32 of the raw bytes,
-//!         the manifest entry of each segment, and the catalog slice (every series the
-//!         segments hold, by id)
+//!         the manifest entry of each segment, the catalog slice (every series the
+//!         segments hold, by id), the objects with offsets and lengths, and the keys of
+//!         objects the commits name that the store did not have
 //! footer  index offset u64 | index length u64 | crc32 of the index u32 | "ANNALARC"
 //! ```
 //!
 //! Reading trusts nothing: magic, version, the index checksum, entry names (exactly
 //! `YYYY-MM/<20 digits>.seg`, so no absolute paths and no `..`), entry bounds, and, in
 //! [`verify`], every entry decompressed within its declared length and checked against its
-//! crc32. A restore runs [`verify`] before it writes anything.
+//! crc32, and every object against its sha256 key. A restore runs [`verify`] before it
+//! writes anything. Version 1 (no objects) is still read.
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::files::FileKind;
@@ -48,6 +51,24 @@ pub(crate) struct ArchiveIndex {
     pub entries: Vec<ArchiveEntry>,
     /// Every series the segments hold.
     pub series: Vec<ArchivedSeries>,
+    /// The objects (large diffs) the segments' commits name, after the entries.
+    #[serde(default)]
+    pub objects: Vec<ArchivedObject>,
+    /// Keys of objects the segments' commits name that the store did not hold when the
+    /// archive was written (a restore reports them).
+    #[serde(default)]
+    pub missing_objects: Vec<String>,
+}
+
+/// One object in an archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ArchivedObject {
+    /// The sha256 of the raw bytes, lower-case hex.
+    pub key: String,
+    pub offset: u64,
+    pub compressed_len: u64,
+    pub raw_len: u64,
 }
 
 /// One segment file in an archive.
@@ -125,22 +146,36 @@ impl ArchiveEntry {
     }
 }
 
-/// Writes an archive of `segments` (paths and manifest entries) with the catalog slice
-/// `series` to `path` (through a temporary file, fsync'd and renamed). Returns its size.
+/// Reads an object's bytes by key for [`write`]; `None` when the store does not have it.
+pub(crate) type ObjectSource<'a> = dyn Fn(&str) -> Result<Option<Vec<u8>>> + 'a;
+
+/// What goes into an archive besides its segments.
+pub(crate) struct ArchiveContents<'a> {
+    /// The catalog slice.
+    pub series: Vec<ArchivedSeries>,
+    /// Keys of the objects the segments' commits name.
+    pub object_keys: Vec<String>,
+    /// Where their bytes come from.
+    pub objects: &'a ObjectSource<'a>,
+}
+
+/// Writes an archive of `segments` (paths and manifest entries) with the catalog slice and
+/// objects of `contents` to `path` (through a temporary file, fsync'd and renamed).
+/// Returns its size and the index written.
 pub(crate) fn write(
     fs: &io::Fs,
     path: &Path,
     segments: &[(PathBuf, SegmentMeta)],
-    series: Vec<ArchivedSeries>,
+    contents: ArchiveContents<'_>,
     created_ns: i64,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64> {
+) -> Result<(u64, ArchiveIndex)> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs.create_dir_durable(parent)?;
     }
     let tmp = io::temporary_sibling(path);
     fs.remove_file(&tmp)?;
-    let result = write_to(fs, &tmp, segments, series, created_ns, progress);
+    let result = write_to(fs, &tmp, segments, contents, created_ns, progress);
     match result {
         Ok(len) => {
             fs.rename_durable(&tmp, path)?;
@@ -157,10 +192,10 @@ fn write_to(
     fs: &io::Fs,
     tmp: &Path,
     segments: &[(PathBuf, SegmentMeta)],
-    series: Vec<ArchivedSeries>,
+    contents: ArchiveContents<'_>,
     created_ns: i64,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64> {
+) -> Result<(u64, ArchiveIndex)> {
     let file = fs.create_new(tmp)?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let werr = |e: std::io::Error| Error::io("write", tmp, e);
@@ -209,12 +244,31 @@ fn write_to(
         progress(meta.file_len);
     }
     months.sort();
+    let mut objects = Vec::with_capacity(contents.object_keys.len());
+    let mut missing_objects = Vec::new();
+    for key in contents.object_keys {
+        let Some(bytes) = (contents.objects)(&key)? else {
+            missing_objects.push(key);
+            continue;
+        };
+        let compressed = zstd::bulk::compress(&bytes, ZSTD_LEVEL).map_err(|e| Error::io("compress", tmp, e))?;
+        out.write_all(&compressed).map_err(werr)?;
+        objects.push(ArchivedObject {
+            key,
+            offset,
+            compressed_len: compressed.len() as u64,
+            raw_len: bytes.len() as u64,
+        });
+        offset += compressed.len() as u64;
+    }
     let index = ArchiveIndex {
         format: VERSION,
         created_ns,
         months,
         entries,
-        series,
+        series: contents.series,
+        objects,
+        missing_objects,
     };
     let index_bytes = serde_json::to_vec(&index).map_err(|e| Error::invalid(format!("encoding the archive index: {e}")))?;
     out.write_all(&index_bytes).map_err(werr)?;
@@ -226,7 +280,7 @@ fn write_to(
     out.write_all(&footer).map_err(werr)?;
     let file = out.into_inner().map_err(|e| Error::io("write", tmp, e.into_error()))?;
     file.sync_all()?;
-    Ok(offset + index_bytes.len() as u64 + FOOTER_LEN)
+    Ok((offset + index_bytes.len() as u64 + FOOTER_LEN, index))
 }
 
 /// Reads and checks an archive's header, footer and index (not the entries' contents).
@@ -246,7 +300,7 @@ pub(crate) fn read_index(path: &Path) -> Result<ArchiveIndex> {
     }
     let mut header = [0u8; HEADER_LEN as usize];
     read_at(&mut file, path, 0, &mut header)?;
-    FileKind::Archive.check_header(path, &header)?;
+    let version = FileKind::Archive.check_header(path, &header)?.version;
     let mut footer = [0u8; FOOTER_LEN as usize];
     read_at(&mut file, path, len - FOOTER_LEN, &mut footer)?;
     if &footer[20..] != FileKind::Archive.magic() {
@@ -270,10 +324,10 @@ pub(crate) fn read_index(path: &Path) -> Result<ArchiveIndex> {
     }
     let index: ArchiveIndex =
         serde_json::from_slice(&index_bytes).map_err(|e| bad(index_offset, format!("the index does not decode: {e}")))?;
-    if index.format != VERSION {
+    if index.format != version {
         return Err(bad(
             index_offset,
-            format!("index format {} in a version {VERSION} file", index.format),
+            format!("index format {} in a version {version} file", index.format),
         ));
     }
     // Entries must name segments of the listed months, lie between header and index in
@@ -299,6 +353,27 @@ pub(crate) fn read_index(path: &Path) -> Result<ArchiveIndex> {
             return Err(bad(index_offset, format!("entry {:?} lies outside the entry area", entry.name)));
         }
         next = entry.offset + entry.compressed_len;
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    for object in &index.objects {
+        if !crate::objects::is_key(&object.key) {
+            return Err(bad(index_offset, format!("object {:?} is not a sha256 key", object.key)));
+        }
+        if !keys.insert(object.key.as_str()) {
+            return Err(bad(index_offset, format!("object {} appears twice", object.key)));
+        }
+        if object.offset != next
+            || object
+                .offset
+                .checked_add(object.compressed_len)
+                .is_none_or(|end| end > index_offset)
+        {
+            return Err(bad(index_offset, format!("object {} lies outside the object area", object.key)));
+        }
+        next = object.offset + object.compressed_len;
+    }
+    if let Some(key) = index.missing_objects.iter().find(|k| !crate::objects::is_key(k)) {
+        return Err(bad(index_offset, format!("missing object {key:?} is not a sha256 key")));
     }
     if next != index_offset {
         return Err(bad(index_offset, "bytes between the entries and the index".into()));
@@ -332,31 +407,23 @@ pub(crate) fn validate_name(name: &str) -> std::result::Result<(), String> {
 /// Receives each verified entry and its decompressed bytes.
 pub(crate) type EntrySink<'a> = dyn FnMut(&ArchiveEntry, &[u8]) -> Result<()> + 'a;
 
-/// Decompresses every entry, checking its length and crc32 against the index. Calls
-/// `sink` with each entry and its bytes when given (restore writes them out); without a
-/// sink it only checks.
-pub(crate) fn verify(path: &Path, index: &ArchiveIndex, sink: Option<&mut EntrySink<'_>>) -> Result<()> {
+/// Receives each verified object's key and bytes.
+pub(crate) type ObjectSink<'a> = dyn FnMut(&str, &[u8]) -> Result<()> + 'a;
+
+/// Decompresses every entry, checking its length and crc32 against the index, and every
+/// object, checking its length and its sha256 against its key. Calls `sink` with each
+/// entry and its bytes, and `object_sink` with each object, when given (restore writes
+/// them out); without sinks it only checks.
+pub(crate) fn verify(
+    path: &Path,
+    index: &ArchiveIndex,
+    sink: Option<&mut EntrySink<'_>>,
+    object_sink: Option<&mut ObjectSink<'_>>,
+) -> Result<()> {
     let mut file = io::open_read(path)?;
     let mut sink = sink;
     for entry in &index.entries {
-        let mut compressed =
-            vec![0u8; usize::try_from(entry.compressed_len).map_err(|_| Error::malformed(path, entry.offset, "entry too large"))?];
-        read_at(&mut file, path, entry.offset, &mut compressed)?;
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(&compressed[..])
-            .map_err(|e| Error::malformed(path, entry.offset, format!("entry {:?}: {e}", entry.name)))?;
-        // Never inflate beyond the declared size: read one byte more to detect a lie.
-        let mut raw = Vec::with_capacity(entry.raw_len.min(1 << 30) as usize);
-        (&mut decoder)
-            .take(entry.raw_len.saturating_add(1))
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::malformed(path, entry.offset, format!("entry {:?} does not decompress: {e}", entry.name)))?;
-        if raw.len() as u64 != entry.raw_len {
-            return Err(Error::malformed(
-                path,
-                entry.offset,
-                format!("entry {:?} holds {} bytes, the index says {}", entry.name, raw.len(), entry.raw_len),
-            ));
-        }
+        let raw = inflate(&mut file, path, &entry.name, entry.offset, entry.compressed_len, entry.raw_len)?;
         let computed = crc32fast::hash(&raw);
         if computed != entry.crc32 {
             return Err(Error::corruption(
@@ -372,7 +439,45 @@ pub(crate) fn verify(path: &Path, index: &ArchiveIndex, sink: Option<&mut EntryS
             sink(entry, &raw)?;
         }
     }
+    let mut object_sink = object_sink;
+    for object in &index.objects {
+        let raw = inflate(&mut file, path, &object.key, object.offset, object.compressed_len, object.raw_len)?;
+        let found = crate::objects::key_of(&raw);
+        if found != object.key {
+            return Err(Error::malformed(
+                path,
+                object.offset,
+                format!("object {} holds bytes whose sha256 is {found}", object.key),
+            ));
+        }
+        if let Some(sink) = object_sink.as_deref_mut() {
+            sink(&object.key, &raw)?;
+        }
+    }
     Ok(())
+}
+
+/// Reads and decompresses the frame of `name` at `offset`, refusing to inflate beyond
+/// `raw_len` and checking it reaches it.
+fn inflate(file: &mut std::fs::File, path: &Path, name: &str, offset: u64, compressed_len: u64, raw_len: u64) -> Result<Vec<u8>> {
+    let mut compressed = vec![0u8; usize::try_from(compressed_len).map_err(|_| Error::malformed(path, offset, "entry too large"))?];
+    read_at(file, path, offset, &mut compressed)?;
+    let mut decoder = zstd::stream::read::Decoder::with_buffer(&compressed[..])
+        .map_err(|e| Error::malformed(path, offset, format!("entry {name:?}: {e}")))?;
+    // Never inflate beyond the declared size: read one byte more to detect a lie.
+    let mut raw = Vec::with_capacity(raw_len.min(1 << 30) as usize);
+    (&mut decoder)
+        .take(raw_len.saturating_add(1))
+        .read_to_end(&mut raw)
+        .map_err(|e| Error::malformed(path, offset, format!("entry {name:?} does not decompress: {e}")))?;
+    if raw.len() as u64 != raw_len {
+        return Err(Error::malformed(
+            path,
+            offset,
+            format!("entry {name:?} holds {} bytes, the index says {raw_len}", raw.len()),
+        ));
+    }
+    Ok(raw)
 }
 
 fn read_at(file: &mut std::fs::File, path: &Path, offset: u64, buf: &mut [u8]) -> Result<()> {

@@ -137,6 +137,15 @@ pub struct ArchiveReport {
     pub segment_bytes: u64,
     /// Bytes of the archive file.
     pub archive_bytes: u64,
+    /// Objects (large diffs of the months' commits) copied into the archive. They stay in
+    /// the store's object directory until `annals verify --repair` removes those no
+    /// stored commit names.
+    pub objects: usize,
+    /// Their bytes, before compression.
+    pub object_bytes: u64,
+    /// Objects the months' commits name that the store did not have (the archive lists
+    /// them; `annals verify` reports them too).
+    pub missing_objects: Vec<String>,
     /// Wall time, including reading the archive back.
     pub seconds: f64,
 }
@@ -157,6 +166,12 @@ pub struct RestoreReport {
     /// Log and alert records added to the full-text index (it is derived data, rebuilt from
     /// the restored segments).
     pub text_records_indexed: u64,
+    /// Objects (large diffs) written back to the store's object directory (those it held
+    /// already are kept).
+    pub objects: usize,
+    /// Objects the restored commits name that the archive did not hold, because the store
+    /// that wrote it had lost them: their diffs cannot be read.
+    pub missing_objects: Vec<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -182,6 +197,8 @@ pub struct ArchiveInfo {
     pub created: String,
     /// Series it holds.
     pub series: usize,
+    /// Objects (large diffs of its commits) it holds.
+    pub objects: usize,
 }
 
 /// An entry of [`crate::Engine::archives`]: an archive and what it holds, or a file in the
@@ -234,5 +251,6 @@ pub fn archive_info(path: &std::path::Path) -> crate::Result<ArchiveInfo> {
         archive_bytes,
         created: crate::time::format_rfc3339(index.created_ns),
         series: index.series.len(),
+        objects: index.objects.len(),
     })
 }

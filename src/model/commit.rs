@@ -203,6 +203,81 @@ fn hex_digit(c: u8) -> Option<u8> {
     }
 }
 
+/// A file path as the commit store keeps it: a UTF-8 path as it is; a path that is not
+/// UTF-8 (or that starts with `"`, so the two forms never meet) in git's quoted form, the
+/// one `git log --numstat` prints with `core.quotePath` on: `"caf\351.txt"`.
+pub fn path_text(path: &[u8]) -> String {
+    match std::str::from_utf8(path) {
+        Ok(text) if !text.starts_with('"') => text.to_string(),
+        _ => quote_path(path),
+    }
+}
+
+/// The bytes of a path kept by [`path_text`]: the inverse of it.
+pub fn path_bytes(text: &str) -> Vec<u8> {
+    unquote_path(text).unwrap_or_else(|| text.as_bytes().to_vec())
+}
+
+/// Git's C-style quoting of a path (`quote_c_style` with `core.quotePath` on): in double
+/// quotes, `"` and `\` escaped, the usual C escapes for control characters, octal for the
+/// rest of the control characters, DEL and every byte from 0x80 on.
+pub fn quote_path(path: &[u8]) -> String {
+    let mut out = String::with_capacity(path.len() + 2);
+    out.push('"');
+    for &b in path {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0b => out.push_str("\\v"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The bytes of a path quoted by [`quote_path`]; `None` when `text` is not such a form.
+fn unquote_path(text: &str) -> Option<Vec<u8>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        let b = inner[i];
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let escaped = *inner.get(i)?;
+        i += 1;
+        out.push(match escaped {
+            b'a' => 0x07,
+            b'b' => 0x08,
+            b't' => b'\t',
+            b'n' => b'\n',
+            b'v' => 0x0b,
+            b'f' => 0x0c,
+            b'r' => b'\r',
+            b'"' | b'\\' => escaped,
+            b'0'..=b'3' => {
+                let digits = inner.get(i..i + 2)?;
+                i += 2;
+                let octal = |d: u8| if (b'0'..=b'7').contains(&d) { Some(d - b'0') } else { None };
+                (escaped - b'0') << 6 | octal(digits[0])? << 3 | octal(digits[1])?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 impl CommitData {
     /// Checks what the store requires: a hash of the right length in hex, a repository, a
     /// branch, a positive commit count. Returns the parsed hash, or the reason.
@@ -283,7 +358,31 @@ impl DiffData {
     }
 }
 
+/// The fields of a file row that describe the file, its diff bytes aside.
+pub(crate) const FILE_FIELDS: [&str; 9] = [
+    "commit_hash",
+    "file_path",
+    "old_path",
+    "additions",
+    "deletions",
+    "binary",
+    "changes",
+    "diff_bytes",
+    "diff_object",
+];
+
 impl SeriesKey {
+    /// The fields a search hit in this series shows, when not all of them: a commit's
+    /// file rows leave out the diff bytes.
+    pub(crate) fn hit_fields(&self) -> Option<Vec<String>> {
+        self.holds_diffs().then(|| FILE_FIELDS.iter().map(|f| f.to_string()).collect())
+    }
+
+    /// True for the series of the file rows of commits (their diffs).
+    pub(crate) fn holds_diffs(&self) -> bool {
+        self.kind() == SeriesKind::Commit && self.measurement() == DIFF_MEASUREMENT
+    }
+
     /// True for the series of commit rows, whose `commit_hash` is unique in a store.
     pub fn holds_commits(&self) -> bool {
         self.kind() == SeriesKind::Commit && self.measurement() == COMMIT_MEASUREMENT
@@ -389,6 +488,21 @@ mod tests {
             ..diff
         };
         assert!(binary.check().unwrap_err().contains("is binary but counts lines"));
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_keep_their_bytes_in_gits_quoted_form() {
+        assert_eq!(path_text(b"src/a.rs"), "src/a.rs");
+        assert_eq!(path_text("café.txt".as_bytes()), "café.txt");
+        assert_eq!(path_text(b"caf\xe9.txt"), r#""caf\351.txt""#);
+        assert_eq!(path_text(b"\"q\".txt"), r#""\"q\".txt""#);
+        assert_eq!(quote_path(b"a\tb\\c\x7f"), r#""a\tb\\c\177""#);
+        for raw in [&b"caf\xe9.txt"[..], b"\"q\"", b"plain", "é\u{1}".as_bytes(), b"\xff\xfe\n\\"] {
+            assert_eq!(path_bytes(&path_text(raw)), raw, "{raw:?}");
+        }
+        // A UTF-8 path that looks quoted only because of its text is not unquoted wrongly:
+        // path_text quotes it, so its stored form round-trips.
+        assert_eq!(path_bytes(&path_text(br#""\351""#)), br#""\351""#);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub(crate) use batch::BatchRow;
 pub use batch::{Batch, BatchMark};
 pub use commit::{
     COMMIT_MEASUREMENT, CommitData, CommitHash, DIFF_MEASUREMENT, DiffData, HashKind, StorageMetadata, StorageResult, StorageStatus,
+    path_bytes, path_text, quote_path,
 };
 pub use kinds::{AlertEvent, AlertState, LogEntry, LogLevel, Metadata, MetricData, PerformanceData};
 

@@ -71,7 +71,7 @@ impl SearchOrder {
 pub struct SearchQuery {
     /// The query string (see [`crate::text::query`]); empty matches every record.
     pub text: String,
-    /// Which series: kind (logs and alerts when unset), measurement, tag predicate
+    /// Which series: kind (every kind with text when unset: logs, alerts, commits), measurement, tag predicate
     /// (`level=ERROR`, `logger_name=...`, `module=...`) through the tag index.
     pub selector: SeriesSelector,
     /// Records in this time range.
@@ -444,7 +444,11 @@ fn fetch_hits(ctx: &ReadView<'_>, page: &[Candidate], query: &TextQuery) -> Resu
                 times.get(i).is_none_or(|&t| t > meta.max_ts)
             })
         };
-        let mut chunks = ctx.series_chunks(series, range, None, Order::Ascending)?.with_pruner(Some(pruner));
+        // A hit shows a commit's file without its diff bytes, which may be large.
+        let fields = keys.get(&series).and_then(|k| k.hit_fields());
+        let mut chunks = ctx
+            .series_chunks(series, range, fields.map(Arc::from), Order::Ascending)?
+            .with_pruner(Some(pruner));
         while let Some(unit) = chunks.next_unit() {
             let chunk = match unit? {
                 UnitData::Lone { segment, meta } => match chunks.decode_lone(&segment, &meta)? {

@@ -453,3 +453,130 @@ fn scan_count(data: &Path) -> usize {
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).lines().count().saturating_sub(1)
 }
+
+#[test]
+fn commits_come_in_as_json_lines_and_show_log_diff_and_search_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let patch = b"@@ -1 +1,2 @@\n-a\n+b\n+\xff not utf-8\n";
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, patch);
+    let hash_a = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let hash_b = "5b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let input = format!(
+        r#"{{"kind":"commit","timestamp":"2026-11-01T10:00:00Z","commit_hash":"{hash_a}","message":"Fix the flush order\n\nbody","author":"Ada","author_email":"ada@example.com","repository":"acme/app","branch":"main","diffs":[{{"file_path":"src/flush.rs","additions":2,"deletions":1,"diff_content":"{encoded}"}},{{"file_path":"docs/new.md","old_path":"docs/old.md"}}]}}
+{{"kind":"commit","timestamp":"2026-11-02T10:00:00Z","commit_hash":"{hash_b}","message":"Second","author":"Bob","repository":"acme/app","branch":"main","diffs":[{{"file_path":"docs/z.md","additions":1}}]}}
+{{"kind":"commit","timestamp":"2026-11-02T10:00:00Z","commit_hash":"{hash_b}","message":"Second again","author":"Bob","repository":"acme/app","branch":"main"}}
+{{"kind":"commit","timestamp":1,"commit_hash":"abc","message":"m","author":"a","repository":"r","branch":"b"}}
+{{"kind":"commit","timestamp":1,"commit_hash":"{hash_a}","message":"m","author":"a","repository":"r","branch":"b","diffs":[{{"file_path":"x","diff_content":"not base64!"}}]}}
+"#
+    );
+    let out = annals_with_input(&data, &["ingest", "--format", "jsonl", "-"], Some(&input));
+    assert_eq!(out.status.code(), Some(2), "malformed lines: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("malformed line 4: commit_hash \"abc\" has 3 characters"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("malformed line 5: diffs[0].diff_content of \"x\" is not base64"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("commits: 2 stored, 1 duplicate (already in the store) skipped"),
+        "{stderr}"
+    );
+
+    let out = annals(&data, &["commits", "show", &hash_a[..7], "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = shown.as_object().unwrap().keys().map(String::as_str).collect();
+    for key in [
+        "commit_hash",
+        "message",
+        "author",
+        "author_email",
+        "timestamp",
+        "repository",
+        "branch",
+        "pusher",
+        "commit_count",
+        "commit_id",
+        "additions",
+        "deletions",
+        "diff_count",
+        "files",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {shown}");
+    }
+    assert_eq!(shown["diff_count"], 2);
+    assert_eq!(shown["timestamp"], "2026-11-01T10:00:00Z");
+    let file = &shown["files"][0];
+    assert_eq!(
+        (
+            &file["file_path"],
+            &file["additions"],
+            &file["deletions"],
+            &file["binary"],
+            &file["diff_bytes"],
+            &file["stored"]
+        ),
+        (
+            &"src/flush.rs".into(),
+            &2.into(),
+            &1.into(),
+            &false.into(),
+            &(patch.len() as u64).into(),
+            &"inline".into()
+        )
+    );
+    assert_eq!(shown["files"][1]["old_path"], "docs/old.md");
+    assert_eq!(shown["files"][1]["stored"], "none");
+
+    let out = annals(&data, &["commits", "diff", hash_a, "src/flush.rs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, patch, "the original bytes, byte for byte");
+    let out = annals(&data, &["commits", "diff", hash_a, "docs/new.md"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("docs/new.md was stored without its diff"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = annals(&data, &["commits", "show", "0000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no stored commit has the hash 0000000"));
+
+    let out = annals(&data, &["commits", "log", "--format", "csv", "--path", "docs/"]);
+    let csv = text(&out.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "timestamp,commit_hash,repository,branch,author,author_email,commit_id,diff_count,additions,deletions,message"
+    );
+    assert!(
+        lines[1].starts_with(&format!("2026-11-02T10:00:00Z,{hash_b},acme/app,main,Bob,")),
+        "{csv}"
+    );
+    let out = annals(&data, &["commits", "log", "--format", "json", "--author", "Ada", "--limit", "1"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["commit_hash"], hash_a);
+    assert!(listed.get("files").is_none(), "a listing has no files");
+
+    let out = annals(&data, &["search", "flush", "--kind", "commit", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let hits: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(hits.len(), 2, "the message and the file path: {hits:?}");
+    assert!(hits.iter().all(|h| h["kind"] == "commit"));
+    assert!(
+        hits.iter().all(|h| h["fields"].get("diff").is_none()),
+        "hits leave the diff bytes out"
+    );
+
+    let out = annals(&data, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("checked 2 commits (3 files) against the commit index, 0 objects"),
+        "{}",
+        text(&out.stdout)
+    );
+}

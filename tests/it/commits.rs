@@ -484,3 +484,164 @@ fn a_failing_object_store_fails_the_commit_and_writes_nothing() {
     assert!(results.iter().all(|r| r.status == StorageStatus::Success), "{results:?}");
     assert_eq!(history.get_diff(&hash(1), "big.bin").unwrap().unwrap(), big);
 }
+
+/// A diff over the inline limit, different for each `i`.
+fn big_diff(i: u64) -> Vec<u8> {
+    let len = annals::DEFAULT_INLINE_DIFF_MAX_BYTES + 1000;
+    (0..len as u64).map(|b| ((b.wrapping_mul(2_654_435_761) >> 13) ^ i) as u8).collect()
+}
+
+#[test]
+fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(dir.path(), options()).unwrap();
+    for i in 0..3 {
+        let files = vec![diff("big.txt", &big_diff(i)), diff("small.txt", b"@@ -1 +1 @@\n-a\n+b\n")];
+        assert_eq!(
+            history.store_commit(&commit(i, "ada"), &files).unwrap().status,
+            StorageStatus::Success
+        );
+    }
+    history.close().unwrap();
+    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(
+        (report.commits, report.commit_files, report.objects, report.orphan_objects),
+        (3, 6, 3, 0)
+    );
+
+    // Archive November: the archive holds the three objects; they stay in the store as
+    // orphans until verify --repair removes them.
+    let history = History::open(dir.path(), options()).unwrap();
+    let archived = history
+        .engine()
+        .archive(Month::new(2023, 12).unwrap(), None, &mut |_, _| {})
+        .unwrap();
+    assert_eq!((archived.objects, archived.missing_objects.len()), (3, 0));
+    assert_eq!(archived.object_bytes, 3 * big_diff(0).len() as u64);
+    history.close().unwrap();
+    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    assert!(report.is_clean(), "orphans are harmless: {report:?}");
+    assert_eq!((report.commits, report.orphan_objects), (0, 3));
+    assert!(report.notes.iter().any(|n| n.starts_with("3 orphan objects")), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.starts_with("3 commits are in the unique index but not in the store")),
+        "{:?}",
+        report.notes
+    );
+    let report = annals::history::verify_store(dir.path(), true).unwrap();
+    assert_eq!(report.repairs.len(), 1, "{:?}", report.repairs);
+    assert!(object_files(dir.path()).is_empty());
+
+    // Restore writes them back: every diff reads again, byte for byte.
+    let history = History::open(dir.path(), options()).unwrap();
+    let restored = history.engine().restore(&archived.path, &mut |_, _| {}).unwrap();
+    assert_eq!((restored.objects, restored.missing_objects.len()), (3, 0));
+    for i in 0..3 {
+        assert_eq!(history.get_diff(&hash(i), "big.txt").unwrap().unwrap(), big_diff(i));
+        assert_eq!(status(&history, i), StorageStatus::Duplicate);
+    }
+    history.close().unwrap();
+    assert!(annals::history::verify_store(dir.path(), false).unwrap().is_clean());
+
+    // A damaged object and a missing one are problems naming the commit and file.
+    let mut objects = object_files(dir.path());
+    objects.sort();
+    let mut damaged = std::fs::read(&objects[0]).unwrap();
+    damaged[10] ^= 0x40;
+    std::fs::write(&objects[0], damaged).unwrap();
+    std::fs::remove_file(&objects[1]).unwrap();
+    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.what.contains("is missing: the diff of big.txt in commit")),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.what.contains("holds bytes whose sha256 is") && p.file == objects[0]),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn commits_filter_by_path_prefix_and_page_with_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(dir.path(), options()).unwrap();
+    for i in 0..30u64 {
+        let path = if i % 3 == 0 {
+            format!("docs/{i}.md")
+        } else {
+            format!("src/{i}.rs")
+        };
+        let mut c = commit(i, "ada");
+        // Pairs of commits share an instant, so pages end inside a timestamp.
+        c.timestamp = T + (i / 2) as i64;
+        assert_eq!(
+            history.store_commit(&c, &[diff(&path, b"x")]).unwrap().status,
+            StorageStatus::Success
+        );
+        if i == 14 {
+            history.engine().flush().unwrap();
+        }
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = history
+            .commits(&CommitQuery {
+                path: Some("docs/".into()),
+                limit: 3,
+                cursor: cursor.clone(),
+                ..CommitQuery::default()
+            })
+            .unwrap();
+        seen.extend(page.commits.iter().map(|c| c.commit.commit_hash.clone()));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..30u64).rev().filter(|i| i % 3 == 0).map(hash).collect();
+    assert_eq!(seen, expected, "newest first, every docs/ commit once");
+
+    // Without a filter, pages of 4 over pairs of equal timestamps repeat and skip nothing.
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = history
+            .commits(&CommitQuery {
+                limit: 4,
+                cursor: cursor.clone(),
+                ..CommitQuery::default()
+            })
+            .unwrap();
+        all.extend(page.commits.iter().map(|c| c.commit_id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!((all.len(), sorted.len()), (30, 30));
+    let bad = history.commits(&CommitQuery {
+        cursor: Some("nonsense".into()),
+        ..CommitQuery::default()
+    });
+    assert!(
+        matches!(bad, Err(Error::InvalidInput { ref reason, .. }) if reason.contains("is not a cursor of a commit listing")),
+        "{bad:?}"
+    );
+}

@@ -7,9 +7,10 @@
 //! 2200 in the chosen precision, a warning names the precision they look like.
 
 use crate::CliError;
-use annals::ingest::{Format, IntegerTimestamps, Line, LineReader, Parser};
+use annals::history::History;
+use annals::ingest::{Format, IntegerTimestamps, Line, LineReader, ParsedCommit, Parser};
 use annals::time::{Precision, now_ns};
-use annals::{Batch, Durability, Engine, Error, Limits, Options};
+use annals::{Batch, Durability, Engine, Error, Limits, Options, StorageStatus};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{BufReader, IsTerminal, Read};
@@ -55,7 +56,7 @@ pub struct IngestArgs {
 enum InputFormat {
     /// Influx line protocol.
     Lp,
-    /// JSON lines of the typed kinds (metric, performance, log, alert, point).
+    /// JSON lines of the typed kinds (metric, performance, log, alert, point, commit).
     Jsonl,
 }
 
@@ -85,6 +86,8 @@ enum Message {
     /// `lines`: the first and last input line the batch was parsed from.
     Batch {
         batch: Batch,
+        /// Commit lines, stored through the commit store after the batch.
+        commits: Vec<ParsedCommit>,
         bytes_read: u64,
         lines: (u64, u64),
     },
@@ -130,14 +133,15 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         let len = file.metadata().ok().map(|m| m.len());
         (Box::new(file), len)
     };
-    let engine = Engine::open(
+    let history = History::from_engine(Engine::open(
         data,
         Options {
             durability,
             head_max_bytes: args.head_mb as usize * (1 << 20),
             ..crate::store_options()
         },
-    )?;
+    )?);
+    let engine = history.engine();
     let progress_kind = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressArg::Bar
     } else {
@@ -158,19 +162,36 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
 
     let started = Instant::now();
     let (mut rows, mut points) = (0u64, 0u64);
+    let mut commits = CommitCounts::default();
     let mut write_error = None;
     for message in rx.iter() {
         match message {
             Message::Malformed(e) => bar.suspend(|| eprintln!("malformed {e}")),
-            Message::Batch { batch, bytes_read, lines } => {
-                match engine.write(&batch) {
-                    Ok(receipt) => {
-                        rows += receipt.rows as u64;
-                        points += receipt.points as u64;
+            Message::Batch {
+                batch,
+                commits: parsed,
+                bytes_read,
+                lines,
+            } => {
+                if !batch.is_empty() {
+                    match engine.write(&batch) {
+                        Ok(receipt) => {
+                            rows += receipt.rows as u64;
+                            points += receipt.points as u64;
+                        }
+                        Err(e) => {
+                            write_error = Some((e, lines));
+                            break;
+                        }
                     }
-                    Err(e) => {
-                        write_error = Some((e, lines));
-                        break;
+                }
+                if !parsed.is_empty() {
+                    match store_commits(&history, &parsed, &mut commits) {
+                        Ok(stored_rows) => rows += stored_rows,
+                        Err(e) => {
+                            write_error = Some((e, lines));
+                            break;
+                        }
                     }
                 }
                 if progress_kind == ProgressArg::Json {
@@ -191,7 +212,7 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         .join()
         .map_err(|_| CliError::Io(std::io::Error::other("the parser thread panicked")))?;
     bar.set_message("flushing");
-    let closed = engine.close();
+    let closed = history.close();
     bar.finish_and_clear();
     if let Some((e, (first, last))) = write_error {
         // A batch is written whole or not at all, and the ingest stops at the first refused
@@ -223,6 +244,14 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         crate::output::count(outcome.malformed),
         if outcome.malformed == 1 { "" } else { "s" }
     );
+    if commits.stored + commits.duplicates > 0 {
+        eprintln!(
+            "commits: {} stored, {} duplicate{} (already in the store) skipped",
+            crate::output::count(commits.stored),
+            crate::output::count(commits.duplicates),
+            if commits.duplicates == 1 { "" } else { "s" }
+        );
+    }
     warn_about_precision(&outcome.timestamps);
     if let Some(e) = outcome.stopped_by {
         eprintln!("annals: stopped at the first malformed line (--strict): {e}");
@@ -232,6 +261,37 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         return Err(CliError::Status(MALFORMED_LINES_STATUS));
     }
     Ok(())
+}
+
+/// Commit lines stored and skipped.
+#[derive(Default)]
+struct CommitCounts {
+    stored: u64,
+    duplicates: u64,
+}
+
+/// Stores the commit lines of one batch through the commit store (all or none of the new
+/// ones); duplicates are counted and skipped. Returns the rows written. The lines were
+/// checked when parsed, so a `Failed` answer is a failure of the store (its object store),
+/// which stops the ingest like any write error.
+fn store_commits(history: &History, parsed: &[ParsedCommit], counts: &mut CommitCounts) -> Result<u64, Error> {
+    let results = history.store_commits(parsed)?;
+    let mut rows = 0;
+    for (result, (_, diffs)) in results.iter().zip(parsed) {
+        match result.status {
+            StorageStatus::Success => {
+                counts.stored += 1;
+                rows += 1 + diffs.len() as u64;
+            }
+            StorageStatus::Duplicate => counts.duplicates += 1,
+            StorageStatus::Failed => {
+                return Err(Error::Refused {
+                    reason: format!("the commit store refused the batch: {}", result.message),
+                });
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Exit status when malformed lines were skipped and the rest stored.
@@ -350,11 +410,13 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
                 return outcome;
             }
         }
-        if batch.len() >= batch_rows || batch.estimated_bytes() >= batch_bytes {
+        let (commit_count, commit_bytes) = parser.pending_commits();
+        if batch.len() + commit_count >= batch_rows || batch.estimated_bytes() + commit_bytes >= batch_bytes {
             let full = std::mem::take(&mut batch);
             if tx
                 .send(Message::Batch {
                     batch: full,
+                    commits: parser.take_commits(),
                     bytes_read: reader.bytes_read(),
                     lines: (batch_first_line, number),
                 })
@@ -367,9 +429,11 @@ fn parse_input(input: Box<dyn Read + Send>, settings: ParseSettings, tx: SyncSen
             now = now_ns();
         }
     }
-    if !batch.is_empty() {
+    let commits = parser.take_commits();
+    if !batch.is_empty() || !commits.is_empty() {
         let _ = tx.send(Message::Batch {
             batch,
+            commits,
             bytes_read: reader.bytes_read(),
             lines: (batch_first_line, outcome.lines),
         });

@@ -337,6 +337,22 @@ pub fn archive(data: &Path, args: ArchiveArgs) -> Result<(), CliError> {
         bytes(report.archive_bytes),
         report.seconds
     )?;
+    if report.objects > 0 {
+        writeln!(
+            out,
+            "with {} objects (large diffs, {}); they stay in the store's objects/ until `annals verify --repair` removes those no stored commit names",
+            report.objects,
+            bytes(report.object_bytes)
+        )?;
+    }
+    if !report.missing_objects.is_empty() {
+        writeln!(
+            out,
+            "warning: {} objects the archived commits name were missing from the store and are not in the archive: {}",
+            report.missing_objects.len(),
+            report.missing_objects.join(", ")
+        )?;
+    }
     Ok(())
 }
 
@@ -407,5 +423,16 @@ pub fn restore(data: &Path, args: RestoreArgs) -> Result<(), CliError> {
         report.path.display(),
         report.seconds
     )?;
+    if report.objects > 0 {
+        writeln!(out, "wrote back {} objects (large diffs)", report.objects)?;
+    }
+    if !report.missing_objects.is_empty() {
+        writeln!(
+            out,
+            "warning: the archive lacks {} objects its commits name (missing when it was written), so their diffs cannot be read: {}",
+            report.missing_objects.len(),
+            report.missing_objects.join(", ")
+        )?;
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `annals`: the command-line front end. It uses only the library's public API.
 
+mod commits;
 mod demo;
 mod ingest;
 mod lifecycle;
@@ -33,7 +34,7 @@ enum Command {
     Scan(query::SelectArgs),
     /// Aggregate by time buckets and tags, or take the newest row per series.
     Query(query::QueryArgs),
-    /// Full-text search over logs and alerts, newest first.
+    /// Full-text search over logs, alerts and commits, newest first.
     Search(search::SearchArgs),
     /// Show series, points and bytes per month.
     Stats(report::StatsArgs),
@@ -50,6 +51,8 @@ enum Command {
     Restore(lifecycle::RestoreArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
     Verify(report::VerifyArgs),
+    /// Git commits with their per-file diffs: show, log, diff.
+    Commits(commits::CommitsArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
     Demo(demo::DemoArgs),
 }
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::Retention(args) => lifecycle::retention(&cli.data, args),
         Command::Archive(args) => lifecycle::archive(&cli.data, args),
         Command::Restore(args) => lifecycle::restore(&cli.data, args),
+        Command::Commits(args) => commits::run(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),
     };
     match result {

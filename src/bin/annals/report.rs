@@ -125,7 +125,7 @@ pub fn stats(data: &Path, args: StatsArgs) -> Result<(), CliError> {
 }
 
 pub fn verify(data: &Path, args: VerifyArgs) -> Result<(), CliError> {
-    let report = annals::verify::verify(data, args.repair)?;
+    let report = annals::history::verify_store(data, args.repair)?;
     let mut out = std::io::stdout().lock();
     if args.format == ReportFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;
@@ -139,6 +139,16 @@ pub fn verify(data: &Path, args: VerifyArgs) -> Result<(), CliError> {
             report.wal_records,
             report.series
         )?;
+        if report.commits + report.objects > 0 {
+            writeln!(
+                out,
+                "checked {} commits ({} files) against the commit index, {} objects ({})",
+                count(report.commits),
+                count(report.commit_files),
+                count(report.objects),
+                crate::output::bytes(report.object_bytes)
+            )?;
+        }
         for p in &report.problems {
             writeln!(out, "DAMAGED  {} at offset {}: {}", p.file.display(), p.offset, p.what)?;
         }

@@ -1,4 +1,4 @@
-//! `annals search`: full-text search over logs and alerts.
+//! `annals search`: full-text search over logs, alerts and commits.
 
 use crate::CliError;
 use crate::output::{self, Format, TimeFormat};
@@ -26,7 +26,7 @@ pub struct SearchArgs {
     /// logger_name=app.db, module=auth (repeat for more; all must hold).
     #[arg(long = "where", short = 'w', value_name = "PREDICATE")]
     filters: Vec<String>,
-    /// Only logs or only alerts [default: both].
+    /// Only logs, alerts, or commits (their messages and file paths) [default: all three].
     #[arg(long, value_enum)]
     kind: Option<KindArg>,
     /// Hits per page; when more remain, the next page's cursor is printed to stderr.
@@ -58,6 +58,7 @@ pub struct SearchArgs {
 enum KindArg {
     Log,
     Alert,
+    Commit,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +82,7 @@ impl SearchArgs {
                 kind: self.kind.map(|k| match k {
                     KindArg::Log => SeriesKind::Log,
                     KindArg::Alert => SeriesKind::Alert,
+                    KindArg::Commit => SeriesKind::Commit,
                 }),
                 measurement: None,
                 predicate: TagPredicate::all(predicates),

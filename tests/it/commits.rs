@@ -645,3 +645,100 @@ fn commits_filter_by_path_prefix_and_page_with_cursors() {
         "{bad:?}"
     );
 }
+
+/// Random batches of commits (hashes from a small pool, so duplicates within and across
+/// batches, and now and then a commit that fails its checks) against a model of what the
+/// store holds, with reopen, flush and compaction, and archive and restore in between.
+#[test]
+fn random_batches_match_a_model_through_reopen_compaction_archive_and_restore() {
+    use rand::{Rng, SeedableRng};
+    let base_seed = crate::common::seed();
+    for round in 0..3u64 {
+        let seed = base_seed.wrapping_add(round);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = Some(History::open(dir.path(), options()).unwrap());
+        // hash -> (message, number of files) of the version stored first.
+        let mut model: std::collections::BTreeMap<String, (String, u64)> = std::collections::BTreeMap::new();
+        for step in 0..14 {
+            let h = history.as_ref().unwrap();
+            let size = rng.random_range(1..6);
+            let mut batch = Vec::new();
+            for _ in 0..size {
+                let n = rng.random_range(0..24u64);
+                let mut c = commit(n, if n % 2 == 0 { "ada" } else { "bob" });
+                c.message = format!("seed {seed} step {step} commit {n}");
+                c.timestamp = T + rng.random_range(0..1_000_000_000_000i64);
+                if rng.random_range(0..20) == 0 {
+                    c.repository = String::new();
+                }
+                let files: Vec<DiffData> = (0..rng.random_range(0..4u64))
+                    .map(|f| diff(&format!("f{f}.rs"), b"@@ x\n"))
+                    .collect();
+                batch.push((c, files));
+            }
+            let results = h.store_commits(&batch).unwrap();
+            let failing = batch.iter().any(|(c, _)| c.repository.is_empty());
+            let mut seen = std::collections::BTreeSet::new();
+            for ((c, files), result) in batch.iter().zip(&results) {
+                let expected = if c.repository.is_empty() {
+                    StorageStatus::Failed
+                } else if model.contains_key(&c.commit_hash) || !seen.insert(c.commit_hash.clone()) {
+                    StorageStatus::Duplicate
+                } else if failing {
+                    StorageStatus::Failed
+                } else {
+                    StorageStatus::Success
+                };
+                assert_eq!(result.status, expected, "seed {seed} step {step}: {} -> {result:?}", c.commit_hash);
+                if expected == StorageStatus::Success {
+                    model.insert(c.commit_hash.clone(), (c.message.clone(), files.len() as u64));
+                }
+            }
+            match rng.random_range(0..4) {
+                0 => {
+                    history.take().unwrap().close().unwrap();
+                    history = Some(History::open(dir.path(), options()).unwrap());
+                }
+                1 => {
+                    h.engine().flush().unwrap();
+                    h.engine().optimize(&mut |_| {}).unwrap();
+                }
+                2 if !model.is_empty() => {
+                    let archived = h.engine().archive(Month::new(2023, 12).unwrap(), None, &mut |_, _| {}).unwrap();
+                    for hash in model.keys() {
+                        assert_eq!(
+                            h.get_commit_by_hash(hash).unwrap(),
+                            None,
+                            "seed {seed}: archived commits are not read"
+                        );
+                    }
+                    h.engine().restore(&archived.path, &mut |_, _| {}).unwrap();
+                    std::fs::remove_file(&archived.path).unwrap();
+                }
+                _ => {}
+            }
+            let h = history.as_ref().unwrap();
+            assert_eq!(h.engine().commit_count(), model.len(), "seed {seed} step {step}");
+            for (hash, (message, files)) in &model {
+                let found = h
+                    .get_commit_by_hash(hash)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("seed {seed}: {hash} lost"));
+                assert_eq!(
+                    (&found.commit.message, found.diff_count),
+                    (message, *files),
+                    "seed {seed} step {step}"
+                );
+            }
+            let listed = h
+                .commits(&CommitQuery {
+                    limit: 1000,
+                    ..CommitQuery::default()
+                })
+                .unwrap();
+            assert_eq!(listed.commits.len(), model.len(), "seed {seed} step {step}");
+        }
+        history.take().unwrap().close().unwrap();
+    }
+}

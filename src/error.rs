@@ -121,6 +121,15 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    /// A git repository could not be read (an import of its history).
+    #[error("git repository {}: {reason}", path.display())]
+    Git {
+        /// The repository given.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// A batch holds a commit whose hash the store has already, or holds one hash twice.
     /// Commit hashes are unique; nothing of the batch was written.
     #[error("commit {hash} {}", if *in_batch { "appears twice in the batch" } else { "is stored already" })]

@@ -103,8 +103,12 @@ impl Inner {
         let mut text_months = Vec::new();
         {
             let catalog = self.writes.catalog.read();
+            let months_with_text = by_month
+                .values()
+                .filter(|series| series.iter().any(|(_, kind, _)| !kind.text_fields().is_empty()))
+                .count();
             for (month, series) in &by_month {
-                if flush.text.add_chunks(*month, series, &catalog)? > 0 {
+                if flush.text.add_chunks(*month, series, &catalog, months_with_text)? > 0 {
                     text_months.push(*month);
                 }
             }

@@ -28,9 +28,13 @@
 //! ```
 
 mod commits;
+#[cfg(feature = "git")]
+mod git;
 mod verify;
 
 pub use commits::{CommitPage, CommitQuery, DiffStorage, FileDiffs, StoredCommit, StoredDiff};
+#[cfg(feature = "git")]
+pub use git::{ImportOptions, ImportProgress, ImportReport};
 pub use verify::verify_store;
 
 use crate::engine::{Engine, StoreStats, WriteReceipt};

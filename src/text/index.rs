@@ -109,6 +109,22 @@ pub(crate) struct WriterOptions {
     pub memory_bytes: usize,
 }
 
+impl WriterOptions {
+    /// The share of one of `writers` writers open at once: the memory is divided among
+    /// them (each writer's tables are sized by its budget, so a flush that touches many
+    /// months, such as an import of years of history, would otherwise hold many full
+    /// budgets), and each indexes on one thread.
+    pub(crate) fn shared_by(self, writers: usize) -> WriterOptions {
+        if writers <= 1 {
+            return self;
+        }
+        WriterOptions {
+            threads: 1,
+            memory_bytes: self.memory_bytes / writers,
+        }
+    }
+}
+
 /// One month's index, open for reading and (lazily) writing.
 pub(crate) struct MonthIndex {
     dir: PathBuf,

@@ -158,7 +158,15 @@ impl TextStore {
     }
 
     /// Queues the text rows of a flush's chunks of one month; returns how many.
-    pub(crate) fn add_chunks(&mut self, month: Month, chunks: &[(SeriesId, SeriesKind, Chunk)], catalog: &Catalog) -> Result<u64> {
+    /// `months` is how many months the caller adds to before committing: their writers
+    /// share the memory budget.
+    pub(crate) fn add_chunks(
+        &mut self,
+        month: Month,
+        chunks: &[(SeriesId, SeriesKind, Chunk)],
+        catalog: &Catalog,
+        months: usize,
+    ) -> Result<u64> {
         let with_text: Vec<_> = chunks
             .iter()
             .map(|c| (c, chunk_texts(c.1, &c.2)))
@@ -167,7 +175,7 @@ impl TextStore {
         if with_text.is_empty() {
             return Ok(0);
         }
-        let options = self.options;
+        let options = self.options.shared_by(months);
         let (index, _) = self.open_month(month)?;
         let mut added = 0;
         for ((series, _, chunk), texts) in with_text {

@@ -15,6 +15,8 @@ mod disk_full;
 mod engine_basics;
 mod faults;
 mod fuzz_seeds;
+#[cfg(feature = "git")]
+mod git_import;
 mod history;
 mod hostile;
 mod limits;

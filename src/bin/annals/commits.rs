@@ -1,5 +1,5 @@
 //! `annals commits`: show, list and diff stored git commits, and import them from a
-//! repository.
+//! repository (`import`, with the `git` feature).
 
 use crate::CliError;
 use crate::output::{self, Format};
@@ -25,6 +25,10 @@ enum CommitsCommand {
     /// The stored diff of a commit's file, byte for byte (every file's, in order, without a
     /// path).
     Diff(DiffArgs),
+    /// Import the history of a git repository: every commit with the diff of each file
+    /// against its first parent, as `git log --numstat` and `git show` give them.
+    #[cfg(feature = "git")]
+    Import(ImportArgs),
 }
 
 #[derive(Args)]
@@ -90,6 +94,8 @@ pub fn run(data: &Path, args: CommitsArgs) -> Result<(), CliError> {
         CommitsCommand::Show(a) => show(data, a),
         CommitsCommand::Log(a) => log(data, a),
         CommitsCommand::Diff(a) => diff(data, a),
+        #[cfg(feature = "git")]
+        CommitsCommand::Import(a) => import(data, a),
     }
 }
 
@@ -341,5 +347,105 @@ fn diff(data: &Path, args: DiffArgs) -> Result<(), CliError> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+#[cfg(feature = "git")]
+#[derive(Args)]
+struct ImportArgs {
+    /// The repository (its work tree or its .git directory; bare repositories too).
+    path: std::path::PathBuf,
+    /// Name to store the commits under (`owner/repo`) [default: from the origin remote's
+    /// URL, or local/<directory name>].
+    #[arg(long)]
+    repository: Option<String>,
+    /// Import the history of this ref (branch, tag, remote branch or commit id)
+    /// [default: HEAD].
+    #[arg(long, conflicts_with = "all")]
+    branch: Option<String>,
+    /// Import the history of every branch, tag and remote branch.
+    #[arg(long)]
+    all: bool,
+    /// Only commits committed at or after this time: RFC 3339, a date, or now-90d.
+    #[arg(long)]
+    since: Option<String>,
+    /// Commits per write (each write is durable whole or not at all).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_commits: u32,
+    /// Threads computing diffs [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// `json` prints {"stored":N,"duplicates":D,"failed":F,"files":M,"inline_bytes":B,
+    /// "offloaded_bytes":O} at the end; `table` a sentence.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ShowFormat,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[cfg(feature = "git")]
+fn import(data: &Path, args: ImportArgs) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    let since = args.since.as_deref().map(|t| parse_time(t, now_ns())).transpose()?;
+    let history = History::from_engine(annals::Engine::open(data, crate::store_options())?);
+    let bar = if args.no_progress || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} commits ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    };
+    let options = annals::history::ImportOptions {
+        repository: args.repository,
+        branch: args.branch,
+        all: args.all,
+        since,
+        batch_commits: args.batch_commits as usize,
+        threads: args.threads,
+    };
+    let report = history.import_git(&args.path, &options, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    let closed = history.close();
+    let report = report?;
+    closed?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ShowFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "stored": report.stored,
+                "duplicates": report.duplicates,
+                "failed": report.failed,
+                "files": report.files,
+                "inline_bytes": report.inline_bytes,
+                "offloaded_bytes": report.offloaded_bytes,
+            })
+        )?,
+        ShowFormat::Table => writeln!(
+            out,
+            "imported {} into {}: {} stored ({} files, {} inline, {} in objects), {} duplicates, {} failed, in {:.1} s",
+            args.path.display(),
+            report.repository,
+            output::count(report.stored),
+            output::count(report.files),
+            output::bytes(report.inline_bytes),
+            output::bytes(report.offloaded_bytes),
+            output::count(report.duplicates),
+            output::count(report.failed),
+            report.seconds
+        )?,
+    }
+    if let Some(reason) = &report.stopped {
+        eprintln!("annals: the import stopped: {reason}; the commits before it are stored, run it again to go on");
+        return Err(CliError::Reported);
+    }
     Ok(())
 }

@@ -51,7 +51,7 @@ enum Command {
     Restore(lifecycle::RestoreArgs),
     /// Check every checksum and cross-reference; --repair drops damaged parts.
     Verify(report::VerifyArgs),
-    /// Git commits with their per-file diffs: show, log, diff.
+    /// Git commits with their per-file diffs: show, log, diff, import.
     Commits(commits::CommitsArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
     Demo(demo::DemoArgs),

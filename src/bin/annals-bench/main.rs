@@ -20,6 +20,7 @@ mod victoria;
 mod w1;
 mod w2;
 mod w3;
+mod w4;
 
 /// Options of every store the harness opens: retention never runs by itself (the workloads
 /// are history from 2016 and later, which the default policy would drop).
@@ -42,7 +43,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "all")]
     workload: Workload,
     /// quick: W1 100 hosts x 1 day, W2 200,000 lines; full: W1 1000 hosts x 3 days, W2
-    /// 1,000,000 lines. W3 is the NAB corpus as it is at either scale.
+    /// 1,000,000 lines. W3 is the NAB corpus as it is at either scale; W4 the whole history
+    /// of --repo.
     #[arg(long, value_enum, default_value = "quick")]
     scale: Scale,
     /// A run of a few minutes that checks the engines agree: W1 20 hosts x 6 h, W2 20,000
@@ -67,6 +69,9 @@ pub struct Args {
     /// Influx line protocol; w2.jsonl: annals JSON lines; w3.lp: line protocol) and stop.
     #[arg(long, value_name = "DIR")]
     emit: Option<PathBuf>,
+    /// W4: the git repository whose history is imported [default: annals' own checkout].
+    #[arg(long, value_name = "PATH")]
+    repo: Option<PathBuf>,
     /// Internal: load one engine (annals or sqlite) in this process and report its time and
     /// peak memory as JSON, so each engine's RSS is its own.
     #[arg(long, hide = true)]
@@ -78,6 +83,7 @@ pub enum Workload {
     W1,
     W2,
     W3,
+    W4,
     All,
 }
 
@@ -222,6 +228,14 @@ fn run(args: &Args) -> Result<bool, BenchError> {
             Err(e) => println!("W3 skipped: the NAB series are not readable at {}: {e}", nab.display()),
         }
     }
+    if args.runs(Workload::W4) {
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        if repo.join(".git").exists() || repo.join("HEAD").is_file() {
+            w4::run(&mut figures, &repo, runs, &dir, engines.sqlite)?;
+        } else {
+            println!("W4 skipped: {} is not a git repository (give one with --repo)", repo.display());
+        }
+    }
     let mut names = vec!["annals"];
     if engines.sqlite {
         names.push("sqlite");
@@ -229,7 +243,7 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if engines.victoria.is_some() {
         names.push("victoria");
     }
-    for baseline in [report::RAW, report::ZSTD, w1::DISK] {
+    for baseline in [report::RAW, report::ZSTD, w1::DISK, w4::GIT, "git gc", "git gc --aggressive"] {
         if figures.figures.iter().any(|f| f.engine == baseline) {
             names.push(baseline);
         }

@@ -379,9 +379,19 @@ struct ImportArgs {
     /// "offloaded_bytes":O} at the end; `table` a sentence.
     #[arg(long, value_enum, default_value = "table")]
     format: ShowFormat,
-    /// No progress bar, even on a terminal.
-    #[arg(long)]
-    no_progress: bool,
+    /// Progress display [default: bar on a terminal, none otherwise]. `json` prints
+    /// {"durable_commits":S,"duplicates":D,"done":N,"total":T} to stderr after every stored
+    /// batch (S commits of this run are durable).
+    #[arg(long, value_enum)]
+    progress: Option<ImportProgressArg>,
+}
+
+#[cfg(feature = "git")]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportProgressArg {
+    Bar,
+    Json,
+    None,
 }
 
 #[cfg(feature = "git")]
@@ -389,7 +399,12 @@ fn import(data: &Path, args: ImportArgs) -> Result<(), CliError> {
     use std::io::IsTerminal;
     let since = args.since.as_deref().map(|t| parse_time(t, now_ns())).transpose()?;
     let history = History::from_engine(annals::Engine::open(data, crate::store_options())?);
-    let bar = if args.no_progress || !std::io::stderr().is_terminal() {
+    let progress = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
+        ImportProgressArg::Bar
+    } else {
+        ImportProgressArg::None
+    });
+    let bar = if progress != ImportProgressArg::Bar {
         indicatif::ProgressBar::hidden()
     } else {
         let bar = indicatif::ProgressBar::new(0).with_style(
@@ -410,6 +425,12 @@ fn import(data: &Path, args: ImportArgs) -> Result<(), CliError> {
     let report = history.import_git(&args.path, &options, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
+        if progress == ImportProgressArg::Json {
+            eprintln!(
+                "{{\"durable_commits\":{},\"duplicates\":{},\"done\":{},\"total\":{}}}",
+                p.stored, p.duplicates, p.done, p.total
+            );
+        }
     });
     bar.finish_and_clear();
     let closed = history.close();

@@ -20,6 +20,7 @@ mod xdiff;
 use super::History;
 use crate::error::{Error, Result};
 use crate::model::{CommitData, CommitHash, DiffData, path_text};
+use crate::time::Month;
 use gix::ObjectId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,10 @@ pub struct ImportProgress {
     pub total: u64,
     /// Commits looked at so far.
     pub done: u64,
+    /// Commits stored so far: durable, the store's durability mode permitting.
+    pub stored: u64,
+    /// Commits found stored already.
+    pub duplicates: u64,
 }
 
 /// What an import did (the CLI's `--format json` prints the first six).
@@ -104,6 +109,9 @@ impl GitError {
         GitError(format!("object {id}: {e}"))
     }
 }
+
+/// Months of history the head may hold during an import before it is flushed.
+const IMPORT_MONTHS_PER_FLUSH: usize = 4;
 
 /// A commit to import: its id and the ref it was reached from.
 #[derive(Debug, Clone)]
@@ -159,6 +167,8 @@ impl History {
         progress(ImportProgress {
             total,
             done: report.duplicates,
+            stored: 0,
+            duplicates: report.duplicates,
         });
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -204,8 +214,13 @@ impl History {
             }));
         }
         drop(tx);
-        let outcome = self.store_in_order(&rx, todo.len(), options.batch_commits, &mut report, &mut |done| {
-            progress(ImportProgress { total, done })
+        let outcome = self.store_in_order(&rx, todo.len(), options.batch_commits, &mut report, &mut |r: &ImportReport| {
+            progress(ImportProgress {
+                total,
+                done: r.stored + r.duplicates + r.failed,
+                stored: r.stored,
+                duplicates: r.duplicates,
+            })
         });
         stop.store(true, Ordering::Relaxed);
         drop(rx);
@@ -228,13 +243,14 @@ impl History {
         count: usize,
         batch_commits: usize,
         report: &mut ImportReport,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(&ImportReport),
     ) -> Result<()> {
         let mut waiting: BTreeMap<usize, Prepared> = BTreeMap::new();
         let mut next = 0;
         let mut batch: Vec<Prepared> = Vec::with_capacity(batch_commits);
         let mut batch_bytes = 0usize;
-        let base = report.duplicates;
+        // Months the head holds commits of since the last flush (see below).
+        let mut head_months = std::collections::BTreeSet::new();
         while next < count {
             let Ok((i, prepared)) = rx.recv() else {
                 return Err(Error::Invariant("the git import workers stopped early".into()));
@@ -255,10 +271,19 @@ impl History {
                 batch.push(prepared);
                 // A batch is one WAL record: bounded by commits and by bytes.
                 if batch.len() >= batch_commits || batch_bytes >= 32 << 20 || next == count {
+                    // History spans years, and a flush keeps a full-text writer open for
+                    // every month it holds: flushing before the head spans more than a few
+                    // months keeps that to a few writers.
+                    let months: std::collections::BTreeSet<Month> = batch.iter().map(|(c, _)| Month::of(c.timestamp)).collect();
+                    if !head_months.is_empty() && head_months.union(&months).count() > IMPORT_MONTHS_PER_FLUSH {
+                        self.engine.flush()?;
+                        head_months.clear();
+                    }
+                    head_months.extend(months);
                     let stored = self.store_import_batch(&batch, report)?;
                     batch.clear();
                     batch_bytes = 0;
-                    progress(base + next as u64);
+                    progress(report);
                     if !stored {
                         report.failed += (count - next) as u64;
                         return Ok(());

@@ -121,6 +121,16 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
+    /// The object store (an S3-compatible bucket) failed a request or refused its
+    /// configuration; nothing that needed it was stored.
+    #[error("object store {location}: {reason}")]
+    ObjectStore {
+        /// The bucket and key, `s3://bucket/key`.
+        location: String,
+        /// What the store answered.
+        reason: String,
+    },
+
     /// A git repository could not be read (an import of its history).
     #[error("git repository {}: {reason}", path.display())]
     Git {

@@ -85,6 +85,7 @@ pub use model::{
     PerformanceData, SeriesId, SeriesKey, SeriesKind, StorageMetadata, StorageResult, StorageStatus, ValueType, path_bytes, path_text,
     quote_path,
 };
+pub use objects::{ObjectStoreConfig, S3Config};
 pub use options::{CompactionOptions, DEFAULT_INLINE_DIFF_MAX_BYTES, Durability, Limits, Options, QueryLimits};
 pub use query::{
     Aggregate, AggregateFn, Bucket, FieldFilter, Fill, MatchCount, Query, QueryResult, QueryRow, SearchHit, SearchOrder, SearchQuery,

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Limit, Result};
 use crate::model::{Batch, FieldValue, SeriesKey};
+use crate::objects::ObjectStoreConfig;
 use crate::time::Clock;
 use std::time::Duration;
 
@@ -166,6 +167,10 @@ pub struct Options {
     /// the diffs beside it; a larger one goes to the object store (default 256 KiB;
     /// `limits.max_string_value_bytes` caps it).
     pub inline_diff_max_bytes: usize,
+    /// Where diffs over the inline limit are kept: `objects/` in the data directory
+    /// (default), or an S3-compatible bucket ([`ObjectStoreConfig::from_env`] reads the
+    /// original design's `AWS_*` variables).
+    pub objects: ObjectStoreConfig,
     /// Flush from a background thread (default true). When false, writers flush inline when
     /// the head is full.
     pub background_flush: bool,
@@ -259,6 +264,7 @@ impl Default for Options {
             block_max_rows: 16_384,
             zstd_level: 3,
             inline_diff_max_bytes: DEFAULT_INLINE_DIFF_MAX_BYTES,
+            objects: ObjectStoreConfig::Local,
             background_flush: true,
             flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             create_if_missing: true,

@@ -24,7 +24,6 @@ use crate::lifecycle::{ArchiveReport, RestoreReport};
 use crate::manifest::Manifest;
 use crate::manifest::SegmentMeta;
 use crate::model::{FieldValue, SeriesId};
-use crate::objects::LocalObjects;
 use crate::segment::SegmentReader;
 use crate::time::Month;
 use std::collections::BTreeSet;
@@ -63,7 +62,7 @@ impl Inner {
         }
         let series = self.catalog_slice(&metas);
         let object_keys = self.object_keys(&metas)?;
-        let objects = LocalObjects::new(self.fs.clone(), &self.dir);
+        let objects = &self.objects;
         let total: u64 = metas.iter().map(|m| m.file_len).sum();
         let mut done = 0;
         let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
@@ -200,7 +199,7 @@ impl Inner {
         let mut done = 0;
         let mut written: Vec<PathBuf> = Vec::new();
         let cleanup = |written: &[PathBuf]| self.remove_unpublished(written.iter().map(|p| p.as_path()));
-        let objects = LocalObjects::new(self.fs.clone(), &self.dir);
+        let objects = &self.objects;
         let mut objects_written = 0;
         let outcome = (|| -> Result<Vec<Arc<SegmentReader>>> {
             archive::verify(

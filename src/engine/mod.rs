@@ -107,6 +107,8 @@ pub struct Engine {
 /// `publish`), and the background threads (`background`). What the handle was opened with
 /// and whether it still takes writes are shared by all.
 pub(crate) struct Inner {
+    /// Where diffs over the inline limit are kept.
+    objects: crate::objects::Objects,
     /// Every change to the disk goes through this.
     fs: crate::io::Fs,
     dir: PathBuf,
@@ -247,8 +249,9 @@ impl Engine {
     }
 
     /// The file system the store writes through.
-    pub(crate) fn fs(&self) -> &crate::io::Fs {
-        &self.inner.fs
+    /// The store's object store (large diffs).
+    pub(crate) fn objects(&self) -> &crate::objects::Objects {
+        &self.inner.objects
     }
 
     /// The options the store was opened with.

@@ -203,7 +203,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     let head_started = (!head.is_empty()).then(Instant::now);
     let head = HeadRef::new(head);
     report.duration = started.elapsed();
+    let objects = crate::objects::Objects::open(&options.objects, fs.clone(), dir)?;
     Ok(Inner {
+        objects,
         fs,
         dir: dir.to_path_buf(),
         data_dir,

@@ -298,7 +298,7 @@ impl History {
             let mut keys = Vec::with_capacity(accepted[at].diffs.len());
             for diff in accepted[at].diffs {
                 let key = match &diff.diff_content {
-                    Some(content) if content.len() > inline_max => match self.objects.put(content) {
+                    Some(content) if content.len() > inline_max => match self.objects().put(content) {
                         Ok(key) => Some(key),
                         Err(e) => {
                             let c = &accepted[at];
@@ -499,7 +499,7 @@ impl History {
         for (_, row) in file_rows(&snapshot, &key, &commit, &fields)? {
             let file = diff_from(&row);
             let bytes = match &file.stored {
-                DiffStorage::Object { key } => Some(self.objects.get(key)?),
+                DiffStorage::Object { key } => Some(self.objects().get(key)?),
                 DiffStorage::Inline => inline_diff(row),
                 DiffStorage::Absent => None,
             };
@@ -526,7 +526,7 @@ impl History {
             return Ok(None);
         };
         if let DiffStorage::Object { key } = diff_from(&row).stored {
-            return self.objects.get(&key).map(Some);
+            return self.objects().get(&key).map(Some);
         }
         Ok(inline_diff(row))
     }

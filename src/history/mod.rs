@@ -187,8 +187,6 @@ pub struct DataResponse {
 #[derive(Debug)]
 pub struct History {
     engine: Engine,
-    /// Diffs above the inline limit.
-    objects: crate::objects::LocalObjects,
 }
 
 impl History {
@@ -199,8 +197,12 @@ impl History {
 
     /// Wraps an open engine.
     pub fn from_engine(engine: Engine) -> History {
-        let objects = crate::objects::LocalObjects::new(engine.fs().clone(), engine.dir());
-        History { engine, objects }
+        History { engine }
+    }
+
+    /// Diffs above the inline limit.
+    fn objects(&self) -> &crate::objects::Objects {
+        self.engine.objects()
     }
 
     /// The engine underneath.

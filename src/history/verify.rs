@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::files::FileKind;
 use crate::model::{COMMIT_MEASUREMENT, CommitHash, DIFF_MEASUREMENT, FieldValue, SeriesKind};
+use crate::objects::ObjectStoreConfig;
 use crate::options::{CompactionOptions, Options};
 use crate::query::Query;
 use crate::scan::SeriesSelector;
@@ -18,18 +19,19 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Verifies the store in `dir` (closed, not open elsewhere): every checksum and
-/// cross-reference of its files, then its commits and objects. With `repair`, drops what
-/// is damaged (see [`crate::verify::verify`]), removes orphan objects, and removes a commit
-/// index that disagrees with the rows so the next open rebuilds it.
+/// cross-reference of its files, then its commits and the objects in `objects` (where the
+/// store keeps them). With `repair`, drops what is damaged (see
+/// [`crate::verify::verify`]), removes orphan objects, and removes a commit index that
+/// disagrees with the rows so the next open rebuilds it.
 ///
 /// ```
 /// use annals::history::{History, verify_store};
 /// let dir = tempfile::tempdir().unwrap();
 /// History::open(dir.path(), annals::Options::default()).unwrap().close().unwrap();
-/// let report = verify_store(dir.path(), false).unwrap();
+/// let report = verify_store(dir.path(), false, annals::ObjectStoreConfig::Local).unwrap();
 /// assert!(report.is_clean(), "{report:?}");
 /// ```
-pub fn verify_store(dir: &Path, repair: bool) -> Result<VerifyReport> {
+pub fn verify_store(dir: &Path, repair: bool, objects: ObjectStoreConfig) -> Result<VerifyReport> {
     let mut report = crate::verify::verify(dir, repair)?;
     if !report.is_clean() && !repair {
         report
@@ -45,6 +47,7 @@ pub fn verify_store(dir: &Path, repair: bool) -> Result<VerifyReport> {
             ..CompactionOptions::default()
         },
         retention: crate::lifecycle::RetentionOptions::manual(),
+        objects: objects.clone(),
         ..Options::default()
     };
     let history = match Engine::open(dir, options) {
@@ -71,6 +74,7 @@ pub fn verify_store(dir: &Path, repair: bool) -> Result<VerifyReport> {
             Options {
                 create_if_missing: false,
                 background_flush: false,
+                objects,
                 ..Options::default()
             },
         )?
@@ -155,11 +159,11 @@ fn check_commits(history: &History, repair: bool, report: &mut VerifyReport) -> 
         }
     }
 
-    let present: BTreeSet<String> = history.objects.keys()?.into_iter().collect();
+    let present: BTreeSet<String> = history.objects().keys()?.into_iter().collect();
     for (key, hash, path) in &naming {
         if !present.contains(key) {
             report.problems.push(Problem {
-                file: history.objects.path(key),
+                file: history.objects().path(key),
                 offset: 0,
                 what: format!("object {key} is missing: the diff of {path} in commit {hash} cannot be read"),
             });
@@ -167,7 +171,7 @@ fn check_commits(history: &History, repair: bool, report: &mut VerifyReport) -> 
     }
     for key in &present {
         report.objects += 1;
-        match history.objects.get(key) {
+        match history.objects().get(key) {
             Ok(bytes) => report.object_bytes += bytes.len() as u64,
             Err(Error::Corruption { file, kind, .. }) => report.problems.push(Problem {
                 file,
@@ -189,7 +193,7 @@ fn check_commits(history: &History, repair: bool, report: &mut VerifyReport) -> 
         );
         if repair {
             for key in &orphans {
-                history.objects.remove(key)?;
+                history.objects().remove(key)?;
             }
             report.repairs.push(format!("removed {what}"));
         } else {

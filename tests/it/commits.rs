@@ -503,7 +503,7 @@ fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects()
         );
     }
     history.close().unwrap();
-    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    let report = annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::Local).unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(
         (report.commits, report.commit_files, report.objects, report.orphan_objects),
@@ -520,7 +520,7 @@ fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects()
     assert_eq!((archived.objects, archived.missing_objects.len()), (3, 0));
     assert_eq!(archived.object_bytes, 3 * big_diff(0).len() as u64);
     history.close().unwrap();
-    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    let report = annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::Local).unwrap();
     assert!(report.is_clean(), "orphans are harmless: {report:?}");
     assert_eq!((report.commits, report.orphan_objects), (0, 3));
     assert!(report.notes.iter().any(|n| n.starts_with("3 orphan objects")), "{:?}", report.notes);
@@ -532,7 +532,7 @@ fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects()
         "{:?}",
         report.notes
     );
-    let report = annals::history::verify_store(dir.path(), true).unwrap();
+    let report = annals::history::verify_store(dir.path(), true, annals::ObjectStoreConfig::Local).unwrap();
     assert_eq!(report.repairs.len(), 1, "{:?}", report.repairs);
     assert!(object_files(dir.path()).is_empty());
 
@@ -545,7 +545,11 @@ fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects()
         assert_eq!(status(&history, i), StorageStatus::Duplicate);
     }
     history.close().unwrap();
-    assert!(annals::history::verify_store(dir.path(), false).unwrap().is_clean());
+    assert!(
+        annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::Local)
+            .unwrap()
+            .is_clean()
+    );
 
     // A damaged object and a missing one are problems naming the commit and file.
     let mut objects = object_files(dir.path());
@@ -554,7 +558,7 @@ fn archives_carry_objects_and_verify_finds_orphans_missing_and_damaged_objects()
     damaged[10] ^= 0x40;
     std::fs::write(&objects[0], damaged).unwrap();
     std::fs::remove_file(&objects[1]).unwrap();
-    let report = annals::history::verify_store(dir.path(), false).unwrap();
+    let report = annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::Local).unwrap();
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     assert!(
         report

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs git in `repo` with no user or system configuration, so the defaults are git's.
-fn git(repo: &Path, args: &[&str]) -> Output {
+pub(crate) fn git(repo: &Path, args: &[&str]) -> Output {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -247,7 +247,7 @@ fn an_imported_repository_matches_git_log_numstat_and_git_show_byte_for_byte() {
     let again = history.import_git(&repo, &options, &mut |_| {}).unwrap();
     assert_eq!((again.stored, again.duplicates, again.failed), (0, 9, 0), "{again:?}");
     history.close().unwrap();
-    let verified = annals::history::verify_store(&store, false).unwrap();
+    let verified = annals::history::verify_store(&store, false, annals::ObjectStoreConfig::Local).unwrap();
     assert!(verified.is_clean() && verified.orphan_objects == 0, "{verified:?}");
 }
 
@@ -313,7 +313,7 @@ fn the_cli_imports_with_progress_and_json_and_reimports_as_duplicates() {
 /// A repository of `n` commits made with `git fast-import`, one a day: each rewrites
 /// `big.txt` whole (a diff of about 640 KiB, over the inline limit, so an object) and
 /// edits a small file. Returns the commit hashes, oldest first.
-fn big_history(repo: &Path, n: usize) -> Vec<String> {
+pub(crate) fn big_history(repo: &Path, n: usize) -> Vec<String> {
     use std::io::Write;
     git(repo, &["init", "-q", "-b", "main"]);
     let mut stream = Vec::new();
@@ -422,7 +422,7 @@ fn sigkill_during_import_leaves_every_acknowledged_commit_whole() {
         // Commits are imported oldest first: this run's durable ones follow the earlier
         // runs' acknowledged ones.
         acknowledged += durable;
-        let report = annals::history::verify_store(&data, false).unwrap();
+        let report = annals::history::verify_store(&data, false, annals::ObjectStoreConfig::Local).unwrap();
         assert!(report.is_clean(), "{context}: {:?} {:?}", report.problems, report.notes);
         let history = History::open(&data, options()).unwrap();
         for (i, hash) in hashes.iter().enumerate() {
@@ -457,7 +457,7 @@ fn sigkill_during_import_leaves_every_acknowledged_commit_whole() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report = annals::history::verify_store(&data, true).unwrap();
+    let report = annals::history::verify_store(&data, true, annals::ObjectStoreConfig::Local).unwrap();
     assert!(report.is_clean(), "{report:?}");
     let history = History::open(&data, options()).unwrap();
     assert_eq!(history.engine().commit_count(), hashes.len(), "seed {seed}");

@@ -27,5 +27,7 @@ mod poison;
 mod queries;
 mod query_model;
 mod retention;
+#[cfg(all(feature = "s3", feature = "git"))]
+mod s3;
 mod text_search;
 mod tsbs;

@@ -79,10 +79,12 @@ impl From<std::io::Error> for CliError {
 }
 
 /// Options of every store the command line opens: a command runs briefly, so retention
-/// runs only when asked (`annals retention --apply`).
+/// runs only when asked (`annals retention --apply`); large diffs go to the S3 bucket the
+/// `AWS_*` variables name, if any.
 pub fn store_options() -> annals::Options {
     annals::Options {
         retention: annals::lifecycle::RetentionOptions::manual(),
+        objects: annals::ObjectStoreConfig::from_env(),
         ..annals::Options::default()
     }
 }

@@ -125,7 +125,7 @@ pub fn stats(data: &Path, args: StatsArgs) -> Result<(), CliError> {
 }
 
 pub fn verify(data: &Path, args: VerifyArgs) -> Result<(), CliError> {
-    let report = annals::history::verify_store(data, args.repair)?;
+    let report = annals::history::verify_store(data, args.repair, annals::ObjectStoreConfig::from_env())?;
     let mut out = std::io::stdout().lock();
     if args.format == ReportFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?)?;

@@ -5,12 +5,164 @@
 //! once however many commits carry them. An object is written (temporary file, fsync,
 //! rename, fsync of the directory) before the commit row that names it reaches the WAL, so
 //! a crash leaves at most an object nothing names, never a commit naming a missing object.
-//! Every read checks the bytes against the key.
+//! Every read checks the bytes against the key. With the `s3` feature the objects can live
+//! in an S3-compatible bucket instead ([`ObjectStoreConfig::S3`]), under the same keys.
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::io::{self, Fs};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+
+#[cfg(feature = "s3")]
+mod s3;
+
+/// Where the store keeps objects (diffs over the inline limit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ObjectStoreConfig {
+    /// Files under `<data directory>/objects/`.
+    #[default]
+    Local,
+    /// An S3-compatible bucket (feature `s3`).
+    S3(S3Config),
+}
+
+/// An S3-compatible bucket, as the original design configured it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct S3Config {
+    /// The bucket (`AWS_S3_BUCKET`).
+    pub bucket: String,
+    /// The region (`AWS_REGION`; `us-east-1` when unset).
+    pub region: Option<String>,
+    /// The endpoint of an S3-compatible service (`AWS_ENDPOINT_URL`), e.g.
+    /// `http://127.0.0.1:9000`; Amazon's when unset.
+    pub endpoint: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Option<String>,
+    /// Prepended to every key (default `objects/`).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs and error messages.
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStoreConfig {
+    /// The configuration the environment gives: an S3 bucket when `AWS_S3_BUCKET` is set
+    /// (with `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`), the local directory otherwise.
+    pub fn from_env() -> ObjectStoreConfig {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        match var("AWS_S3_BUCKET") {
+            Some(bucket) => ObjectStoreConfig::S3(S3Config {
+                bucket,
+                region: var("AWS_REGION"),
+                endpoint: var("AWS_ENDPOINT_URL"),
+                access_key_id: var("AWS_ACCESS_KEY_ID"),
+                secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+                prefix: "objects/".to_string(),
+            }),
+            None => ObjectStoreConfig::Local,
+        }
+    }
+}
+
+/// The object store of an open store.
+#[derive(Debug)]
+pub(crate) enum Objects {
+    /// Files in the data directory.
+    Local(LocalObjects),
+    /// A bucket.
+    #[cfg(feature = "s3")]
+    S3(s3::S3Objects),
+}
+
+impl Objects {
+    /// The object store `config` names, for the store in `store_dir`.
+    pub(crate) fn open(config: &ObjectStoreConfig, fs: Fs, store_dir: &Path) -> Result<Objects> {
+        match config {
+            ObjectStoreConfig::Local => Ok(Objects::Local(LocalObjects::new(fs, store_dir))),
+            #[cfg(feature = "s3")]
+            ObjectStoreConfig::S3(s3) => {
+                if s3.bucket.is_empty() {
+                    return Err(Error::invalid("the S3 bucket name is empty"));
+                }
+                Ok(Objects::S3(s3::S3Objects::connect(s3)?))
+            }
+            #[cfg(not(feature = "s3"))]
+            ObjectStoreConfig::S3(_) => Err(Error::invalid(
+                "an S3 object store is configured, but this build of annals has no S3 support (feature `s3`)",
+            )),
+        }
+    }
+
+    /// Stores `bytes` durably and returns their key.
+    pub(crate) fn put(&self, bytes: &[u8]) -> Result<String> {
+        match self {
+            Objects::Local(l) => l.put(bytes),
+            #[cfg(feature = "s3")]
+            Objects::S3(s) => s.put(bytes),
+        }
+    }
+
+    /// The bytes of `key`, checked; a missing object is corruption (a commit names it).
+    pub(crate) fn get(&self, key: &str) -> Result<Vec<u8>> {
+        match self.get_if_present(key)? {
+            Some(bytes) => Ok(bytes),
+            None => Err(Error::Corruption {
+                file: self.path(key),
+                offset: 0,
+                kind: CorruptionKind::Malformed(format!("object {key} is missing")),
+            }),
+        }
+    }
+
+    /// The bytes of `key` when present, checked.
+    pub(crate) fn get_if_present(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Objects::Local(l) => l.get_if_present(key),
+            #[cfg(feature = "s3")]
+            Objects::S3(s) => s.get_if_present(key),
+        }
+    }
+
+    /// Keys of every object, sorted.
+    pub(crate) fn keys(&self) -> Result<Vec<String>> {
+        match self {
+            Objects::Local(l) => l.keys(),
+            #[cfg(feature = "s3")]
+            Objects::S3(s) => s.keys(),
+        }
+    }
+
+    /// Removes `key`; a missing one is not an error.
+    pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        match self {
+            Objects::Local(l) => l.remove(key),
+            #[cfg(feature = "s3")]
+            Objects::S3(s) => s.remove(key),
+        }
+    }
+
+    /// Where `key` is kept (a path, or `s3://bucket/key`), for messages.
+    pub(crate) fn path(&self, key: &str) -> PathBuf {
+        match self {
+            Objects::Local(l) => l.path(key),
+            #[cfg(feature = "s3")]
+            Objects::S3(s) => s.describe(key),
+        }
+    }
+}
 
 /// Directory of the objects inside a store.
 pub(crate) const OBJECTS_DIR: &str = "objects";

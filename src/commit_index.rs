@@ -37,6 +37,8 @@ pub(crate) struct CommitIndex {
     stored: Vec<(CommitHash, CommitLocation)>,
     /// Entries of rows not flushed yet.
     pending: BTreeMap<CommitHash, CommitLocation>,
+    /// The oldest and newest timestamp of all entries (listings start from them).
+    bounds: Option<(i64, i64)>,
 }
 
 impl CommitIndex {
@@ -71,10 +73,13 @@ impl CommitIndex {
         if stored.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(damaged("entries are not sorted by hash"));
         }
-        Ok(CommitIndex {
+        let mut index = CommitIndex {
             stored,
             pending: BTreeMap::new(),
-        })
+            bounds: None,
+        };
+        index.bounds = index.scan_bounds();
+        Ok(index)
     }
 
     /// The sealed file of every entry whose commit row has a record id up to `up_to`: what a
@@ -130,6 +135,8 @@ impl CommitIndex {
     pub(crate) fn insert(&mut self, hash: CommitHash, location: CommitLocation) {
         if !self.contains(&hash) {
             self.pending.insert(hash, location);
+            let t = location.timestamp;
+            self.bounds = Some(self.bounds.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
         }
     }
 
@@ -182,7 +189,25 @@ impl CommitIndex {
         let before = self.len();
         self.stored.retain(|(_, l)| !drop(l));
         self.pending.retain(|_, l| !drop(l));
+        self.bounds = self.scan_bounds();
         before - self.len()
+    }
+
+    /// The oldest and the newest commit timestamp of the entries (archived commits
+    /// included), or `None` when there are none.
+    pub(crate) fn time_bounds(&self) -> Option<(i64, i64)> {
+        self.bounds
+    }
+
+    fn scan_bounds(&self) -> Option<(i64, i64)> {
+        self.stored
+            .iter()
+            .map(|(_, l)| l.timestamp)
+            .chain(self.pending.values().map(|l| l.timestamp))
+            .fold(None, |bounds, t| match bounds {
+                None => Some((t, t)),
+                Some((lo, hi)) => Some((lo.min(t), hi.max(t))),
+            })
     }
 
     /// Number of commits.

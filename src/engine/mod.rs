@@ -275,6 +275,11 @@ impl Engine {
         self.inner.writes.commits.read().find_prefix(prefix, limit)
     }
 
+    /// The oldest and newest commit timestamps of the commit index.
+    pub(crate) fn commit_time_bounds(&self) -> Option<(i64, i64)> {
+        self.inner.writes.commits.read().time_bounds()
+    }
+
     /// Number of commits the store holds.
     pub fn commit_count(&self) -> usize {
         self.inner.writes.commits.read().len()

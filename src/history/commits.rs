@@ -431,53 +431,74 @@ impl History {
         if let Some(after) = &after {
             end = end.min(after.timestamp.saturating_add(1));
         }
-        let range = TimeRange::new(request.start_time.unwrap_or(i64::MIN), end);
+        let start = request.start_time.unwrap_or(i64::MIN);
         let snapshot = self.engine.snapshot();
+        // Commits lie between the oldest and the newest the commit index knows.
+        let Some((oldest, newest)) = self.engine.commit_time_bounds() else {
+            return Ok(CommitPage {
+                commits: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let (start, end) = (start.max(oldest), end.min(newest.saturating_add(1)));
         let touching = match &request.path {
-            Some(prefix) => Some(hashes_touching(&snapshot, request.repository.as_deref(), range, prefix)?),
+            Some(prefix) => Some(hashes_touching(
+                &snapshot,
+                request.repository.as_deref(),
+                TimeRange::new(start, end),
+                prefix,
+            )?),
             None => None,
         };
-        // Rows stream newest first; the page stops at the limit, so a listing reads only
-        // what it returns (plus, with a path filter, the commits it skips).
-        let query = Query {
-            selector,
-            range,
-            order: Order::Descending,
-            ..Query::default()
-        };
-        let mut result = snapshot.query(&query)?;
-        let columns = result.value_columns.clone();
-        let hash_column = columns.iter().position(|c| c == "commit_hash");
+        // Newest first, in windows that double backwards from the end: a page of recent
+        // commits reads the segments of the last days or months only, not of all history
+        // (a query over all of it opens every series of every segment to merge them).
         let mut commits: Vec<StoredCommit> = Vec::new();
         let mut more = false;
-        for row in result.by_ref() {
-            let row = row?;
-            let (Some(id), Some(record_id), Some(time)) = (row.series, row.record_id, row.time) else {
-                continue;
+        let mut window_end = end;
+        let mut width: i64 = 86_400 * 1_000_000_000;
+        while window_end > start && !more {
+            let window_start = window_end.saturating_sub(width).max(start);
+            let query = Query {
+                selector: selector.clone(),
+                range: TimeRange::new(window_start, window_end),
+                order: Order::Descending,
+                ..Query::default()
             };
-            if after.as_ref().is_some_and(|a| a.covers(time, record_id)) {
-                continue;
-            }
-            if let Some(hashes) = &touching {
-                let hash = hash_column
-                    .and_then(|c| row.values.get(c))
-                    .and_then(|v| v.as_ref())
-                    .and_then(FieldValue::as_str);
-                if !hash.is_some_and(|h| hashes.contains(h)) {
+            let mut result = snapshot.query(&query)?;
+            let columns = result.value_columns.clone();
+            let hash_column = columns.iter().position(|c| c == "commit_hash");
+            for row in result.by_ref() {
+                let row = row?;
+                let (Some(id), Some(record_id), Some(time)) = (row.series, row.record_id, row.time) else {
+                    continue;
+                };
+                if after.as_ref().is_some_and(|a| a.covers(time, record_id)) {
                     continue;
                 }
+                if let Some(hashes) = &touching {
+                    let hash = hash_column
+                        .and_then(|c| row.values.get(c))
+                        .and_then(|v| v.as_ref())
+                        .and_then(FieldValue::as_str);
+                    if !hash.is_some_and(|h| hashes.contains(h)) {
+                        continue;
+                    }
+                }
+                if commits.len() == request.limit {
+                    more = true;
+                    break;
+                }
+                let Some(key) = snapshot.series_key(id) else { continue };
+                let fields: Vec<(Arc<str>, FieldValue)> = columns
+                    .iter()
+                    .zip(&row.values)
+                    .filter_map(|(c, v)| v.clone().map(|v| (Arc::from(c.as_str()), v)))
+                    .collect();
+                commits.push(commit_from(&key, time, record_id, &fields));
             }
-            if commits.len() == request.limit {
-                more = true;
-                break;
-            }
-            let Some(key) = snapshot.series_key(id) else { continue };
-            let fields: Vec<(Arc<str>, FieldValue)> = columns
-                .iter()
-                .zip(&row.values)
-                .filter_map(|(c, v)| v.clone().map(|v| (Arc::from(c.as_str()), v)))
-                .collect();
-            commits.push(commit_from(&key, time, record_id, &fields));
+            window_end = window_start;
+            width = width.saturating_mul(2);
         }
         let next_cursor = match commits.last() {
             Some(last) if more => Some(PageEnd::after(&commits, last.commit.timestamp, after.as_ref()).encode()),

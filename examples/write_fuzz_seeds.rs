@@ -156,6 +156,13 @@ fn main() {
 {"kind":"point","timestamp":1,"measurement":"m","fields":{"a":1,"b":true}}
 "#,
     );
+    put(
+        "jsonl",
+        "commits",
+        br#"{"kind":"commit","timestamp":"2026-11-01T10:00:00Z","commit_hash":"4b825dc642cb6eb9a060e54bf8d69288fbee4904","message":"Fix the flush order","author":"Ada","author_email":"ada@example.com","repository":"acme/app","branch":"main","diffs":[{"file_path":"src/flush.rs","additions":2,"deletions":1,"diff_content":"QEAgLTEgKzEsMiBAQAotYQorYgorYwo="},{"file_path":"docs/new.md","old_path":"docs/old.md","binary":false}]}
+{"kind":"commit","timestamp":1,"commit_hash":"zz","message":"m","author":"a","repository":"r","branch":"b","diffs":[{"file_path":"x","diff_content":"not base64!"}]}
+"#,
+    );
     let mut codec_seed = vec![2u8];
     for v in [1234i16, 1250, 1199, -5, 0] {
         codec_seed.extend_from_slice(&v.to_le_bytes());

@@ -293,7 +293,7 @@ mod tests {
         // An archive header has no checksum of its own.
         let archive = FileKind::Archive.header(&[0; 4]);
         assert_eq!(archive.len(), 16);
-        assert_eq!(FileKind::Archive.check_header(path, &archive).unwrap().version, 1);
+        assert_eq!(FileKind::Archive.check_header(path, &archive).unwrap().version, 2);
     }
 
     #[test]

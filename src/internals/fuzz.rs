@@ -146,13 +146,19 @@ fn ingest(format: Format, precision: Precision, data: &[u8]) {
         expected_line += 1;
         assert_eq!(number, expected_line, "line numbers count every line");
         let before = batch.len();
+        let commits_before = parser.pending_commits().0;
         match line {
             Line::Text(text) => match parser.parse_into(text, number, 0, &mut batch) {
-                // One row per line, or up to three for an alert with its resolution.
-                Ok(true) => assert!((before + 1..=before + 3).contains(&batch.len())),
+                // One row per line, up to three for an alert with its resolution, or a
+                // commit kept aside for the commit store.
+                Ok(true) => assert!(
+                    (before + 1..=before + 3).contains(&batch.len())
+                        || (batch.len() == before && parser.pending_commits().0 == commits_before + 1)
+                ),
                 Ok(false) => assert_eq!(batch.len(), before),
                 Err(e) => {
                     assert_eq!(batch.len(), before, "a rejected line adds nothing");
+                    assert_eq!(parser.pending_commits().0, commits_before, "a rejected commit line is not kept");
                     assert!(e.to_string().contains(&format!("line {number}")), "{e} names line {number}");
                 }
             },

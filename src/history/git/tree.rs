@@ -32,26 +32,20 @@ pub(crate) enum Change {
     },
 }
 
-/// A tree entry as the walk needs it.
-struct TreeItem {
-    name: Vec<u8>,
-    mode: gix::object::tree::EntryMode,
-    id: ObjectId,
+/// A tree entry as the walk needs it, borrowed from its tree's bytes.
+type TreeItem<'t> = gix::objs::tree::EntryRef<'t>;
+
+/// The tree `id` (`None`: the empty tree), kept while its entries are walked.
+fn read_tree(repo: &gix::Repository, id: Option<ObjectId>) -> Result<Option<gix::Tree<'_>>, GitError> {
+    id.map(|id| repo.find_tree(id).map_err(|e| GitError::object(id, e))).transpose()
 }
 
-fn read_tree(repo: &gix::Repository, id: Option<ObjectId>) -> Result<Vec<TreeItem>, GitError> {
-    let Some(id) = id else { return Ok(Vec::new()) };
-    let tree = repo.find_tree(id).map_err(|e| GitError::object(id, e))?;
-    let decoded = tree.decode().map_err(|e| GitError::object(id, e))?;
-    Ok(decoded
-        .entries
-        .iter()
-        .map(|e| TreeItem {
-            name: e.filename.to_vec(),
-            mode: e.mode,
-            id: e.oid.to_owned(),
-        })
-        .collect())
+/// The entries of a tree [`read_tree`] read.
+fn entries<'t>(tree: &'t Option<gix::Tree<'_>>) -> Result<Vec<TreeItem<'t>>, GitError> {
+    match tree {
+        None => Ok(Vec::new()),
+        Some(tree) => tree.decode().map(|d| d.entries).map_err(|e| GitError::object(tree.id, e)),
+    }
 }
 
 /// The mode git prints for an entry (`canon_mode`: any regular file is 100644 or 100755).
@@ -76,11 +70,12 @@ fn walk(
     if old.is_some() && old == new {
         return Ok(());
     }
-    let (a, b) = (read_tree(repo, old)?, read_tree(repo, new)?);
+    let (old_tree, new_tree) = (read_tree(repo, old)?, read_tree(repo, new)?);
+    let (a, b) = (entries(&old_tree)?, entries(&new_tree)?);
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
         let order = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => gix::objs::tree::name_order(&x.name, x.mode.is_tree(), &y.name, y.mode.is_tree()),
+            (Some(x), Some(y)) => gix::objs::tree::name_order(x.filename, x.mode.is_tree(), y.filename, y.mode.is_tree()),
             (Some(_), None) => std::cmp::Ordering::Less,
             _ => std::cmp::Ordering::Greater,
         };
@@ -95,11 +90,11 @@ fn walk(
             }
             std::cmp::Ordering::Equal => {
                 let (x, y) = (&a[i], &b[j]);
-                if x.id != y.id || printed_mode(x.mode) != printed_mode(y.mode) {
+                if x.oid != y.oid || printed_mode(x.mode) != printed_mode(y.mode) {
                     match (x.mode.is_tree(), y.mode.is_tree()) {
                         (true, true) => {
-                            let len = push_name(prefix, &x.name, true);
-                            walk(repo, prefix, Some(x.id), Some(y.id), out)?;
+                            let len = push_name(prefix, x.filename, true);
+                            walk(repo, prefix, Some(x.oid.to_owned()), Some(y.oid.to_owned()), out)?;
                             prefix.truncate(len);
                         }
                         (false, false) => out.push(Change::Modified {
@@ -135,18 +130,18 @@ fn push_name(prefix: &mut Vec<u8>, name: &[u8], dir: bool) -> usize {
 
 fn entry(prefix: &[u8], item: &TreeItem) -> Entry {
     let mut path = prefix.to_vec();
-    path.extend_from_slice(&item.name);
+    path.extend_from_slice(item.filename);
     Entry {
         path,
         mode: printed_mode(item.mode),
-        id: item.id,
+        id: item.oid.to_owned(),
     }
 }
 
 fn removed(repo: &gix::Repository, prefix: &mut Vec<u8>, item: &TreeItem, out: &mut Vec<Change>) -> Result<(), GitError> {
     if item.mode.is_tree() {
-        let len = push_name(prefix, &item.name, true);
-        walk(repo, prefix, Some(item.id), None, out)?;
+        let len = push_name(prefix, item.filename, true);
+        walk(repo, prefix, Some(item.oid.to_owned()), None, out)?;
         prefix.truncate(len);
     } else {
         out.push(Change::Deleted(entry(prefix, item)));
@@ -156,8 +151,8 @@ fn removed(repo: &gix::Repository, prefix: &mut Vec<u8>, item: &TreeItem, out: &
 
 fn added(repo: &gix::Repository, prefix: &mut Vec<u8>, item: &TreeItem, out: &mut Vec<Change>) -> Result<(), GitError> {
     if item.mode.is_tree() {
-        let len = push_name(prefix, &item.name, true);
-        walk(repo, prefix, None, Some(item.id), out)?;
+        let len = push_name(prefix, item.filename, true);
+        walk(repo, prefix, None, Some(item.oid.to_owned()), out)?;
         prefix.truncate(len);
     } else {
         out.push(Change::Added(entry(prefix, item)));

@@ -26,25 +26,14 @@
 //! 6. Paired deletions disappear; paired additions become renames at the
 //!    position of the destination path.
 //!
-//! ```text
-//! use gitport_rename::{detect_renames, Change, FileSide, RenameOptions};
-//!
-//! let old = b"one\ntwo\nthree\nfour\n";
-//! let new = b"one\ntwo\nthree\nfour\nfive\n";
-//! let deleted = [FileSide { path: b"src/a.rs", mode: 0o100644, oid: b"1111", data: old, binary: None }];
-//! let added = [FileSide { path: b"lib/a.rs", mode: 0o100644, oid: b"2222", data: new, binary: None }];
-//! let result = detect_renames(&deleted, &added, &[], &RenameOptions::default());
-//! assert_eq!(result.changes.len(), 1);
-//! assert_eq!(result.changes[0].status_letter(), 'R');
-//! assert_eq!(result.changes[0].similarity_percent(), Some(79)); // git prints R079
-//! assert!(matches!(&result.changes[0], Change::Renamed { old_path, .. } if old_path == b"src/a.rs"));
-//! ```
+//! The tests (`against_git`) compare the result with the installed git's.
 
+#[cfg(test)]
+mod against_git;
 mod exact;
 pub mod similarity;
 
-#[allow(unused_imports)] // The module's whole API, not all of which the importer uses.
-pub use similarity::{DEFAULT_RENAME_SCORE, MAX_SCORE, estimate_similarity, looks_binary, similarity, similarity_percent};
+pub use similarity::{DEFAULT_RENAME_SCORE, MAX_SCORE, looks_binary, similarity_percent};
 
 use similarity::{SpanCounts, score_from_copied, sizes_too_different};
 use std::cmp::Ordering;
@@ -180,15 +169,6 @@ impl Change {
         match self {
             Change::Renamed { score, .. } => Some(similarity_percent(*score)),
             _ => None,
-        }
-    }
-
-    /// The path the change is reported under in the commit (the new path of a
-    /// rename, the old path of a deletion).
-    pub fn path(&self) -> &[u8] {
-        match self {
-            Change::Added { path, .. } | Change::Deleted { path, .. } | Change::Modified { path, .. } => path,
-            Change::Renamed { new_path, .. } => new_path,
         }
     }
 }
@@ -626,6 +606,19 @@ mod tests {
         assert!(start.elapsed().as_secs() < 5, "took {:?}", start.elapsed());
         assert_eq!(result.changes.len(), n);
         assert!(result.changes.iter().all(|c| c.status_letter() == 'R'));
+    }
+
+    #[test]
+    fn an_edited_move_is_a_rename() {
+        let old = b"one\ntwo\nthree\nfour\n";
+        let new = b"one\ntwo\nthree\nfour\nfive\n";
+        let deleted = [side(b"src/a.rs", b"1111", old)];
+        let added = [side(b"lib/a.rs", b"2222", new)];
+        let result = detect_renames(&deleted, &added, &[], &RenameOptions::default());
+        assert_eq!(result.changes.len(), 1);
+        assert_eq!(result.changes[0].status_letter(), 'R');
+        assert_eq!(result.changes[0].similarity_percent(), Some(79)); // git prints R079
+        assert!(matches!(&result.changes[0], Change::Renamed { old_path, .. } if old_path == b"src/a.rs"));
     }
 
     #[test]

@@ -134,25 +134,15 @@ pub fn score_from_copied(copied: u64, src_len: u64, dst_len: u64) -> u32 {
 }
 
 /// Git's content score (0..=[`MAX_SCORE`]) of `dst` as an edited copy of
-/// `src`, for two regular files, using git's default binary test.
-///
-/// This is the value git computes once a pair passes its size-ratio shortcut;
-/// it does not apply the shortcut itself (see [`estimate_similarity`] for
-/// the exact gate git uses during rename detection).
+/// `src`, for two regular files, using git's default binary test, once a
+/// pair passes the size-ratio shortcut ([`sizes_too_different`]). The
+/// detector scores through the counts it keeps per file; the tests score
+/// pairs directly.
+#[cfg(test)]
 pub fn similarity(src: &[u8], dst: &[u8]) -> u32 {
     let s = SpanCounts::new(src, looks_binary(src));
     let d = SpanCounts::new(dst, looks_binary(dst));
     score_from_copied(s.copied_to(&d), src.len() as u64, dst.len() as u64)
-}
-
-/// The score git's rename detection assigns to a pair of regular files with
-/// the given minimum score: 0 when the size-ratio shortcut rejects the pair,
-/// otherwise [`similarity`].
-pub fn estimate_similarity(src: &[u8], dst: &[u8], minimum_score: u32) -> u32 {
-    if sizes_too_different(src.len() as u64, dst.len() as u64, minimum_score) {
-        return 0;
-    }
-    similarity(src, dst)
 }
 
 /// The percentage git prints for a score (`similarity index N%`, `R<N>`):

@@ -3,8 +3,7 @@
 //! default function-name lookup).
 
 use super::compact::is_git_space;
-use super::prepare::split_lines;
-use super::{Change, LineDiff, diff_lines};
+use super::{Change, LineDiff};
 
 /// Lines of context around each change.
 const CONTEXT: usize = 3;
@@ -18,25 +17,21 @@ const FUNC_BUF: usize = 80;
 const HEADER_BUF: usize = 128;
 const NO_NEWLINE: &[u8] = b"\n\\ No newline at end of file\n";
 
-/// Write the hunks of `diff` (which must have been computed by
-/// [`diff_lines`] from these same `old` and `new` buffers) to `out`,
-/// byte for byte as git prints them after the `---`/`+++` lines:
-/// `@@ -a,b +c,d @@ funcname` headers, then ` `, `-` and `+` lines, with
-/// `\ No newline at end of file` after a line that lacks its newline.
-///
-/// Nothing is written when the diff has no changes. Should `diff` not
-/// match the buffers' line counts it is recomputed, so the output is
-/// always a valid patch of `old` into `new`.
-pub fn unified_hunks(old: &[u8], new: &[u8], diff: &LineDiff, out: &mut Vec<u8>) {
-    let old_lines = split_lines(old);
-    let new_lines = split_lines(new);
-    let recomputed;
-    let diff = if diff.old_line_count() == old_lines.len() && diff.new_line_count() == new_lines.len() {
-        diff
-    } else {
-        recomputed = diff_lines(old, new);
-        &recomputed
-    };
+/// Write the hunks of `diff` (which must have been computed from these
+/// same `old` and `new` buffers, split into `old_lines` and `new_lines`)
+/// to `out`, byte for byte as git prints them after the `---`/`+++`
+/// lines: `@@ -a,b +c,d @@ funcname` headers, then ` `, `-` and `+`
+/// lines, with `\ No newline at end of file` after a line that lacks its
+/// newline. Nothing is written when the diff has no changes.
+pub(crate) fn unified_hunks(
+    old: &[u8],
+    old_lines: &[(usize, usize)],
+    new: &[u8],
+    new_lines: &[(usize, usize)],
+    diff: &LineDiff,
+    out: &mut Vec<u8>,
+) {
+    debug_assert_eq!((diff.old_line_count(), diff.new_line_count()), (old_lines.len(), new_lines.len()));
     let changes = diff.changes();
     let n1 = old_lines.len();
     let n2 = new_lines.len();
@@ -50,19 +45,42 @@ pub fn unified_hunks(old: &[u8], new: &[u8], diff: &LineDiff, out: &mut Vec<u8>)
     let mut func: Vec<u8> = Vec::new();
     let mut searched_down_to: isize = -1;
 
+    // Room for all the hunks at once, so that a long patch is not copied
+    // as it grows: their lines, each with its prefix byte (the new file's
+    // from the first context line to the last, and the removed lines), and
+    // per hunk a header and two `\ No newline` markers at most.
+    let bytes = |lines: &[(usize, usize)], from: usize, to: usize| {
+        if from < to {
+            lines[to - 1].1 - lines[from].0 + (to - from)
+        } else {
+            0
+        }
+    };
+    let mut room = 0;
+    let mut k = 0;
+    while k < changes.len() {
+        let h = Hunk::at(changes, k, n1, n2);
+        room += HEADER_BUF + 1 + 2 * NO_NEWLINE.len() + bytes(new_lines, h.s2, h.e2);
+        room += changes[k..=h.last]
+            .iter()
+            .map(|c| bytes(old_lines, c.old_start, c.old_start + c.old_len))
+            .sum::<usize>();
+        k = h.last + 1;
+    }
+    out.reserve(room);
+
     let mut k = 0;
     while k < changes.len() {
         let first = changes[k];
-        let last_idx = hunk_end(changes, k);
+        let Hunk {
+            last: last_idx,
+            s1,
+            e1,
+            s2,
+            e2,
+        } = Hunk::at(changes, k, n1, n2);
         let last = changes[last_idx];
-
-        let s1 = first.old_start.saturating_sub(CONTEXT);
-        let s2 = first.new_start.saturating_sub(CONTEXT);
-        let old_end = last.old_start + last.old_len;
         let new_end = last.new_start + last.new_len;
-        let lctx = CONTEXT.min(n1 - old_end).min(n2 - new_end);
-        let e1 = old_end + lctx;
-        let e2 = new_end + lctx;
 
         let mut l = s1 as isize - 1;
         while l != searched_down_to && l >= 0 && (l as usize) < n1 {
@@ -103,6 +121,33 @@ pub fn unified_hunks(old: &[u8], new: &[u8], diff: &LineDiff, out: &mut Vec<u8>)
     }
 }
 
+/// The extent of the hunk that starts with change `k`: its last change
+/// and its lines with context, `s1..e1` of the old file and `s2..e2` of
+/// the new one (`n1` and `n2` lines long).
+struct Hunk {
+    last: usize,
+    s1: usize,
+    e1: usize,
+    s2: usize,
+    e2: usize,
+}
+
+impl Hunk {
+    fn at(changes: &[Change], k: usize, n1: usize, n2: usize) -> Hunk {
+        let (first, last) = (changes[k], hunk_end(changes, k));
+        let old_end = changes[last].old_start + changes[last].old_len;
+        let new_end = changes[last].new_start + changes[last].new_len;
+        let lctx = CONTEXT.min(n1 - old_end).min(n2 - new_end);
+        Hunk {
+            last,
+            s1: first.old_start.saturating_sub(CONTEXT),
+            e1: old_end + lctx,
+            s2: first.new_start.saturating_sub(CONTEXT),
+            e2: new_end + lctx,
+        }
+    }
+}
+
 /// xdiff's default function-line test: a line starting with an ASCII
 /// letter, `_` or `$`. Returns its first 80 bytes less trailing
 /// whitespace.
@@ -130,36 +175,48 @@ fn write_rec(out: &mut Vec<u8>, prefix: u8, rec: &[u8]) {
 /// count of 1 is left out; an empty side shows the line before it), then
 /// apply git's cut at the first byte sequence that is not valid UTF-8.
 fn write_header(out: &mut Vec<u8>, s1: usize, c1: usize, s2: usize, c2: usize, func: &[u8]) {
-    let mut line = Vec::with_capacity(64 + func.len());
-    line.extend_from_slice(b"@@ -");
-    push_num(&mut line, if c1 != 0 { s1 } else { s1 - 1 });
+    // Written in place, then cut back should it not be valid UTF-8.
+    let start = out.len();
+    out.extend_from_slice(b"@@ -");
+    push_num(out, if c1 != 0 { s1 } else { s1 - 1 });
     if c1 != 1 {
-        line.push(b',');
-        push_num(&mut line, c1);
+        out.push(b',');
+        push_num(out, c1);
     }
-    line.extend_from_slice(b" +");
-    push_num(&mut line, if c2 != 0 { s2 } else { s2 - 1 });
+    out.extend_from_slice(b" +");
+    push_num(out, if c2 != 0 { s2 } else { s2 - 1 });
     if c2 != 1 {
-        line.push(b',');
-        push_num(&mut line, c2);
+        out.push(b',');
+        push_num(out, c2);
     }
-    line.extend_from_slice(b" @@");
+    out.extend_from_slice(b" @@");
     if !func.is_empty() {
-        line.push(b' ');
-        let room = HEADER_BUF.saturating_sub(line.len() + 1);
-        line.extend_from_slice(&func[..func.len().min(room)]);
+        out.push(b' ');
+        let room = HEADER_BUF.saturating_sub(out.len() - start + 1);
+        out.extend_from_slice(&func[..func.len().min(room)]);
     }
-    line.push(b'\n');
+    out.push(b'\n');
 
-    let valid = valid_utf8_prefix(&line);
-    out.extend_from_slice(&line[..valid]);
-    if valid < line.len() {
+    let valid = valid_utf8_prefix(&out[start..]);
+    if start + valid < out.len() {
+        out.truncate(start + valid);
         out.push(b'\n');
     }
 }
 
-fn push_num(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(n.to_string().as_bytes());
+/// `n` in decimal (`to_string` without the allocation).
+pub(crate) fn push_num(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Length of the longest prefix of `s` made of characters git's UTF-8

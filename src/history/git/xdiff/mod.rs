@@ -12,16 +12,13 @@
 //! and down by its own rules. Every one of those steps can move a `-` or
 //! `+` line, so each is reproduced here.
 //!
-//! ```text
-//! let old = b"a\nb\nc\n";
-//! let new = b"a\nB\nc\n";
-//! let d = gitport_xdiff::diff_lines(old, new);
-//! assert_eq!((d.additions(), d.deletions()), (1, 1));
-//! let mut out = Vec::new();
-//! gitport_xdiff::unified_hunks(old, new, &d, &mut out);
-//! assert_eq!(out, b"@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
-//! ```
+//! [`write_file_patch`] writes one file pair's patch, headers included,
+//! and returns its numstat counts from the same diff; [`diff_lines`] is
+//! the line diff alone. The tests (`against_git`) compare both with the
+//! installed git.
 
+#[cfg(test)]
+mod against_git;
 mod compact;
 mod emit;
 mod myers;
@@ -29,9 +26,7 @@ mod patch;
 mod prepare;
 mod quote;
 
-pub use emit::unified_hunks;
-pub use patch::{FilePatch, FileSide, gitlink_blob, write_file_patch};
-pub use quote::quote_path;
+pub use patch::{FilePatch, FileSide, write_file_patch};
 
 /// git looks for a NUL byte in this many leading bytes to call a buffer
 /// binary.
@@ -69,18 +64,6 @@ pub struct Change {
     pub new_len: usize,
 }
 
-impl Change {
-    /// The removed lines of the old file, 0-based.
-    pub fn old_range(&self) -> std::ops::Range<usize> {
-        self.old_start..self.old_start + self.old_len
-    }
-
-    /// The added lines of the new file, 0-based.
-    pub fn new_range(&self) -> std::ops::Range<usize> {
-        self.new_start..self.new_start + self.new_len
-    }
-}
-
 /// The result of [`diff_lines`]: the changes in file order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LineDiff {
@@ -116,33 +99,32 @@ impl LineDiff {
     pub fn new_line_count(&self) -> usize {
         self.new_lines
     }
-
-    /// True when the buffers have the same lines.
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
-    }
 }
 
 /// Diff two buffers line by line exactly as git's xdiff does for
 /// `git diff`/`git log -p` with default options. The buffers are taken
 /// as they are (no binary check; see [`numstat_counts`]).
 pub fn diff_lines(old: &[u8], new: &[u8]) -> LineDiff {
-    let old_lines = prepare::split_lines(old);
-    let new_lines = prepare::split_lines(new);
-    let mut p = prepare::prepare(old, &old_lines, new, &new_lines);
+    diff_split(old, new, &prepare::Lines::split(old, new))
+}
+
+/// [`diff_lines`] of buffers split into lines already, so that the patch
+/// writer splits them once.
+fn diff_split(old: &[u8], new: &[u8], lines: &prepare::Lines) -> LineDiff {
+    let mut p = prepare::prepare(old, new, lines);
     myers::compare(&mut p.old, &mut p.new);
 
     {
-        let mut f1 = compact::File::new(old, &old_lines, &p.old.class, &mut p.old.changed);
-        let mut f2 = compact::File::new(new, &new_lines, &p.new.class, &mut p.new.changed);
+        let mut f1 = compact::File::new(old, &lines.old, &p.old.class, &mut p.old.changed);
+        let mut f2 = compact::File::new(new, &lines.new, &p.new.class, &mut p.new.changed);
         compact::change_compact(&mut f1, &mut f2);
         compact::change_compact(&mut f2, &mut f1);
     }
 
     LineDiff {
         changes: build_script(&p.old.changed, &p.new.changed),
-        old_lines: old_lines.len(),
-        new_lines: new_lines.len(),
+        old_lines: lines.old.len(),
+        new_lines: lines.new.len(),
     }
 }
 
@@ -179,7 +161,7 @@ fn build_script(chg1: &[bool], chg2: &[bool]) -> Vec<Change> {
 /// Added and removed line counts as `git log --numstat` prints them, or
 /// `None` when git treats either side as binary (it prints `-\t-`).
 /// An absent side (added or deleted file) is passed as an empty buffer,
-/// a gitlink as [`gitlink_blob`] of its commit id. (git's diffstat uses
+/// a gitlink as `patch::gitlink_blob` of its commit id. (git's diffstat uses
 /// the same diff as the patch, three lines of context and all, so these
 /// are also the `+`/`-` line counts of [`write_file_patch`]'s output.)
 pub fn numstat_counts(old: &[u8], new: &[u8]) -> Option<(u64, u64)> {
@@ -188,4 +170,20 @@ pub fn numstat_counts(old: &[u8], new: &[u8]) -> Option<(u64, u64)> {
     }
     let d = diff_lines(old, new);
     Some((d.additions(), d.deletions()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_changed_line() {
+        let (old, new) = (b"a\nb\nc\n", b"a\nB\nc\n");
+        let d = diff_lines(old, new);
+        assert_eq!((d.additions(), d.deletions()), (1, 1));
+        let lines = prepare::Lines::split(old, new);
+        let mut out = Vec::new();
+        emit::unified_hunks(old, &lines.old, new, &lines.new, &d, &mut out);
+        assert_eq!(out, b"@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n");
+    }
 }

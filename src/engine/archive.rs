@@ -130,30 +130,30 @@ impl Inner {
     /// `diff_object` column), read from the segments alone.
     fn object_keys(&self, metas: &[SegmentMeta]) -> Result<BTreeSet<String>> {
         let state = self.published.state.read().clone();
-        let diff_series: Vec<SeriesId> = {
-            let catalog = self.writes.catalog.read();
-            let mut ids: Vec<SeriesId> = Vec::new();
-            for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
-                ids.extend(segment.series_ids().filter(|&id| catalog.get(id).is_some_and(|k| k.holds_diffs())));
-            }
-            ids
-        };
         let mut keys = BTreeSet::new();
         for segment in state.segments.iter().filter(|s| metas.contains(s.meta())) {
             let Some(field) = segment.fields().iter().position(|(name, _)| &**name == "diff_object") else {
                 continue;
             };
             let field = [field as u32];
-            for &id in &diff_series {
+            // The file-row series of this segment (taken before reading, so the catalog's
+            // lock is not held across decoding).
+            let diff_series: Vec<SeriesId> = {
+                let catalog = self.writes.catalog.read();
+                segment
+                    .series_ids()
+                    .filter(|&id| catalog.get(id).is_some_and(|k| k.holds_diffs()))
+                    .collect()
+            };
+            for id in diff_series {
                 let Some(blocks) = segment.series(id)? else { continue };
                 for block in &blocks.blocks {
                     let chunk = segment.read_block(id, block, Some(&field))?;
                     for column in chunk.columns.iter().filter(|c| &*c.name == "diff_object") {
-                        for row in 0..chunk.len() {
-                            if let Some(FieldValue::Str(key)) = column.value(row) {
-                                keys.insert(key);
-                            }
-                        }
+                        keys.extend((0..chunk.len()).filter_map(|row| match column.value(row) {
+                            Some(FieldValue::Str(key)) => Some(key),
+                            _ => None,
+                        }));
                     }
                 }
             }

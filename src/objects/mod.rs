@@ -117,14 +117,11 @@ impl Objects {
 
     /// The bytes of `key`, checked; a missing object is corruption (a commit names it).
     pub(crate) fn get(&self, key: &str) -> Result<Vec<u8>> {
-        match self.get_if_present(key)? {
-            Some(bytes) => Ok(bytes),
-            None => Err(Error::Corruption {
-                file: self.path(key),
-                offset: 0,
-                kind: CorruptionKind::Malformed(format!("object {key} is missing")),
-            }),
-        }
+        self.get_if_present(key)?.ok_or_else(|| Error::Corruption {
+            file: self.path(key),
+            offset: 0,
+            kind: CorruptionKind::Malformed(format!("object {key} is missing")),
+        })
     }
 
     /// The bytes of `key` when present, checked.
@@ -223,10 +220,22 @@ impl LocalObjects {
     /// The bytes of object `key` when it is there, checked against it; `None` when it is
     /// not.
     pub(crate) fn get_if_present(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        if is_key(key) && !self.path(key).exists() {
-            return Ok(None);
+        if !is_key(key) {
+            return Err(Error::invalid(format!("{key:?} is not an object key (64 lower-case hex digits)")));
         }
-        self.get(key).map(Some)
+        let path = self.path(key);
+        let Some(bytes) = io::read_file_if_exists(&path)? else {
+            return Ok(None);
+        };
+        let found = key_of(&bytes);
+        if found != key {
+            return Err(Error::Corruption {
+                file: path,
+                offset: 0,
+                kind: CorruptionKind::Malformed(format!("object {key} holds bytes whose sha256 is {found}")),
+            });
+        }
+        Ok(Some(bytes))
     }
 
     /// Keys of every object present, sorted.
@@ -257,31 +266,6 @@ impl LocalObjects {
         }
         self.fs.remove_file(&self.path(key))
     }
-
-    /// The bytes of object `key`, checked against it. A missing object is
-    /// [`Error::Corruption`] naming its path (a commit names it, so it should be there).
-    pub(crate) fn get(&self, key: &str) -> Result<Vec<u8>> {
-        if !is_key(key) {
-            return Err(Error::invalid(format!("{key:?} is not an object key (64 lower-case hex digits)")));
-        }
-        let path = self.path(key);
-        let Some(bytes) = io::read_file_if_exists(&path)? else {
-            return Err(Error::Corruption {
-                file: path,
-                offset: 0,
-                kind: CorruptionKind::Malformed(format!("object {key} is missing")),
-            });
-        };
-        let found = key_of(&bytes);
-        if found != key {
-            return Err(Error::Corruption {
-                file: path,
-                offset: 0,
-                kind: CorruptionKind::Malformed(format!("object {key} holds bytes whose sha256 is {found}")),
-            });
-        }
-        Ok(bytes)
-    }
 }
 
 #[cfg(test)]
@@ -291,7 +275,7 @@ mod tests {
     #[test]
     fn objects_are_content_addressed_and_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = LocalObjects::new(Fs::default(), dir.path());
+        let objects = Objects::Local(LocalObjects::new(Fs::default(), dir.path()));
         let bytes: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
         let key = objects.put(&bytes).unwrap();
         // sha256 of the empty input, a known value, checks the key function.

@@ -9,43 +9,43 @@ use annals::history::{History, ImportOptions};
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs git in `repo` with no user or system configuration, so the defaults are git's.
-pub(crate) fn git(repo: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
+/// `git -C repo` with no user or system configuration (so the defaults are git's) and a
+/// fixed identity; author and committer dates too when `date` is given, so hashes are
+/// stable.
+fn git_command(repo: &Path, date: Option<&str>) -> Command {
+    let mut command = Command::new("git");
+    command
         .arg("-C")
         .arg(repo)
-        .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "Ada Lovelace")
         .env("GIT_AUTHOR_EMAIL", "ada@example.com")
         .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .output()
-        .expect("the git command runs");
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com");
+    if let Some(date) = date {
+        command.env("GIT_AUTHOR_DATE", date).env("GIT_COMMITTER_DATE", date);
+    }
+    command
+}
+
+/// Runs git (see [`git_command`]) and checks it succeeded.
+fn git_at(repo: &Path, date: Option<&str>, args: &[&str]) -> Output {
+    let out = git_command(repo, date).args(args).output().expect("the git command runs");
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// Runs git in `repo` with no user or system configuration, so the defaults are git's.
+pub(crate) fn git(repo: &Path, args: &[&str]) -> Output {
+    git_at(repo, None, args)
 }
 
 /// Commits everything in the work tree at a fixed date, so hashes are stable.
 fn commit(repo: &Path, message: &str, day: u32) {
     git(repo, &["add", "-A"]);
     let date = format!("2024-03-{day:02}T12:00:00Z");
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["commit", "-q", "--allow-empty", "-m", message])
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    git_at(repo, Some(&date), &["commit", "-q", "--allow-empty", "-m", message]);
 }
 
 fn write(repo: &Path, path: &[u8], bytes: &[u8]) {
@@ -106,21 +106,11 @@ fn build_fixture(repo: &Path) {
     git(repo, &["checkout", "-q", "main"]);
     write(repo, b"README.md", b"# fixture\n\nA repository for the import test, on main.\n");
     commit(repo, "Main work", 6);
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["merge", "-q", "--no-ff", "-m", "Merge feature", "feature"])
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .env("GIT_AUTHOR_DATE", "2024-03-07T12:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-03-07T12:00:00Z")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    git_at(
+        repo,
+        Some("2024-03-07T12:00:00Z"),
+        &["merge", "-q", "--no-ff", "-m", "Merge feature", "feature"],
+    );
 
     // A 300 KiB diff (over the inline limit: it goes to the object store), a type change
     // (file to symlink), a deletion.
@@ -339,12 +329,8 @@ pub(crate) fn big_history(repo: &Path, n: usize) -> Vec<String> {
         stream.extend_from_slice(&big);
         write!(stream, "\nM 100644 inline small.txt\ndata {}\n{small}\n", small.len()).unwrap();
     }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(repo)
+    let mut child = git_command(repo, None)
         .args(["fast-import", "--quiet"])
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();

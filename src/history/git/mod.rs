@@ -23,7 +23,7 @@ use crate::model::{CommitData, CommitHash, DiffData, path_text};
 use crate::time::Month;
 use gix::ObjectId;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tree::{Change, Entry};
@@ -226,14 +226,21 @@ impl History {
             }));
         }
         drop(tx);
-        let outcome = self.store_in_order(&rx, todo.len(), options.batch_commits, &mut report, &mut |r: &ImportReport| {
-            progress(ImportProgress {
-                total,
-                done: r.stored + r.duplicates + r.failed,
-                stored: r.stored,
-                duplicates: r.duplicates,
-            })
-        });
+        let outcome = self.store_in_order(
+            path,
+            &rx,
+            todo.len(),
+            options.batch_commits,
+            &mut report,
+            &mut |r: &ImportReport| {
+                progress(ImportProgress {
+                    total,
+                    done: r.stored + r.duplicates + r.failed,
+                    stored: r.stored,
+                    duplicates: r.duplicates,
+                })
+            },
+        );
         stop.store(true, Ordering::Relaxed);
         drop(rx);
         for worker in workers {
@@ -251,6 +258,7 @@ impl History {
     /// error when the repository cannot be read.
     fn store_in_order(
         &self,
+        repo_path: &Path,
         rx: &std::sync::mpsc::Receiver<(usize, std::result::Result<Prepared, GitError>)>,
         count: usize,
         batch_commits: usize,
@@ -268,7 +276,7 @@ impl History {
                 return Err(Error::Invariant("the git import workers stopped early".into()));
             };
             let prepared = prepared.map_err(|e| Error::Git {
-                path: PathBuf::new(),
+                path: repo_path.to_path_buf(),
                 reason: e.0,
             })?;
             waiting.insert(i, prepared);

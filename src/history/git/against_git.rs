@@ -105,6 +105,10 @@ fn imported_commits_match_git_log() {
         "the two logs list the same commits"
     );
     let expected: HashMap<&str, usize> = patch_records.iter().enumerate().map(|(i, (hash, _))| (hash.as_str(), i)).collect();
+    // A shallow clone's oldest commits name parents it lacks: git shows them as root
+    // commits, the importer cannot read them. They are left out.
+    let shallow = std::fs::read_to_string(git_dir.join("shallow")).unwrap_or_default();
+    let shallow: std::collections::HashSet<&str> = shallow.lines().collect();
 
     // Workers take commits in turn, each with its own handle on the repository, as the
     // importer's do.
@@ -113,7 +117,7 @@ fn imported_commits_match_git_log() {
     let failures: Vec<String> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let (next, git_dir, expected) = (next.clone(), &git_dir, &expected);
+                let (next, git_dir, expected, shallow) = (next.clone(), &git_dir, &expected, &shallow);
                 let (patch_records, numstat_records, patches, numstats) = (&patch_records, &numstat_records, &patches, &numstats);
                 scope.spawn(move || {
                     let mut repo = gix::open(git_dir).expect("gix opens the repository");
@@ -122,6 +126,9 @@ fn imported_commits_match_git_log() {
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((hash, range)) = patch_records.get(i) else { break };
+                        if shallow.contains(hash.as_str()) {
+                            continue;
+                        }
                         let id = gix::ObjectId::from_hex(hash.as_bytes()).expect("a commit id");
                         let pending = Pending { id, branch: "main".into() };
                         let (_, files) = prepare(&repo, &pending, "test/repo").unwrap_or_else(|e| panic!("{hash}: {}", e.0));
@@ -148,9 +155,10 @@ fn imported_commits_match_git_log() {
         workers.into_iter().flat_map(|w| w.join().expect("a worker")).collect()
     });
     eprintln!(
-        "{}: {} commits, {} mismatches",
+        "{}: {} commits ({} shallow, left out), {} mismatches",
         git_dir.display(),
         patch_records.len(),
+        shallow.len(),
         failures.len()
     );
     for f in failures.iter().take(5) {

@@ -163,7 +163,9 @@ fn build_script(chg1: &[bool], chg2: &[bool]) -> Vec<Change> {
 /// An absent side (added or deleted file) is passed as an empty buffer,
 /// a gitlink as `patch::gitlink_blob` of its commit id. (git's diffstat uses
 /// the same diff as the patch, three lines of context and all, so these
-/// are also the `+`/`-` line counts of [`write_file_patch`]'s output.)
+/// are also the `+`/`-` line counts of [`write_file_patch`]'s output, but
+/// for a change of file type, which the patch shows as a deletion and an
+/// addition; [`write_file_patch`] returns these counts.)
 pub fn numstat_counts(old: &[u8], new: &[u8]) -> Option<(u64, u64)> {
     if is_binary_blob(old) || is_binary_blob(new) {
         return None;

@@ -43,7 +43,9 @@ fn push_lines(data: &[u8], start: usize, end: usize, out: &mut Vec<(usize, usize
 /// buffer's share of them is neither split nor hashed: its lines there are
 /// the old buffer's, moved.
 pub(crate) struct Lines {
+    /// The old buffer's lines, as [`split_lines`] splits them.
     pub old: Vec<(usize, usize)>,
+    /// The new buffer's lines, the same as [`split_lines`] would give.
     pub new: Vec<(usize, usize)>,
     /// Leading lines equal in both buffers.
     head: usize,
@@ -52,6 +54,7 @@ pub(crate) struct Lines {
 }
 
 impl Lines {
+    /// Splits both buffers into lines.
     pub(crate) fn split(old: &[u8], new: &[u8]) -> Lines {
         let old_lines = split_lines(old);
         // Leading lines: those wholly within the common prefix of the

@@ -37,8 +37,11 @@ pub(crate) struct CommitIndex {
     stored: Vec<(CommitHash, CommitLocation)>,
     /// Entries of rows not flushed yet.
     pending: BTreeMap<CommitHash, CommitLocation>,
-    /// The oldest and newest timestamp of all entries (listings start from them).
-    bounds: Option<(i64, i64)>,
+    /// Positions in `stored`, ordered by (timestamp, record id): listings walk commits
+    /// newest first through it without reading any segment they do not return.
+    stored_by_time: Vec<u32>,
+    /// The pending entries' (timestamp, record id) → hash, in the same order.
+    pending_by_time: BTreeMap<(i64, u64), CommitHash>,
 }
 
 impl CommitIndex {
@@ -75,10 +78,9 @@ impl CommitIndex {
         }
         let mut index = CommitIndex {
             stored,
-            pending: BTreeMap::new(),
-            bounds: None,
+            ..CommitIndex::default()
         };
-        index.bounds = index.scan_bounds();
+        index.order_stored_by_time();
         Ok(index)
     }
 
@@ -106,10 +108,25 @@ impl CommitIndex {
             .filter(|(_, l)| l.record_id <= up_to)
             .map(|(h, l)| (*h, *l))
             .collect();
-        for (hash, _) in &flushed {
+        for (hash, location) in &flushed {
             self.pending.remove(hash);
+            self.pending_by_time.remove(&(location.timestamp, location.record_id));
         }
         self.stored = merge_sorted(&self.stored, flushed.into_iter());
+        self.order_stored_by_time();
+    }
+
+    /// Rebuilds `stored_by_time` after `stored` changed.
+    fn order_stored_by_time(&mut self) {
+        let stored = &self.stored;
+        // Positions fit in u32: the index would need 4 billion commits (hundreds of GiB)
+        // before they did not.
+        let mut order: Vec<u32> = (0..stored.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| {
+            let l = &stored[i as usize].1;
+            (l.timestamp, l.record_id)
+        });
+        self.stored_by_time = order;
     }
 
     /// True when rows up to `up_to` have entries not in the file yet.
@@ -135,8 +152,7 @@ impl CommitIndex {
     pub(crate) fn insert(&mut self, hash: CommitHash, location: CommitLocation) {
         if !self.contains(&hash) {
             self.pending.insert(hash, location);
-            let t = location.timestamp;
-            self.bounds = Some(self.bounds.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            self.pending_by_time.insert((location.timestamp, location.record_id), hash);
         }
     }
 
@@ -184,30 +200,56 @@ impl CommitIndex {
         found
     }
 
+    /// Up to `limit` entries that `keep` accepts, newest first by (timestamp, record id),
+    /// from just below `below` (exclusive) down to timestamp `start` (inclusive).
+    pub(crate) fn newest_below(
+        &self,
+        below: (i64, u64),
+        start: i64,
+        limit: usize,
+        mut keep: impl FnMut(&CommitHash, &CommitLocation) -> bool,
+    ) -> Vec<(CommitHash, CommitLocation)> {
+        let position = |i: &u32| {
+            let l = &self.stored[*i as usize].1;
+            (l.timestamp, l.record_id)
+        };
+        let end = self.stored_by_time.partition_point(|i| position(i) < below);
+        let mut stored = self.stored_by_time[..end].iter().rev().map(|&i| self.stored[i as usize]).peekable();
+        let mut pending = self
+            .pending_by_time
+            .range(..below)
+            .rev()
+            .filter_map(|(_, hash)| self.pending.get(hash).map(|l| (*hash, *l)))
+            .peekable();
+        let mut found = Vec::with_capacity(limit.min(1024));
+        while found.len() < limit {
+            let newer_pending = match (stored.peek(), pending.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((_, s)), Some((_, p))) => (p.timestamp, p.record_id) > (s.timestamp, s.record_id),
+            };
+            let next = if newer_pending { pending.next() } else { stored.next() };
+            let Some((hash, location)) = next else { break };
+            if location.timestamp < start {
+                break;
+            }
+            if keep(&hash, &location) {
+                found.push((hash, location));
+            }
+        }
+        found
+    }
+
     /// Drops the entries `drop` selects (retention removed their rows); returns how many.
     pub(crate) fn remove_where(&mut self, mut drop: impl FnMut(&CommitLocation) -> bool) -> usize {
         let before = self.len();
         self.stored.retain(|(_, l)| !drop(l));
         self.pending.retain(|_, l| !drop(l));
-        self.bounds = self.scan_bounds();
+        let pending = &self.pending;
+        self.pending_by_time.retain(|_, hash| pending.contains_key(hash));
+        self.order_stored_by_time();
         before - self.len()
-    }
-
-    /// The oldest and the newest commit timestamp of the entries (archived commits
-    /// included), or `None` when there are none.
-    pub(crate) fn time_bounds(&self) -> Option<(i64, i64)> {
-        self.bounds
-    }
-
-    fn scan_bounds(&self) -> Option<(i64, i64)> {
-        self.stored
-            .iter()
-            .map(|(_, l)| l.timestamp)
-            .chain(self.pending.values().map(|l| l.timestamp))
-            .fold(None, |bounds, t| match bounds {
-                None => Some((t, t)),
-                Some((lo, hi)) => Some((lo.min(t), hi.max(t))),
-            })
     }
 
     /// Number of commits.
@@ -357,5 +399,44 @@ mod tests {
         assert_eq!(index.remove_where(|l| l.timestamp < 30), 2);
         assert_eq!(index.len(), 2);
         assert!(!index.contains(&hash("1")));
+    }
+
+    #[test]
+    fn listings_walk_stored_and_pending_entries_newest_first() {
+        let mut index = CommitIndex::default();
+        // Hashes in another order than time, two commits at one instant, and the flushed
+        // and pending entries interleaved in time.
+        let entries = [("9", 10, 1), ("3", 30, 2), ("7", 30, 3), ("1", 20, 4), ("5", 50, 5), ("2", 40, 6)];
+        for (h, timestamp, record_id) in entries {
+            let series = if h == "5" { 2 } else { 1 };
+            index.insert(
+                hash(h),
+                CommitLocation {
+                    timestamp,
+                    record_id,
+                    series,
+                },
+            );
+        }
+        index.mark_flushed(3);
+        let walk = |index: &CommitIndex, below: (i64, u64), start: i64, limit: usize| -> Vec<String> {
+            index
+                .newest_below(below, start, limit, |_, l| l.series == 1)
+                .iter()
+                .map(|(h, _)| h.to_hex()[..1].to_string())
+                .collect()
+        };
+        assert_eq!(walk(&index, (i64::MAX, 0), i64::MIN, 10), ["2", "7", "3", "1", "9"]);
+        assert_eq!(walk(&index, (i64::MAX, 0), i64::MIN, 2), ["2", "7"]);
+        assert_eq!(walk(&index, (30, 3), i64::MIN, 10), ["3", "1", "9"], "strictly below the bound");
+        assert_eq!(walk(&index, (40, 0), 20, 10), ["7", "3", "1"], "down to the start, inclusive");
+        index.mark_flushed(6);
+        assert_eq!(
+            walk(&index, (i64::MAX, 0), i64::MIN, 10),
+            ["2", "7", "3", "1", "9"],
+            "same order once all flushed"
+        );
+        index.remove_where(|l| l.timestamp == 30);
+        assert_eq!(walk(&index, (i64::MAX, 0), i64::MIN, 10), ["2", "1", "9"]);
     }
 }

@@ -275,9 +275,16 @@ impl Engine {
         self.inner.writes.commits.read().find_prefix(prefix, limit)
     }
 
-    /// The oldest and newest commit timestamps of the commit index.
-    pub(crate) fn commit_time_bounds(&self) -> Option<(i64, i64)> {
-        self.inner.writes.commits.read().time_bounds()
+    /// Up to `limit` commits `keep` accepts, newest first by (timestamp, record id), from
+    /// just below `below` down to timestamp `start`.
+    pub(crate) fn commits_newest_below(
+        &self,
+        below: (i64, u64),
+        start: i64,
+        limit: usize,
+        keep: impl FnMut(&CommitHash, &CommitLocation) -> bool,
+    ) -> Vec<(CommitHash, CommitLocation)> {
+        self.inner.writes.commits.read().newest_below(below, start, limit, keep)
     }
 
     /// Number of commits the store holds.

@@ -427,78 +427,56 @@ impl History {
                 selector = selector.with_predicate(TagPredicate::eq(tag, v.as_str()));
             }
         }
-        let mut end = request.end_time.unwrap_or(i64::MAX);
-        if let Some(after) = &after {
-            end = end.min(after.timestamp.saturating_add(1));
-        }
         let start = request.start_time.unwrap_or(i64::MIN);
+        // The walk's exclusive upper bound, as (timestamp, record id): below the end time,
+        // and at or below the previous page's last instant (`covers` drops what it returned).
+        let mut below = (request.end_time.unwrap_or(i64::MAX), 0);
+        if let Some(after) = &after {
+            below = below.min((after.timestamp, u64::MAX));
+        }
         let snapshot = self.engine.snapshot();
-        // Commits lie between the oldest and the newest the commit index knows.
-        let Some((oldest, newest)) = self.engine.commit_time_bounds() else {
+        let series: rustc_hash::FxHashSet<crate::model::SeriesId> = snapshot.select(&selector)?.into_iter().collect();
+        if series.is_empty() {
             return Ok(CommitPage {
                 commits: Vec::new(),
                 next_cursor: None,
             });
-        };
-        let (start, end) = (start.max(oldest), end.min(newest.saturating_add(1)));
+        }
         let touching = match &request.path {
-            Some(prefix) => Some(hashes_touching(
-                &snapshot,
-                request.repository.as_deref(),
-                TimeRange::new(start, end),
-                prefix,
-            )?),
+            Some(prefix) => {
+                let range = TimeRange::new(start, below.0.saturating_add(1));
+                Some(hashes_touching(&snapshot, request.repository.as_deref(), range, prefix)?)
+            }
             None => None,
         };
-        // Newest first, in windows that double backwards from the end: a page of recent
-        // commits reads the segments of the last days or months only, not of all history
-        // (a query over all of it opens every series of every segment to merge them).
-        let mut commits: Vec<StoredCommit> = Vec::new();
+        // Newest first through the commit index's time order, reading only the rows of
+        // the commits returned (and of one more, to know there is a next page). An entry
+        // whose row the snapshot does not have (archived, or written after the snapshot
+        // was taken) is passed over.
+        let keep = |hash: &CommitHash, location: &CommitLocation| {
+            series.contains(&location.series)
+                && !after.as_ref().is_some_and(|a| a.covers(location.timestamp, location.record_id))
+                && touching.as_ref().is_none_or(|t| t.contains(hash))
+        };
+        let mut commits: Vec<StoredCommit> = Vec::with_capacity(request.limit);
         let mut more = false;
-        let mut window_end = end;
-        let mut width: i64 = 86_400 * 1_000_000_000;
-        while window_end > start && !more {
-            let window_start = window_end.saturating_sub(width).max(start);
-            let query = Query {
-                selector: selector.clone(),
-                range: TimeRange::new(window_start, window_end),
-                order: Order::Descending,
-                ..Query::default()
-            };
-            let mut result = snapshot.query(&query)?;
-            let columns = result.value_columns.clone();
-            let hash_column = columns.iter().position(|c| c == "commit_hash");
-            for row in result.by_ref() {
-                let row = row?;
-                let (Some(id), Some(record_id), Some(time)) = (row.series, row.record_id, row.time) else {
+        'walk: loop {
+            let wanted = request.limit + 1 - commits.len();
+            let entries = self.engine.commits_newest_below(below, start, wanted, keep);
+            for (_, location) in &entries {
+                below = (location.timestamp, location.record_id);
+                let Some((_, commit)) = read_commit(&snapshot, location)? else {
                     continue;
                 };
-                if after.as_ref().is_some_and(|a| a.covers(time, record_id)) {
-                    continue;
-                }
-                if let Some(hashes) = &touching {
-                    let hash = hash_column
-                        .and_then(|c| row.values.get(c))
-                        .and_then(|v| v.as_ref())
-                        .and_then(FieldValue::as_str);
-                    if !hash.is_some_and(|h| hashes.contains(h)) {
-                        continue;
-                    }
-                }
                 if commits.len() == request.limit {
                     more = true;
-                    break;
+                    break 'walk;
                 }
-                let Some(key) = snapshot.series_key(id) else { continue };
-                let fields: Vec<(Arc<str>, FieldValue)> = columns
-                    .iter()
-                    .zip(&row.values)
-                    .filter_map(|(c, v)| v.clone().map(|v| (Arc::from(c.as_str()), v)))
-                    .collect();
-                commits.push(commit_from(&key, time, record_id, &fields));
+                commits.push(commit);
             }
-            window_end = window_start;
-            width = width.saturating_mul(2);
+            if entries.len() < wanted {
+                break;
+            }
         }
         let next_cursor = match commits.last() {
             Some(last) if more => Some(PageEnd::after(&commits, last.commit.timestamp, after.as_ref()).encode()),
@@ -607,7 +585,12 @@ impl PageEnd {
 /// The hashes of the commits in `range` (of `repository`, or of every repository) that
 /// touched a file whose path or old path starts with `prefix`. Reads only the path and
 /// hash columns of the file rows.
-fn hashes_touching(snapshot: &Snapshot, repository: Option<&str>, range: TimeRange, prefix: &str) -> Result<rustc_hash::FxHashSet<String>> {
+fn hashes_touching(
+    snapshot: &Snapshot,
+    repository: Option<&str>,
+    range: TimeRange,
+    prefix: &str,
+) -> Result<rustc_hash::FxHashSet<CommitHash>> {
     let mut selector = SeriesSelector::measurement(DIFF_MEASUREMENT).with_kind(SeriesKind::Commit);
     if let Some(repository) = repository {
         selector = selector.with_predicate(TagPredicate::eq("repository", repository));
@@ -630,9 +613,9 @@ fn hashes_touching(snapshot: &Snapshot, repository: Option<&str>, range: TimeRan
                 .and_then(FieldValue::as_str)
         };
         if [text(path), text(old)].into_iter().flatten().any(|p| p.starts_with(prefix))
-            && let Some(h) = text(hash)
+            && let Some(h) = text(hash).and_then(|h| CommitHash::parse(h).ok())
         {
-            hashes.insert(h.to_string());
+            hashes.insert(h);
         }
     }
     Ok(hashes)

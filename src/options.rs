@@ -163,6 +163,11 @@ pub struct Options {
     pub block_max_rows: usize,
     /// zstd level for text columns (default 3).
     pub zstd_level: i32,
+    /// zstd level for the columns of commit series: messages, paths and the diffs kept
+    /// inline (default 9). Diffs are most of a commit store's bytes and compress a sixth
+    /// smaller at 9 than at 3, for a flush about 1.7 times as long (cargo's history: 36.2
+    /// against 30.7 MB of segments).
+    pub commit_zstd_level: i32,
     /// A commit's file diff up to this many bytes is kept in the segments, compressed with
     /// the diffs beside it; a larger one goes to the object store (default 256 KiB;
     /// `limits.max_string_value_bytes` caps it).
@@ -263,6 +268,7 @@ impl Default for Options {
             head_max_age: Duration::from_secs(600),
             block_max_rows: 16_384,
             zstd_level: 3,
+            commit_zstd_level: 9,
             inline_diff_max_bytes: DEFAULT_INLINE_DIFF_MAX_BYTES,
             objects: ObjectStoreConfig::Local,
             background_flush: true,
@@ -300,6 +306,9 @@ impl Options {
         if !(-7..=22).contains(&self.zstd_level) {
             return Err(Error::invalid("zstd_level must be between -7 and 22"));
         }
+        if !(-7..=22).contains(&self.commit_zstd_level) {
+            return Err(Error::invalid("commit_zstd_level must be between -7 and 22"));
+        }
         if self.compaction.min_segments < 2 {
             return Err(Error::invalid("compaction.min_segments must be at least 2"));
         }
@@ -310,5 +319,36 @@ impl Options {
             return Err(Error::invalid("head_max_bytes must be at least 64 KiB"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_levels_outside_zstds_range_are_refused() {
+        assert!(Options::default().validate().is_ok());
+        for (options, named) in [
+            (
+                Options {
+                    zstd_level: 23,
+                    ..Options::default()
+                },
+                "zstd_level",
+            ),
+            (
+                Options {
+                    commit_zstd_level: -8,
+                    ..Options::default()
+                },
+                "commit_zstd_level",
+            ),
+        ] {
+            match options.validate() {
+                Err(Error::InvalidInput { reason, .. }) => assert!(reason.starts_with(named), "{reason}"),
+                other => panic!("expected {named} to be refused, got {other:?}"),
+            }
+        }
     }
 }

@@ -207,11 +207,7 @@ impl Inner {
                 keep_from: None,
             },
             &readers,
-            EncodeOptions {
-                block_max_rows: self.options.block_max_rows,
-                zstd_level: self.options.zstd_level,
-                threads: self.options.flush_threads,
-            },
+            EncodeOptions::of(&self.options),
             &mut report_progress,
             cancelled,
         )?;

@@ -123,11 +123,7 @@ impl Inner {
                 generation,
                 frozen.seq_end,
                 series,
-                EncodeOptions {
-                    block_max_rows: self.options.block_max_rows,
-                    zstd_level: self.options.zstd_level,
-                    threads: self.options.flush_threads,
-                },
+                EncodeOptions::of(&self.options),
             )?);
         }
 

@@ -262,11 +262,7 @@ impl Inner {
     }
 
     pub(crate) fn encode_options(&self) -> EncodeOptions {
-        EncodeOptions {
-            block_max_rows: self.options.block_max_rows,
-            zstd_level: self.options.zstd_level,
-            threads: self.options.flush_threads,
-        }
+        EncodeOptions::of(&self.options)
     }
 
     /// Reserves `n` generations; returns the first.

@@ -168,6 +168,25 @@ impl StoredCommit {
     }
 }
 
+impl StoredCommit {
+    /// [`StoredCommit::to_json`] with its files, each carrying `diff_content`: its diff in
+    /// base64 (standard alphabet, padded), or null; `diffs` are in the files' order.
+    pub fn to_json_with_diffs(&self, diffs: &FileDiffs) -> serde_json::Value {
+        let mut json = self.to_json(true);
+        if let Some(files) = json.get_mut("files").and_then(|f| f.as_array_mut()) {
+            for (file, bytes) in files.iter_mut().zip(diffs) {
+                if let Some(map) = file.as_object_mut() {
+                    let encoded = bytes
+                        .as_ref()
+                        .map(|b| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b));
+                    map.insert("diff_content".into(), encoded.into());
+                }
+            }
+        }
+        json
+    }
+}
+
 /// The diff bytes of each file of a commit, in the order of its files (`None` for a file
 /// stored without its diff).
 pub type FileDiffs = Vec<Option<Vec<u8>>>;
@@ -644,18 +663,19 @@ fn file_rows(snapshot: &Snapshot, key: &SeriesKey, commit: &StoredCommit, fields
         return Ok(Vec::new());
     };
     let ts = commit.commit.timestamp;
-    let first = commit.commit_id + 1;
-    let last = commit.commit_id + commit.diff_count;
-    let wanted: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    let wanted = (commit.commit_id + 1)..=(commit.commit_id + commit.diff_count);
+    let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
     let mut rows = Vec::with_capacity(commit.diff_count as usize);
-    for chunk in snapshot.series_chunks(series, TimeRange::new(ts, ts.saturating_add(1)), Some(&wanted), Order::Ascending)? {
-        let chunk = chunk?;
-        for (row, &rid) in chunk.record_ids.iter().enumerate() {
-            if (first..=last).contains(&rid) {
-                rows.push((rid, row_fields(&chunk, row)));
+    let chunks = snapshot.series_chunks(series, TimeRange::new(ts, ts.saturating_add(1)), Some(&fields), Order::Ascending)?;
+    chunks.lend_ascending(|chunk, range| {
+        for row in range {
+            let rid = chunk.record_ids[row];
+            if wanted.contains(&rid) {
+                rows.push((rid, row_fields(chunk, row)));
             }
         }
-    }
+        false
+    })?;
     rows.sort_by_key(|(rid, _)| *rid);
     Ok(rows)
 }
@@ -687,13 +707,17 @@ fn diff_series_of(snapshot: &Snapshot, key: &SeriesKey) -> Result<Option<crate::
 
 /// The fields of the row with `record_id` in `series` within `range`.
 fn row_at(snapshot: &Snapshot, series: crate::model::SeriesId, range: TimeRange, record_id: u64) -> Result<Option<RowFields>> {
-    for chunk in snapshot.series_chunks(series, range, None, Order::Ascending)? {
-        let chunk = chunk?;
-        if let Some(row) = chunk.record_ids.iter().position(|&r| r == record_id) {
-            return Ok(Some(row_fields(&chunk, row)));
-        }
-    }
-    Ok(None)
+    let mut found = None;
+    snapshot
+        .series_chunks(series, range, None, Order::Ascending)?
+        .lend_ascending(|chunk, range| {
+            found = chunk.record_ids[range.clone()]
+                .iter()
+                .position(|&r| r == record_id)
+                .map(|at| row_fields(chunk, range.start + at));
+            found.is_some()
+        })?;
+    Ok(found)
 }
 
 /// The diff bytes kept in a file row.

@@ -220,12 +220,17 @@ fn merge_series(
         }
         // Keep up to two blocks' worth so the last blocks can be split evenly.
         while pending.len() >= 2 * block_rows {
-            out.add_blocks(&pending.slice_rows(0..block_rows), fields, block_rows, encode.zstd_level);
+            out.add_blocks(
+                &pending.slice_rows(0..block_rows),
+                fields,
+                block_rows,
+                encode.zstd_level_for(plan.kind),
+            );
             pending = pending.slice_rows(block_rows..pending.len());
         }
     }
     if !pending.is_empty() {
-        out.add_blocks(&pending, fields, block_rows, encode.zstd_level);
+        out.add_blocks(&pending, fields, block_rows, encode.zstd_level_for(plan.kind));
     }
     Ok(out)
 }

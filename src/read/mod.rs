@@ -19,7 +19,7 @@ mod view;
 pub(crate) use view::ReadView;
 
 use crate::chunk::{Chunk, Duplicates, merge_versions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::head::Head;
 use crate::model::{SeriesId, SeriesKind};
 use crate::segment::{BlockMeta, SegmentReader};
@@ -291,6 +291,36 @@ impl SeriesChunks {
             vec![segment.meta().max_seq; chunk.len()]
         };
         Ok(Some((chunk, versions)))
+    }
+
+    /// Hands the rows in range to `visit` oldest first, as (chunk, rows of it), until it
+    /// returns true. A block that overlaps nothing else is lent from the block cache
+    /// without being copied, so point lookups (a commit by its location) do not copy a
+    /// block to read one row. Rows come as stored: those without any wanted field are not
+    /// dropped. The chunks' order must be ascending.
+    pub(crate) fn lend_ascending(mut self, mut visit: impl FnMut(&Chunk, Range<usize>) -> bool) -> Result<()> {
+        if self.order != Order::Ascending {
+            return Err(Error::Invariant("lend_ascending needs ascending chunks".into()));
+        }
+        while let Some(unit) = self.next_unit() {
+            match unit? {
+                UnitData::Lone { segment, meta } => {
+                    let wanted = self.wanted_fields(&segment);
+                    let chunk = segment.read_block(self.series, &meta, wanted.as_deref())?;
+                    let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
+                    let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
+                    if start < end && visit(&chunk, start..end) {
+                        return Ok(());
+                    }
+                }
+                UnitData::Rows(chunk) => {
+                    if visit(&chunk, 0..chunk.len()) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Decodes a lone block handed out by [`SeriesChunks::next_unit`], finished like any

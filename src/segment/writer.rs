@@ -335,8 +335,30 @@ pub(crate) struct Lineage {
 pub(crate) struct EncodeOptions {
     pub block_max_rows: usize,
     pub zstd_level: i32,
+    /// The zstd level of commit series' columns.
+    pub commit_zstd_level: i32,
     /// Threads encoding series in parallel.
     pub threads: usize,
+}
+
+impl EncodeOptions {
+    /// The encoding the store's options ask for.
+    pub(crate) fn of(options: &crate::options::Options) -> EncodeOptions {
+        EncodeOptions {
+            block_max_rows: options.block_max_rows,
+            zstd_level: options.zstd_level,
+            commit_zstd_level: options.commit_zstd_level,
+            threads: options.flush_threads,
+        }
+    }
+
+    /// The zstd level of a series of `kind`.
+    pub(crate) fn zstd_level_for(&self, kind: SeriesKind) -> i32 {
+        match kind {
+            SeriesKind::Commit => self.commit_zstd_level,
+            _ => self.zstd_level,
+        }
+    }
 }
 
 /// Series encoded per round of [`write_segment`]: enough to keep every thread busy,
@@ -354,18 +376,14 @@ pub(crate) fn write_segment(
     series: &[(SeriesId, SeriesKind, Chunk)],
     options: EncodeOptions,
 ) -> Result<WrittenSegment> {
-    let EncodeOptions {
-        block_max_rows,
-        zstd_level,
-        threads,
-    } = options;
+    let (block_max_rows, threads) = (options.block_max_rows, options.threads);
     let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
     let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
     // A window of series at a time: the encoded bytes of a million small series would
     // otherwise all be held at once, on top of the head and its chunks.
     for window in series.chunks(ENCODE_WINDOW_SERIES) {
         let encoded = map_interleaved(window, threads, |(id, kind, chunk)| {
-            encode_series(*id, *kind, chunk, &fields, block_max_rows, zstd_level)
+            encode_series(*id, *kind, chunk, &fields, block_max_rows, options.zstd_level_for(*kind))
         });
         for e in encoded {
             writer.append(e)?;

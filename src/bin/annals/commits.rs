@@ -120,17 +120,10 @@ fn show(data: &Path, args: ShowArgs) -> Result<(), CliError> {
     let mut out = BufWriter::new(stdout.lock());
     match args.format {
         ShowFormat::Json => {
-            let mut json = commit.to_json(true);
-            if let (Some(diffs), Some(files)) = (&diffs, json.get_mut("files").and_then(|f| f.as_array_mut())) {
-                for (file, bytes) in files.iter_mut().zip(diffs) {
-                    if let Some(map) = file.as_object_mut() {
-                        let encoded = bytes
-                            .as_ref()
-                            .map(|b| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b));
-                        map.insert("diff_content".into(), encoded.into());
-                    }
-                }
-            }
+            let json = match &diffs {
+                Some(diffs) => commit.to_json_with_diffs(diffs),
+                None => commit.to_json(true),
+            };
             writeln!(out, "{json}")?;
         }
         ShowFormat::Table => {

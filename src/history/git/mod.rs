@@ -123,6 +123,13 @@ struct Pending {
 /// A commit ready to store.
 type Prepared = (CommitData, Vec<DiffData>);
 
+/// The prepared commits coming back from the import workers, and the counter through
+/// which the storer tells them how far in order it has got.
+struct FromWorkers<'a> {
+    rx: &'a std::sync::mpsc::Receiver<(usize, std::result::Result<Prepared, GitError>)>,
+    stored_up_to: &'a AtomicUsize,
+}
+
 impl History {
     /// Imports the history of the git repository at `path` (bare or not): see
     /// [`ImportOptions`]. Commits the store holds are counted as duplicates without being
@@ -188,12 +195,19 @@ impl History {
         // cargo's history than commits dealt out one at a time); runs stay short enough
         // that every worker gets some of a small import.
         let run = (todo.len() / (threads * 8)).clamp(1, 64);
+        // Commits come back out of order and wait to be stored in order; a worker claims a
+        // run only within this many commits of the next one to store, so a slow commit
+        // (a huge diff) holds back the others instead of letting the waiting ones pile up
+        // in memory without bound.
+        let window = options.batch_commits * 4 + run * threads;
+        let stored_up_to = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, std::result::Result<Prepared, GitError>)>(options.batch_commits * 2);
         let mut workers = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let (todo, next, stop, tx, path, repository) = (
+            let (todo, next, stored_up_to, stop, tx, path, repository) = (
                 todo.clone(),
                 next.clone(),
+                stored_up_to.clone(),
                 stop.clone(),
                 tx.clone(),
                 path.to_path_buf(),
@@ -209,9 +223,19 @@ impl History {
                 };
                 repo.object_cache_size_if_unset(32 << 20);
                 'work: while !stop.load(Ordering::Relaxed) {
-                    let first = next.fetch_add(run, Ordering::Relaxed);
+                    let first = next.load(Ordering::Relaxed);
                     if first >= todo.len() {
                         break;
+                    }
+                    if first >= stored_up_to.load(Ordering::Relaxed) + window {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        continue;
+                    }
+                    if next
+                        .compare_exchange(first, first + run, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_err()
+                    {
+                        continue;
                     }
                     for i in first..(first + run).min(todo.len()) {
                         if stop.load(Ordering::Relaxed) {
@@ -228,7 +252,10 @@ impl History {
         drop(tx);
         let outcome = self.store_in_order(
             path,
-            &rx,
+            FromWorkers {
+                rx: &rx,
+                stored_up_to: &stored_up_to,
+            },
             todo.len(),
             options.batch_commits,
             &mut report,
@@ -254,12 +281,12 @@ impl History {
     }
 
     /// Receives prepared commits, puts them back in order and stores them a batch at a
-    /// time. Stops at the first batch the store refuses (`report.stopped`), or with an
+    /// time, publishing in `stored_up_to` how many it has taken in order. Stops at the first batch the store refuses (`report.stopped`), or with an
     /// error when the repository cannot be read.
     fn store_in_order(
         &self,
         repo_path: &Path,
-        rx: &std::sync::mpsc::Receiver<(usize, std::result::Result<Prepared, GitError>)>,
+        workers: FromWorkers<'_>,
         count: usize,
         batch_commits: usize,
         report: &mut ImportReport,
@@ -272,7 +299,7 @@ impl History {
         // Months the head holds commits of since the last flush (see below).
         let mut head_months = std::collections::BTreeSet::new();
         while next < count {
-            let Ok((i, prepared)) = rx.recv() else {
+            let Ok((i, prepared)) = workers.rx.recv() else {
                 return Err(Error::Invariant("the git import workers stopped early".into()));
             };
             let prepared = prepared.map_err(|e| Error::Git {
@@ -282,6 +309,7 @@ impl History {
             waiting.insert(i, prepared);
             while let Some(prepared) = waiting.remove(&next) {
                 next += 1;
+                workers.stored_up_to.store(next, Ordering::Relaxed);
                 batch_bytes += prepared
                     .1
                     .iter()

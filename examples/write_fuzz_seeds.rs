@@ -163,6 +163,25 @@ fn main() {
 {"kind":"commit","timestamp":1,"commit_hash":"zz","message":"m","author":"a","repository":"r","branch":"b","diffs":[{"file_path":"x","diff_content":"not base64!"}]}
 "#,
     );
+    put(
+        "http_bodies",
+        "logs",
+        &[b"\x02".as_slice(), br#"[{"timestamp":"2016-01-01T00:00:00Z","level":"ERROR","logger_name":"db","message":"lost"},{"kind":"log","timestamp":5,"level":"INFO","logger_name":"db","message":"back"}]"#].concat(),
+    );
+    put(
+        "http_bodies",
+        "alerts",
+        &[
+            b"\x03".as_slice(),
+            br#"[{"timestamp":1,"alert_id":"x","level":"ERROR","category":"SYSTEM","title":"t","resolved_at":3}]"#,
+        ]
+        .concat(),
+    );
+    put(
+        "http_bodies",
+        "query",
+        b"\x05measurement=cpu&field=usage&agg=max&every=1h&group_by=host&where=host=a&fill=null",
+    );
     let mut codec_seed = vec![2u8];
     for v in [1234i16, 1250, 1199, -5, 0] {
         codec_seed.extend_from_slice(&v.to_le_bytes());

@@ -66,6 +66,8 @@ mod retention;
 mod rollup;
 mod scan;
 mod segment;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod text;
 pub mod time;
 pub mod verify;

@@ -258,6 +258,57 @@ impl JsonLinesParser {
         result.map(|()| true)
     }
 
+    /// Parses a JSON array of records of one `kind` (`metric`, `performance`, `log`,
+    /// `alert`, `point`): the body of `POST /history/logs` and its siblings. Each element
+    /// is an object with that kind's keys; its `"kind"` may be left out and must match
+    /// when given. All or nothing: on error the batch is unchanged, and the error's `line`
+    /// is the element's position (from 1). Returns the number of elements.
+    pub fn parse_array_into(&mut self, kind: &str, body: &[u8], now: i64, batch: &mut Batch) -> Result<usize> {
+        if kind == "commit" {
+            return Err(Error::invalid("commits are stored through the commit store, not as rows"));
+        }
+        let elements: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(body).map_err(|e| Error::InvalidInput {
+            line: Some(e.line() as u64),
+            column: Some(e.column() as u64),
+            reason: format!(
+                "expected a JSON array of {kind} objects: {}",
+                e.to_string().split(" at line ").next().unwrap_or_default()
+            ),
+        })?;
+        let count = elements.len();
+        let mark = batch.mark();
+        for (i, mut element) in elements.into_iter().enumerate() {
+            let at = |reason: String| Error::InvalidInput {
+                line: Some(i as u64 + 1),
+                column: None,
+                reason,
+            };
+            match element.get("kind") {
+                None => {
+                    element.insert("kind".into(), Value::String(kind.to_string()));
+                }
+                Some(Value::String(k)) if k == kind => {}
+                Some(other) => {
+                    batch.rollback(mark);
+                    return Err(at(format!("element {} has kind {other}, not {kind:?}", i + 1)));
+                }
+            }
+            let result = serde_json::from_value::<Record>(Value::Object(element))
+                .map_err(|e| at(format!("element {}: {e}", i + 1)))
+                .and_then(|record| {
+                    self.add(record, now, batch).map_err(|e| match e {
+                        Error::InvalidInput { reason, .. } => at(format!("element {}: {reason}", i + 1)),
+                        other => other,
+                    })
+                });
+            if let Err(e) = result {
+                batch.rollback(mark);
+                return Err(e);
+            }
+        }
+        Ok(count)
+    }
+
     fn time(&mut self, value: &Value, now: i64, what: &str) -> Result<i64> {
         match value {
             Value::String(s) => parse_time(s, now),
@@ -534,5 +585,29 @@ mod tests {
             assert!(parser.parse_into(bad, 0, &mut batch).is_err(), "{bad}");
             assert!(batch.is_empty(), "{bad} left rows behind");
         }
+    }
+
+    #[test]
+    fn arrays_of_one_kind_are_taken_whole_or_not_at_all() {
+        let mut parser = JsonLinesParser::new(Precision::Seconds, Limits::default());
+        let mut batch = Batch::new();
+        let body = br#"[{"timestamp":1,"level":"INFO","logger_name":"a","message":"x"},{"kind":"log","timestamp":2,"level":"INFO","logger_name":"a","message":"y"}]"#;
+        assert_eq!(parser.parse_array_into("log", body, 0, &mut batch).unwrap(), 2);
+        assert_eq!(batch.len(), 2);
+        let mut reason = |body: &[u8], batch: &mut Batch| match parser.parse_array_into("log", body, 0, batch) {
+            Err(Error::InvalidInput { line, reason, .. }) => (line, reason),
+            other => panic!("expected an input error, got {other:?}"),
+        };
+        let (line, why) = reason(
+            br#"[{"timestamp":3,"level":"INFO","logger_name":"a","message":"z"},{"kind":"metric","timestamp":4}]"#,
+            &mut batch,
+        );
+        assert_eq!(line, Some(2));
+        assert!(why.contains("not \"log\""), "{why}");
+        assert_eq!(batch.len(), 2, "the first element of the refused array is rolled back");
+        let (line, why) = reason(br#"{"timestamp":3}"#, &mut batch);
+        assert_eq!(line, Some(1));
+        assert!(why.starts_with("expected a JSON array of log objects"), "{why}");
+        assert!(parser.parse_array_into("commit", b"[]", 0, &mut batch).is_err());
     }
 }

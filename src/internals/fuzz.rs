@@ -22,6 +22,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("catalog", catalog),
     ("codecs", codecs),
     ("commits", commits),
+    ("http_bodies", http_bodies),
     ("jsonl", jsonl),
     ("line_protocol", line_protocol),
     ("manifest", manifest),
@@ -180,6 +181,36 @@ pub fn line_protocol(data: &[u8]) {
 /// JSON lines of the typed kinds, millisecond integer timestamps.
 pub fn jsonl(data: &[u8]) {
     ingest(Format::JsonLines, Precision::Milliseconds, data);
+}
+
+/// Bodies and query strings of the HTTP API: the first byte picks a `POST /history/{kind}`
+/// body (a JSON array of typed records, stored all or nothing) or, past the kinds, a query
+/// string as `GET /history/metrics` reads it. Nothing panics; an array is taken whole (one
+/// to three rows per element) or rejected with the batch unchanged.
+pub fn http_bodies(data: &[u8]) {
+    const KINDS: [&str; 5] = ["metric", "performance", "log", "alert", "point"];
+    let Some((&selector, body)) = data.split_first() else { return };
+    match KINDS.get(selector as usize % (KINDS.len() + 1)) {
+        Some(kind) => {
+            let mut parser = crate::ingest::JsonLinesParser::new(Precision::Nanoseconds, Limits::default());
+            let mut batch = Batch::new();
+            match parser.parse_array_into(kind, body, 0, &mut batch) {
+                Ok(elements) => assert!(
+                    (elements..=elements * 3).contains(&batch.len()),
+                    "{elements} elements gave {} rows",
+                    batch.len()
+                ),
+                Err(_) => assert!(batch.is_empty(), "a rejected array adds nothing"),
+            }
+        }
+        None => {
+            let Ok(text) = std::str::from_utf8(body) else { return };
+            let pairs = text.split('&').map(|kv| kv.split_once('=').unwrap_or((kv, "")));
+            if let Ok(spec) = crate::query::QuerySpec::from_pairs(pairs) {
+                let _ = spec.to_query(0);
+            }
+        }
+    }
 }
 
 /// Full-text query strings and log text: parsing never panics, a parsed query prints to a

@@ -118,6 +118,29 @@ pub struct StorageResult {
     pub metadata: StorageMetadata,
 }
 
+impl StorageResult {
+    /// The result as JSON with the original design's keys: `success`, `status`,
+    /// `commit_id`, `message`, `timestamp` (RFC 3339) and `metadata` (`total_additions`,
+    /// `total_deletions`, `files`, `inline_bytes`, `offloaded_bytes`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let m = &self.metadata;
+        serde_json::json!({
+            "success": self.success,
+            "status": self.status.as_str(),
+            "commit_id": self.commit_id,
+            "message": self.message,
+            "timestamp": crate::time::format_rfc3339(self.timestamp),
+            "metadata": {
+                "total_additions": m.total_additions,
+                "total_deletions": m.total_deletions,
+                "files": m.files,
+                "inline_bytes": m.inline_bytes,
+                "offloaded_bytes": m.offloaded_bytes,
+            },
+        })
+    }
+}
+
 /// The hash algorithm a commit hash belongs to, told by its length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HashKind {

@@ -39,6 +39,18 @@ pub enum FieldValue {
 }
 
 impl FieldValue {
+    /// The value as JSON: numbers (a non-finite float as null), booleans, strings, and
+    /// bytes in base64 (standard alphabet, padded).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            FieldValue::F64(v) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, serde_json::Value::Number),
+            FieldValue::I64(v) => (*v).into(),
+            FieldValue::Bool(v) => (*v).into(),
+            FieldValue::Str(v) => v.clone().into(),
+            FieldValue::Bytes(v) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v).into(),
+        }
+    }
+
     /// The value's type.
     pub fn value_type(&self) -> ValueType {
         match self {

@@ -12,9 +12,11 @@ mod cursor;
 mod exec;
 mod model;
 pub(crate) mod search;
+mod spec;
 
 pub use model::{Aggregate, AggregateFn, Bucket, CmpOp, FieldFilter, Fill, Query};
 pub use search::{DEFAULT_SEARCH_LIMIT, MatchCount, SNIPPET_BYTES, SearchHit, SearchOrder, SearchQuery, SearchResult, Snippet};
+pub use spec::QuerySpec;
 
 use crate::error::Result;
 use crate::model::{FieldValue, SeriesId};

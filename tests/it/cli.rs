@@ -404,7 +404,7 @@ fn query_aggregates_groups_buckets_and_pages() {
 
     for (args, message) in [
         (vec!["--agg", "median", "--field", "usage"], "unknown aggregate"),
-        (vec!["--agg", "max"], "needs --field"),
+        (vec!["--agg", "max"], "needs a field: name one (--field"),
         (vec!["--every", "0s", "--agg", "count"], "longer than zero"),
         (vec!["--where", "host in (a"], "column 11"),
         (vec!["--filter", "usage ~ 3"], "cannot read filter"),

@@ -29,5 +29,7 @@ mod query_model;
 mod retention;
 #[cfg(all(feature = "s3", feature = "git"))]
 mod s3;
+#[cfg(feature = "server")]
+mod server;
 mod text_search;
 mod tsbs;

@@ -91,8 +91,7 @@ pub fn log_json(e: &LogEntry) -> serde_json::Value {
         }
     }
     if !e.extra_data.is_empty() {
-        let extra: serde_json::Map<String, serde_json::Value> =
-            e.extra_data.iter().map(|(k, v)| (k.clone(), crate::output::json(v))).collect();
+        let extra: serde_json::Map<String, serde_json::Value> = e.extra_data.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
         line["extra_data"] = serde_json::Value::Object(extra);
     }
     if !e.tags.is_empty() {

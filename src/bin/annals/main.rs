@@ -8,6 +8,8 @@ mod output;
 mod query;
 mod report;
 mod search;
+#[cfg(feature = "server")]
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -55,6 +57,9 @@ enum Command {
     Commits(commits::CommitsArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
     Demo(demo::DemoArgs),
+    /// Serve the store over HTTP (JSON API) until SIGTERM or SIGINT.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
 }
 
 /// Errors of a command. `Reported` means the command already printed what went wrong;
@@ -120,6 +125,8 @@ fn main() -> ExitCode {
         Command::Restore(args) => lifecycle::restore(&cli.data, args),
         Command::Commits(args) => commits::run(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::run(&cli.data, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

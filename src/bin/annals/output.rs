@@ -38,17 +38,6 @@ pub fn text(value: &FieldValue) -> String {
     value.to_string()
 }
 
-/// A value as JSON; non-finite floats become null (JSON has no NaN), bytes are base64.
-pub fn json(value: &FieldValue) -> serde_json::Value {
-    match value {
-        FieldValue::F64(v) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, serde_json::Value::Number),
-        FieldValue::I64(v) => (*v).into(),
-        FieldValue::Bool(v) => (*v).into(),
-        FieldValue::Str(v) => v.clone().into(),
-        FieldValue::Bytes(v) => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, v).into(),
-    }
-}
-
 /// Quotes a CSV cell when it needs it.
 pub fn csv_cell(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {

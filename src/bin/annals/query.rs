@@ -3,8 +3,9 @@
 
 use crate::CliError;
 use crate::output::{self, Format, TimeFormat};
-use annals::time::{now_ns, parse_time};
-use annals::{Aggregate, AggregateFn, Bucket, Error, FieldFilter, Fill, Order, Query, SeriesKind, SeriesSelector, TagPredicate, TimeRange};
+use annals::Query;
+use annals::query::QuerySpec;
+use annals::time::now_ns;
 use clap::{Args, ValueEnum};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -91,99 +92,60 @@ enum OrderArg {
     Desc,
 }
 
-fn invalid(reason: String) -> Error {
-    Error::InvalidInput {
-        line: None,
-        column: None,
-        reason,
-    }
-}
-
 impl SelectArgs {
-    /// The query these flags describe (no aggregates).
-    fn query(&self) -> Result<Query, Error> {
-        let now = now_ns();
-        let start = self.from.as_deref().map(|t| parse_time(t, now)).transpose()?.unwrap_or(i64::MIN);
-        let end = self.to.as_deref().map(|t| parse_time(t, now)).transpose()?.unwrap_or(i64::MAX);
-        let predicates = self.filters.iter().map(|p| TagPredicate::parse(p)).collect::<Result<Vec<_>, _>>()?;
-        let selector = SeriesSelector {
-            kind: self.kind.map(|k| match k {
-                KindArg::Metric => SeriesKind::Metric,
-                KindArg::Performance => SeriesKind::Performance,
-                KindArg::Log => SeriesKind::Log,
-                KindArg::Alert => SeriesKind::Alert,
+    /// These flags as the library's text form of a query (no aggregates).
+    fn spec(&self) -> QuerySpec {
+        QuerySpec {
+            measurement: self.measurement.clone(),
+            fields: self.fields.clone(),
+            predicates: self.filters.clone(),
+            value_filters: self.value_filters.clone(),
+            kind: self.kind.map(|k| {
+                match k {
+                    KindArg::Metric => "metric",
+                    KindArg::Performance => "performance",
+                    KindArg::Log => "log",
+                    KindArg::Alert => "alert",
+                }
+                .to_string()
             }),
-            measurement: Some(self.measurement.clone()),
-            predicate: TagPredicate::all(predicates),
-        };
-        Ok(Query {
-            selector,
-            fields: (!self.fields.is_empty()).then(|| self.fields.clone()),
-            filters: self.value_filters.iter().map(|f| FieldFilter::parse(f)).collect::<Result<_, _>>()?,
-            range: TimeRange::new(start, end),
-            order: match self.order {
-                OrderArg::Asc => Order::Ascending,
-                OrderArg::Desc => Order::Descending,
-            },
-            limit: self.limit,
-            offset: self.offset,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            order: Some(
+                match self.order {
+                    OrderArg::Asc => "asc",
+                    OrderArg::Desc => "desc",
+                }
+                .to_string(),
+            ),
+            limit: self.limit.map(|l| l.to_string()),
+            offset: Some(self.offset.to_string()),
             cursor: self.cursor.clone(),
-            ..Query::default()
-        })
+            ..QuerySpec::default()
+        }
     }
 }
 
 impl QueryArgs {
-    fn query(&self) -> Result<Query, Error> {
-        let mut query = self.select.query()?;
-        for spec in &self.agg {
-            let spec = spec.trim();
-            // An explicit `function(field)`, except percentile(95) which names a quantile.
-            let explicit = spec
-                .split_once('(')
-                .filter(|(f, _)| !f.eq_ignore_ascii_case("percentile"))
-                .and_then(|(f, rest)| rest.strip_suffix(')').map(|field| (f, field.trim())));
-            match explicit {
-                Some((function, field)) => {
-                    let function = AggregateFn::parse(function)?;
-                    query.aggregates.push(if field == "*" {
-                        Aggregate::count_rows()
-                    } else {
-                        Aggregate::of(function, field)
-                    });
-                }
-                None => {
-                    let function = AggregateFn::parse(spec)?;
-                    if self.select.fields.is_empty() {
-                        if function != AggregateFn::Count {
-                            return Err(invalid(format!("--agg {spec} needs --field (or write {spec}(FIELD))")));
-                        }
-                        query.aggregates.push(Aggregate::count_rows());
-                    }
-                    for field in &self.select.fields {
-                        query.aggregates.push(Aggregate::of(function, field.clone()));
-                    }
-                }
-            }
+    fn spec(&self) -> QuerySpec {
+        QuerySpec {
+            aggregates: self.agg.clone(),
+            every: self.every.clone(),
+            group_by: self.group_by.clone(),
+            fill: Some(self.fill.clone()),
+            lastpoint: self.lastpoint,
+            ..self.select.spec()
         }
-        if !query.aggregates.is_empty() {
-            query.fields = None;
-        }
-        query.every = self.every.as_deref().map(Bucket::parse).transpose()?;
-        query.group_by = self.group_by.clone();
-        query.fill = Fill::parse(&self.fill)?;
-        query.lastpoint = self.lastpoint;
-        Ok(query)
     }
 }
 
 pub fn scan(data: &Path, args: SelectArgs) -> Result<(), CliError> {
-    let query = args.query()?;
+    let query = args.spec().to_query(now_ns())?;
     run(data, &query, args.format, args.time_format)
 }
 
 pub fn query(data: &Path, args: QueryArgs) -> Result<(), CliError> {
-    let query = args.query()?;
+    let query = args.spec().to_query(now_ns())?;
     run(data, &query, args.select.format, args.select.time_format)
 }
 
@@ -233,7 +195,7 @@ fn run(data: &Path, query: &Query, format: Option<Format>, time_format: TimeForm
                 let field_values: serde_json::Map<String, serde_json::Value> = values
                     .iter()
                     .zip(&row.values)
-                    .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), output::json(v))))
+                    .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_json())))
                     .collect();
                 object.insert("tags".into(), tag_values.into());
                 object.insert("fields".into(), field_values.into());

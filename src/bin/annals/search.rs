@@ -211,7 +211,7 @@ fn time_json(format: TimeFormat, ts: i64) -> serde_json::Value {
 
 fn hit_json(hit: &SearchHit, time_format: TimeFormat, order: SearchOrder) -> serde_json::Value {
     let tags: serde_json::Map<String, serde_json::Value> = hit.key.tags().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    let fields: serde_json::Map<String, serde_json::Value> = hit.fields.iter().map(|(n, v)| (n.to_string(), output::json(v))).collect();
+    let fields: serde_json::Map<String, serde_json::Value> = hit.fields.iter().map(|(n, v)| (n.to_string(), v.to_json())).collect();
     let mut object = serde_json::json!({
         "time": time_json(time_format, hit.time),
         "record_id": hit.record_id,

@@ -1,0 +1,69 @@
+//! `annals serve`: parses the flags, opens the store and hands it to the library's server.
+
+use crate::CliError;
+use annals::history::History;
+use annals::server::{DEFAULT_LISTEN, ServerConfig, ServerLimits};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `serve`'s flags.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on. An address other than loopback needs a token.
+    #[arg(long, default_value = DEFAULT_LISTEN, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// File holding the bearer token every route but /health needs (surrounding
+    /// whitespace is ignored). ANNALS_TOKEN gives it directly.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Largest request body in bytes, as sent and after gzip decompression.
+    #[arg(long, default_value_t = ServerLimits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Queries answered at once; more are answered 429.
+    #[arg(long, default_value_t = ServerLimits::default().max_concurrent_queries)]
+    max_concurrent_queries: usize,
+    /// Seconds a read request may take before it is answered 503.
+    #[arg(long, default_value_t = ServerLimits::default().request_timeout.as_secs())]
+    request_timeout: u64,
+    /// Seconds requests in flight get to finish on SIGTERM or SIGINT.
+    #[arg(long, default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
+    shutdown_grace: u64,
+}
+
+pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
+    let token = match (&args.token_file, std::env::var("ANNALS_TOKEN").ok()) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                CliError::Annals(annals::Error::InvalidInput {
+                    line: None,
+                    column: None,
+                    reason: format!("cannot read the token file {}: {e}", file.display()),
+                })
+            })?;
+            Some(text.trim().to_string())
+        }
+        (None, Some(token)) => Some(token.trim().to_string()),
+        (None, None) => None,
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        token,
+        limits: ServerLimits {
+            max_body_bytes: args.max_body_bytes,
+            max_concurrent_queries: args.max_concurrent_queries,
+            request_timeout: Duration::from_secs(args.request_timeout),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        },
+    };
+    // Refuse a bad configuration before opening (and perhaps creating) the store.
+    config.check()?;
+    let history = History::open(data, crate::store_options())?;
+    let secured = if config.token.is_some() { "token required" } else { "no token" };
+    annals::server::serve_until_signal(history, &config, |bound| {
+        eprintln!("annals serve: listening on http://{bound} ({secured}); data {}", data.display());
+    })?;
+    eprintln!("annals serve: stopped; the store is flushed and closed");
+    Ok(())
+}

@@ -77,6 +77,41 @@ impl Record {
         }
     }
 
+    /// The record as JSON with the keys of its JSON line (`kind` included), the timestamp
+    /// in RFC 3339, optional keys null when absent.
+    pub fn to_json(&self) -> serde_json::Value {
+        let time = |t: i64| serde_json::Value::from(crate::time::format_rfc3339(t));
+        let values = |m: &crate::model::Metadata| -> serde_json::Map<String, serde_json::Value> {
+            m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()
+        };
+        match self {
+            Record::Metric(m) => serde_json::json!({
+                "kind": "metric", "timestamp": time(m.timestamp), "metric_type": m.metric_type,
+                "metric_name": m.metric_name, "value": m.value, "unit": m.unit, "tags": m.tags,
+            }),
+            Record::Performance(p) => serde_json::json!({
+                "kind": "performance", "timestamp": time(p.timestamp), "component": p.component,
+                "operation": p.operation, "duration_ms": p.duration_ms, "throughput": p.throughput,
+                "efficiency_percent": p.efficiency_percent, "error_count": p.error_count,
+                "metadata": values(&p.metadata), "tags": p.tags,
+            }),
+            Record::Log(l) => serde_json::json!({
+                "kind": "log", "timestamp": time(l.timestamp), "level": l.level.as_str(),
+                "logger_name": l.logger_name, "message": l.message, "module": l.module,
+                "function_name": l.function_name, "line_number": l.line_number,
+                "thread_id": l.thread_id, "process_id": l.process_id,
+                "extra_data": values(&l.extra_data), "tags": l.tags,
+            }),
+            Record::Alert(a) => {
+                let mut json = a.to_json();
+                if let Some(map) = json.as_object_mut() {
+                    map.insert("kind".into(), "alert".into());
+                }
+                json
+            }
+        }
+    }
+
     fn add_to(&self, batch: &mut Batch) -> Result<()> {
         match self {
             Record::Metric(m) => batch.add_metric(m),
@@ -250,6 +285,37 @@ impl History {
 
     /// The newest event of an alert.
     pub fn alert(&self, alert_id: &str) -> Result<Option<AlertEvent>> {
+        let mut found = None;
+        self.alert_events_newest_first(|event| {
+            if event.alert_id == alert_id {
+                found = Some(event);
+            }
+            found.is_some()
+        })?;
+        Ok(found)
+    }
+
+    /// The newest event of every alert, newest first: all alerts, or only those whose
+    /// newest event is in `states` (open alerts: `[Raised, Acknowledged]`). At most
+    /// `limit`, 1..=10,000.
+    pub fn alerts(&self, states: &[AlertState], limit: usize) -> Result<Vec<AlertEvent>> {
+        if !(1..=10_000).contains(&limit) {
+            return Err(Error::invalid(format!("limit {limit} is outside 1..=10000")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        self.alert_events_newest_first(|event| {
+            // The first event seen of an alert is its newest.
+            if seen.insert(event.alert_id.clone()) && (states.is_empty() || states.contains(&event.state)) {
+                out.push(event);
+            }
+            out.len() == limit
+        })?;
+        Ok(out)
+    }
+
+    /// Hands every alert event to `visit`, newest first, until it returns true.
+    fn alert_events_newest_first(&self, mut visit: impl FnMut(AlertEvent) -> bool) -> Result<()> {
         let query = Query {
             selector: SeriesSelector::measurement(ALERT_MEASUREMENT).with_kind(SeriesKind::Alert),
             order: Order::Descending,
@@ -264,11 +330,13 @@ impl History {
                 continue;
             };
             let fields = named_values(&columns, &row);
-            if fields.iter().any(|(n, v)| *n == "alert_id" && v.as_str() == Some(alert_id)) {
-                return Ok(alert_from(&key, row.time.unwrap_or_default(), &fields));
+            if let Some(event) = alert_from(&key, row.time.unwrap_or_default(), &fields)
+                && visit(event)
+            {
+                break;
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     fn append_state(&self, alert_id: &str, state: AlertState, at: i64) -> Result<bool> {

@@ -6,6 +6,7 @@
 
 mod jsonl;
 mod line_protocol;
+pub mod webhook;
 
 pub use jsonl::{JsonLinesParser, ParsedCommit};
 pub use line_protocol::LineProtocolParser;

@@ -184,13 +184,25 @@ pub fn jsonl(data: &[u8]) {
 }
 
 /// Bodies and query strings of the HTTP API: the first byte picks a `POST /history/{kind}`
-/// body (a JSON array of typed records, stored all or nothing) or, past the kinds, a query
-/// string as `GET /history/metrics` reads it. Nothing panics; an array is taken whole (one
-/// to three rows per element) or rejected with the batch unchanged.
+/// body (a JSON array of typed records, stored all or nothing), a query string as
+/// `GET /history/metrics` reads it, or a git webhook's push event. Nothing panics; an
+/// array is taken whole (one to three rows per element) or rejected with the batch
+/// unchanged; a push gives one commit per listed commit.
 pub fn http_bodies(data: &[u8]) {
     const KINDS: [&str; 5] = ["metric", "performance", "log", "alert", "point"];
     let Some((&selector, body)) = data.split_first() else { return };
-    match KINDS.get(selector as usize % (KINDS.len() + 1)) {
+    let choice = selector as usize % (KINDS.len() + 2);
+    if choice == KINDS.len() + 1 {
+        if let Ok(commits) = crate::ingest::webhook::push_commits(body, 0) {
+            let listed = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("commits").and_then(|c| c.as_array()).map(Vec::len))
+                .unwrap_or(0);
+            assert_eq!(commits.len(), listed, "one commit per listed commit");
+        }
+        return;
+    }
+    match KINDS.get(choice) {
         Some(kind) => {
             let mut parser = crate::ingest::JsonLinesParser::new(Precision::Nanoseconds, Limits::default());
             let mut batch = Batch::new();

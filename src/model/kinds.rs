@@ -312,6 +312,24 @@ impl LogEntry {
 }
 
 impl AlertEvent {
+    /// The event as JSON with the keys of an alert JSON line: `timestamp` (RFC 3339),
+    /// `alert_id`, `state`, `level`, `category`, `title`, `description`,
+    /// `source_component` and `metadata`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let metadata: serde_json::Map<String, serde_json::Value> = self.metadata.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+        serde_json::json!({
+            "timestamp": crate::time::format_rfc3339(self.timestamp),
+            "alert_id": self.alert_id,
+            "state": self.state.as_str(),
+            "level": self.level.as_str(),
+            "category": self.category,
+            "title": self.title,
+            "description": self.description,
+            "source_component": self.source_component,
+            "metadata": metadata,
+        })
+    }
+
     /// The series this event belongs to.
     pub fn series_key(&self) -> Result<SeriesKey> {
         let key = SeriesKey::new(

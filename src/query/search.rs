@@ -194,6 +194,38 @@ pub struct SearchHit {
     pub snippet: Snippet,
 }
 
+impl SearchHit {
+    /// The hit as JSON: `time` (RFC 3339, or nanoseconds with `integer_time`), `record_id`,
+    /// `kind`, `measurement`, `tags`, `fields`, `snippet` (`fragment`, `highlights` as
+    /// `[start, end)` byte offsets into it, `truncated`), and `score` when asked for.
+    pub fn to_json(&self, integer_time: bool, with_score: bool) -> serde_json::Value {
+        let tags: serde_json::Map<String, serde_json::Value> = self.key.tags().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        let fields: serde_json::Map<String, serde_json::Value> = self.fields.iter().map(|(n, v)| (n.to_string(), v.to_json())).collect();
+        let time: serde_json::Value = if integer_time {
+            self.time.into()
+        } else {
+            crate::time::format_rfc3339(self.time).into()
+        };
+        let mut object = serde_json::json!({
+            "time": time,
+            "record_id": self.record_id,
+            "kind": self.key.kind().name(),
+            "measurement": self.key.measurement(),
+            "tags": tags,
+            "fields": fields,
+            "snippet": {
+                "fragment": self.snippet.fragment,
+                "highlights": self.snippet.highlights.iter().map(|h| [h.start, h.end]).collect::<Vec<_>>(),
+                "truncated": self.snippet.truncated,
+            },
+        });
+        if with_score && let Some(map) = object.as_object_mut() {
+            map.insert("score".into(), serde_json::json!(self.score));
+        }
+        object
+    }
+}
+
 /// A page of hits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchResult {

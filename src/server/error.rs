@@ -77,6 +77,12 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", reason)
     }
 
+    /// The same error, its reason prefixed with the parameter it is about.
+    pub fn in_param(mut self, name: &str) -> ApiError {
+        self.reason = format!("{name}: {}", self.reason);
+        self
+    }
+
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::json!({"error": self.kind, "reason": self.reason});

@@ -9,9 +9,12 @@
 //!
 //! Routes of this version: `GET /health`; `POST /write` (Influx line protocol);
 //! `POST /history/metrics`, `/history/performance`, `/history/logs`, `/history/alerts`
-//! (JSON arrays of the typed records); `GET /history/metrics` (the `query` flags as query
-//! parameters); `GET /history/storage`; `POST /history/commits`, `GET /history/commits`,
-//! `GET /history/commits/{hash}`.
+//! (JSON arrays of the typed records); `GET /history/logs`, `/history/performance` and
+//! `/history/logs/search`; the reports `GET /history/metrics/summary`,
+//! `/history/logs/stats` and `/history/performance/analysis`; `GET /history/alerts`,
+//! `POST /history/alerts/{alert_id}/acknowledge` and `/resolve`; `GET /history/metrics`
+//! (the `query` flags as query parameters); `GET /history/storage`; `POST /history/commits`, `GET /history/commits`,
+//! `GET /history/commits/{hash}`; `POST /hooks/git` (GitHub and Gitea push events).
 
 mod error;
 mod routes;
@@ -60,6 +63,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// The bearer token every route but `/health` needs; `None` for none.
     pub token: Option<String>,
+    /// The secret of `POST /hooks/git`: with it, a push must carry a valid
+    /// `X-Hub-Signature-256` (HMAC-SHA256 of the body) and needs no bearer token, since
+    /// GitHub and Gitea cannot send one; without it, the hook is guarded like every route.
+    pub webhook_secret: Option<String>,
     /// The limits.
     pub limits: ServerLimits,
 }
@@ -78,6 +85,9 @@ impl ServerConfig {
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(Error::invalid("the token is empty"));
         }
+        if self.webhook_secret.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(Error::invalid("the webhook secret is empty"));
+        }
         let l = &self.limits;
         if l.max_body_bytes == 0 || l.max_concurrent_queries == 0 || l.request_timeout.is_zero() {
             return Err(Error::invalid("server limits must be above zero"));
@@ -91,6 +101,7 @@ impl ServerConfig {
 pub(crate) struct AppState {
     pub history: Arc<History>,
     pub token: Option<Arc<str>>,
+    pub webhook_secret: Option<Arc<str>>,
     pub limits: ServerLimits,
     pub queries: Arc<tokio::sync::Semaphore>,
 }
@@ -108,6 +119,7 @@ pub async fn serve(
     let state = AppState {
         history,
         token: config.token.as_deref().map(Arc::from),
+        webhook_secret: config.webhook_secret.as_deref().map(Arc::from),
         limits: config.limits.clone(),
         queries: Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_queries)),
     };
@@ -199,6 +211,7 @@ mod tests {
         let mut config = ServerConfig {
             listen: "0.0.0.0:8086".parse().unwrap(),
             token: None,
+            webhook_secret: None,
             limits: ServerLimits::default(),
         };
         match config.check() {

@@ -3,11 +3,12 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::history::CommitQuery;
+use crate::history::{CommitQuery, DataQuery, DataType};
 use crate::ingest::{JsonLinesParser, LineProtocolParser};
-use crate::model::Batch;
-use crate::query::QuerySpec;
+use crate::model::{AlertEvent, AlertState, Batch};
+use crate::query::{QuerySpec, SearchOrder, SearchQuery};
 use crate::time::{Precision, format_rfc3339, now_ns};
+use crate::{SeriesKind, SeriesSelector, TagPredicate, TimeRange};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
@@ -25,12 +26,20 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/write", post(write_line_protocol))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
-        .route("/history/performance", post(store_performance))
-        .route("/history/logs", post(store_logs))
-        .route("/history/alerts", post(store_alerts))
+        .route("/history/metrics/summary", get(metrics_summary))
+        .route("/history/logs/stats", get(logs_stats))
+        .route("/history/performance/analysis", get(performance_analysis))
+        .route("/history/performance/compare", get(performance_compare))
+        .route("/history/performance", get(list_performance).post(store_performance))
+        .route("/history/logs", get(list_logs).post(store_logs))
+        .route("/history/logs/search", get(search_logs))
+        .route("/history/alerts", get(list_alerts).post(store_alerts))
+        .route("/history/alerts/{alert_id}/acknowledge", post(acknowledge_alert))
+        .route("/history/alerts/{alert_id}/resolve", post(resolve_alert))
         .route("/history/storage", get(storage))
         .route("/history/commits", get(list_commits).post(store_commits))
         .route("/history/commits/{hash}", get(get_commit))
+        .route("/hooks/git", post(git_push_hook))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
         // Bodies are limited by `read_body`, after decompression too.
@@ -40,8 +49,10 @@ pub(crate) fn router(state: AppState) -> Router {
 
 /// Refuses a request without the configured bearer token (`/health` excepted).
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The git hook authenticates by its signature when a webhook secret is set.
+    let exempt = request.uri().path() == "/health" || (request.uri().path() == "/hooks/git" && state.webhook_secret.is_some());
     if let Some(token) = &state.token
-        && request.uri().path() != "/health"
+        && !exempt
     {
         let given = request
             .headers()
@@ -232,17 +243,216 @@ async fn store_alerts(State(state): State<AppState>, headers: HeaderMap, body: B
     store_records(state, "alert", headers, body).await
 }
 
+/// `GET /history/logs`: log records of a range, newest first (the original `query_data`).
+/// Parameters: `from`, `to`, `level` (repeatable), `q` (full-text filter), `order`
+/// (`desc` default, `asc`), `limit` (1..=1000, default 100), `offset`, `cursor` →
+/// `{records, total_count, next_cursor}`.
+async fn list_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    list_records(state, DataType::Logs, raw).await
+}
+
+/// `GET /history/performance`: performance samples of a range, as `GET /history/logs`
+/// lists logs, with `component` (repeatable) instead of `level` and `q`.
+async fn list_performance(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    list_records(state, DataType::Performance, raw).await
+}
+
+async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> Result<axum::Json<Value>, ApiError> {
+    let now = now_ns();
+    let mut request = DataQuery {
+        data_types: vec![kind],
+        ..DataQuery::default()
+    };
+    for (name, value) in query_pairs(&raw) {
+        let bad = |e: crate::Error| ApiError::from(e).in_param(&name);
+        let number = |v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_input(format!("{name}: {v:?} is not a whole number")))
+        };
+        match (name.as_str(), kind) {
+            ("from", _) => request.start_time = Some(crate::time::parse_time(&value, now).map_err(bad)?),
+            ("to", _) => request.end_time = Some(crate::time::parse_time(&value, now).map_err(bad)?),
+            ("level", DataType::Logs) => request.levels.push(crate::LogLevel::parse(&value).map_err(bad)?),
+            ("q", DataType::Logs) => request.search_text = Some(value),
+            ("component", DataType::Performance) => request.components.push(value),
+            ("order", _) => {
+                request.order_desc = match value.as_str() {
+                    "desc" => true,
+                    "asc" => false,
+                    other => return Err(ApiError::bad_input(format!("order: {other:?} is not asc or desc"))),
+                }
+            }
+            ("limit", _) => request.limit = number(&value)?,
+            ("offset", _) => request.offset = number(&value)?,
+            ("cursor", _) => request.cursor = Some(value),
+            (other, _) => return Err(ApiError::bad_input(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    let history = state.history.clone();
+    read(&state, move || {
+        let page = history.query_data(&request)?;
+        let records: Vec<Value> = page.rows.iter().map(|r| r.to_json()).collect();
+        Ok(axum::Json(json!({
+            "records": records,
+            "total_count": page.total_count,
+            "next_cursor": page.next_cursor,
+        })))
+    })
+    .await
+}
+
+/// `GET /history/logs/search?q=…`: full-text search over log messages. Parameters: `q`
+/// (the query language of `annals search`; empty matches everything), `level`
+/// (repeatable), `logger`, `where` (repeatable tag predicates), `from`, `to`, `order`
+/// (`newest`, `oldest`, `relevance`), `limit`, `cursor`, `time_format=ns` → `{hits, total,
+/// next_cursor}`, each hit with its snippet and highlight offsets.
+async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let now = now_ns();
+    let mut text = String::new();
+    let (mut levels, mut predicates) = (Vec::new(), Vec::new());
+    let (mut start, mut end) = (i64::MIN, i64::MAX);
+    let mut order = SearchOrder::Newest;
+    let mut limit = crate::query::DEFAULT_SEARCH_LIMIT;
+    let mut cursor = None;
+    let mut integer_time = false;
+    for (name, value) in query_pairs(&raw) {
+        let bad = |e: crate::Error| ApiError::from(e).in_param(&name);
+        match name.as_str() {
+            "q" => text = value,
+            "level" => levels.push(value.to_ascii_uppercase()),
+            "logger" => predicates.push(TagPredicate::Eq("logger_name".into(), value)),
+            "where" => predicates.push(TagPredicate::parse(&value).map_err(bad)?),
+            "from" => start = crate::time::parse_time(&value, now).map_err(bad)?,
+            "to" => end = crate::time::parse_time(&value, now).map_err(bad)?,
+            "order" => order = SearchOrder::parse(&value).map_err(bad)?,
+            "limit" => {
+                limit = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_input(format!("limit: {value:?} is not a whole number")))?
+            }
+            "cursor" => cursor = Some(value),
+            "time_format" => integer_time = value == "ns",
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter {other:?} (known: q, level, logger, where, from, to, order, limit, cursor, time_format)"
+                )));
+            }
+        }
+    }
+    crate::text::TextQuery::parse(&text).map_err(|e| ApiError::from(e).in_param("q"))?;
+    if !levels.is_empty() {
+        predicates.push(TagPredicate::In("level".into(), levels));
+    }
+    let query = SearchQuery {
+        text,
+        selector: SeriesSelector {
+            kind: Some(SeriesKind::Log),
+            measurement: None,
+            predicate: TagPredicate::all(predicates),
+        },
+        range: TimeRange::new(start, end),
+        order,
+        limit,
+        cursor,
+        count_total: true,
+    };
+    let history = state.history.clone();
+    read(&state, move || {
+        let result = history.engine().snapshot().search(&query)?;
+        let with_score = query.order == SearchOrder::Relevance;
+        let hits: Vec<Value> = result.hits.iter().map(|h| h.to_json(integer_time, with_score)).collect();
+        Ok(axum::Json(
+            json!({"hits": hits, "total": result.total, "next_cursor": result.next_cursor}),
+        ))
+    })
+    .await
+}
+
+/// `GET /history/alerts[?state=open|raised|acknowledged|resolved][&limit=N]`: the newest
+/// event of each alert, newest first (`open`: raised or acknowledged, not resolved;
+/// `state` repeatable; default limit 1000).
+async fn list_alerts(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let mut states = Vec::new();
+    let mut limit = 1000;
+    for (name, value) in query_pairs(&raw) {
+        match name.as_str() {
+            "state" if value == "open" => states.extend([AlertState::Raised, AlertState::Acknowledged]),
+            "state" => states.push(
+                AlertState::parse(&value)
+                    .map_err(|_| ApiError::bad_input(format!("state: {value:?} is not open, raised, acknowledged or resolved")))?,
+            ),
+            "limit" => {
+                limit = value
+                    .parse()
+                    .map_err(|_| ApiError::bad_input(format!("limit: {value:?} is not a whole number")))?
+            }
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter {other:?} (known: state, limit)"
+                )));
+            }
+        }
+    }
+    let history = state.history.clone();
+    read(&state, move || {
+        let alerts: Vec<Value> = history.alerts(&states, limit)?.iter().map(AlertEvent::to_json).collect();
+        Ok(axum::Json(json!({"alerts": alerts})))
+    })
+    .await
+}
+
+/// `POST /history/alerts/{alert_id}/acknowledge[?at=TIME]`: appends an acknowledged
+/// event (at `at`, default now) → the alert's newest event; 404 for an unknown alert.
+async fn acknowledge_alert(
+    State(state): State<AppState>,
+    Path(alert_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<Value>, ApiError> {
+    change_alert(state, alert_id, raw, AlertState::Acknowledged).await
+}
+
+/// `POST /history/alerts/{alert_id}/resolve[?at=TIME]`: appends a resolved event.
+async fn resolve_alert(
+    State(state): State<AppState>,
+    Path(alert_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<Value>, ApiError> {
+    change_alert(state, alert_id, raw, AlertState::Resolved).await
+}
+
+async fn change_alert(state: AppState, alert_id: String, raw: Option<String>, to: AlertState) -> Result<axum::Json<Value>, ApiError> {
+    let now = now_ns();
+    let mut at = now;
+    for (name, value) in query_pairs(&raw) {
+        match name.as_str() {
+            "at" => at = crate::time::parse_time(&value, now).map_err(|e| ApiError::bad_input(format!("at: {e}")))?,
+            other => return Err(ApiError::bad_input(format!("unknown query parameter {other:?} (known: at)"))),
+        }
+    }
+    let history = state.history.clone();
+    blocking(move || {
+        let changed = match to {
+            AlertState::Acknowledged => history.acknowledge_alert(&alert_id, at)?,
+            _ => history.resolve_alert(&alert_id, at)?,
+        };
+        if !changed {
+            return Err(ApiError::not_found(format!("no alert {alert_id:?} in this store")));
+        }
+        let newest = history
+            .alert(&alert_id)?
+            .ok_or_else(|| ApiError::not_found(format!("no alert {alert_id:?} in this store")))?;
+        Ok(axum::Json(newest.to_json()))
+    })
+    .await
+}
+
 /// `GET /history/metrics`: the `query` flags as parameters (`measurement`, `field`,
 /// `where`, `from`, `to`, `agg`, `every`, `group_by`, `fill`, `limit`, `cursor`,
 /// `lastpoint`, …; `time_format=ns` for integer times) → `{columns, rows, total_count,
 /// next_cursor, resolutions}`.
 async fn query_metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
     let pairs = query_pairs(&raw);
-    let integer_times = match param(&pairs, "time_format") {
-        None | Some("rfc3339") => false,
-        Some("ns") => true,
-        Some(other) => return Err(ApiError::bad_input(format!("time_format: {other:?} is not rfc3339 or ns"))),
-    };
+    let integer_times = time_format(&pairs)?;
     let spec = QuerySpec::from_pairs(
         pairs
             .iter()
@@ -251,43 +461,226 @@ async fn query_metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -
     )?;
     let query = spec.to_query(now_ns())?;
     let history = state.history.clone();
-    read(&state, move || {
-        let snapshot = history.engine().snapshot();
-        let mut result = snapshot.query(&query)?;
-        let columns = result.columns();
-        let time_column = result.time_column;
-        let resolutions: Vec<&str> = result.resolutions.iter().map(|r| r.name()).collect();
-        let mut rows = Vec::new();
-        for row in result.by_ref() {
-            let row = row?;
-            let mut cells = Vec::with_capacity(columns.len());
-            if time_column {
-                cells.push(match row.time {
-                    Some(t) if integer_times => t.into(),
-                    Some(t) => format_rfc3339(t).into(),
-                    None => Value::Null,
-                });
-            }
-            cells.extend(row.tags.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
-            cells.extend(row.values.iter().map(|v| v.as_ref().map_or(Value::Null, |v| v.to_json())));
-            rows.push(Value::Array(cells));
+    read(&state, move || query_page(&history, &query, integer_times).map(axum::Json)).await
+}
+
+/// `time_format=rfc3339|ns`: true for integer times.
+fn time_format(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    match param(pairs, "time_format") {
+        None | Some("rfc3339") => Ok(false),
+        Some("ns") => Ok(true),
+        Some(other) => Err(ApiError::bad_input(format!("time_format: {other:?} is not rfc3339 or ns"))),
+    }
+}
+
+/// A query's answer as `{columns, rows, total_count, next_cursor, resolutions}`.
+fn query_page(history: &crate::history::History, query: &crate::Query, integer_times: bool) -> Result<Value, ApiError> {
+    let snapshot = history.engine().snapshot();
+    let mut result = snapshot.query(query)?;
+    let columns = result.columns();
+    let time_column = result.time_column;
+    let resolutions: Vec<&str> = result.resolutions.iter().map(|r| r.name()).collect();
+    let mut rows = Vec::new();
+    for row in result.by_ref() {
+        let row = row?;
+        let mut cells = Vec::with_capacity(columns.len());
+        if time_column {
+            cells.push(match row.time {
+                Some(t) if integer_times => t.into(),
+                Some(t) => format_rfc3339(t).into(),
+                None => Value::Null,
+            });
         }
-        let next_cursor = result.next_cursor().map(str::to_string);
-        // Rows in the whole answer: this page and those before it, and when the page was
-        // cut short, the rest counted (from block statistics where they suffice).
-        let total_count = match &next_cursor {
-            None => (query.offset + rows.len()) as u64,
-            Some(_) => count_rows(&snapshot, &query)?,
-        };
-        Ok(axum::Json(json!({
-            "columns": columns,
-            "rows": rows,
-            "total_count": total_count,
-            "next_cursor": next_cursor,
-            "resolutions": resolutions,
-        })))
-    })
+        cells.extend(row.tags.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
+        cells.extend(row.values.iter().map(|v| v.as_ref().map_or(Value::Null, |v| v.to_json())));
+        rows.push(Value::Array(cells));
+    }
+    let next_cursor = result.next_cursor().map(str::to_string);
+    // Rows in the whole answer: this page and those before it, and when the page was
+    // cut short, the rest counted (from block statistics where they suffice).
+    let total_count = match &next_cursor {
+        None => (query.offset + rows.len()) as u64,
+        Some(_) => count_rows(&snapshot, query)?,
+    };
+    Ok(json!({
+        "columns": columns,
+        "rows": rows,
+        "total_count": total_count,
+        "next_cursor": next_cursor,
+        "resolutions": resolutions,
+    }))
+}
+
+/// A fixed report over a query written as parameters: the caller's `measurement`,
+/// `field`, `where`, `from`, `to` (and `time_format`) with the report's own aggregates,
+/// buckets and groups; other parameters are refused.
+async fn report(
+    state: &AppState,
+    pairs: Vec<(String, String)>,
+    allowed: &[&str],
+    fixed: &[(&str, &str)],
+) -> Result<axum::Json<Value>, ApiError> {
+    let integer_times = time_format(&pairs)?;
+    let mut given = Vec::new();
+    for (name, value) in &pairs {
+        if name == "time_format" {
+            continue;
+        }
+        if !allowed.contains(&name.as_str()) {
+            return Err(ApiError::bad_input(format!(
+                "unknown query parameter {name:?} (known: {}, time_format)",
+                allowed.join(", ")
+            )));
+        }
+        given.push((name.as_str(), value.as_str()));
+    }
+    let spec = QuerySpec::from_pairs(fixed.iter().copied().chain(given))?;
+    let query = spec.to_query(now_ns())?;
+    let history = state.history.clone();
+    read(state, move || query_page(&history, &query, integer_times).map(axum::Json)).await
+}
+
+/// `GET /history/metrics/summary?measurement=&field=&period=hour|day|week`: per bucket of
+/// the period (and `group_by` tags), the count, mean, min, max and p95 of the fields, over
+/// `where`, `from` and `to`. Long ranges come from the store's summaries where retention
+/// dropped the detail (`resolutions` says so).
+async fn metrics_summary(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    let every = match param(&pairs, "period").unwrap_or("hour") {
+        "hour" => "1h",
+        "day" => "day",
+        "week" => "week",
+        other => return Err(ApiError::bad_input(format!("period: {other:?} is not hour, day or week"))),
+    };
+    let rest: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "period").cloned().collect();
+    report(
+        &state,
+        rest,
+        &["measurement", "field", "where", "from", "to", "group_by"],
+        &[("agg", "count,mean,min,max,p95"), ("every", every)],
+    )
     .await
+}
+
+/// `GET /history/logs/stats?every=1h`: log records per level per bucket (default one
+/// hour), over `where`, `from` and `to`.
+async fn logs_stats(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    let every = param(&pairs, "every").unwrap_or("1h").to_string();
+    let rest: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "every").cloned().collect();
+    report(
+        &state,
+        rest,
+        &["where", "from", "to"],
+        &[
+            ("measurement", "log"),
+            ("kind", "log"),
+            ("agg", "count"),
+            ("group_by", "level"),
+            ("every", every.as_str()),
+        ],
+    )
+    .await
+}
+
+/// `GET /history/performance/compare?baseline_from=&baseline_to=&from=&to=`: the analysis
+/// of two ranges side by side, per component and operation → `{columns, rows}` with, for
+/// each measure, its baseline value, its value and their ratio (value / baseline; null
+/// where the baseline is 0 or missing).
+async fn performance_compare(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    let mut baseline = Vec::new();
+    let mut current = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "baseline_from" => baseline.push(("from".to_string(), value)),
+            "baseline_to" => baseline.push(("to".to_string(), value)),
+            "from" | "to" => current.push((name, value)),
+            "where" => {
+                baseline.push((name.clone(), value.clone()));
+                current.push((name, value));
+            }
+            other => {
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter {other:?} (known: baseline_from, baseline_to, from, to, where)"
+                )));
+            }
+        }
+    }
+    let axum::Json(before) = performance_analysis_of(&state, baseline).await?;
+    let axum::Json(after) = performance_analysis_of(&state, current).await?;
+    let measures: Vec<String> = after["columns"]
+        .as_array()
+        .map(|c| c.iter().skip(2).filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let key = |row: &Value| (row[0].clone().to_string(), row[1].clone().to_string());
+    let baseline_rows: std::collections::HashMap<(String, String), Value> = before["rows"]
+        .as_array()
+        .map(|rows| rows.iter().map(|r| (key(r), r.clone())).collect())
+        .unwrap_or_default();
+    let mut columns = vec![Value::from("component"), Value::from("operation")];
+    for m in &measures {
+        columns.extend([format!("baseline {m}").into(), m.clone().into(), format!("ratio {m}").into()]);
+    }
+    let rows: Vec<Value> = after["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|row| {
+                    let base = baseline_rows.get(&key(row));
+                    let mut cells = vec![row[0].clone(), row[1].clone()];
+                    for i in 0..measures.len() {
+                        let now = row.get(i + 2).cloned().unwrap_or(Value::Null);
+                        let then = base.and_then(|b| b.get(i + 2)).cloned().unwrap_or(Value::Null);
+                        let ratio = match (now.as_f64(), then.as_f64()) {
+                            (Some(n), Some(t)) if t != 0.0 => Value::from(n / t),
+                            _ => Value::Null,
+                        };
+                        cells.extend([then, now, ratio]);
+                    }
+                    Value::Array(cells)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(axum::Json(json!({"columns": columns, "rows": rows})))
+}
+
+/// `GET /history/performance/analysis`: per component and operation, the samples, their
+/// errors and error rate (errors per sample), the p50/p90/p99/max duration (ms), and mean
+/// throughput and efficiency, over `where`, `from` and `to`.
+async fn performance_analysis(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    performance_analysis_of(&state, query_pairs(&raw)).await
+}
+
+async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+    let axum::Json(mut page) = report(
+        state,
+        pairs,
+        &["where", "from", "to"],
+        &[
+            ("measurement", "performance"),
+            ("kind", "performance"),
+            ("group_by", "component,operation"),
+            (
+                "agg",
+                "count(*),sum(error_count),p50(duration_ms),p90(duration_ms),p99(duration_ms),max(duration_ms),mean(throughput),mean(efficiency_percent)",
+            ),
+        ],
+    )
+    .await?;
+    // The error rate beside its two inputs: the 3rd and 4th columns, after the two tags.
+    if let Some(columns) = page.get_mut("columns").and_then(Value::as_array_mut) {
+        columns.push("error_rate".into());
+    }
+    if let Some(rows) = page.get_mut("rows").and_then(Value::as_array_mut) {
+        for row in rows.iter_mut().filter_map(Value::as_array_mut) {
+            let samples = row.get(2).and_then(Value::as_f64).unwrap_or(0.0);
+            let errors = row.get(3).and_then(Value::as_f64).unwrap_or(0.0);
+            row.push(if samples > 0.0 { (errors / samples).into() } else { Value::Null });
+        }
+    }
+    Ok(axum::Json(page))
 }
 
 /// Rows the query would return without a limit: raw rows counted by a count aggregate,
@@ -379,6 +772,80 @@ async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: 
         Ok((status, axum::Json(Value::Array(body))).into_response())
     })
     .await
+}
+
+/// `POST /hooks/git`: a GitHub or Gitea webhook delivery. `push` events are stored as
+/// commits (files without diffs; a re-delivery answers `Duplicate`), `ping` is answered,
+/// other events are acknowledged and ignored. With a webhook secret, the body must carry
+/// a valid `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the body), or the
+/// answer is 401.
+async fn git_push_hook(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(&state, &headers, body).await?;
+    if let Some(secret) = &state.webhook_secret {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .or_else(|| headers.get("x-gitea-signature"))
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().strip_prefix("sha256=").unwrap_or(v.trim()).to_string());
+        if !signature.is_some_and(|s| signature_matches(secret.as_bytes(), &body, &s)) {
+            return Err(ApiError {
+                reason: "the delivery's X-Hub-Signature-256 is missing or does not match the webhook secret".into(),
+                ..ApiError::unauthorized()
+            });
+        }
+    }
+    let event = headers
+        .get("x-github-event")
+        .or_else(|| headers.get("x-gitea-event"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("push")
+        .to_string();
+    match event.as_str() {
+        "push" => {}
+        "ping" => return Ok(axum::Json(json!({"ok": true})).into_response()),
+        other => return Ok((StatusCode::ACCEPTED, axum::Json(json!({"ignored": other}))).into_response()),
+    }
+    let history = state.history.clone();
+    blocking(move || {
+        let commits = crate::ingest::webhook::push_commits(&body, now_ns())?;
+        let results = history.store_commits(&commits)?;
+        let count = |s: crate::StorageStatus| results.iter().filter(|r| r.status == s).count();
+        let failed = count(crate::StorageStatus::Failed);
+        let answer = json!({
+            "stored": count(crate::StorageStatus::Success),
+            "duplicates": count(crate::StorageStatus::Duplicate),
+            "failed": failed,
+            "results": results.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        });
+        let status = if failed == 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        Ok((status, axum::Json(answer)).into_response())
+    })
+    .await
+}
+
+/// True when `hex` is the HMAC-SHA256 of `body` under `secret` (compared in constant time).
+fn signature_matches(secret: &[u8], body: &[u8], hex: &str) -> bool {
+    use hmac::{KeyInit, Mac};
+    let Some(expected) = decode_hex(hex) else { return false };
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// `GET /history/commits?repository=&author=&branch=&path=&from=&to=&limit=&cursor=`:

@@ -27,6 +27,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .env_remove("ANNALS_TOKEN")
+            .env_remove("ANNALS_WEBHOOK_SECRET")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(t) = token {
@@ -163,6 +164,78 @@ fn writes_and_queries_over_http_equal_the_librarys_answers() {
     let (status, raw_page) = server.get(&format!("/history/metrics?{raw_query}"));
     assert_eq!(status, 200);
 
+    // Records of a kind, newest first, as the library's query_data gives them.
+    let (status, logs_page) = server.get("/history/logs?level=ERROR");
+    assert_eq!(status, 200, "{logs_page}");
+    assert_eq!(logs_page["records"].as_array().unwrap().len(), 1);
+    assert_eq!(logs_page["records"][0]["message"], "connection lost");
+    assert_eq!(logs_page["records"][0]["kind"], "log");
+    let samples = json!([{"timestamp": "2016-01-01T00:00:00Z", "component": "buffer", "operation": "flush", "duration_ms": 3.5}]);
+    assert_eq!(server.post("/history/performance", samples.to_string().as_bytes(), &[]).0, 201);
+    let (status, perf_page) = server.get("/history/performance?component=buffer&order=asc");
+    assert_eq!(status, 200, "{perf_page}");
+    assert_eq!(perf_page["records"][0]["duration_ms"], 3.5);
+    assert_eq!(server.get("/history/performance?level=ERROR").0, 400, "level is a logs parameter");
+
+    // Reports over the query engine.
+    let (status, summary) = server.get("/history/metrics/summary?measurement=cpu&field=usage&period=hour");
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["rows"][0],
+        json!(["2016-01-01T00:00:00Z", 3, 2.5, 1.5, 3.5, 3.5]),
+        "{summary}"
+    );
+    assert_eq!(
+        server.get("/history/metrics/summary?measurement=cpu&field=usage&period=month").0,
+        400
+    );
+    let (status, stats) = server.get("/history/logs/stats?every=1d");
+    assert_eq!(status, 200, "{stats}");
+    let mut per_level: Vec<(String, i64)> = stats["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[1].as_str().unwrap().to_string(), r[2].as_i64().unwrap()))
+        .collect();
+    per_level.sort();
+    assert_eq!(per_level, [("ERROR".to_string(), 1), ("INFO".to_string(), 1)]);
+    let (status, analysis) = server.get("/history/performance/analysis");
+    assert_eq!(status, 200, "{analysis}");
+    let row = &analysis["rows"][0];
+    assert_eq!(
+        (row[0].clone(), row[1].clone(), row[2].clone(), row[4].clone()),
+        (json!("buffer"), json!("flush"), json!(1), json!(3.5))
+    );
+    assert_eq!(analysis["columns"].as_array().unwrap().last().unwrap(), "error_rate");
+    assert_eq!(row.as_array().unwrap().last().unwrap(), &json!(0.0));
+    assert_eq!(
+        server.get("/history/performance/analysis?measurement=cpu").0,
+        400,
+        "the report fixes its measurement"
+    );
+    let later = json!([{"timestamp": "2016-01-02T00:00:00Z", "component": "buffer", "operation": "flush", "duration_ms": 7.0}]);
+    assert_eq!(server.post("/history/performance", later.to_string().as_bytes(), &[]).0, 201);
+    let (status, compared) =
+        server.get("/history/performance/compare?baseline_from=2016-01-01&baseline_to=2016-01-02&from=2016-01-02&to=2016-01-03");
+    assert_eq!(status, 200, "{compared}");
+    let columns = compared["columns"].as_array().unwrap();
+    let p50 = columns.iter().position(|c| c == "ratio p50(duration_ms)").unwrap();
+    assert_eq!(compared["rows"][0][p50], 2.0, "7 ms against 3.5 ms: {compared}");
+
+    // Full-text search over the logs, with snippets and highlights.
+    let (status, found) = server.get("/history/logs/search?q=connection&level=error&logger=db");
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["total"], 1, "{found}");
+    let hit = &found["hits"][0];
+    assert_eq!(hit["fields"]["message"], "connection lost");
+    let fragment = hit["snippet"]["fragment"].as_str().unwrap();
+    let [start, end] = [0, 1].map(|i| hit["snippet"]["highlights"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&fragment[start..end], "connection");
+    assert_eq!(server.get("/history/logs/search?q=connection&level=info").1["total"], 0);
+    let (status, error) = server.get("/history/logs/search?q=(unclosed");
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    assert!(error["reason"].as_str().unwrap().starts_with("q: "), "{error}");
+
     // Unknown routes and commits are 404, as JSON.
     let (status, error) = server.get("/history/nothing");
     assert_eq!((status, error["error"].as_str()), (404, Some("not_found")));
@@ -208,6 +281,15 @@ fn writes_and_queries_over_http_equal_the_librarys_answers() {
         2,
         "the bad log array stored nothing"
     );
+    let library_logs = history
+        .query_data(&annals::history::DataQuery {
+            data_types: vec![annals::history::DataType::Logs],
+            levels: vec![annals::LogLevel::Error],
+            ..annals::history::DataQuery::default()
+        })
+        .unwrap();
+    let as_json: Vec<Value> = library_logs.rows.iter().map(|r| r.to_json()).collect();
+    assert_eq!(logs_page["records"], Value::Array(as_json));
 }
 
 #[test]
@@ -304,4 +386,114 @@ fn commits_are_stored_listed_and_read_over_http() {
         shown["files"][0].as_object_mut().unwrap().remove("diff_content");
         shown
     });
+}
+
+#[test]
+fn alerts_are_acknowledged_resolved_and_listed_by_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let alerts = json!([
+        {"timestamp": "2016-01-01T00:00:00Z", "alert_id": "disk-1", "level": "WARNING", "category": "SYSTEM", "title": "disk 91% full"},
+        {"timestamp": "2016-01-01T00:05:00Z", "alert_id": "cpu-1", "level": "ERROR", "category": "PERFORMANCE", "title": "cpu hot"},
+    ]);
+    assert_eq!(server.post("/history/alerts", alerts.to_string().as_bytes(), &[]).0, 201);
+    let ids = |body: &Value| -> Vec<String> {
+        body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{}:{}", a["alert_id"].as_str().unwrap(), a["state"].as_str().unwrap()))
+            .collect()
+    };
+    let (status, open) = server.get("/history/alerts?state=open");
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(ids(&open), ["cpu-1:raised", "disk-1:raised"]);
+
+    let (status, acknowledged) = server.post("/history/alerts/disk-1/acknowledge?at=2016-01-01T00:10:00Z", b"", &[]);
+    assert_eq!(
+        (status, acknowledged["state"].as_str()),
+        (200, Some("acknowledged")),
+        "{acknowledged}"
+    );
+    assert_eq!(acknowledged["title"], "disk 91% full", "the event keeps the alert's fields");
+    let (status, resolved) = server.post("/history/alerts/cpu-1/resolve?at=2016-01-01T00:20:00Z", b"", &[]);
+    assert_eq!((status, resolved["state"].as_str()), (200, Some("resolved")));
+
+    assert_eq!(ids(&server.get("/history/alerts?state=open").1), ["disk-1:acknowledged"]);
+    assert_eq!(ids(&server.get("/history/alerts?state=resolved").1), ["cpu-1:resolved"]);
+    assert_eq!(ids(&server.get("/history/alerts").1), ["cpu-1:resolved", "disk-1:acknowledged"]);
+    let (status, error) = server.post("/history/alerts/nope/resolve", b"", &[]);
+    assert_eq!((status, error["error"].as_str()), (404, Some("not_found")));
+    let (status, error) = server.get("/history/alerts?state=sleeping");
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")));
+    assert!(server.stop().success());
+
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let open = history
+        .alerts(&[annals::AlertState::Raised, annals::AlertState::Acknowledged], 10)
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].alert_id, "disk-1");
+}
+
+#[test]
+fn signed_git_push_deliveries_are_stored_once() {
+    use hmac::{KeyInit, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hook-secret");
+    std::fs::write(&secret_file, "hook-s3cret\n").unwrap();
+    let store = dir.path().join("store");
+    let server = Server::start(&store, Some("api-token"), &["--webhook-secret-file", secret_file.to_str().unwrap()]);
+    let push = json!({
+        "ref": "refs/heads/main",
+        "repository": {"full_name": "acme/app"},
+        "pusher": {"name": "ada"},
+        "commits": [{
+            "id": "4b825dc642cb6eb9a060e54bf8d69288fbee4904", "message": "Fix the parser",
+            "timestamp": "2016-01-01T00:00:00Z", "author": {"name": "Ada", "email": "ada@example.com"},
+            "added": ["src/new.rs"], "removed": [], "modified": ["src/a.rs"],
+        }],
+    })
+    .to_string();
+    let sign = |body: &[u8], key: &[u8]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(body);
+        let bytes = mac.finalize().into_bytes();
+        format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    // A delivery carries no bearer token: its signature authenticates it.
+    let deliver = |body: &[u8], signature: Option<String>, event: &str| {
+        let mut request = server
+            .agent
+            .post(&format!("{}/hooks/git", server.base))
+            .header("X-GitHub-Event", event)
+            .header("Content-Type", "application/json");
+        if let Some(s) = signature {
+            request = request.header("X-Hub-Signature-256", &s);
+        }
+        answer(request.send(body).unwrap())
+    };
+    let (status, stored) = deliver(push.as_bytes(), Some(sign(push.as_bytes(), b"hook-s3cret")), "push");
+    assert_eq!((status, stored["stored"].clone()), (200, json!(1)), "{stored}");
+    let (status, again) = deliver(push.as_bytes(), Some(sign(push.as_bytes(), b"hook-s3cret")), "push");
+    assert_eq!(
+        (status, again["duplicates"].clone()),
+        (200, json!(1)),
+        "a re-delivery is a duplicate"
+    );
+    let (status, error) = deliver(push.as_bytes(), Some(sign(push.as_bytes(), b"wrong")), "push");
+    assert_eq!((status, error["error"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(deliver(push.as_bytes(), None, "push").0, 401);
+    assert_eq!(
+        deliver(b"{}", Some(sign(b"{}", b"hook-s3cret")), "ping"),
+        (200, json!({"ok": true}))
+    );
+    let (status, error) = deliver(b"{}", Some(sign(b"{}", b"hook-s3cret")), "push");
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+
+    let (status, shown) = server.get("/history/commits/4b825dc");
+    assert_eq!(status, 200);
+    assert_eq!(shown["pusher"], "ada");
+    assert_eq!(shown["files"].as_array().unwrap().len(), 2);
+    assert!(server.stop().success());
 }

@@ -3,7 +3,7 @@
 use crate::CliError;
 use crate::output::{self, Format, TimeFormat};
 use annals::time::{now_ns, parse_time};
-use annals::{Bucket, SearchHit, SearchOrder, SearchQuery, SeriesKind, SeriesSelector, TagPredicate, TimeRange};
+use annals::{Bucket, SearchOrder, SearchQuery, SeriesKind, SeriesSelector, TagPredicate, TimeRange};
 use clap::{Args, ValueEnum};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -153,7 +153,11 @@ pub fn run(data: &Path, args: SearchArgs) -> Result<(), CliError> {
     match format {
         Format::Json => {
             for hit in &result.hits {
-                writeln!(out, "{}", hit_json(hit, args.time_format, query.order))?;
+                writeln!(
+                    out,
+                    "{}",
+                    hit.to_json(matches!(args.time_format, TimeFormat::Ns), query.order == SearchOrder::Relevance)
+                )?;
             }
             if let Some(total) = result.total {
                 writeln!(out, "{}", serde_json::json!({ "total": total }))?;
@@ -207,28 +211,4 @@ fn time_json(format: TimeFormat, ts: i64) -> serde_json::Value {
         TimeFormat::Ns => ts.into(),
         TimeFormat::Rfc3339 => annals::time::format_rfc3339(ts).into(),
     }
-}
-
-fn hit_json(hit: &SearchHit, time_format: TimeFormat, order: SearchOrder) -> serde_json::Value {
-    let tags: serde_json::Map<String, serde_json::Value> = hit.key.tags().iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    let fields: serde_json::Map<String, serde_json::Value> = hit.fields.iter().map(|(n, v)| (n.to_string(), v.to_json())).collect();
-    let mut object = serde_json::json!({
-        "time": time_json(time_format, hit.time),
-        "record_id": hit.record_id,
-        "kind": hit.key.kind().name(),
-        "measurement": hit.key.measurement(),
-        "tags": tags,
-        "fields": fields,
-        "snippet": {
-            "fragment": hit.snippet.fragment,
-            "highlights": hit.snippet.highlights.iter().map(|h| [h.start, h.end]).collect::<Vec<_>>(),
-            "truncated": hit.snippet.truncated,
-        },
-    });
-    if order == SearchOrder::Relevance
-        && let Some(map) = object.as_object_mut()
-    {
-        map.insert("score".into(), serde_json::json!(hit.score));
-    }
-    object
 }

@@ -18,6 +18,11 @@ pub struct ServeArgs {
     /// whitespace is ignored). ANNALS_TOKEN gives it directly.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// File holding the secret of POST /hooks/git: deliveries must then carry a valid
+    /// X-Hub-Signature-256, and need no bearer token. ANNALS_WEBHOOK_SECRET gives it
+    /// directly.
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
     /// Largest request body in bytes, as sent and after gzip decompression.
     #[arg(long, default_value_t = ServerLimits::default().max_body_bytes)]
     max_body_bytes: usize,
@@ -33,23 +38,12 @@ pub struct ServeArgs {
 }
 
 pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
-    let token = match (&args.token_file, std::env::var("ANNALS_TOKEN").ok()) {
-        (Some(file), _) => {
-            let text = std::fs::read_to_string(file).map_err(|e| {
-                CliError::Annals(annals::Error::InvalidInput {
-                    line: None,
-                    column: None,
-                    reason: format!("cannot read the token file {}: {e}", file.display()),
-                })
-            })?;
-            Some(text.trim().to_string())
-        }
-        (None, Some(token)) => Some(token.trim().to_string()),
-        (None, None) => None,
-    };
+    let token = secret(&args.token_file, "ANNALS_TOKEN", "token")?;
+    let webhook_secret = secret(&args.webhook_secret_file, "ANNALS_WEBHOOK_SECRET", "webhook secret")?;
     let config = ServerConfig {
         listen: args.listen,
         token,
+        webhook_secret,
         limits: ServerLimits {
             max_body_bytes: args.max_body_bytes,
             max_concurrent_queries: args.max_concurrent_queries,
@@ -66,4 +60,22 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
     })?;
     eprintln!("annals serve: stopped; the store is flushed and closed");
     Ok(())
+}
+
+/// A secret from its file (whitespace around it ignored) or else from the variable `env`.
+fn secret(file: &Option<PathBuf>, env: &str, what: &str) -> Result<Option<String>, CliError> {
+    match (file, std::env::var(env).ok()) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                CliError::Annals(annals::Error::InvalidInput {
+                    line: None,
+                    column: None,
+                    reason: format!("cannot read the {what} file {}: {e}", file.display()),
+                })
+            })?;
+            Ok(Some(text.trim().to_string()))
+        }
+        (None, Some(value)) => Ok(Some(value.trim().to_string())),
+        (None, None) => Ok(None),
+    }
 }

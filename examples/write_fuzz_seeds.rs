@@ -179,6 +179,11 @@ fn main() {
     );
     put(
         "http_bodies",
+        "push",
+        &[b"\x06".as_slice(), br#"{"ref":"refs/heads/main","repository":{"full_name":"acme/app"},"pusher":{"name":"ada"},"commits":[{"id":"4b825dc642cb6eb9a060e54bf8d69288fbee4904","message":"Fix","timestamp":"2016-01-01T00:00:00Z","author":{"name":"Ada"},"added":["a"],"removed":["b"],"modified":[]}]}"#].concat(),
+    );
+    put(
+        "http_bodies",
         "query",
         b"\x05measurement=cpu&field=usage&agg=max&every=1h&group_by=host&where=host=a&fill=null",
     );

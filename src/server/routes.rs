@@ -157,6 +157,13 @@ fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Parameter `name`'s value as a whole number.
+fn whole_number(name: &str, value: &str) -> Result<usize, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::bad_input(format!("{name}: {value:?} is not a whole number")))
+}
+
 /// The one value of parameter `name`, if given.
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
@@ -265,10 +272,6 @@ async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> R
     };
     for (name, value) in query_pairs(&raw) {
         let bad = |e: crate::Error| ApiError::from(e).in_param(&name);
-        let number = |v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| ApiError::bad_input(format!("{name}: {v:?} is not a whole number")))
-        };
         match (name.as_str(), kind) {
             ("from", _) => request.start_time = Some(crate::time::parse_time(&value, now).map_err(bad)?),
             ("to", _) => request.end_time = Some(crate::time::parse_time(&value, now).map_err(bad)?),
@@ -282,8 +285,8 @@ async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> R
                     other => return Err(ApiError::bad_input(format!("order: {other:?} is not asc or desc"))),
                 }
             }
-            ("limit", _) => request.limit = number(&value)?,
-            ("offset", _) => request.offset = number(&value)?,
+            ("limit", _) => request.limit = whole_number(&name, &value)?,
+            ("offset", _) => request.offset = whole_number(&name, &value)?,
             ("cursor", _) => request.cursor = Some(value),
             (other, _) => return Err(ApiError::bad_input(format!("unknown query parameter {other:?}"))),
         }
@@ -325,11 +328,7 @@ async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
             "from" => start = crate::time::parse_time(&value, now).map_err(bad)?,
             "to" => end = crate::time::parse_time(&value, now).map_err(bad)?,
             "order" => order = SearchOrder::parse(&value).map_err(bad)?,
-            "limit" => {
-                limit = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_input(format!("limit: {value:?} is not a whole number")))?
-            }
+            "limit" => limit = whole_number("limit", &value)?,
             "cursor" => cursor = Some(value),
             "time_format" => integer_time = value == "ns",
             other => {
@@ -381,11 +380,7 @@ async fn list_alerts(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
                 AlertState::parse(&value)
                     .map_err(|_| ApiError::bad_input(format!("state: {value:?} is not open, raised, acknowledged or resolved")))?,
             ),
-            "limit" => {
-                limit = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_input(format!("limit: {value:?} is not a whole number")))?
-            }
+            "limit" => limit = whole_number("limit", &value)?,
             other => {
                 return Err(ApiError::bad_input(format!(
                     "unknown query parameter {other:?} (known: state, limit)"
@@ -863,11 +858,7 @@ async fn list_commits(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             "path" => request.path = Some(value.clone()),
             "from" => request.start_time = Some(time(value)?),
             "to" => request.end_time = Some(time(value)?),
-            "limit" => {
-                request.limit = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_input(format!("limit: {value:?} is not a whole number")))?
-            }
+            "limit" => request.limit = whole_number("limit", value)?,
             "cursor" => request.cursor = Some(value.clone()),
             other => {
                 return Err(ApiError::bad_input(format!(

@@ -40,6 +40,7 @@ pub(crate) mod codec;
 mod commit_index;
 mod engine;
 pub mod error;
+pub mod events;
 mod files;
 /// The file-system seam ([`fs::FileSystem`], set in [`Options::file_system`]) and the
 /// fault-injecting implementation tests use ([`fs::FaultyFileSystem`]).

@@ -31,6 +31,7 @@ use crate::cache::BlockCache;
 use crate::catalog::{Catalog, CatalogFile};
 use crate::commit_index::{CommitIndex, CommitLocation};
 use crate::error::{Error, Result};
+use crate::events::{Event, EventFilter, Subscription};
 use crate::files::FileKind;
 use crate::head::ApplyBatch;
 use crate::io::DirLock;
@@ -125,6 +126,8 @@ pub(crate) struct Inner {
     writes: Writes,
     published: Published,
     background: Background,
+    /// Subscribers of the store's events.
+    events: crate::events::EventHub,
 }
 
 /// The write path: the WAL and the active head, the catalog, group commit and visibility.
@@ -164,7 +167,23 @@ struct Background {
     compactor_wake: Condvar,
     /// The summary run in progress, if any (flushes mark late rows against its target).
     summary_run: Mutex<Option<summary::SummaryRun>>,
+    /// When storage warnings were last announced to subscribers.
+    alarms: Mutex<AlarmState>,
 }
+
+/// Keeps storage warnings to subscribers few: a low disk is announced when it starts, a
+/// retention refusal at most once a minute.
+#[derive(Default)]
+struct AlarmState {
+    last_disk_check: Option<Instant>,
+    low_disk: bool,
+    last_refusal: Option<Instant>,
+}
+
+/// How often the flusher looks at free disk space while someone subscribes.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(10);
+/// Least time between two `retention_refused` warnings.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 struct Writer {
     wal: WalWriter,
@@ -402,7 +421,35 @@ impl Engine {
     /// assert_eq!((restored.rows, engine.stats().unwrap().rows), (1, 1));
     /// ```
     pub fn archive(&self, before: Month, out: Option<&Path>, progress: &mut dyn FnMut(u64, u64)) -> Result<ArchiveReport> {
-        self.inner.archive(before, out, progress)
+        let report = self.inner.archive(before, out, progress)?;
+        self.inner
+            .events
+            .publish(&crate::events::Event::ArchiveCompleted(crate::events::ArchiveCompleted {
+                path: report.path.display().to_string(),
+                months: report.months.clone(),
+                rows: report.rows,
+                bytes: report.archive_bytes,
+            }));
+        Ok(report)
+    }
+
+    /// Subscribes to the store's events (see [`crate::events`]): those `filter` takes, in a
+    /// queue of `capacity` events that drops its oldest when full.
+    pub fn subscribe(&self, filter: EventFilter, capacity: usize) -> Subscription {
+        self.inner.events.subscribe(filter, capacity, None)
+    }
+
+    /// As [`Engine::subscribe`], calling `wake` after each event queued (for a consumer
+    /// that waits on something other than [`Subscription::recv_timeout`], such as an async
+    /// task).
+    pub fn subscribe_with_wake(&self, filter: EventFilter, capacity: usize, wake: Box<dyn Fn() + Send + Sync>) -> Subscription {
+        self.inner.events.subscribe(filter, capacity, Some(wake))
+    }
+
+    /// Publishes an event to the store's subscribers (the server announces the end of its
+    /// long operations with it; trend analysis its alerts).
+    pub fn publish_event(&self, event: &Event) {
+        self.inner.events.publish(event);
     }
 
     /// Brings an archive's months back. The archive is checked whole first (every entry's
@@ -545,8 +592,19 @@ impl Inner {
         if p.is_none() {
             *p = Some(cause.to_string());
         }
-        self.poisoned.store(true, Ordering::SeqCst);
+        let first = !self.poisoned.swap(true, Ordering::SeqCst);
         self.writes.synced.notify_all();
+        if first {
+            // Writes staged for events will never be durable.
+            self.events.discard_staged();
+            self.events
+                .publish(&crate::events::Event::StorageWarning(crate::events::StorageAlarm {
+                    kind: "poisoned".into(),
+                    message: format!("the store refuses writes until it is reopened: {cause}"),
+                    free_bytes: None,
+                    threshold_bytes: None,
+                }));
+        }
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -573,7 +631,7 @@ impl Inner {
         self.writes.appending.fetch_add(1, Ordering::SeqCst);
         let appended = self.append(batch);
         self.writes.appending.fetch_sub(1, Ordering::SeqCst);
-        let (lsn, receipt, head_bytes) = appended?;
+        let (lsn, receipt, head_bytes) = appended.inspect_err(|e| self.announce_refusal(e))?;
         let last_seq = receipt.first_seq + receipt.rows as u64 - 1;
         match self.options.durability {
             Durability::None => {
@@ -582,6 +640,7 @@ impl Inner {
             Durability::Sync => self.sync_to(lsn, Duration::ZERO)?,
             Durability::Group { max_delay } => self.sync_to(lsn, max_delay)?,
         }
+        self.events.release_through(lsn);
         if head_bytes >= self.options.head_max_bytes {
             if self.options.background_flush {
                 self.wake_flusher();
@@ -662,6 +721,12 @@ impl Inner {
         };
         if w.head_started.is_none() {
             w.head_started = Some(Instant::now());
+        }
+        if self.events.has_subscribers()
+            && let Some(update) = crate::events::DataUpdate::of_batch(batch, first_seq)
+        {
+            // Under the writer lock: staged in commit order.
+            self.events.stage(w.lsn, update);
         }
         Ok((
             w.lsn,
@@ -747,6 +812,60 @@ impl Inner {
         self.writes.synced.notify_all();
     }
 
+    /// Tells subscribers that retention refused a write (at most once a minute).
+    fn announce_refusal(&self, error: &Error) {
+        let Error::Refused { reason } = error else { return };
+        if !self.events.has_subscribers() {
+            return;
+        }
+        {
+            let mut alarms = self.background.alarms.lock();
+            if alarms.last_refusal.is_some_and(|t| t.elapsed() < REFUSAL_WARNING_EVERY) {
+                return;
+            }
+            alarms.last_refusal = Some(Instant::now());
+        }
+        self.events
+            .publish(&crate::events::Event::StorageWarning(crate::events::StorageAlarm {
+                kind: "retention_refused".into(),
+                message: reason.clone(),
+                free_bytes: None,
+                threshold_bytes: None,
+            }));
+    }
+
+    /// Tells subscribers when free disk space falls below the threshold (once per fall).
+    fn check_disk_for_subscribers(&self) {
+        if !self.events.has_subscribers() {
+            return;
+        }
+        {
+            let mut alarms = self.background.alarms.lock();
+            if alarms.last_disk_check.is_some_and(|t| t.elapsed() < DISK_CHECK_EVERY) {
+                return;
+            }
+            alarms.last_disk_check = Some(Instant::now());
+        }
+        let Ok(free) = crate::io::available_bytes(&self.dir) else { return };
+        let warning = stats::low_disk(free, self.options.low_disk_bytes);
+        let newly_low = {
+            let mut alarms = self.background.alarms.lock();
+            let was_low = std::mem::replace(&mut alarms.low_disk, warning.is_some());
+            !was_low
+        };
+        if let Some(w) = warning
+            && newly_low
+        {
+            self.events
+                .publish(&crate::events::Event::StorageWarning(crate::events::StorageAlarm {
+                    kind: w.kind.into(),
+                    message: w.message,
+                    free_bytes: Some(w.free_bytes),
+                    threshold_bytes: Some(w.threshold_bytes),
+                }));
+        }
+    }
+
     fn wake_flusher(&self) {
         self.background.flusher.lock().wake = true;
         self.background.flusher_wake.notify_all();
@@ -770,6 +889,7 @@ impl Inner {
                 }
                 st.wake = false;
             }
+            self.check_disk_for_subscribers();
             if self.is_poisoned() {
                 continue;
             }

@@ -257,7 +257,9 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
             compactor: Mutex::new(Default::default()),
             compactor_wake: Condvar::new(),
             summary_run: Mutex::new(None),
+            alarms: Mutex::new(Default::default()),
         },
+        events: Default::default(),
     })
 }
 

@@ -30,11 +30,15 @@
 mod commits;
 #[cfg(feature = "git")]
 mod git;
+mod report;
 mod verify;
 
 pub use commits::{CommitPage, CommitQuery, DiffStorage, FileDiffs, StoredCommit, StoredDiff};
 #[cfg(feature = "git")]
 pub use git::{ImportOptions, ImportProgress, ImportReport};
+pub use report::{
+    BusyPeriod, Change, Dashboard, DashboardRequest, Latency, LatestReading, LevelCounts, Reading, RecentError, Report, ReportPeriod,
+};
 pub use verify::verify_store;
 
 use crate::engine::{Engine, StoreStats, WriteReceipt};
@@ -244,6 +248,38 @@ impl History {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// Subscribes to the store's events ([`crate::events`]): those `filter` takes, in a
+    /// queue of [`History::DEFAULT_EVENT_QUEUE`] events that drops its oldest when the
+    /// subscriber falls behind (its next receive is then a `lagged` event).
+    ///
+    /// ```
+    /// use annals::events::{Event, EventFilter};
+    /// use annals::history::History;
+    /// use annals::{MetricData, Options};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let history = History::open(dir.path(), Options::default()).unwrap();
+    /// let events = history.subscribe(EventFilter::default());
+    /// let reading = MetricData {
+    ///     timestamp: 1_700_000_000_000_000_000,
+    ///     metric_type: "cpu".into(),
+    ///     metric_name: "usage_percent".into(),
+    ///     value: 42.0,
+    ///     unit: None,
+    ///     tags: Default::default(),
+    /// };
+    /// history.store_metrics(&[reading]).unwrap();
+    /// match events.try_recv() {
+    ///     Some(Event::HistoryDataUpdated(update)) => assert_eq!((update.rows, update.measurements), (1, vec!["cpu".to_string()])),
+    ///     other => panic!("expected a data event, got {other:?}"),
+    /// }
+    /// ```
+    pub fn subscribe(&self, filter: crate::events::EventFilter) -> crate::events::Subscription {
+        self.engine.subscribe(filter, Self::DEFAULT_EVENT_QUEUE)
+    }
+
+    /// Events a subscription of [`History::subscribe`] holds before it drops the oldest.
+    pub const DEFAULT_EVENT_QUEUE: usize = 1024;
 
     /// Flushes and closes.
     pub fn close(self) -> Result<()> {

@@ -93,6 +93,40 @@ impl QuerySpec {
         Ok(spec)
     }
 
+    /// Reads the JSON form (the body of `POST /history/analyze`): an object with the
+    /// parameter names of [`QuerySpec::from_pairs`] as keys, each a string, a number, a
+    /// boolean, or an array of those for a repeatable parameter, e.g.
+    /// `{"measurement": "cpu", "where": ["host=a"], "agg": ["mean", "p95"], "every": "1h",
+    /// "limit": 10}`.
+    pub fn from_json(value: &serde_json::Value) -> Result<QuerySpec> {
+        let serde_json::Value::Object(object) = value else {
+            return Err(Error::invalid(
+                "a query is a JSON object of parameters, e.g. {\"measurement\": \"cpu\"}",
+            ));
+        };
+        let scalar = |name: &str, v: &serde_json::Value| -> Result<String> {
+            match v {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Number(n) => Ok(n.to_string()),
+                serde_json::Value::Bool(b) => Ok(b.to_string()),
+                _ => Err(param(name, "is not a string, a number or a boolean".into())),
+            }
+        };
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, v) in object {
+            match v {
+                serde_json::Value::Null => {}
+                serde_json::Value::Array(items) => {
+                    for item in items {
+                        pairs.push((name.clone(), scalar(name, item)?));
+                    }
+                }
+                v => pairs.push((name.clone(), scalar(name, v)?)),
+            }
+        }
+        QuerySpec::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
     /// The query these parameters describe, relative times read against `now` (ns).
     pub fn to_query(&self, now: i64) -> Result<Query> {
         if self.measurement.trim().is_empty() {
@@ -223,6 +257,39 @@ fn in_param(name: &str, error: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_json_form_reads_as_the_parameters_do() {
+        let json = serde_json::json!({
+            "measurement": "cpu", "where": ["host=a", "region=eu"], "agg": ["mean", "p95"],
+            "field": "usage", "every": "1h", "limit": 10, "lastpoint": false, "cursor": null
+        });
+        let from_json = QuerySpec::from_json(&json).unwrap();
+        let from_pairs = QuerySpec::from_pairs([
+            ("measurement", "cpu"),
+            ("where", "host=a"),
+            ("where", "region=eu"),
+            ("agg", "mean,p95"),
+            ("field", "usage"),
+            ("every", "1h"),
+            ("limit", "10"),
+            ("lastpoint", "false"),
+        ])
+        .unwrap();
+        assert_eq!(from_json, from_pairs);
+        match QuerySpec::from_json(&serde_json::json!({"measurement": {"a": 1}})) {
+            Err(Error::InvalidInput { reason, .. }) => assert!(reason.starts_with("measurement:"), "{reason}"),
+            other => panic!("expected a refusal naming the key, got {other:?}"),
+        }
+        assert!(matches!(
+            QuerySpec::from_json(&serde_json::json!([1])),
+            Err(Error::InvalidInput { .. })
+        ));
+        match QuerySpec::from_json(&serde_json::json!({"measurment": "cpu"})) {
+            Err(Error::InvalidInput { reason, .. }) => assert!(reason.contains("measurment"), "{reason}"),
+            other => panic!("expected an unknown-key refusal, got {other:?}"),
+        }
+    }
 
     #[test]
     fn query_strings_and_flags_mean_the_same_query() {

@@ -14,9 +14,15 @@
 //! `/history/logs/stats` and `/history/performance/analysis`; `GET /history/alerts`,
 //! `POST /history/alerts/{alert_id}/acknowledge` and `/resolve`; `GET /history/metrics`
 //! (the `query` flags as query parameters); `GET /history/storage`; `POST /history/commits`, `GET /history/commits`,
-//! `GET /history/commits/{hash}`; `POST /hooks/git` (GitHub and Gitea push events).
+//! `GET /history/commits/{hash}`; `POST /hooks/git` (GitHub and Gitea push events);
+//! `GET /history/dashboard`, `GET /history/reports`, `POST /history/analyze`; the
+//! operations `POST /history/archive`, `/history/cleanup`, `/history/optimize` and
+//! `GET /history/operations[/{id}]`; `GET /history/ws` (events); `GET /metrics`.
 
 mod error;
+mod live;
+mod metrics;
+mod operations;
 mod routes;
 
 pub use error::ApiError;
@@ -43,6 +49,10 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// On shutdown, requests in flight get this long to finish (default 10 s).
     pub shutdown_grace: Duration,
+    /// WebSocket clients subscribed at once; more are refused with 429 (default 256).
+    pub max_subscribers: usize,
+    /// Events queued per WebSocket client before its oldest are dropped (default 1024).
+    pub subscriber_queue: usize,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +62,8 @@ impl Default for ServerLimits {
             max_concurrent_queries: 16,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_subscribers: 256,
+            subscriber_queue: 1024,
         }
     }
 }
@@ -89,7 +101,12 @@ impl ServerConfig {
             return Err(Error::invalid("the webhook secret is empty"));
         }
         let l = &self.limits;
-        if l.max_body_bytes == 0 || l.max_concurrent_queries == 0 || l.request_timeout.is_zero() {
+        if l.max_body_bytes == 0
+            || l.max_concurrent_queries == 0
+            || l.request_timeout.is_zero()
+            || l.max_subscribers == 0
+            || l.subscriber_queue == 0
+        {
             return Err(Error::invalid("server limits must be above zero"));
         }
         Ok(())
@@ -104,6 +121,9 @@ pub(crate) struct AppState {
     pub webhook_secret: Option<Arc<str>>,
     pub limits: ServerLimits,
     pub queries: Arc<tokio::sync::Semaphore>,
+    pub subscribers: Arc<tokio::sync::Semaphore>,
+    pub operations: Arc<operations::Operations>,
+    pub metrics: Arc<metrics::ServerMetrics>,
 }
 
 /// Serves `history` on `listener` until `shutdown` completes, then stops accepting,
@@ -122,6 +142,9 @@ pub async fn serve(
         webhook_secret: config.webhook_secret.as_deref().map(Arc::from),
         limits: config.limits.clone(),
         queries: Arc::new(tokio::sync::Semaphore::new(config.limits.max_concurrent_queries)),
+        subscribers: Arc::new(tokio::sync::Semaphore::new(config.limits.max_subscribers)),
+        operations: Arc::default(),
+        metrics: Arc::new(metrics::ServerMetrics::new()),
     };
     let app = routes::router(state);
     let stopping = Arc::new(tokio::sync::Notify::new());

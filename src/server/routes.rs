@@ -40,8 +40,26 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/history/commits", get(list_commits).post(store_commits))
         .route("/history/commits/{hash}", get(get_commit))
         .route("/hooks/git", post(git_push_hook))
+        .route("/history/dashboard", get(dashboard))
+        .route("/history/reports", get(reports))
+        .route("/history/analyze", post(analyze))
+        .route("/history/archive", post(archive))
+        .route("/history/cleanup", post(cleanup))
+        .route("/history/optimize", post(optimize))
+        .route("/history/operations", get(list_operations))
+        .route("/history/operations/{id}", get(get_operation))
+        .route("/history/ws", get(super::live::websocket))
+        .route("/metrics", get(super::metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::metrics::record))
         // Bodies are limited by `read_body`, after decompression too.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -151,7 +169,7 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
 }
 
 /// The pairs of a query string, percent-decoded.
-fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -188,6 +206,7 @@ async fn write_line_protocol(
     };
     let body = read_body(&state, &headers, body).await?;
     let history = state.history.clone();
+    let metrics = state.metrics.clone();
     blocking(move || {
         let text = std::str::from_utf8(&body).map_err(|e| {
             let line = body[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
@@ -208,7 +227,7 @@ async fn write_line_protocol(
             })?;
         }
         if !batch.is_empty() {
-            history.engine().write(&batch)?;
+            metrics.ingested("line_protocol", history.engine().write(&batch)?.rows);
         }
         Ok(StatusCode::NO_CONTENT)
     })
@@ -219,6 +238,7 @@ async fn write_line_protocol(
 async fn store_records(state: AppState, kind: &'static str, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let history = state.history.clone();
+    let metrics = state.metrics.clone();
     blocking(move || {
         let limits = history.engine().options().limits.clone();
         let mut parser = JsonLinesParser::new(Precision::Nanoseconds, limits);
@@ -229,6 +249,7 @@ async fn store_records(state: AppState, kind: &'static str, headers: HeaderMap, 
         } else {
             history.engine().write(&batch)?.rows
         };
+        metrics.ingested(kind, rows);
         Ok((StatusCode::CREATED, axum::Json(json!({"stored": records, "rows": rows}))).into_response())
     })
     .await
@@ -724,6 +745,7 @@ async fn storage(State(state): State<AppState>) -> Result<axum::Json<Value>, Api
 async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let history = state.history.clone();
+    let metrics = state.metrics.clone();
     blocking(move || {
         let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError {
             line: Some(e.line() as u64),
@@ -757,6 +779,10 @@ async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: 
         }
         let commits = parser.take_commits();
         let results = history.store_commits(&commits)?;
+        metrics.ingested(
+            "commit",
+            results.iter().filter(|r| r.status == crate::StorageStatus::Success).count(),
+        );
         let all_stored = results.iter().all(|r| r.status != crate::StorageStatus::Failed);
         let body: Vec<Value> = results.iter().map(|r| r.to_json()).collect();
         let status = if all_stored {
@@ -801,9 +827,14 @@ async fn git_push_hook(State(state): State<AppState>, headers: HeaderMap, body: 
         other => return Ok((StatusCode::ACCEPTED, axum::Json(json!({"ignored": other}))).into_response()),
     }
     let history = state.history.clone();
+    let metrics = state.metrics.clone();
     blocking(move || {
         let commits = crate::ingest::webhook::push_commits(&body, now_ns())?;
         let results = history.store_commits(&commits)?;
+        metrics.ingested(
+            "git_push",
+            results.iter().filter(|r| r.status == crate::StorageStatus::Success).count(),
+        );
         let count = |s: crate::StorageStatus| results.iter().filter(|r| r.status == s).count();
         let failed = count(crate::StorageStatus::Failed);
         let answer = json!({
@@ -902,4 +933,183 @@ async fn get_commit(
             .ok_or_else(|| ApiError::not_found(format!("no commit {hash:?} in this store")))
     })
     .await
+}
+
+/// The range of `from` and `to` parameters (times as `query` reads them), defaulting to the
+/// `default_span` before now.
+fn range_params(pairs: &[(String, String)], default_span: i64) -> Result<(i64, i64), ApiError> {
+    let now = now_ns();
+    let time = |name: &str| -> Result<Option<i64>, ApiError> {
+        param(pairs, name)
+            .map(|t| crate::time::parse_time(t, now).map_err(|e| ApiError::from(e).in_param(name)))
+            .transpose()
+    };
+    let to = time("to")?.unwrap_or(now);
+    let from = time("from")?.unwrap_or(to.saturating_sub(default_span));
+    Ok((from, to))
+}
+
+fn only_params(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
+    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::bad_input(format!(
+            "unknown query parameter {k:?} (known: {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `GET /history/dashboard?from=&to=&reading=cpu.usage_percent`: what the demo prints,
+/// over the range (default the last 7 days): latest readings per series, busiest hours,
+/// log counts by level (whole and per bucket), recent errors, alert events and open
+/// alerts, latency percentiles per component.
+async fn dashboard(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["from", "to", "reading"])?;
+    let (from, to) = range_params(&pairs, 7 * 24 * 3600 * crate::time::NANOS_PER_SECOND)?;
+    let mut request = crate::history::DashboardRequest::new(from, to);
+    let readings: Vec<&str> = pairs.iter().filter(|(k, _)| k == "reading").map(|(_, v)| v.as_str()).collect();
+    if !readings.is_empty() {
+        request.readings = readings
+            .iter()
+            .map(|r| crate::history::Reading::parse(r).map_err(|e| ApiError::from(e).in_param("reading")))
+            .collect::<Result<_, _>>()?;
+    }
+    let history = state.history.clone();
+    read(&state, move || {
+        let board = history.dashboard(&request)?;
+        serde_json::to_value(&board)
+            .map(axum::Json)
+            .map_err(|e| ApiError::internal(format!("encoding the dashboard: {e}")))
+    })
+    .await
+}
+
+/// `GET /history/reports?period=day|week&end=`: the report of the period ending at `end`
+/// (default now) beside the period before; JSON, or an HTML page with `Accept: text/html`.
+async fn reports(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["period", "end"])?;
+    let period = crate::history::ReportPeriod::parse(param(&pairs, "period").unwrap_or("day")).map_err(ApiError::from)?;
+    let now = now_ns();
+    let end = match param(&pairs, "end") {
+        Some(t) => crate::time::parse_time(t, now).map_err(|e| ApiError::from(e).in_param("end"))?,
+        None => now,
+    };
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
+    let history = state.history.clone();
+    let report = read(&state, move || Ok(history.report(period, end)?)).await?;
+    if html {
+        return Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], report.to_html()).into_response());
+    }
+    serde_json::to_value(&report)
+        .map(|v| axum::Json(v).into_response())
+        .map_err(|e| ApiError::internal(format!("encoding the report: {e}")))
+}
+
+/// `POST /history/analyze?time_format=`: a query as a JSON object of the `GET
+/// /history/metrics` parameters (`{"measurement": "cpu", "agg": ["mean"], "every": "1h"}`;
+/// see `QuerySpec::from_json`) → the same `{columns, rows, ...}` answer.
+async fn analyze(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["time_format"])?;
+    let integer_times = time_format(&pairs)?;
+    let body = read_body(&state, &headers, body).await?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError {
+        line: Some(e.line() as u64),
+        column: Some(e.column() as u64),
+        ..ApiError::bad_input(format!("the query is not JSON: {e}"))
+    })?;
+    let query = QuerySpec::from_json(&value)?.to_query(now_ns())?;
+    let history = state.history.clone();
+    read(&state, move || query_page(&history, &query, integer_times).map(axum::Json)).await
+}
+
+/// `POST /history/archive?before=YYYY-MM`: moves every month before `before` into an
+/// archive file (202 with an operation id; `archive_completed` and `operation_completed`
+/// events at its end).
+async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["before"])?;
+    let before = param(&pairs, "before").ok_or_else(|| ApiError::bad_input("before: is required (YYYY-MM)"))?;
+    let before =
+        crate::time::Month::parse(before).ok_or_else(|| ApiError::bad_input(format!("before: {before:?} is not a month (YYYY-MM)")))?;
+    let history = state.history.clone();
+    super::operations::start(&state, "archive", move |progress| {
+        let report = history.engine().archive(before, None, &mut |done, total| {
+            progress.set(super::operations::Progress {
+                done,
+                total,
+                unit: "bytes",
+                detail: None,
+            });
+        })?;
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(format!("encoding the archive report: {e}")))
+    })
+}
+
+/// `POST /history/cleanup?apply=true`: retention. Without `apply=true` a dry run answers
+/// at once (200) with what would be dropped; with it, an operation (202).
+async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["apply"])?;
+    let apply = match param(&pairs, "apply") {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") | Some("") => true,
+        Some(other) => return Err(ApiError::bad_input(format!("apply: {other:?} is not true or false"))),
+    };
+    let history = state.history.clone();
+    if !apply {
+        let plan = read(&state, move || Ok(history.engine().retention_plan()?)).await?;
+        return serde_json::to_value(&plan)
+            .map(|v| axum::Json(json!({"dry_run": true, "plan": v})).into_response())
+            .map_err(|e| ApiError::internal(format!("encoding the retention plan: {e}")));
+    }
+    super::operations::start(&state, "cleanup", move |_| {
+        let report = history.engine().apply_retention()?;
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(format!("encoding the retention report: {e}")))
+    })
+}
+
+/// `POST /history/optimize`: merges every month to one segment and its text index to one
+/// segment, and removes orphan files (202 with an operation id).
+async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    only_params(&query_pairs(&raw), &[])?;
+    let history = state.history.clone();
+    super::operations::start(&state, "optimize", move |progress| {
+        let report = history.engine().optimize(&mut |p| {
+            progress.set(super::operations::Progress {
+                done: p.input_bytes_done,
+                total: p.input_bytes_total,
+                unit: "bytes",
+                detail: Some(p.month.clone()),
+            });
+        })?;
+        serde_json::to_value(&report).map_err(|e| ApiError::internal(format!("encoding the optimize report: {e}")))
+    })
+}
+
+/// `GET /history/operations`: the operations this server ran or runs, newest first.
+async fn list_operations(State(state): State<AppState>) -> axum::Json<Value> {
+    axum::Json(json!({"operations": state.operations.list()}))
+}
+
+/// `GET /history/operations/{id}`: one operation's status, progress and outcome.
+async fn get_operation(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+    let number: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_input(format!("operation id {id:?} is not a number")))?;
+    let op = state
+        .operations
+        .get(number)
+        .ok_or_else(|| ApiError::not_found(format!("no operation {number} (finished ones are kept for a while only)")))?;
+    Ok(axum::Json(json!(op)))
 }

@@ -497,3 +497,238 @@ fn signed_git_push_deliveries_are_stored_once() {
     assert_eq!(shown["files"].as_array().unwrap().len(), 2);
     assert!(server.stop().success());
 }
+
+/// A WebSocket client of `GET /history/ws`, reading with a timeout.
+struct Events {
+    socket: tungstenite::WebSocket<std::net::TcpStream>,
+}
+
+impl Events {
+    fn connect(server: &Server, query: &str) -> Events {
+        use tungstenite::client::IntoClientRequest;
+        let address = server.base.trim_start_matches("http://").to_string();
+        let mut request = format!("ws://{address}/history/ws{query}").into_client_request().unwrap();
+        if let Some(t) = &server.token {
+            request
+                .headers_mut()
+                .insert("Authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        let stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (socket, _) = tungstenite::client(request, stream).unwrap();
+        Events { socket }
+    }
+
+    /// The next event as JSON.
+    fn next(&mut self) -> Value {
+        loop {
+            match self.socket.read().unwrap() {
+                tungstenite::Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+                tungstenite::Message::Close(frame) => panic!("the server closed the event stream: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.socket.send(tungstenite::Message::Text(text.into())).unwrap();
+    }
+}
+
+#[test]
+fn data_events_arrive_in_commit_order_and_filters_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some("sesame"), &[]);
+    let mut all = Events::connect(&server, "");
+    assert_eq!(all.next()["type"], "subscribed");
+    let mut only_logs = Events::connect(&server, "?kinds=log");
+    assert_eq!(only_logs.next()["kinds"], json!(["log"]));
+
+    let writes = 40;
+    for i in 0..writes {
+        let line = format!(
+            "cpu,host=h{} usage={i} {}\n",
+            i % 3,
+            1_451_606_400_000_000_000i64 + i * 1_000_000_000
+        );
+        assert_eq!(server.post("/write", line.as_bytes(), &[]).0, 204);
+    }
+    let log = json!([{"timestamp": "2016-01-01T00:00:00Z", "level": "ERROR", "logger_name": "db", "message": "lost"}]);
+    assert_eq!(server.post("/history/logs", log.to_string().as_bytes(), &[]).0, 201);
+
+    // Every row arrives once, in commit order, in few merged events.
+    let (mut rows, mut next_seq, mut events) = (0, 1, 0);
+    while rows < writes + 1 {
+        let event = all.next();
+        assert_eq!(event["type"], "history_data_updated", "{event}");
+        assert_eq!(event["first_seq"], next_seq, "events in commit order: {event}");
+        next_seq = event["last_seq"].as_u64().unwrap() + 1;
+        rows += event["rows"].as_u64().unwrap() as i64;
+        events += 1;
+    }
+    assert_eq!(rows, writes + 1);
+    assert!(events <= writes + 1);
+    let event = only_logs.next();
+    assert_eq!(
+        (event["kinds"].clone(), event["rows"].clone()),
+        (json!(["log"]), json!(1)),
+        "{event}"
+    );
+
+    // A filter sent as a message replaces the query string's; a bad one is answered.
+    only_logs.send(r#"{"types": ["nope"]}"#);
+    let answer = only_logs.next();
+    assert_eq!(answer["type"], "error", "{answer}");
+    only_logs.send(r#"{"types": ["history_data_updated"], "measurements": ["mem"]}"#);
+    assert_eq!(only_logs.next()["measurements"], json!(["mem"]));
+    assert_eq!(server.post("/write", b"mem,host=a used=1 1451606400000000000\n", &[]).0, 204);
+    let event = only_logs.next();
+    assert_eq!(event["measurements"], json!(["mem"]), "{event}");
+
+    // The bad filter of a query string is a 400 before any upgrade; no token is a 401.
+    assert_eq!(server.get("/history/ws?types=nope").0, 400);
+    let unauthenticated = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .get(&format!("{}/history/ws", server.base))
+        .call()
+        .unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("annals_websocket_subscribers 2"), "{metrics}");
+    assert!(
+        metrics.contains("annals_ingested_rows_total{kind=\"line_protocol\"} 41"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("annals_http_requests_total{route=\"/write\",method=\"POST\",status=\"204\"} 41"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("annals_http_request_duration_seconds_bucket{"), "{metrics}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn dashboard_reports_and_analyze_answer_as_the_library_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["demo", "--days", "2", "--seed", "7"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let server = Server::start(dir.path(), None, &[]);
+    let (status, board) = server.get("/history/dashboard?from=now-3d&to=now%2B1h");
+    assert_eq!(status, 200, "{board}");
+    assert_eq!(board["latest"].as_array().unwrap().len(), 24, "8 hosts, 3 readings: {board}");
+    assert_eq!(board["busiest"].as_array().unwrap().len(), 5);
+    assert!(board["logs_by_level"]["INFO"].as_u64().unwrap() > 0, "{board}");
+    assert!(!board["log_timeline"].as_array().unwrap().is_empty());
+    assert_eq!(board["latency"].as_array().unwrap().len(), 6, "{board}");
+    let (status, error) = server.get("/history/dashboard?reading=cpu");
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    let (status, error) = server.get("/history/dashboard?color=red");
+    assert_eq!(status, 400, "{error}");
+
+    let (status, report) = server.get("/history/reports?period=day&end=now%2B1h");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["period"], "day");
+    assert!(report["changes"].as_array().unwrap().len() >= 3, "{report}");
+    let html = server
+        .agent
+        .get(&format!("{}/history/reports?period=week", server.base))
+        .header("Accept", "text/html")
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("Operation latency by component"),
+        "{html}"
+    );
+    assert_eq!(server.get("/history/reports?period=month").0, 400);
+
+    let query = json!({"measurement": "cpu", "field": "usage_percent", "agg": ["max"], "group_by": "host", "kind": "metric"});
+    let (status, analyzed) = server.post("/history/analyze", query.to_string().as_bytes(), &[]);
+    assert_eq!(status, 200, "{analyzed}");
+    let (_, same) = server.get("/history/metrics?measurement=cpu&field=usage_percent&agg=max&group_by=host&kind=metric");
+    assert_eq!(analyzed, same, "the JSON form and the query string are one query");
+    let (status, error) = server.post("/history/analyze", b"{\"measurement\": ", &[]);
+    assert_eq!((status, error["line"].clone()), (400, json!(1)), "{error}");
+    let (status, error) = server.get("/history/analyze");
+    assert_eq!((status, error["error"].as_str()), (405, Some("method_not_allowed")), "{error}");
+
+    // The same questions asked of the library on the same store give the same answers.
+    let fixed = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (_, board) = server.get(&format!("/history/dashboard?{fixed}"));
+    assert!(server.stop().success());
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let from = annals::time::parse_time("2000-01-01T00:00:00Z", 0).unwrap();
+    let to = annals::time::parse_time("2100-01-01T00:00:00Z", 0).unwrap();
+    let library = history.dashboard(&annals::history::DashboardRequest::new(from, to)).unwrap();
+    assert_eq!(board, serde_json::to_value(&library).unwrap());
+}
+
+#[test]
+fn management_operations_run_in_the_background_and_announce_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let mut events = Events::connect(&server, "?types=archive_completed,operation_completed");
+    assert_eq!(events.next()["type"], "subscribed");
+    let lines = "cpu,host=a usage=1 1451606400000000000\ncpu,host=a usage=2 1454284800000000000\n";
+    assert_eq!(server.post("/write", lines.as_bytes(), &[]).0, 204);
+
+    let (status, error) = server.post("/history/archive", b"", &[]);
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    let (status, error) = server.post("/history/archive?before=2016-13", b"", &[]);
+    assert_eq!(status, 400, "{error}");
+    let (status, started) = server.post("/history/archive?before=2016-02", b"", &[]);
+    assert_eq!((status, started["status"].as_str()), (202, Some("running")), "{started}");
+    let id = started["id"].as_u64().unwrap();
+    let archived = events.next();
+    assert_eq!(archived["type"], "archive_completed", "{archived}");
+    assert_eq!(archived["months"], json!(["2016-01"]));
+    let ended = events.next();
+    assert_eq!(
+        (ended["type"].as_str(), ended["id"].as_u64(), ended["status"].as_str()),
+        (Some("operation_completed"), Some(id), Some("succeeded")),
+        "{ended}"
+    );
+    let (status, operation) = server.get(&format!("/history/operations/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(operation["status"], "succeeded", "{operation}");
+    assert_eq!(operation["result"]["months"], json!(["2016-01"]));
+    assert!(operation["progress"]["done"].as_u64().unwrap() > 0, "{operation}");
+
+    // Archiving nothing fails as an operation, with the library's reason.
+    let (_, again) = server.post("/history/archive?before=2016-02", b"", &[]);
+    let ended = events.next();
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let (_, operation) = server.get(&format!("/history/operations/{}", again["id"]));
+    assert!(
+        operation["error"]["reason"].as_str().unwrap().contains("nothing to archive"),
+        "{operation}"
+    );
+
+    let (status, plan) = server.post("/history/cleanup", b"", &[]);
+    assert_eq!((status, plan["dry_run"].clone()), (200, json!(true)), "{plan}");
+    let (status, optimizing) = server.post("/history/optimize", b"", &[]);
+    assert_eq!(status, 202, "{optimizing}");
+    assert_eq!(events.next()["operation"], "optimize");
+    let (status, list) = server.get("/history/operations");
+    assert_eq!(status, 200);
+    assert_eq!(list["operations"].as_array().unwrap().len(), 3);
+    assert_eq!(server.get("/history/operations/999").0, 404);
+    assert_eq!(server.get("/history/operations/x").0, 400);
+    assert!(server.stop().success());
+
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let stats = history.storage_stats().unwrap();
+    assert_eq!(stats.rows, 1, "January left for the archive");
+}

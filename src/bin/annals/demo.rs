@@ -2,17 +2,19 @@
 
 use crate::CliError;
 use crate::output::{bytes, count};
+use annals::history::{DashboardRequest, History};
 use annals::time::{NANOS_PER_SECOND, format_rfc3339, now_ns};
 use annals::workload::demo::{DemoConfig, generate};
-use annals::{Batch, Engine, FieldValue, Order, ScanRequest, SeriesKey, SeriesKind, SeriesSelector, TimeRange};
+use annals::{Batch, Engine, FieldValue, Order, ScanRequest, SeriesKey, SeriesSelector};
 use clap::Args;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 /// The series that records that demo data was written (and when).
 const MARKER: &str = "annals_demo";
+const HOUR: i64 = 3600 * NANOS_PER_SECOND;
+const DAY: i64 = 24 * HOUR;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -27,6 +29,7 @@ pub struct DemoArgs {
 pub fn run(data: &Path, args: DemoArgs) -> Result<(), CliError> {
     let engine = Engine::open(data, crate::store_options())?;
     let mut out = std::io::stdout().lock();
+    let now = now_ns();
     let existing = engine
         .snapshot()
         .scan(&ScanRequest {
@@ -37,7 +40,7 @@ pub fn run(data: &Path, args: DemoArgs) -> Result<(), CliError> {
         })?
         .next()
         .transpose()?;
-    match existing {
+    let range = match existing {
         Some(marker) => {
             writeln!(
                 out,
@@ -46,18 +49,27 @@ pub fn run(data: &Path, args: DemoArgs) -> Result<(), CliError> {
                 format_rfc3339(marker.timestamp)
             )?;
             writeln!(out, "(pass --data DIR to write a fresh demo elsewhere)")?;
+            let days = marker
+                .fields
+                .iter()
+                .find(|(name, _)| &**name == "days")
+                .and_then(|(_, v)| v.as_f64())
+                .unwrap_or(args.days as f64) as i64;
+            // The marker is written at the end of the demo's history.
+            (marker.timestamp - days * DAY - HOUR, marker.timestamp.max(now) + 1)
         }
-        None => write_demo(&engine, data, &args, &mut out)?,
-    }
-    answer(&engine, &mut out)?;
-    engine.close()?;
-    Ok(())
+        None => {
+            let end = write_demo(&engine, data, &args, &mut out)?;
+            (end - args.days as i64 * DAY - HOUR, now.max(end) + 1)
+        }
+    };
+    answer(engine, range.0, range.1, &mut out)
 }
 
-fn write_demo(engine: &Engine, data: &Path, args: &DemoArgs, out: &mut impl Write) -> Result<(), CliError> {
+/// Writes the demo's history; returns the end of it (ns).
+fn write_demo(engine: &Engine, data: &Path, args: &DemoArgs, out: &mut impl Write) -> Result<i64, CliError> {
     let now = now_ns();
-    let hour = 3600 * NANOS_PER_SECOND;
-    let end = now - now.rem_euclid(hour);
+    let end = now - now.rem_euclid(HOUR);
     let config = DemoConfig {
         end_ns: end,
         days: args.days,
@@ -103,123 +115,70 @@ fn write_demo(engine: &Engine, data: &Path, args: &DemoArgs, out: &mut impl Writ
         flushed.segments.max(stats.segments as usize),
         stats.bytes_per_point
     )?;
-    Ok(())
+    Ok(end)
 }
 
-fn answer(engine: &Engine, out: &mut impl Write) -> Result<(), CliError> {
-    let snapshot = engine.snapshot();
+fn answer(engine: Engine, from: i64, to: i64, out: &mut impl Write) -> Result<(), CliError> {
+    let history = History::from_engine(engine);
+    let board = history.dashboard(&DashboardRequest::new(from, to))?;
     writeln!(out)?;
-
     writeln!(out, "latest cpu usage per host:")?;
-    let cpu = SeriesSelector::measurement("cpu").with_kind(SeriesKind::Metric);
-    let mut peak: Option<(f64, i64, String)> = None;
-    for id in snapshot.select(&cpu)? {
-        let Some(key) = snapshot.series_key(id) else { continue };
-        let host = key.tag("host").unwrap_or("?").to_string();
-        let fields = ["usage_percent".to_string()];
-        let mut latest = None;
-        for chunk in snapshot.series_chunks(id, TimeRange::ALL, Some(&fields), Order::Descending)? {
-            let chunk = chunk?;
-            for (i, &ts) in chunk.timestamps.iter().enumerate() {
-                let Some(v) = chunk.columns.iter().find_map(|c| c.value(i)).and_then(|v| v.as_f64()) else {
-                    continue;
-                };
-                latest.get_or_insert((ts, v));
-                if peak.as_ref().is_none_or(|p| v > p.0) {
-                    peak = Some((v, ts, host.clone()));
-                }
-            }
-        }
-        if let Some((ts, v)) = latest {
-            writeln!(out, "  {host:<10} {v:>5.1}%  at {}", format_rfc3339(ts))?;
-        }
+    for reading in board.latest.iter().filter(|r| r.measurement == "cpu") {
+        let host = reading.tags.get("host").map_or("?", String::as_str);
+        writeln!(out, "  {host:<10} {:>5.1}%  at {}", reading.value, reading.time)?;
     }
-    if let Some((v, ts, host)) = peak {
-        writeln!(out, "busiest minute: {host} at {v:.1}% cpu, {}", format_rfc3339(ts))?;
-    }
-
-    let mut by_level: BTreeMap<String, u64> = BTreeMap::new();
-    let mut recent_errors = Vec::new();
-    let logs = snapshot.scan(&ScanRequest {
-        selector: SeriesSelector::measurement("log").with_kind(SeriesKind::Log),
-        fields: Some(vec!["message".into()]),
-        order: Order::Descending,
-        ..ScanRequest::default()
-    })?;
-    for row in logs {
-        let row = row?;
-        let level = row.key.tag("level").unwrap_or("?").to_string();
-        if (level == "ERROR" || level == "CRITICAL") && recent_errors.len() < 3 {
-            let message = row
-                .fields
-                .iter()
-                .find_map(|(_, v)| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            recent_errors.push((
-                row.timestamp,
-                level.clone(),
-                row.key.tag("host").unwrap_or("?").to_string(),
-                message,
-            ));
-        }
-        *by_level.entry(level).or_default() += 1;
+    if let Some(busiest) = board.busiest.first() {
+        writeln!(
+            out,
+            "busiest hour: {} at {:.1}% cpu on average (peak {:.1}%), {}",
+            busiest.host, busiest.mean, busiest.max, busiest.start
+        )?;
     }
     let levels: Vec<String> = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
         .iter()
-        .map(|l| format!("{l} {}", count(by_level.get(*l).copied().unwrap_or(0))))
+        .map(|l| format!("{l} {}", count(board.logs_by_level.get(*l).copied().unwrap_or(0))))
         .collect();
     writeln!(out, "log records by level: {}", levels.join(", "))?;
     writeln!(out, "most recent errors:")?;
-    for (ts, level, host, message) in recent_errors {
-        writeln!(out, "  {} {level:<8} {host:<9} {message}", format_rfc3339(ts))?;
+    for e in board.recent_errors.iter().take(3) {
+        writeln!(
+            out,
+            "  {} {:<8} {:<9} {}",
+            e.time,
+            e.level,
+            e.host.as_deref().unwrap_or("?"),
+            e.message
+        )?;
     }
-
-    let mut alerts: BTreeMap<String, (i64, String, String)> = BTreeMap::new();
-    let mut raised = 0u64;
-    for row in snapshot.scan(&ScanRequest {
-        selector: SeriesSelector::measurement("alert").with_kind(SeriesKind::Alert),
-        ..ScanRequest::default()
-    })? {
-        let row = row?;
-        let field = |name: &str| {
-            row.fields
-                .iter()
-                .find(|(n, _)| &**n == name)
-                .and_then(|(_, v)| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
-        let state = field("state");
-        if state == "raised" {
-            raised += 1;
-        }
-        // Events come in time order: the last one seen is the alert's state.
-        alerts.insert(field("alert_id"), (row.timestamp, state, field("title")));
-    }
-    let open: Vec<_> = alerts.iter().filter(|(_, (_, state, _))| state != "resolved").collect();
-    writeln!(out, "alerts: {raised} raised this period, {} still open", open.len())?;
-    for (id, (ts, state, title)) in open.iter().take(5) {
-        writeln!(out, "  {id:<22} {state:<12} since {}  {title}", format_rfc3339(*ts))?;
-    }
-
-    let mut durations: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for row in snapshot.scan(&ScanRequest {
-        selector: SeriesSelector::measurement("performance").with_kind(SeriesKind::Performance),
-        fields: Some(vec!["duration_ms".into()]),
-        ..ScanRequest::default()
-    })? {
-        let row = row?;
-        if let Some(ms) = row.fields.first().and_then(|(_, v)| v.as_f64()) {
-            durations
-                .entry(row.key.tag("component").unwrap_or("?").to_string())
-                .or_default()
-                .push(ms);
-        }
+    writeln!(
+        out,
+        "alerts: {} events this period, {} still open",
+        count(board.alert_events),
+        board.open_alerts.len()
+    )?;
+    for alert in board.open_alerts.iter().take(5) {
+        let text = |k: &str| alert[k].as_str().unwrap_or("").to_string();
+        writeln!(
+            out,
+            "  {:<22} {:<12} since {}  {}",
+            text("alert_id"),
+            text("state"),
+            text("timestamp"),
+            text("title")
+        )?;
     }
     writeln!(out, "operation latency by component (p50 / p99 / max, ms):")?;
-    for (component, mut values) in durations {
-        values.sort_by(f64::total_cmp);
-        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-        writeln!(out, "  {component:<10} {:>8.2} {:>8.2} {:>8.2}", at(0.5), at(0.99), at(1.0))?;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for l in &board.latency {
+        writeln!(
+            out,
+            "  {:<10} {:>8} {:>8} {:>8}",
+            l.component,
+            ms(l.p50_ms),
+            ms(l.p99_ms),
+            ms(l.max_ms)
+        )?;
     }
+    history.close()?;
     Ok(())
 }

@@ -35,6 +35,13 @@ pub struct ServeArgs {
     /// Seconds requests in flight get to finish on SIGTERM or SIGINT.
     #[arg(long, default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
+    /// WebSocket clients subscribed to events at once; more are answered 429.
+    #[arg(long, default_value_t = ServerLimits::default().max_subscribers)]
+    max_subscribers: usize,
+    /// Events queued per WebSocket client; a client further behind loses its oldest
+    /// events and is sent a `lagged` event.
+    #[arg(long, default_value_t = ServerLimits::default().subscriber_queue)]
+    subscriber_queue: usize,
 }
 
 pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
@@ -49,6 +56,8 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
             max_concurrent_queries: args.max_concurrent_queries,
             request_timeout: Duration::from_secs(args.request_timeout),
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            max_subscribers: args.max_subscribers,
+            subscriber_queue: args.subscriber_queue,
         },
     };
     // Refuse a bad configuration before opening (and perhaps creating) the store.

@@ -187,6 +187,15 @@ fn main() {
         "query",
         b"\x05measurement=cpu&field=usage&agg=max&every=1h&group_by=host&where=host=a&fill=null",
     );
+    put(
+        "http_bodies",
+        "analyze",
+        &[
+            b"\x05".as_slice(),
+            br#"{"measurement":"cpu","field":"usage","agg":["mean","p95"],"every":"1h","where":["host=a"],"limit":10}"#,
+        ]
+        .concat(),
+    );
     let mut codec_seed = vec![2u8];
     for v in [1234i16, 1250, 1199, -5, 0] {
         codec_seed.extend_from_slice(&v.to_le_bytes());

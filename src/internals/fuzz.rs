@@ -218,6 +218,14 @@ pub fn http_bodies(data: &[u8]) {
             }
         }
         None => {
+            // A JSON body is a query of `POST /history/analyze` and of the exports; anything
+            // else is read as a query string.
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+                if let Ok(spec) = crate::query::QuerySpec::from_json(&value) {
+                    let _ = spec.to_query(0);
+                }
+                return;
+            }
             let Ok(text) = std::str::from_utf8(body) else { return };
             let pairs = text.split('&').map(|kv| kv.split_once('=').unwrap_or((kv, "")));
             if let Ok(spec) = crate::query::QuerySpec::from_pairs(pairs) {

@@ -10,6 +10,7 @@
 mod acc;
 mod cursor;
 mod exec;
+pub mod export;
 mod model;
 pub(crate) mod search;
 mod spec;

@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::events::{Event, EventFilter, EventType, Subscription};
 use crate::model::SeriesKind;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -92,12 +93,13 @@ fn describe(filter: &EventFilter) -> Value {
     })
 }
 
-/// `GET /history/ws`: upgrades to a WebSocket of events (429 when the server has its most
-/// subscribers already).
+/// `GET /history/ws`: upgrades to a WebSocket of events: 400 for a bad filter, 429 when
+/// the server has its most subscribers already, 426 for a request that is no WebSocket
+/// handshake.
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let pairs = super::routes::query_pairs(&raw);
     let filter = filter_from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
@@ -109,6 +111,13 @@ pub(crate) async fn websocket(
                 "{} clients are subscribed, the most this server serves; retry later",
                 state.limits.max_subscribers
             ),
+        )
+    })?;
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("this route speaks WebSocket only: {e}"),
         )
     })?;
     Ok(upgrade.on_upgrade(move |socket| async move {

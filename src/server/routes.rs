@@ -40,6 +40,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/history/commits", get(list_commits).post(store_commits))
         .route("/history/commits/{hash}", get(get_commit))
         .route("/hooks/git", post(git_push_hook))
+        .route("/history/metrics/export", post(export_metrics))
+        .route("/history/logs/export", post(export_logs))
         .route("/history/dashboard", get(dashboard))
         .route("/history/reports", get(reports))
         .route("/history/analyze", post(analyze))
@@ -98,10 +100,9 @@ async fn blocking<T: Send + 'static>(call: impl FnOnce() -> Result<T, ApiError> 
     }
 }
 
-/// A read: one of the limited query slots (429 when none is free), and the request
-/// timeout (503 `timeout`; the call itself runs to its end, holding its slot).
-async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    let permit = state.queries.clone().try_acquire_owned().map_err(|_| {
+/// One of the limited query slots, or 429.
+fn query_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state.queries.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_queries",
@@ -110,7 +111,13 @@ async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result
                 state.limits.max_concurrent_queries
             ),
         )
-    })?;
+    })
+}
+
+/// A read: one of the limited query slots (429 when none is free), and the request
+/// timeout (503 `timeout`; the call itself runs to its end, holding its slot).
+async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    let permit = query_slot(state)?;
     let timeout = state.limits.request_timeout;
     let work = blocking(move || {
         let answer = call();
@@ -1112,4 +1119,141 @@ async fn get_operation(State(state): State<AppState>, Path(id): Path<String>) ->
         .get(number)
         .ok_or_else(|| ApiError::not_found(format!("no operation {number} (finished ones are kept for a while only)")))?;
     Ok(axum::Json(json!(op)))
+}
+
+/// Bytes the exporting thread hands the response at a time.
+const EXPORT_CHUNK: usize = 64 << 10;
+/// Chunks in flight between the exporting thread and the client: with the chunk size, the
+/// memory an export holds whatever its size.
+const EXPORT_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A writer that hands full chunks to the response body, waiting while the client is
+/// behind (so a slow client slows its export, and memory stays bounded).
+struct ChunkSender {
+    chunks: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(EXPORT_CHUNK)));
+        self.chunks
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= EXPORT_CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+/// `POST /history/metrics/export?format=csv|ndjson&time_format=ns`: the rows of a query
+/// (the body: a JSON object of the `GET /history/metrics` parameters, as for
+/// `/history/analyze`), streamed as a file (`Content-Disposition: attachment`).
+async fn export_metrics(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    export(state, raw, headers, body, None).await
+}
+
+/// `POST /history/logs/export?format=csv|ndjson`: as `/history/metrics/export`, over log
+/// records (`measurement` and `kind` default to `log`; an empty body exports them all).
+async fn export_logs(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    export(state, raw, headers, body, Some("log")).await
+}
+
+async fn export(
+    state: AppState,
+    raw: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+    kind: Option<&'static str>,
+) -> Result<Response, ApiError> {
+    use crate::query::export::{ExportFormat, ExportOptions, export_rows};
+    let pairs = query_pairs(&raw);
+    only_params(&pairs, &["format", "time_format"])?;
+    let format = ExportFormat::parse(param(&pairs, "format").unwrap_or("csv")).map_err(|e| ApiError::from(e).in_param("format"))?;
+    let integer_times = time_format(&pairs)?;
+    let body = read_body(&state, &headers, body).await?;
+    let mut value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError {
+            line: Some(e.line() as u64),
+            column: Some(e.column() as u64),
+            ..ApiError::bad_input(format!("the query is not JSON: {e}"))
+        })?
+    };
+    if let (Some(kind), Some(object)) = (kind, value.as_object_mut()) {
+        object.entry("measurement").or_insert(kind.into());
+        object.entry("kind").or_insert(kind.into());
+    }
+    let query = QuerySpec::from_json(&value)?.to_query(now_ns())?;
+    let measurement = query.selector.measurement.clone().unwrap_or_default();
+    let permit = query_slot(&state)?;
+    let (chunks, receiver) = tokio::sync::mpsc::channel(EXPORT_CHUNKS_IN_FLIGHT);
+    let (started, start_answer) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let history = state.history.clone();
+    let export_measurement = measurement.clone();
+    tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        // The query is planned before the answer's status is sent: a bad query or a limit
+        // is still an error answer; a failure later cuts the body short (the client sees
+        // an incomplete transfer, never a silently shortened file).
+        let mut result = match history.engine().snapshot().query(&query) {
+            Ok(result) => {
+                let _ = started.send(Ok(()));
+                result
+            }
+            Err(e) => {
+                let _ = started.send(Err(e.into()));
+                return;
+            }
+        };
+        let mut out = ChunkSender {
+            chunks: chunks.clone(),
+            buffer: Vec::with_capacity(EXPORT_CHUNK),
+        };
+        let options = ExportOptions { format, integer_times };
+        if let Err(e) = export_rows(&mut result, Some(&export_measurement), options, &mut out, &mut |_| {}) {
+            let _ = chunks.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    match start_answer.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(ApiError::internal("the export's thread ended before it started")),
+    }
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let stamp = format_rfc3339(now_ns()).replace([':', '-'], "");
+    let file_name: String = format!("annals-{measurement}-{}.{}", &stamp[..stamp.len().min(15)], format.extension())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -732,3 +732,127 @@ fn management_operations_run_in_the_background_and_announce_their_end() {
     let stats = history.storage_stats().unwrap();
     assert_eq!(stats.rows, 1, "January left for the archive");
 }
+
+/// Line protocol of `rows` cpu rows over 4 hosts, one second apart from 2016-01-01.
+fn cpu_lines(first: i64, rows: i64) -> String {
+    let mut text = String::new();
+    for i in first..first + rows {
+        text.push_str(&format!(
+            "cpu,host=h{} usage={}.5 {}\n",
+            i % 4,
+            i % 100,
+            1_451_606_400_000_000_000i64 + i * 1_000_000_000
+        ));
+    }
+    text
+}
+
+#[test]
+fn exports_stream_csv_and_ndjson_as_the_cli_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let rows = 50_000;
+    assert_eq!(server.post("/write", cpu_lines(0, rows).as_bytes(), &[]).0, 204);
+    let log = json!([{"timestamp": "2016-01-01T00:00:00Z", "level": "ERROR", "logger_name": "db", "message": "lost, \"badly\""}]);
+    assert_eq!(server.post("/history/logs", log.to_string().as_bytes(), &[]).0, 201);
+
+    let query = json!({"measurement": "cpu", "field": "usage", "where": "host=h1"});
+    let mut response = server
+        .agent
+        .post(&format!("{}/history/metrics/export?format=csv", server.base))
+        .send(query.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let disposition = response.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"annals-cpu-") && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let csv = response.body_mut().with_config().limit(u64::MAX).read_to_string().unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("time,host,usage"));
+    assert_eq!(lines.count() as i64, rows / 4);
+
+    let (status, ndjson) = server.post("/history/logs/export?format=ndjson&time_format=ns", b"", &[]);
+    assert_eq!(status, 200);
+    // One record: the whole body is its one JSON line.
+    let record = ndjson;
+    assert_eq!(record["fields"]["message"], "lost, \"badly\"");
+    assert_eq!(record["time"], 1_451_606_400_000_000_000i64);
+
+    let (status, error) = server.post("/history/metrics/export?format=xlsx", query.to_string().as_bytes(), &[]);
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    let (status, error) = server.post("/history/metrics/export", b"{\"measurement\": \"cpu\", \"agg\": \"max\"}", &[]);
+    assert_eq!(status, 400, "an aggregate needs a field: {error}");
+    assert!(server.stop().success());
+
+    // The CLI's export of the same query writes the same bytes, to a file put in place whole.
+    let file = dir.path().join("h1.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["export", "-m", "cpu", "-f", "usage", "-w", "host=h1", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), csv);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 12,500 rows"));
+    assert!(!dir.path().join("h1.csv.partial").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["export", "-m", "cpu", "--format", "table"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format table is for reading"));
+}
+
+#[test]
+fn query_limits_busy_slots_and_timeouts_answer_422_429_and_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        None,
+        &["--max-query-series", "2", "--max-concurrent-queries", "1", "--max-subscribers", "1"],
+    );
+    // Enough that the export below (half the rows, about 27 MB of CSV) cannot fit in the
+    // socket buffers of loopback (a few MB each way).
+    let rows = 1_200_000;
+    for part in 0..12 {
+        assert_eq!(server.post("/write", cpu_lines(part * rows / 12, rows / 12).as_bytes(), &[]).0, 204);
+    }
+    let (status, error) = server.get("/history/metrics?measurement=cpu&agg=max&field=usage");
+    assert_eq!((status, error["error"].as_str()), (422, Some("query_limit")), "{error}");
+    assert!(error["limit"].is_string(), "{error}");
+    assert_eq!(
+        server.get("/history/metrics?measurement=cpu&agg=max&field=usage&where=host=h1").0,
+        200
+    );
+
+    // An export whose client does not read holds the one query slot: the next query waits
+    // for nothing and is answered 429.
+    let stalled = server
+        .agent
+        .post(&format!("{}/history/metrics/export", server.base))
+        .send(b"{\"measurement\": \"cpu\", \"where\": \"host in (h1, h2)\"}")
+        .unwrap();
+    assert_eq!(stalled.status().as_u16(), 200);
+    let (status, error) = server.get("/history/metrics?measurement=cpu&field=usage&where=host=h1&limit=1");
+    assert_eq!((status, error["error"].as_str()), (429, Some("too_many_queries")), "{error}");
+    drop(stalled);
+
+    // One subscriber at most.
+    let mut first = Events::connect(&server, "");
+    assert_eq!(first.next()["type"], "subscribed");
+    let (status, error) = server.get("/history/ws");
+    assert_eq!((status, error["error"].as_str()), (429, Some("too_many_subscribers")), "{error}");
+    assert!(server.stop().success());
+
+    // A read past the request timeout is 503 `timeout`.
+    let server = Server::start(dir.path(), None, &["--request-timeout", "1ns"]);
+    let (status, error) = server.get("/history/dashboard?from=2016-01-01&to=2016-02-01");
+    assert_eq!((status, error["error"].as_str()), (503, Some("timeout")), "{error}");
+    assert!(server.stop().success());
+}

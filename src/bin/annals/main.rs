@@ -36,6 +36,9 @@ enum Command {
     Scan(query::SelectArgs),
     /// Aggregate by time buckets and tags, or take the newest row per series.
     Query(query::QueryArgs),
+    /// Write a query's rows (the flags of `query`) as CSV or NDJSON to a file or stdout,
+    /// streamed.
+    Export(query::ExportArgs),
     /// Full-text search over logs, alerts and commits, newest first.
     Search(search::SearchArgs),
     /// Show series, points and bytes per month.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(&cli.data, args),
         Command::Scan(args) => query::scan(&cli.data, args),
         Command::Query(args) => query::query(&cli.data, args),
+        Command::Export(args) => query::export(&cli.data, args),
         Command::Search(args) => search::run(&cli.data, args),
         Command::Stats(args) => report::stats(&cli.data, args),
         Command::Verify(args) => report::verify(&cli.data, args),

@@ -38,18 +38,9 @@ pub fn text(value: &FieldValue) -> String {
     value.to_string()
 }
 
-/// Quotes a CSV cell when it needs it.
-pub fn csv_cell(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
 /// Writes a CSV line.
 pub fn csv_line(out: &mut impl Write, cells: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+    let line: Vec<_> = cells.iter().map(|c| annals::query::export::csv_cell(c)).collect();
     writeln!(out, "{}", line.join(","))
 }
 
@@ -115,4 +106,20 @@ pub fn count(n: u64) -> String {
 pub fn stdout_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
+}
+
+/// A spinner counting rows on stderr while `what` runs; hidden when stderr is not a
+/// terminal.
+pub fn rows_spinner(what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {human_pos} rows ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
 }

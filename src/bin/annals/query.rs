@@ -5,6 +5,7 @@ use crate::CliError;
 use crate::output::{self, Format, TimeFormat};
 use annals::Query;
 use annals::query::QuerySpec;
+use annals::query::export::{ExportFormat, ExportOptions, export_rows};
 use annals::time::now_ns;
 use clap::{Args, ValueEnum};
 use std::io::{BufWriter, Write};
@@ -152,7 +153,45 @@ pub fn query(data: &Path, args: QueryArgs) -> Result<(), CliError> {
 fn run(data: &Path, query: &Query, format: Option<Format>, time_format: TimeFormat) -> Result<(), CliError> {
     // Arguments are checked (above) before the store is opened.
     let engine = crate::open_existing(data)?;
-    let result = engine.snapshot().query(query)?;
+    let mut result = engine.snapshot().query(query)?;
+    note_resolutions(&result);
+    let format = format.unwrap_or(if output::stdout_is_terminal() { Format::Table } else { Format::Csv });
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    match export_format(format) {
+        Some(format) => {
+            let options = ExportOptions {
+                format,
+                integer_times: time_format == TimeFormat::Ns,
+            };
+            export_rows(&mut result, query.selector.measurement.as_deref(), options, &mut out, &mut |_| {})?;
+        }
+        None => {
+            let header = result.columns();
+            let time_column = result.time_column;
+            let mut table_rows = Vec::new();
+            for row in result.by_ref() {
+                let row = row?;
+                let mut cells = Vec::with_capacity(header.len());
+                if time_column {
+                    cells.push(row.time.map(|t| time_format.format(t)).unwrap_or_default());
+                }
+                cells.extend(row.tags.iter().map(|t| t.clone().unwrap_or_default()));
+                cells.extend(row.values.iter().map(|v| v.as_ref().map(output::text).unwrap_or_default()));
+                table_rows.push(cells);
+            }
+            output::table(&mut out, &header, &table_rows)?;
+        }
+    }
+    out.flush()?;
+    if let Some(cursor) = result.next_cursor() {
+        eprintln!("next page: --cursor {cursor}");
+    }
+    Ok(())
+}
+
+/// Says on stderr when retention dropped detail that the answer needed.
+fn note_resolutions(result: &annals::query::QueryResult) {
     if result.resolutions != [annals::lifecycle::Resolution::Detail] {
         let used: Vec<&str> = result.resolutions.iter().map(|r| r.name()).collect();
         eprintln!(
@@ -160,71 +199,94 @@ fn run(data: &Path, query: &Query, format: Option<Format>, time_format: TimeForm
             used.join("+")
         );
     }
-    let header = result.columns();
-    let (time_column, tags, values) = (result.time_column, result.tag_columns.clone(), result.value_columns.clone());
-    let format = format.unwrap_or(if output::stdout_is_terminal() { Format::Table } else { Format::Csv });
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    if format == Format::Csv {
-        output::csv_line(&mut out, &header)?;
+}
+
+/// The library's export format of an output format (`None` for a table).
+fn export_format(format: Format) -> Option<ExportFormat> {
+    match format {
+        Format::Csv => Some(ExportFormat::Csv),
+        Format::Json => Some(ExportFormat::Ndjson),
+        Format::Table => None,
     }
-    let mut table_rows = Vec::new();
-    let mut result = result;
-    for row in result.by_ref() {
-        let row = row?;
-        match format {
-            Format::Json => {
-                let mut object = serde_json::Map::new();
-                if time_column && let Some(t) = row.time {
-                    object.insert(
-                        "time".into(),
-                        match time_format {
-                            TimeFormat::Ns => t.into(),
-                            TimeFormat::Rfc3339 => annals::time::format_rfc3339(t).into(),
-                        },
-                    );
-                }
-                if row.series.is_some() {
-                    object.insert("measurement".into(), query.selector.measurement.clone().unwrap_or_default().into());
-                }
-                let tag_values: serde_json::Map<String, serde_json::Value> = tags
-                    .iter()
-                    .zip(row.tags.iter())
-                    .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v.into())))
-                    .collect();
-                let field_values: serde_json::Map<String, serde_json::Value> = values
-                    .iter()
-                    .zip(&row.values)
-                    .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_json())))
-                    .collect();
-                object.insert("tags".into(), tag_values.into());
-                object.insert("fields".into(), field_values.into());
-                if let Some(id) = row.record_id {
-                    object.insert("record_id".into(), id.into());
-                }
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
-            }
-            Format::Csv | Format::Table => {
-                let mut cells = Vec::with_capacity(header.len());
-                if time_column {
-                    cells.push(row.time.map(|t| time_format.format(t)).unwrap_or_default());
-                }
-                cells.extend(row.tags.iter().map(|t| t.clone().unwrap_or_default()));
-                cells.extend(row.values.iter().map(|v| v.as_ref().map(output::text).unwrap_or_default()));
-                if format == Format::Csv {
-                    output::csv_line(&mut out, &cells)?;
-                } else {
-                    table_rows.push(cells);
-                }
-            }
+}
+
+/// `export`'s flags: those of `query`, and where to write.
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    query: QueryArgs,
+    /// File to write (written whole under a temporary name, then renamed); stdout when
+    /// absent. Formats: --format csv (default) or json (NDJSON).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+}
+
+/// `annals export`: a query's rows as CSV or NDJSON, streamed, to a file or stdout.
+pub fn export(data: &Path, args: ExportArgs) -> Result<(), CliError> {
+    let select = &args.query.select;
+    let format = match select.format.unwrap_or(Format::Csv) {
+        Format::Table => {
+            return Err(CliError::Annals(annals::Error::InvalidInput {
+                line: None,
+                column: None,
+                reason: "export writes csv or json (NDJSON); --format table is for reading".into(),
+            }));
         }
-    }
-    if format == Format::Table {
-        output::table(&mut out, &header, &table_rows)?;
-    }
-    out.flush()?;
+        other => export_format(other).unwrap_or(ExportFormat::Csv),
+    };
+    let query = args.query.spec().to_query(now_ns())?;
+    let engine = crate::open_existing(data)?;
+    let mut result = engine.snapshot().query(&query)?;
+    note_resolutions(&result);
+    let options = ExportOptions {
+        format,
+        integer_times: select.time_format == TimeFormat::Ns,
+    };
+    let measurement = query.selector.measurement.as_deref();
+    let summary = match &args.output {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            export_rows(&mut result, measurement, options, &mut out, &mut |_| {})?
+        }
+        Some(path) => {
+            let temporary = path.with_extension(format!("{}.partial", format.extension()));
+            let file = std::fs::File::create(&temporary).map_err(|e| file_error("create", &temporary, e))?;
+            let mut out = BufWriter::new(file);
+            let bar = output::rows_spinner("exporting");
+            let written = export_rows(&mut result, measurement, options, &mut out, &mut |rows| bar.set_position(rows));
+            bar.finish_and_clear();
+            let summary = match written.and_then(|s| {
+                let file = out.into_inner().map_err(|e| file_error("write", &temporary, e.into_error()))?;
+                file.sync_all().map_err(|e| file_error("sync", &temporary, e))?;
+                Ok(s)
+            }) {
+                Ok(summary) => summary,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&temporary);
+                    return Err(e.into());
+                }
+            };
+            std::fs::rename(&temporary, path).map_err(|e| file_error("rename into place", path, e))?;
+            eprintln!(
+                "exported {} rows ({}) to {}",
+                output::count(summary.rows),
+                output::bytes(summary.bytes),
+                path.display()
+            );
+            summary
+        }
+    };
     if let Some(cursor) = result.next_cursor() {
-        eprintln!("next page: --cursor {cursor}");
+        eprintln!("{} rows; next page: --cursor {cursor}", summary.rows);
     }
     Ok(())
+}
+
+fn file_error(op: &'static str, path: &Path, source: std::io::Error) -> annals::Error {
+    annals::Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }

@@ -29,9 +29,9 @@ pub struct ServeArgs {
     /// Queries answered at once; more are answered 429.
     #[arg(long, default_value_t = ServerLimits::default().max_concurrent_queries)]
     max_concurrent_queries: usize,
-    /// Seconds a read request may take before it is answered 503.
-    #[arg(long, default_value_t = ServerLimits::default().request_timeout.as_secs())]
-    request_timeout: u64,
+    /// How long a read request may take before it is answered 503 (`30s`, `500ms`, `2m`).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    request_timeout: Duration,
     /// Seconds requests in flight get to finish on SIGTERM or SIGINT.
     #[arg(long, default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
@@ -42,6 +42,19 @@ pub struct ServeArgs {
     /// events and is sent a `lagged` event.
     #[arg(long, default_value_t = ServerLimits::default().subscriber_queue)]
     subscriber_queue: usize,
+    /// Series one query may read; more is answered 422 naming the limit.
+    #[arg(long, default_value_t = annals::QueryLimits::default().max_series)]
+    max_query_series: u64,
+    /// Values one query may decode; more is answered 422.
+    #[arg(long, default_value_t = annals::QueryLimits::default().max_points_scanned)]
+    max_query_points: u64,
+    /// Rows one query may produce before its limit; more is answered 422.
+    #[arg(long, default_value_t = annals::QueryLimits::default().max_result_rows)]
+    max_query_rows: u64,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    annals::time::parse_duration(text).map_err(|e| e.to_string())
 }
 
 pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
@@ -54,7 +67,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
         limits: ServerLimits {
             max_body_bytes: args.max_body_bytes,
             max_concurrent_queries: args.max_concurrent_queries,
-            request_timeout: Duration::from_secs(args.request_timeout),
+            request_timeout: args.request_timeout,
             shutdown_grace: Duration::from_secs(args.shutdown_grace),
             max_subscribers: args.max_subscribers,
             subscriber_queue: args.subscriber_queue,
@@ -62,7 +75,15 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
     };
     // Refuse a bad configuration before opening (and perhaps creating) the store.
     config.check()?;
-    let history = History::open(data, crate::store_options())?;
+    let options = annals::Options {
+        query_limits: annals::QueryLimits {
+            max_series: args.max_query_series,
+            max_points_scanned: args.max_query_points,
+            max_result_rows: args.max_query_rows,
+        },
+        ..crate::store_options()
+    };
+    let history = History::open(data, options)?;
     let secured = if config.token.is_some() { "token required" } else { "no token" };
     annals::server::serve_until_signal(history, &config, |bound| {
         eprintln!("annals serve: listening on http://{bound} ({secured}); data {}", data.display());

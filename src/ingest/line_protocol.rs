@@ -378,8 +378,101 @@ fn is_float(text: &str) -> bool {
     i == b.len()
 }
 
+/// Bodies smaller than this are parsed on the calling thread: starting threads would cost
+/// more than it saves.
+const PARALLEL_PARSE_MIN_BYTES: usize = 256 << 10;
+
+/// Parses a whole body of line protocol into one batch, all or nothing, on up to `threads`
+/// threads when the body is large (256 KiB or more): each thread parses a run of whole
+/// lines into its own batch, and the batches are joined in the body's order. An error is
+/// the first bad line's, with its line number (from 1).
+pub fn parse_line_protocol_body(text: &str, precision: Precision, limits: &Limits, now: i64, threads: usize) -> Result<Batch> {
+    let parse = |part: &str, first_line: u64| -> Result<Batch> {
+        let mut parser = LineProtocolParser::new(precision, limits.clone());
+        let mut batch = Batch::new();
+        for (i, line) in part.lines().enumerate() {
+            parser
+                .parse_into(line, now, &mut batch)
+                .map_err(|e| e.at_line(first_line + i as u64))?;
+        }
+        Ok(batch)
+    };
+    let threads = threads.max(1);
+    if threads == 1 || text.len() < PARALLEL_PARSE_MIN_BYTES {
+        return parse(text, 1);
+    }
+    // Whole-line parts of about equal size, each with the number of its first line.
+    let mut parts: Vec<(&str, u64)> = Vec::with_capacity(threads);
+    let (mut rest, mut line) = (text, 1u64);
+    while !rest.is_empty() {
+        let target = (text.len() / threads).max(1).min(rest.len());
+        let end = if parts.len() + 1 == threads {
+            rest.len()
+        } else {
+            rest.as_bytes()[target..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |p| target + p + 1)
+        };
+        let (part, tail) = rest.split_at(end);
+        parts.push((part, line));
+        line += part.bytes().filter(|&b| b == b'\n').count() as u64;
+        rest = tail;
+    }
+    let batches: Vec<Result<Batch>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|&(part, first_line)| scope.spawn(move || parse(part, first_line)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::invalid("parsing a part of the body panicked")))
+            })
+            .collect()
+    });
+    let mut joined = Batch::new();
+    for batch in batches {
+        // The first failed part holds the first bad line: parts are in body order.
+        joined.append(batch?);
+    }
+    Ok(joined)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_large_body_parses_on_threads_into_the_batch_one_thread_makes() {
+        let mut body = String::new();
+        for i in 0..40_000 {
+            body.push_str(&format!("cpu,host=h{} usage={i}.5,idle={}i {}\n", i % 7, i % 13, 1_000 + i));
+        }
+        assert!(body.len() > PARALLEL_PARSE_MIN_BYTES);
+        let limits = Limits::default();
+        let one = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, 0, 1).unwrap();
+        let four = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, 0, 4).unwrap();
+        let rows = |b: &Batch| -> Vec<String> {
+            b.rows()
+                .map(|(key, ts, fields)| {
+                    let fields: Vec<String> = fields.map(|(n, v)| format!("{n}={v}")).collect();
+                    format!("{key} {ts} {}", fields.join(","))
+                })
+                .collect()
+        };
+        assert_eq!(one.len(), 40_000);
+        assert_eq!(rows(&one), rows(&four));
+        assert_eq!((one.series_count(), one.point_count()), (four.series_count(), four.point_count()));
+        // A bad line late in the body is named by its line in the whole body.
+        let mut bad = body.clone();
+        bad.push_str("cpu,host=x usage= 5\n");
+        bad.push_str("cpu,host=x usage=\n");
+        match parse_line_protocol_body(&bad, Precision::Nanoseconds, &limits, 0, 4) {
+            Err(Error::InvalidInput { line, .. }) => assert_eq!(line, Some(40_001)),
+            other => panic!("expected the first bad line, got {other:?}"),
+        }
+    }
+
     use super::*;
 
     type Row = (String, i64, Vec<(String, FieldValue)>);

@@ -9,7 +9,7 @@ mod line_protocol;
 pub mod webhook;
 
 pub use jsonl::{JsonLinesParser, ParsedCommit};
-pub use line_protocol::LineProtocolParser;
+pub use line_protocol::{LineProtocolParser, parse_line_protocol_body};
 
 use crate::error::{Error, Limit, Result};
 use crate::model::Batch;

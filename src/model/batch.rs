@@ -170,6 +170,27 @@ impl Batch {
         self.text_bytes = mark.text_bytes;
     }
 
+    /// Moves every row of `other` to the end of this batch, in order (rows parsed apart, on
+    /// several threads, become one write).
+    pub fn append(&mut self, other: Batch) {
+        let series: Vec<u32> = other.series.iter().map(|key| self.intern_series(key)).collect();
+        let fields: Vec<u32> = other.field_names.iter().map(|name| self.intern_field(name)).collect();
+        let value_base = self.values.len() as u32;
+        self.rows.extend(other.rows.iter().map(|row| BatchRow {
+            series: series[row.series as usize],
+            first_value: row.first_value + value_base,
+            ..*row
+        }));
+        for (field, value) in other.values {
+            match &value {
+                FieldValue::Str(s) => self.text_bytes += s.len(),
+                FieldValue::Bytes(b) => self.text_bytes += b.len(),
+                _ => {}
+            }
+            self.values.push((fields[field as usize], value));
+        }
+    }
+
     /// Iterates over rows as (series key, timestamp, fields).
     pub fn rows(&self) -> impl Iterator<Item = (&SeriesKey, i64, impl Iterator<Item = (&str, &FieldValue)>)> {
         self.rows.iter().map(move |row| {

@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::history::{CommitQuery, DataQuery, DataType};
-use crate::ingest::{JsonLinesParser, LineProtocolParser};
+use crate::ingest::JsonLinesParser;
 use crate::model::{AlertEvent, AlertState, Batch};
 use crate::query::{QuerySpec, SearchOrder, SearchQuery};
 use crate::time::{Precision, format_rfc3339, now_ns};
@@ -222,17 +222,9 @@ async fn write_line_protocol(
                 ..ApiError::bad_input("the body is not UTF-8")
             }
         })?;
-        let limits = history.engine().options().limits.clone();
-        let mut parser = LineProtocolParser::new(precision, limits);
-        let mut batch = Batch::new();
-        let now = now_ns();
-        for (i, line) in text.lines().enumerate() {
-            parser.parse_into(line, now, &mut batch).map_err(|e| {
-                let mut error = ApiError::from(e);
-                error.line = Some(i as u64 + 1);
-                error
-            })?;
-        }
+        let limits = &history.engine().options().limits;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let batch = crate::ingest::parse_line_protocol_body(text, precision, limits, now_ns(), threads)?;
         if !batch.is_empty() {
             metrics.ingested("line_protocol", history.engine().write(&batch)?.rows);
         }

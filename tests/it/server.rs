@@ -856,3 +856,86 @@ fn query_limits_busy_slots_and_timeouts_answer_422_429_and_503() {
     assert_eq!((status, error["error"].as_str()), (503, Some("timeout")), "{error}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_killed_server_keeps_every_acknowledged_write_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let base = server.base.clone();
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u32, u32)>::new()));
+    let clients: Vec<_> = (0..4u32)
+        .map(|client| {
+            let (base, acknowledged) = (base.clone(), acknowledged.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .new_agent();
+                // Each request: 50 rows of one (client, request) pair; bounded whatever happens.
+                for request in 0..5_000u32 {
+                    let mut body = String::new();
+                    for row in 0..50u32 {
+                        body.push_str(&format!(
+                            "load,client=c{client} request={request}i,row={row}i {}\n",
+                            1_451_606_400_000_000_000i64 + (request as i64 * 50 + row as i64) * 1_000_000
+                        ));
+                    }
+                    match agent.post(&format!("{base}/write")).send(body.as_bytes()) {
+                        Ok(response) if response.status().as_u16() == 204 => acknowledged.lock().unwrap().push((client, request)),
+                        // The server was killed: connection refused or reset.
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill once enough writes are acknowledged, while the clients are still sending.
+    for _ in 0..6_000 {
+        if acknowledged.lock().unwrap().len() >= 400 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut child = server;
+    child.child.kill().unwrap();
+    child.child.wait().unwrap();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 400, "only {} writes were acknowledged", acknowledged.len());
+
+    let report = annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::default()).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let spec = QuerySpec::from_pairs([("measurement", "load"), ("field", "request,row")]).unwrap();
+    let (rows, _) = history
+        .engine()
+        .snapshot()
+        .query(&spec.to_query(0).unwrap())
+        .unwrap()
+        .collect_rows()
+        .unwrap();
+    let mut per_request: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
+    for row in &rows {
+        let client: u32 = row.tags[0].as_deref().unwrap()[1..].parse().unwrap();
+        let request = match row.values[0] {
+            Some(annals::FieldValue::I64(r)) => r as u32,
+            ref other => panic!("request field {other:?}"),
+        };
+        *per_request.entry((client, request)).or_default() += 1;
+    }
+    for pair in &acknowledged {
+        assert_eq!(
+            per_request.get(pair),
+            Some(&50),
+            "acknowledged write {pair:?} is not whole after the crash"
+        );
+    }
+    // A request cut off by the kill is whole or absent, never in part.
+    for (pair, rows) in &per_request {
+        assert_eq!(*rows, 50, "write {pair:?} is in part");
+    }
+    history.close().unwrap();
+}

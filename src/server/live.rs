@@ -50,6 +50,8 @@ fn filter_from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) ->
                 }
             }
             "measurements" | "measurement" => filter.measurements.extend(items.map(str::to_string)),
+            // The handshake's token (checked before the route).
+            "token" => {}
             other => {
                 return Err(ApiError::bad_input(format!(
                     "unknown filter key {other:?} (known: types, kinds, measurements)"

@@ -23,6 +23,7 @@ use std::io::Read;
 /// Every route, behind the token check.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard_page))
         .route("/health", get(health))
         .route("/write", post(write_line_protocol))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
@@ -70,15 +71,30 @@ pub(crate) fn router(state: AppState) -> Router {
 /// Refuses a request without the configured bearer token (`/health` excepted).
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
     // The git hook authenticates by its signature when a webhook secret is set.
-    let exempt = request.uri().path() == "/health" || (request.uri().path() == "/hooks/git" && state.webhook_secret.is_some());
+    // The page at `/` holds no data (it asks for the token, then calls the API with it).
+    let path = request.uri().path();
+    let exempt = path == "/" || path == "/health" || (path == "/hooks/git" && state.webhook_secret.is_some());
     if let Some(token) = &state.token
         && !exempt
     {
+        // Browsers cannot set headers on a WebSocket handshake: it may carry the token as
+        // `?token=` instead.
+        let from_query = (path == "/history/ws")
+            .then(|| {
+                query_pairs(&request.uri().query().map(str::to_string))
+                    .into_iter()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v)
+            })
+            .flatten();
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+            .or(from_query);
+        let given = given.as_deref();
         if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
             return ApiError::unauthorized().into_response();
         }
@@ -192,6 +208,17 @@ fn whole_number(name: &str, value: &str) -> Result<usize, ApiError> {
 /// The one value of parameter `name`, if given.
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `GET /`: the dashboard page (compiled into the binary; it fetches nothing from elsewhere).
+async fn dashboard_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("assets/index.html"),
+    )
 }
 
 async fn health() -> impl IntoResponse {

@@ -585,6 +585,24 @@ fn data_events_arrive_in_commit_order_and_filters_apply() {
     let event = only_logs.next();
     assert_eq!(event["measurements"], json!(["mem"]), "{event}");
 
+    // Browsers cannot send headers with a handshake: the token may come as `?token=`.
+    let mut headerless = Server::start(dir.path().join("other").as_path(), Some("sesame"), &[]);
+    headerless.token = None;
+    let mut by_query = Events::connect(&headerless, "?token=sesame&types=lagged");
+    assert_eq!(by_query.next()["types"], json!(["lagged"]));
+    assert_eq!(headerless.get("/history/ws?token=wrong").0, 401);
+    assert_eq!(
+        headerless.get("/history/storage?token=sesame").0,
+        401,
+        "only the handshake takes it"
+    );
+    // The page holds no data and needs no token.
+    let (status, page) = headerless.get("/");
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("<title>annals</title>"));
+    drop(by_query);
+    drop(headerless);
+
     // The bad filter of a query string is a 400 before any upgrade; no token is a 401.
     assert_eq!(server.get("/history/ws?types=nope").0, 400);
     let unauthenticated = ureq::Agent::config_builder()

@@ -126,8 +126,9 @@ impl DataUpdate {
             kinds: kinds.into_iter().map(str::to_string).collect(),
             measurements: Vec::new(),
             measurements_omitted: 0,
-            from: format_rfc3339(from_ns),
-            to: format_rfc3339(to_ns),
+            // Written when received (`format_times`).
+            from: String::new(),
+            to: String::new(),
             from_ns,
             to_ns,
         };
@@ -141,27 +142,36 @@ impl DataUpdate {
         self.measurements_omitted = total - self.measurements.len() as u64;
     }
 
-    /// Folds a later update into this one.
+    /// Folds a later update into this one. Cheap when the later one names nothing new
+    /// (the common case: a stream of writes to the same measurements), since it runs for
+    /// every subscriber that has not read yet.
     fn merge(&mut self, later: &DataUpdate) {
         self.last_seq = self.last_seq.max(later.last_seq);
         self.first_seq = self.first_seq.min(later.first_seq);
         self.writes += later.writes;
         self.rows += later.rows;
         self.points += later.points;
-        let kinds: BTreeSet<String> = self.kinds.drain(..).chain(later.kinds.iter().cloned()).collect();
-        self.kinds = kinds.into_iter().collect();
-        let measurements: BTreeSet<String> = self.measurements.drain(..).chain(later.measurements.iter().cloned()).collect();
-        // Omitted names of either side may overlap listed ones; the count stays an upper bound.
-        self.measurements_omitted += later.measurements_omitted;
-        self.set_measurements(measurements);
-        if later.from_ns < self.from_ns {
-            self.from_ns = later.from_ns;
-            self.from = later.from.clone();
+        if !later.kinds.iter().all(|k| self.kinds.contains(k)) {
+            let kinds: BTreeSet<String> = self.kinds.drain(..).chain(later.kinds.iter().cloned()).collect();
+            self.kinds = kinds.into_iter().collect();
         }
-        if later.to_ns > self.to_ns {
-            self.to_ns = later.to_ns;
-            self.to = later.to.clone();
+        if !later.measurements.iter().all(|m| self.measurements.contains(m)) {
+            let measurements: BTreeSet<String> = self.measurements.drain(..).chain(later.measurements.iter().cloned()).collect();
+            // Omitted names of either side may overlap listed ones; the count stays an upper bound.
+            self.measurements_omitted += later.measurements_omitted;
+            self.set_measurements(measurements);
+        } else {
+            self.measurements_omitted += later.measurements_omitted;
         }
+        self.from_ns = self.from_ns.min(later.from_ns);
+        self.to_ns = self.to_ns.max(later.to_ns);
+    }
+
+    /// Writes `from` and `to` from the nanosecond times (done once, when the event is
+    /// received, not for every write merged into it).
+    fn format_times(&mut self) {
+        self.from = format_rfc3339(self.from_ns);
+        self.to = format_rfc3339(self.to_ns);
     }
 }
 
@@ -371,7 +381,11 @@ impl Subscription {
             let dropped = std::mem::take(&mut q.dropped);
             return Some(Event::Lagged { dropped });
         }
-        q.events.pop_front()
+        let mut event = q.events.pop_front()?;
+        if let Event::HistoryDataUpdated(update) = &mut event {
+            update.format_times();
+        }
+        Some(event)
     }
 }
 
@@ -506,6 +520,10 @@ mod tests {
         match sub.try_recv() {
             Some(Event::HistoryDataUpdated(u)) => {
                 assert_eq!((u.first_seq, u.last_seq, u.rows, u.from_ns, u.to_ns), (1, 2, 2, 1, 5));
+                assert_eq!(
+                    (u.from.as_str(), u.to.as_str()),
+                    ("1970-01-01T00:00:00.000000001Z", "1970-01-01T00:00:00.000000005Z")
+                );
                 assert_eq!(u.measurements, ["a"]);
                 assert_eq!(u.kinds, ["metric"]);
             }

@@ -76,6 +76,10 @@ pub struct Args {
     /// peak memory as JSON, so each engine's RSS is its own.
     #[arg(long, hide = true)]
     child_ingest: Option<String>,
+    /// Internal: serve the store in `--dir` over HTTP on a free loopback port (the library's
+    /// `annals serve`), print the address as one line, and serve until SIGTERM.
+    #[arg(long, hide = true)]
+    child_serve: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -171,6 +175,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let outcome = if let Some(engine) = &args.child_ingest {
         serve_child(&args, engine).map(|()| true)
+    } else if args.child_serve {
+        child::serve_http(&args).map(|()| true)
     } else if let Some(out) = &args.emit {
         emit::write(&args, out).map(|()| true)
     } else {

@@ -20,7 +20,9 @@ use std::time::Instant;
 const W: &str = "W1";
 /// Figures every engine reports (or says why not), with their unit and direction.
 const INGEST: (&str, &str, Better) = ("ingest, embedded, incl. final flush", "points/s", Better::Higher);
-const INGEST_LP: (&str, &str, Better) = ("ingest, line protocol file", "points/s", Better::Higher);
+const INGEST_LP: (&str, &str, Better) = ("ingest, line protocol over HTTP", "points/s", Better::Higher);
+const INGEST_LP_FILE: (&str, &str, Better) = ("ingest, line protocol file, embedded", "points/s", Better::Higher);
+const RSS_HTTP: (&str, &str, Better) = ("peak RSS, HTTP ingest", "MiB", Better::Lower);
 const BYTES: (&str, &str, Better) = ("bytes per point", "B", Better::Lower);
 const RSS: (&str, &str, Better) = ("peak RSS, ingest", "MiB", Better::Lower);
 /// Durable single writes timed per engine.
@@ -204,12 +206,21 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
             started.elapsed()
         );
         let seconds = load_annals_line_protocol(&lp, &dir.join("annals-w1-lp"))?;
-        run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, "annals", points / seconds);
+        run.add(W, INGEST_LP_FILE.0, INGEST_LP_FILE.1, INGEST_LP_FILE.2, "annals", points / seconds);
+        run.missing(
+            W,
+            INGEST_LP_FILE.0,
+            INGEST_LP_FILE.1,
+            INGEST_LP_FILE.2,
+            "victoria",
+            "not embeddable",
+        );
+        annals_over_http(run, config, &lp, &dir.join("annals-w1-http"))?;
         match binary {
             Ok(binary) => victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?,
             Err(why) => {
                 let why = format!("not available: {why}");
-                for (figure, unit, better) in [INGEST_LP, BYTES, RSS] {
+                for (figure, unit, better) in [INGEST_LP, BYTES, RSS, RSS_HTTP] {
                     run.missing(W, figure, unit, better, "victoria", &why);
                 }
             }
@@ -266,23 +277,11 @@ fn load_annals_line_protocol(lp: &Path, store: &Path) -> Result<f64, BenchError>
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Feeds the line-protocol file to VictoriaMetrics over HTTP (two senders, 10,000 lines per
-/// request, like TSBS's loader), then measures bytes, peak RSS, restart and every query.
-fn victoria_metrics(
-    run: &mut Run,
-    config: &W1Config,
-    queries: &[(TsbsQuery, Vec<annals::Query>)],
-    reference: &[Vec<Answer>],
-    dir: &Path,
-    binary: &Path,
-    lp: &Path,
-) -> Result<(), BenchError> {
-    const ENGINE: &str = "victoria";
-    let points = config.points() as f64;
-    let mut vm = Victoria::start(binary, &dir.join("victoria-w1"))?;
+/// Sends a line-protocol file over HTTP as TSBS's loader does: two senders, each taking
+/// the next 10,000 lines of the file and posting them with `post`.
+fn send_line_protocol(lp: &Path, post: &(dyn Fn(&[u8]) -> Result<(), BenchError> + Sync)) -> Result<(), BenchError> {
     let file = std::fs::File::open(lp).map_err(|e| BenchError::Io(lp.to_path_buf(), e))?;
     let reader = parking_lot::Mutex::new(BufReader::with_capacity(1 << 22, file));
-    let started = Instant::now();
     std::thread::scope(|scope| -> Result<(), BenchError> {
         let senders: Vec<_> = (0..2)
             .map(|_| {
@@ -303,7 +302,7 @@ fn victoria_metrics(
                         if chunk.is_empty() {
                             return Ok(());
                         }
-                        vm.write(&chunk)?;
+                        post(&chunk)?;
                     }
                 })
             })
@@ -314,7 +313,69 @@ fn victoria_metrics(
                 .unwrap_or_else(|_| Err(BenchError::Peer("a sender thread panicked".into())))?;
         }
         Ok(())
+    })
+}
+
+/// Feeds the line-protocol file to `annals serve` (in a child process) with the sender
+/// VictoriaMetrics gets: every request is acknowledged only once durable, so the time is
+/// to durable and queryable. Then the server's peak RSS, and a check that every point
+/// arrived.
+fn annals_over_http(run: &mut Run, config: &W1Config, lp: &Path, store: &Path) -> Result<(), BenchError> {
+    let points = config.points() as f64;
+    let server = crate::child::HttpServer::start(store)?;
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(3600)))
+        .build()
+        .new_agent();
+    let url = format!("{}/write", server.base);
+    let started = Instant::now();
+    send_line_protocol(lp, &|chunk| {
+        let mut response = agent
+            .post(&url)
+            .send(chunk)
+            .map_err(|e| BenchError::Peer(format!("annals /write: {e}")))?;
+        if response.status().as_u16() != 204 {
+            let body = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(BenchError::Peer(format!("annals /write: {}: {body}", response.status())));
+        }
+        Ok(())
     })?;
+    let seconds = started.elapsed().as_secs_f64();
+    run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, "annals", points / seconds);
+    match server.peak_rss() {
+        Some(bytes) => run.add(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, "annals", bytes as f64 / (1 << 20) as f64),
+        None => run.missing(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, "annals", "no /proc"),
+    }
+    server.stop()?;
+    let engine = Engine::open(store, crate::store_options())?;
+    let stored = engine.stats()?.points;
+    engine.close()?;
+    if stored != config.points() {
+        return Err(BenchError::Peer(format!(
+            "annals over HTTP stored {stored} points of {}",
+            config.points()
+        )));
+    }
+    Ok(())
+}
+
+/// Feeds the line-protocol file to VictoriaMetrics over HTTP (two senders, 10,000 lines per
+/// request, like TSBS's loader), then measures bytes, peak RSS, restart and every query.
+fn victoria_metrics(
+    run: &mut Run,
+    config: &W1Config,
+    queries: &[(TsbsQuery, Vec<annals::Query>)],
+    reference: &[Vec<Answer>],
+    dir: &Path,
+    binary: &Path,
+    lp: &Path,
+) -> Result<(), BenchError> {
+    const ENGINE: &str = "victoria";
+    let points = config.points() as f64;
+    let mut vm = Victoria::start(binary, &dir.join("victoria-w1"))?;
+    let started = Instant::now();
+    send_line_protocol(lp, &|chunk| vm.write(chunk))?;
     vm.flush()?;
     let ingest = started.elapsed();
     run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, ENGINE, points / ingest.as_secs_f64());
@@ -324,8 +385,15 @@ fn victoria_metrics(
     let storage = vm.storage();
     run.add(W, BYTES.0, BYTES.1, BYTES.2, ENGINE, dir_bytes(&storage) as f64 / points);
     match vm.peak_rss() {
-        Some(bytes) => run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64),
-        None => run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc"),
+        Some(bytes) => {
+            // VictoriaMetrics is only ever fed over HTTP: one figure for both rows.
+            run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64);
+            run.add(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, bytes as f64 / (1 << 20) as f64);
+        }
+        None => {
+            run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc");
+            run.missing(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, "no /proc");
+        }
     }
     let probe = format!(
         "/api/v1/query?query=count(cpu_usage_user)&time={}",

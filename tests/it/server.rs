@@ -957,3 +957,100 @@ fn a_killed_server_keeps_every_acknowledged_write_and_nothing_else() {
     }
     history.close().unwrap();
 }
+
+/// Peak resident memory of a process (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn sixteen_clients_write_and_query_without_errors_and_every_acknowledged_row_is_kept() {
+    // 10 s here; `ANNALS_LOAD_SECONDS=60 cargo test --profile bench --test it sixteen_clients`
+    // for the minute the server issue names.
+    let seconds: u64 = std::env::var("ANNALS_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    let clients: Vec<_> = (0..16u32)
+        .map(|client| {
+            let base = server.base.clone();
+            std::thread::spawn(move || -> (u64, u64) {
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .new_agent();
+                let (mut rows, mut queries) = (0u64, 0u64);
+                for request in 0..1_000_000u64 {
+                    if std::time::Instant::now() >= deadline {
+                        break;
+                    }
+                    if request % 4 == 3 {
+                        let url = format!("{base}/history/metrics?measurement=load&field=v&agg=count,max&group_by=client");
+                        let mut response = agent.get(&url).call().unwrap();
+                        let status = response.status().as_u16();
+                        let body = response.body_mut().read_to_string().unwrap();
+                        assert_eq!(status, 200, "client {client} query: {body}");
+                        queries += 1;
+                        continue;
+                    }
+                    let mut body = String::with_capacity(500 * 60);
+                    for row in 0..500u64 {
+                        let ts = 1_451_606_400_000_000_000i64 + ((request * 500 + row) as i64) * 1_000_000;
+                        body.push_str(&format!("load,client=c{client} v={row}i {ts}\n"));
+                    }
+                    let mut response = agent.post(&format!("{base}/write")).send(body.as_bytes()).unwrap();
+                    let status = response.status().as_u16();
+                    let text = response.body_mut().read_to_string().unwrap_or_default();
+                    assert_eq!(status, 204, "client {client} write: {text}");
+                    rows += 500;
+                }
+                (rows, queries)
+            })
+        })
+        .collect();
+    let results: Vec<(u64, u64)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let rss = peak_rss(server.child.id());
+    assert!(server.stop().success());
+    let written: u64 = results.iter().map(|r| r.0).sum();
+    let queried: u64 = results.iter().map(|r| r.1).sum();
+    assert!(written > 0 && queried > 0, "{written} rows, {queried} queries");
+    if let Some(bytes) = rss {
+        assert!(bytes < 1 << 30, "the server's peak RSS was {} MiB", bytes >> 20);
+    }
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let spec = QuerySpec::from_pairs([("measurement", "load"), ("agg", "count(*)"), ("group_by", "client")]).unwrap();
+    let (rows, _) = history
+        .engine()
+        .snapshot()
+        .query(&spec.to_query(0).unwrap())
+        .unwrap()
+        .collect_rows()
+        .unwrap();
+    for (client, (acknowledged, _)) in results.iter().enumerate() {
+        let name = format!("c{client}");
+        let stored = rows
+            .iter()
+            .find(|r| r.tags[0].as_deref() == Some(name.as_str()))
+            .and_then(|r| match r.values[0] {
+                Some(annals::FieldValue::I64(n)) => Some(n as u64),
+                _ => None,
+            })
+            .unwrap_or(0);
+        assert_eq!(stored, *acknowledged, "client {name}");
+    }
+    println!(
+        "{seconds} s: {written} rows written and {queried} queries answered by 16 clients; server peak RSS {} MiB",
+        rss.map_or(0, |b| b >> 20)
+    );
+    history.close().unwrap();
+}

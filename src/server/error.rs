@@ -85,19 +85,19 @@ impl ApiError {
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
-        let mut body = serde_json::json!({"error": self.kind, "reason": self.reason});
-        if let Some(map) = body.as_object_mut() {
-            if let Some(line) = self.line {
-                map.insert("line".into(), line.into());
-            }
-            if let Some(column) = self.column {
-                map.insert("column".into(), column.into());
-            }
-            if let Some(limit) = &self.limit {
-                map.insert("limit".into(), limit.clone().into());
-            }
+        // A struct of strings and integers always serializes.
+        serde_json::to_value(self.error_body()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The JSON body as its documented type.
+    pub(crate) fn error_body(&self) -> super::schema::ErrorBody {
+        super::schema::ErrorBody {
+            error: self.kind.to_string(),
+            reason: self.reason.clone(),
+            line: self.line,
+            column: self.column,
+            limit: self.limit.clone(),
         }
-        body
     }
 }
 
@@ -134,7 +134,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        (self.status, axum::Json(self.error_body())).into_response()
     }
 }
 

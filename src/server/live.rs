@@ -98,6 +98,15 @@ fn describe(filter: &EventFilter) -> Value {
 /// `GET /history/ws`: upgrades to a WebSocket of events: 400 for a bad filter, 429 when
 /// the server has its most subscribers already, 426 for a request that is no WebSocket
 /// handshake.
+#[utoipa::path(get, path = "/history/ws", tag = "events", params(
+    ("types" = Option<String>, Query, description = "Event types, comma separated."),
+    ("kinds" = Option<String>, Query, description = "Kinds of data: metric, performance, log, alert, commit."),
+    ("measurements" = Option<String>, Query, description = "Measurements."),
+    ("token" = Option<String>, Query, description = "The token, for browsers (this route only)."),
+), responses(
+    (status = 101, description = "Switching to a WebSocket of JSON events"),
+    (status = 426, description = "Not a WebSocket handshake", body = super::schema::ErrorBody),
+))]
 pub(crate) async fn websocket(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -142,7 +142,8 @@ pub(crate) async fn record(State(state): State<AppState>, request: Request, next
     response
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: the server's own metrics in Prometheus' text format.
+#[utoipa::path(get, path = "/metrics", tag = "server", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let history = state.history.clone();
     // Store sizes come from the store's statistics, read off the async threads.

@@ -22,8 +22,10 @@
 mod error;
 mod live;
 mod metrics;
+mod openapi;
 mod operations;
 mod routes;
+mod schema;
 
 pub use error::ApiError;
 

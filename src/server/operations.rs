@@ -17,28 +17,31 @@ use std::sync::Arc;
 const KEPT_FINISHED: usize = 100;
 
 /// Progress of a running operation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub(crate) struct Progress {
     /// Units done.
     pub done: u64,
     /// Units in all (0 when not yet known).
     pub total: u64,
-    /// What the units are (`bytes`, `series`).
-    pub unit: &'static str,
+    /// What the units are (`bytes`), empty until the first report.
+    pub unit: String,
     /// What is being worked on (a month), when there is something to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
 /// One operation, as `GET /history/operations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub(crate) struct Operation {
+    /// The operation's id.
     pub id: u64,
     /// `archive`, `cleanup` or `optimize`.
-    pub operation: &'static str,
+    pub operation: String,
     /// `running`, `succeeded` or `failed`.
-    pub status: &'static str,
+    pub status: String,
+    /// When it started, RFC 3339.
     pub started: String,
+    /// When it ended, RFC 3339.
     pub finished: Option<String>,
     pub progress: Progress,
     /// The library's report, once succeeded.
@@ -103,8 +106,8 @@ impl Operations {
             id,
             Operation {
                 id,
-                operation,
-                status: "running",
+                operation: operation.to_string(),
+                status: "running".into(),
                 started: format_rfc3339(now_ns()),
                 finished: None,
                 progress: Progress::default(),
@@ -125,11 +128,11 @@ impl Operations {
             op.finished = Some(format_rfc3339(now_ns()));
             match outcome {
                 Ok(result) => {
-                    op.status = "succeeded";
+                    op.status = "succeeded".into();
                     op.result = Some(result.clone());
                 }
                 Err(e) => {
-                    op.status = "failed";
+                    op.status = "failed".into();
                     op.error = Some(e.body());
                 }
             }
@@ -168,7 +171,12 @@ pub(crate) fn start(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location.clone())],
-        axum::Json(serde_json::json!({"id": id, "operation": name, "status": "running", "status_url": location})),
+        axum::Json(super::schema::OperationAccepted {
+            id,
+            operation: name.to_string(),
+            status: "running".into(),
+            status_url: location,
+        }),
     )
         .into_response())
 }

@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::schema::{AlertsPage, CleanupPlan, CommitsPage, Health, OperationsList, PushStored, QueryPage, RecordsPage, SearchPage, Stored};
 use crate::history::{CommitQuery, DataQuery, DataType};
 use crate::ingest::JsonLinesParser;
 use crate::model::{AlertEvent, AlertState, Batch};
@@ -25,6 +26,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(dashboard_page))
         .route("/health", get(health))
+        .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/write", post(write_line_protocol))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
@@ -73,7 +75,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     // The git hook authenticates by its signature when a webhook secret is set.
     // The page at `/` holds no data (it asks for the token, then calls the API with it).
     let path = request.uri().path();
-    let exempt = path == "/" || path == "/health" || (path == "/hooks/git" && state.webhook_secret.is_some());
+    let exempt = path == "/" || path == "/health" || path == "/openapi.json" || (path == "/hooks/git" && state.webhook_secret.is_some());
     if let Some(token) = &state.token
         && !exempt
     {
@@ -200,9 +202,12 @@ pub(crate) fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
 
 /// Parameter `name`'s value as a whole number.
 fn whole_number(name: &str, value: &str) -> Result<usize, ApiError> {
+    // At most i64::MAX, as the OpenAPI document states (integers are 64-bit signed there).
     value
-        .parse()
-        .map_err(|_| ApiError::bad_input(format!("{name}: {value:?} is not a whole number")))
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| ApiError::bad_input(format!("{name}: {value:?} is not a whole number up to 2^63-1")))
 }
 
 /// The one value of parameter `name`, if given.
@@ -211,7 +216,8 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// `GET /`: the dashboard page (compiled into the binary; it fetches nothing from elsewhere).
-async fn dashboard_page() -> impl IntoResponse {
+#[utoipa::path(get, path = "/", tag = "page", responses((status = 200, description = "The dashboard page", content_type = "text/html", body = String)))]
+pub(crate) async fn dashboard_page() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -221,13 +227,15 @@ async fn dashboard_page() -> impl IntoResponse {
     )
 }
 
-async fn health() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = Health)))]
+pub(crate) async fn health() -> impl IntoResponse {
+    axum::Json(Health { status: "ok".into() })
 }
 
 /// `POST /write?precision=ns|us|ms|s`: Influx line protocol; 204 when every line was
 /// stored, 400 naming the first bad line (and storing none).
-async fn write_line_protocol(
+#[utoipa::path(post, path = "/write", tag = "write", params(("precision" = Option<String>, Query, description = "ns (default), us, ms or s.")), request_body(content = String, content_type = "text/plain", description = "Influx line protocol"), responses((status = 204, description = "Every line stored")))]
+pub(crate) async fn write_line_protocol(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -276,24 +284,32 @@ async fn store_records(state: AppState, kind: &'static str, headers: HeaderMap, 
             history.engine().write(&batch)?.rows
         };
         metrics.ingested(kind, rows);
-        Ok((StatusCode::CREATED, axum::Json(json!({"stored": records, "rows": rows}))).into_response())
+        let stored = Stored {
+            stored: records as u64,
+            rows: rows as u64,
+        };
+        Ok((StatusCode::CREATED, axum::Json(stored)).into_response())
     })
     .await
 }
 
-async fn store_metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/metrics", tag = "write", request_body(content = Vec<Object>, description = "Metric records (the keys of a JSON line)"), responses((status = 201, body = Stored)))]
+pub(crate) async fn store_metrics(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     store_records(state, "metric", headers, body).await
 }
 
-async fn store_performance(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/performance", tag = "write", request_body(content = Vec<Object>, description = "Performance samples"), responses((status = 201, body = Stored)))]
+pub(crate) async fn store_performance(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     store_records(state, "performance", headers, body).await
 }
 
-async fn store_logs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/logs", tag = "write", request_body(content = Vec<Object>, description = "Log records"), responses((status = 201, body = Stored)))]
+pub(crate) async fn store_logs(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     store_records(state, "log", headers, body).await
 }
 
-async fn store_alerts(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/alerts", tag = "write", request_body(content = Vec<Object>, description = "Alert events"), responses((status = 201, body = Stored)))]
+pub(crate) async fn store_alerts(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     store_records(state, "alert", headers, body).await
 }
 
@@ -301,17 +317,19 @@ async fn store_alerts(State(state): State<AppState>, headers: HeaderMap, body: B
 /// Parameters: `from`, `to`, `level` (repeatable), `q` (full-text filter), `order`
 /// (`desc` default, `asc`), `limit` (1..=1000, default 100), `offset`, `cursor` →
 /// `{records, total_count, next_cursor}`.
-async fn list_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/logs", tag = "logs", params(("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("level" = Option<String>, Query, description = "DEBUG, INFO, WARNING, ERROR or CRITICAL (repeatable)."), ("q" = Option<String>, Query, description = "A full-text filter."), ("order" = Option<String>, Query, description = "desc (default) or asc."), ("limit" = Option<u64>, Query, description = "At most this many."), ("offset" = Option<u64>, Query, description = "Records to skip."), ("cursor" = Option<String>, Query, description = "Continue after the page that returned it.")), responses((status = 200, body = RecordsPage)))]
+pub(crate) async fn list_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<RecordsPage>, ApiError> {
     list_records(state, DataType::Logs, raw).await
 }
 
 /// `GET /history/performance`: performance samples of a range, as `GET /history/logs`
 /// lists logs, with `component` (repeatable) instead of `level` and `q`.
-async fn list_performance(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/performance", tag = "performance", params(("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("component" = Option<String>, Query, description = "A component (repeatable)."), ("order" = Option<String>, Query, description = "desc (default) or asc."), ("limit" = Option<u64>, Query, description = "At most this many."), ("offset" = Option<u64>, Query, description = "Records to skip."), ("cursor" = Option<String>, Query, description = "Continue after the page that returned it.")), responses((status = 200, body = RecordsPage)))]
+pub(crate) async fn list_performance(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<RecordsPage>, ApiError> {
     list_records(state, DataType::Performance, raw).await
 }
 
-async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> Result<axum::Json<Value>, ApiError> {
+async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> Result<axum::Json<RecordsPage>, ApiError> {
     let now = now_ns();
     let mut request = DataQuery {
         data_types: vec![kind],
@@ -342,11 +360,11 @@ async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> R
     read(&state, move || {
         let page = history.query_data(&request)?;
         let records: Vec<Value> = page.rows.iter().map(|r| r.to_json()).collect();
-        Ok(axum::Json(json!({
-            "records": records,
-            "total_count": page.total_count,
-            "next_cursor": page.next_cursor,
-        })))
+        Ok(axum::Json(RecordsPage {
+            records,
+            total_count: page.total_count,
+            next_cursor: page.next_cursor,
+        }))
     })
     .await
 }
@@ -356,7 +374,8 @@ async fn list_records(state: AppState, kind: DataType, raw: Option<String>) -> R
 /// (repeatable), `logger`, `where` (repeatable tag predicates), `from`, `to`, `order`
 /// (`newest`, `oldest`, `relevance`), `limit`, `cursor`, `time_format=ns` → `{hits, total,
 /// next_cursor}`, each hit with its snippet and highlight offsets.
-async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/logs/search", tag = "logs", params(("q" = Option<String>, Query, description = "The query: words, phrases in double quotes, AND/OR/NOT, prefix*."), ("level" = Option<String>, Query, description = "A level (repeatable)."), ("logger" = Option<String>, Query, description = "A logger name."), ("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("order" = Option<String>, Query, description = "newest (default), oldest or relevance."), ("limit" = Option<u64>, Query, description = "At most this many."), ("cursor" = Option<String>, Query, description = "Continue after the page that returned it."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = SearchPage)))]
+pub(crate) async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<SearchPage>, ApiError> {
     let now = now_ns();
     let mut text = String::new();
     let (mut levels, mut predicates) = (Vec::new(), Vec::new());
@@ -407,9 +426,11 @@ async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
         let result = history.engine().snapshot().search(&query)?;
         let with_score = query.order == SearchOrder::Relevance;
         let hits: Vec<Value> = result.hits.iter().map(|h| h.to_json(integer_time, with_score)).collect();
-        Ok(axum::Json(
-            json!({"hits": hits, "total": result.total, "next_cursor": result.next_cursor}),
-        ))
+        Ok(axum::Json(SearchPage {
+            hits,
+            total: result.total,
+            next_cursor: result.next_cursor,
+        }))
     })
     .await
 }
@@ -417,7 +438,8 @@ async fn search_logs(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
 /// `GET /history/alerts[?state=open|raised|acknowledged|resolved][&limit=N]`: the newest
 /// event of each alert, newest first (`open`: raised or acknowledged, not resolved;
 /// `state` repeatable; default limit 1000).
-async fn list_alerts(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/alerts", tag = "alerts", params(("state" = Option<String>, Query, description = "open, raised, acknowledged or resolved."), ("limit" = Option<u64>, Query, description = "At most this many.")), responses((status = 200, body = AlertsPage)))]
+pub(crate) async fn list_alerts(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<AlertsPage>, ApiError> {
     let mut states = Vec::new();
     let mut limit = 1000;
     for (name, value) in query_pairs(&raw) {
@@ -438,14 +460,15 @@ async fn list_alerts(State(state): State<AppState>, RawQuery(raw): RawQuery) -> 
     let history = state.history.clone();
     read(&state, move || {
         let alerts: Vec<Value> = history.alerts(&states, limit)?.iter().map(AlertEvent::to_json).collect();
-        Ok(axum::Json(json!({"alerts": alerts})))
+        Ok(axum::Json(AlertsPage { alerts }))
     })
     .await
 }
 
 /// `POST /history/alerts/{alert_id}/acknowledge[?at=TIME]`: appends an acknowledged
 /// event (at `at`, default now) → the alert's newest event; 404 for an unknown alert.
-async fn acknowledge_alert(
+#[utoipa::path(post, path = "/history/alerts/{alert_id}/acknowledge", tag = "alerts", params(("alert_id" = String, Path, description = "The alert."), ("at" = Option<String>, Query, description = "When (default now).")), responses((status = 200, description = "The newest event of the alert", body = Object)))]
+pub(crate) async fn acknowledge_alert(
     State(state): State<AppState>,
     Path(alert_id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -454,7 +477,8 @@ async fn acknowledge_alert(
 }
 
 /// `POST /history/alerts/{alert_id}/resolve[?at=TIME]`: appends a resolved event.
-async fn resolve_alert(
+#[utoipa::path(post, path = "/history/alerts/{alert_id}/resolve", tag = "alerts", params(("alert_id" = String, Path, description = "The alert."), ("at" = Option<String>, Query, description = "When (default now).")), responses((status = 200, description = "The newest event of the alert", body = Object)))]
+pub(crate) async fn resolve_alert(
     State(state): State<AppState>,
     Path(alert_id): Path<String>,
     RawQuery(raw): RawQuery,
@@ -492,7 +516,8 @@ async fn change_alert(state: AppState, alert_id: String, raw: Option<String>, to
 /// `where`, `from`, `to`, `agg`, `every`, `group_by`, `fill`, `limit`, `cursor`,
 /// `lastpoint`, …; `time_format=ns` for integer times) → `{columns, rows, total_count,
 /// next_cursor, resolutions}`.
-async fn query_metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/metrics", tag = "metrics", params(super::schema::MetricsParams), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn query_metrics(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<QueryPage>, ApiError> {
     let pairs = query_pairs(&raw);
     let integer_times = time_format(&pairs)?;
     let spec = QuerySpec::from_pairs(
@@ -516,12 +541,12 @@ fn time_format(pairs: &[(String, String)]) -> Result<bool, ApiError> {
 }
 
 /// A query's answer as `{columns, rows, total_count, next_cursor, resolutions}`.
-fn query_page(history: &crate::history::History, query: &crate::Query, integer_times: bool) -> Result<Value, ApiError> {
+fn query_page(history: &crate::history::History, query: &crate::Query, integer_times: bool) -> Result<QueryPage, ApiError> {
     let snapshot = history.engine().snapshot();
     let mut result = snapshot.query(query)?;
     let columns = result.columns();
     let time_column = result.time_column;
-    let resolutions: Vec<&str> = result.resolutions.iter().map(|r| r.name()).collect();
+    let resolutions: Vec<String> = result.resolutions.iter().map(|r| r.name().to_string()).collect();
     let mut rows = Vec::new();
     for row in result.by_ref() {
         let row = row?;
@@ -535,7 +560,7 @@ fn query_page(history: &crate::history::History, query: &crate::Query, integer_t
         }
         cells.extend(row.tags.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
         cells.extend(row.values.iter().map(|v| v.as_ref().map_or(Value::Null, |v| v.to_json())));
-        rows.push(Value::Array(cells));
+        rows.push(cells);
     }
     let next_cursor = result.next_cursor().map(str::to_string);
     // Rows in the whole answer: this page and those before it, and when the page was
@@ -544,13 +569,13 @@ fn query_page(history: &crate::history::History, query: &crate::Query, integer_t
         None => (query.offset + rows.len()) as u64,
         Some(_) => count_rows(&snapshot, query)?,
     };
-    Ok(json!({
-        "columns": columns,
-        "rows": rows,
-        "total_count": total_count,
-        "next_cursor": next_cursor,
-        "resolutions": resolutions,
-    }))
+    Ok(QueryPage {
+        columns,
+        rows,
+        total_count: Some(total_count),
+        next_cursor,
+        resolutions: Some(resolutions),
+    })
 }
 
 /// A fixed report over a query written as parameters: the caller's `measurement`,
@@ -561,7 +586,7 @@ async fn report(
     pairs: Vec<(String, String)>,
     allowed: &[&str],
     fixed: &[(&str, &str)],
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<QueryPage>, ApiError> {
     let integer_times = time_format(&pairs)?;
     let mut given = Vec::new();
     for (name, value) in &pairs {
@@ -586,7 +611,8 @@ async fn report(
 /// the period (and `group_by` tags), the count, mean, min, max and p95 of the fields, over
 /// `where`, `from` and `to`. Long ranges come from the store's summaries where retention
 /// dropped the detail (`resolutions` says so).
-async fn metrics_summary(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/metrics/summary", tag = "metrics", params(("measurement" = String, Query, description = "The measurement."), ("field" = Option<String>, Query, description = "Fields."), ("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("group_by" = Option<String>, Query, description = "Tags to group by."), ("period" = Option<String>, Query, description = "hour (default), day or week."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn metrics_summary(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<QueryPage>, ApiError> {
     let pairs = query_pairs(&raw);
     let every = match param(&pairs, "period").unwrap_or("hour") {
         "hour" => "1h",
@@ -606,7 +632,8 @@ async fn metrics_summary(State(state): State<AppState>, RawQuery(raw): RawQuery)
 
 /// `GET /history/logs/stats?every=1h`: log records per level per bucket (default one
 /// hour), over `where`, `from` and `to`.
-async fn logs_stats(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/logs/stats", tag = "logs", params(("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("every" = Option<String>, Query, description = "Buckets (default 1h)."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn logs_stats(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<QueryPage>, ApiError> {
     let pairs = query_pairs(&raw);
     let every = param(&pairs, "every").unwrap_or("1h").to_string();
     let rest: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "every").cloned().collect();
@@ -629,7 +656,8 @@ async fn logs_stats(State(state): State<AppState>, RawQuery(raw): RawQuery) -> R
 /// of two ranges side by side, per component and operation → `{columns, rows}` with, for
 /// each measure, its baseline value, its value and their ratio (value / baseline; null
 /// where the baseline is 0 or missing).
-async fn performance_compare(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/performance/compare", tag = "performance", params(("baseline_from" = Option<String>, Query, description = "Start of the baseline."), ("baseline_to" = Option<String>, Query, description = "End of the baseline."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable).")), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn performance_compare(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<QueryPage>, ApiError> {
     let pairs = query_pairs(&raw);
     let mut baseline = Vec::new();
     let mut current = Vec::new();
@@ -651,51 +679,52 @@ async fn performance_compare(State(state): State<AppState>, RawQuery(raw): RawQu
     }
     let axum::Json(before) = performance_analysis_of(&state, baseline).await?;
     let axum::Json(after) = performance_analysis_of(&state, current).await?;
-    let measures: Vec<String> = after["columns"]
-        .as_array()
-        .map(|c| c.iter().skip(2).filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    let key = |row: &Value| (row[0].clone().to_string(), row[1].clone().to_string());
-    let baseline_rows: std::collections::HashMap<(String, String), Value> = before["rows"]
-        .as_array()
-        .map(|rows| rows.iter().map(|r| (key(r), r.clone())).collect())
-        .unwrap_or_default();
-    let mut columns = vec![Value::from("component"), Value::from("operation")];
+    let measures: Vec<String> = after.columns.iter().skip(2).cloned().collect();
+    let key = |row: &[Value]| (row[0].to_string(), row[1].to_string());
+    let baseline_rows: std::collections::HashMap<(String, String), &Vec<Value>> = before.rows.iter().map(|r| (key(r), r)).collect();
+    let mut columns = vec!["component".to_string(), "operation".to_string()];
     for m in &measures {
-        columns.extend([format!("baseline {m}").into(), m.clone().into(), format!("ratio {m}").into()]);
+        columns.extend([format!("baseline {m}"), m.clone(), format!("ratio {m}")]);
     }
-    let rows: Vec<Value> = after["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|row| {
-                    let base = baseline_rows.get(&key(row));
-                    let mut cells = vec![row[0].clone(), row[1].clone()];
-                    for i in 0..measures.len() {
-                        let now = row.get(i + 2).cloned().unwrap_or(Value::Null);
-                        let then = base.and_then(|b| b.get(i + 2)).cloned().unwrap_or(Value::Null);
-                        let ratio = match (now.as_f64(), then.as_f64()) {
-                            (Some(n), Some(t)) if t != 0.0 => Value::from(n / t),
-                            _ => Value::Null,
-                        };
-                        cells.extend([then, now, ratio]);
-                    }
-                    Value::Array(cells)
-                })
-                .collect()
+    let rows: Vec<Vec<Value>> = after
+        .rows
+        .iter()
+        .map(|row| {
+            let base = baseline_rows.get(&key(row));
+            let mut cells = vec![row[0].clone(), row[1].clone()];
+            for i in 0..measures.len() {
+                let now = row.get(i + 2).cloned().unwrap_or(Value::Null);
+                let then = base.and_then(|b| b.get(i + 2)).cloned().unwrap_or(Value::Null);
+                let ratio = match (now.as_f64(), then.as_f64()) {
+                    (Some(n), Some(t)) if t != 0.0 => Value::from(n / t),
+                    _ => Value::Null,
+                };
+                cells.extend([then, now, ratio]);
+            }
+            cells
         })
-        .unwrap_or_default();
-    Ok(axum::Json(json!({"columns": columns, "rows": rows})))
+        .collect();
+    Ok(axum::Json(QueryPage {
+        columns,
+        rows,
+        total_count: None,
+        next_cursor: None,
+        resolutions: None,
+    }))
 }
 
 /// `GET /history/performance/analysis`: per component and operation, the samples, their
 /// errors and error rate (errors per sample), the p50/p90/p99/max duration (ms), and mean
 /// throughput and efficiency, over `where`, `from` and `to`.
-async fn performance_analysis(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/performance/analysis", tag = "performance", params(("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn performance_analysis(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<QueryPage>, ApiError> {
     performance_analysis_of(&state, query_pairs(&raw)).await
 }
 
-async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>) -> Result<axum::Json<Value>, ApiError> {
+async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>) -> Result<axum::Json<QueryPage>, ApiError> {
     let axum::Json(mut page) = report(
         state,
         pairs,
@@ -712,15 +741,11 @@ async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>)
     )
     .await?;
     // The error rate beside its two inputs: the 3rd and 4th columns, after the two tags.
-    if let Some(columns) = page.get_mut("columns").and_then(Value::as_array_mut) {
-        columns.push("error_rate".into());
-    }
-    if let Some(rows) = page.get_mut("rows").and_then(Value::as_array_mut) {
-        for row in rows.iter_mut().filter_map(Value::as_array_mut) {
-            let samples = row.get(2).and_then(Value::as_f64).unwrap_or(0.0);
-            let errors = row.get(3).and_then(Value::as_f64).unwrap_or(0.0);
-            row.push(if samples > 0.0 { (errors / samples).into() } else { Value::Null });
-        }
+    page.columns.push("error_rate".into());
+    for row in &mut page.rows {
+        let samples = row.get(2).and_then(Value::as_f64).unwrap_or(0.0);
+        let errors = row.get(3).and_then(Value::as_f64).unwrap_or(0.0);
+        row.push(if samples > 0.0 { (errors / samples).into() } else { Value::Null });
     }
     Ok(axum::Json(page))
 }
@@ -751,7 +776,8 @@ fn count_rows(snapshot: &crate::Snapshot, query: &crate::Query) -> crate::Result
 }
 
 /// `GET /history/storage`: the store's sizes and counts.
-async fn storage(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/storage", tag = "management", responses((status = 200, description = "What annals stats --format json prints", body = Object)))]
+pub(crate) async fn storage(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
     let history = state.history.clone();
     read(&state, move || {
         let stats = history.storage_stats()?;
@@ -768,7 +794,8 @@ async fn storage(State(state): State<AppState>) -> Result<axum::Json<Value>, Api
 /// its object store being down, with the results saying which). All are checked before
 /// any is stored: a commit that fails its checks makes the request a 400 naming its
 /// position, and nothing is stored.
-async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/commits", tag = "commits", request_body(content = Vec<Object>, description = "Commits with the keys of a commit JSON line"), responses((status = 200, description = "One StorageResult per commit", body = Vec<Object>), (status = 422, description = "A commit failed", body = Vec<Object>)))]
+pub(crate) async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let history = state.history.clone();
     let metrics = state.metrics.clone();
@@ -826,7 +853,8 @@ async fn store_commits(State(state): State<AppState>, headers: HeaderMap, body: 
 /// other events are acknowledged and ignored. With a webhook secret, the body must carry
 /// a valid `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the body), or the
 /// answer is 401.
-async fn git_push_hook(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/hooks/git", tag = "commits", request_body(content = Object, description = "A GitHub or Gitea push event"), responses((status = 200, body = PushStored), (status = 202, description = "An event other than push, ignored", body = Object), (status = 422, body = PushStored)))]
+pub(crate) async fn git_push_hook(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     if let Some(secret) = &state.webhook_secret {
         let signature = headers
@@ -863,12 +891,12 @@ async fn git_push_hook(State(state): State<AppState>, headers: HeaderMap, body: 
         );
         let count = |s: crate::StorageStatus| results.iter().filter(|r| r.status == s).count();
         let failed = count(crate::StorageStatus::Failed);
-        let answer = json!({
-            "stored": count(crate::StorageStatus::Success),
-            "duplicates": count(crate::StorageStatus::Duplicate),
-            "failed": failed,
-            "results": results.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-        });
+        let answer = PushStored {
+            stored: count(crate::StorageStatus::Success) as u64,
+            duplicates: count(crate::StorageStatus::Duplicate) as u64,
+            failed: failed as u64,
+            results: results.iter().map(|r| r.to_json()).collect(),
+        };
         let status = if failed == 0 {
             StatusCode::OK
         } else {
@@ -902,7 +930,8 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// `GET /history/commits?repository=&author=&branch=&path=&from=&to=&limit=&cursor=`:
 /// newest first → `{commits, next_cursor}`.
-async fn list_commits(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/commits", tag = "commits", params(("repository" = Option<String>, Query, description = "A repository."), ("author" = Option<String>, Query, description = "An author."), ("branch" = Option<String>, Query, description = "A branch."), ("path" = Option<String>, Query, description = "A file path."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("limit" = Option<u64>, Query, description = "At most this many."), ("cursor" = Option<String>, Query, description = "Continue after the page that returned it.")), responses((status = 200, body = CommitsPage)))]
+pub(crate) async fn list_commits(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<CommitsPage>, ApiError> {
     let pairs = query_pairs(&raw);
     let now = now_ns();
     let mut request = CommitQuery::default();
@@ -928,14 +957,18 @@ async fn list_commits(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
     read(&state, move || {
         let page = history.commits(&request)?;
         let commits: Vec<Value> = page.commits.iter().map(|c| c.to_json(false)).collect();
-        Ok(axum::Json(json!({"commits": commits, "next_cursor": page.next_cursor})))
+        Ok(axum::Json(CommitsPage {
+            commits,
+            next_cursor: page.next_cursor,
+        }))
     })
     .await
 }
 
 /// `GET /history/commits/{hash}[?diff=true]`: the commit by full hash or unique prefix,
 /// with its files (and their diffs in base64 with `diff=true`).
-async fn get_commit(
+#[utoipa::path(get, path = "/history/commits/{hash}", tag = "commits", params(("hash" = String, Path, description = "A full hash or a unique prefix."), ("diff" = Option<String>, Query, description = "true to include the diffs.")), responses((status = 200, description = "The commit", body = Object)))]
+pub(crate) async fn get_commit(
     State(state): State<AppState>,
     Path(hash): Path<String>,
     RawQuery(raw): RawQuery,
@@ -989,7 +1022,8 @@ fn only_params(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiErro
 /// over the range (default the last 7 days): latest readings per series, busiest hours,
 /// log counts by level (whole and per bucket), recent errors, alert events and open
 /// alerts, latency percentiles per component.
-async fn dashboard(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/dashboard", tag = "reports", params(("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("reading" = Option<String>, Query, description = "measurement.field (repeatable).")), responses((status = 200, description = "The dashboard (History::dashboard)", body = Object)))]
+pub(crate) async fn dashboard(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["from", "to", "reading"])?;
     let (from, to) = range_params(&pairs, 7 * 24 * 3600 * crate::time::NANOS_PER_SECOND)?;
@@ -1013,7 +1047,8 @@ async fn dashboard(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Re
 
 /// `GET /history/reports?period=day|week&end=`: the report of the period ending at `end`
 /// (default now) beside the period before; JSON, or an HTML page with `Accept: text/html`.
-async fn reports(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/history/reports", tag = "reports", params(("period" = Option<String>, Query, description = "day (default) or week."), ("end" = Option<String>, Query, description = "End of the period (default now).")), responses((status = 200, description = "The report as JSON, or HTML with Accept: text/html", content((Object = "application/json"), (String = "text/html")))))]
+pub(crate) async fn reports(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["period", "end"])?;
     let period = crate::history::ReportPeriod::parse(param(&pairs, "period").unwrap_or("day")).map_err(ApiError::from)?;
@@ -1039,12 +1074,13 @@ async fn reports(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw
 /// `POST /history/analyze?time_format=`: a query as a JSON object of the `GET
 /// /history/metrics` parameters (`{"measurement": "cpu", "agg": ["mean"], "every": "1h"}`;
 /// see `QuerySpec::from_json`) → the same `{columns, rows, ...}` answer.
-async fn analyze(
+#[utoipa::path(post, path = "/history/analyze", tag = "metrics", params(("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), request_body(content = Object, description = "A JSON object of the GET /history/metrics parameters"), responses((status = 200, body = QueryPage)))]
+pub(crate) async fn analyze(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<QueryPage>, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["time_format"])?;
     let integer_times = time_format(&pairs)?;
@@ -1062,7 +1098,8 @@ async fn analyze(
 /// `POST /history/archive?before=YYYY-MM`: moves every month before `before` into an
 /// archive file (202 with an operation id; `archive_completed` and `operation_completed`
 /// events at its end).
-async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/archive", tag = "management", params(("before" = String, Query, description = "YYYY-MM: every month before it is archived.")), responses((status = 202, body = super::schema::OperationAccepted)))]
+pub(crate) async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["before"])?;
     let before = param(&pairs, "before").ok_or_else(|| ApiError::bad_input("before: is required (YYYY-MM)"))?;
@@ -1074,7 +1111,7 @@ async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resu
             progress.set(super::operations::Progress {
                 done,
                 total,
-                unit: "bytes",
+                unit: "bytes".into(),
                 detail: None,
             });
         })?;
@@ -1084,7 +1121,8 @@ async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resu
 
 /// `POST /history/cleanup?apply=true`: retention. Without `apply=true` a dry run answers
 /// at once (200) with what would be dropped; with it, an operation (202).
-async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/cleanup", tag = "management", params(("apply" = Option<String>, Query, description = "true to drop; otherwise a dry run.")), responses((status = 200, body = CleanupPlan), (status = 202, body = super::schema::OperationAccepted)))]
+pub(crate) async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["apply"])?;
     let apply = match param(&pairs, "apply") {
@@ -1096,7 +1134,7 @@ async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resu
     if !apply {
         let plan = read(&state, move || Ok(history.engine().retention_plan()?)).await?;
         return serde_json::to_value(&plan)
-            .map(|v| axum::Json(json!({"dry_run": true, "plan": v})).into_response())
+            .map(|plan| axum::Json(CleanupPlan { dry_run: true, plan }).into_response())
             .map_err(|e| ApiError::internal(format!("encoding the retention plan: {e}")));
     }
     super::operations::start(&state, "cleanup", move |_| {
@@ -1107,7 +1145,8 @@ async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resu
 
 /// `POST /history/optimize`: merges every month to one segment and its text index to one
 /// segment, and removes orphan files (202 with an operation id).
-async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/optimize", tag = "management", responses((status = 202, body = super::schema::OperationAccepted)))]
+pub(crate) async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     only_params(&query_pairs(&raw), &[])?;
     let history = state.history.clone();
     super::operations::start(&state, "optimize", move |progress| {
@@ -1115,7 +1154,7 @@ async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Res
             progress.set(super::operations::Progress {
                 done: p.input_bytes_done,
                 total: p.input_bytes_total,
-                unit: "bytes",
+                unit: "bytes".into(),
                 detail: Some(p.month.clone()),
             });
         })?;
@@ -1124,12 +1163,19 @@ async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Res
 }
 
 /// `GET /history/operations`: the operations this server ran or runs, newest first.
-async fn list_operations(State(state): State<AppState>) -> axum::Json<Value> {
-    axum::Json(json!({"operations": state.operations.list()}))
+#[utoipa::path(get, path = "/history/operations", tag = "management", responses((status = 200, body = OperationsList)))]
+pub(crate) async fn list_operations(State(state): State<AppState>) -> axum::Json<OperationsList> {
+    axum::Json(OperationsList {
+        operations: state.operations.list(),
+    })
 }
 
 /// `GET /history/operations/{id}`: one operation's status, progress and outcome.
-async fn get_operation(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/history/operations/{id}", tag = "management", params(("id" = String, Path, description = "The operation id.")), responses((status = 200, body = super::operations::Operation)))]
+pub(crate) async fn get_operation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<super::operations::Operation>, ApiError> {
     let number: u64 = id
         .parse()
         .map_err(|_| ApiError::bad_input(format!("operation id {id:?} is not a number")))?;
@@ -1137,7 +1183,7 @@ async fn get_operation(State(state): State<AppState>, Path(id): Path<String>) ->
         .operations
         .get(number)
         .ok_or_else(|| ApiError::not_found(format!("no operation {number} (finished ones are kept for a while only)")))?;
-    Ok(axum::Json(json!(op)))
+    Ok(axum::Json(op))
 }
 
 /// Bytes the exporting thread hands the response at a time.
@@ -1182,7 +1228,8 @@ impl std::io::Write for ChunkSender {
 /// `POST /history/metrics/export?format=csv|ndjson&time_format=ns`: the rows of a query
 /// (the body: a JSON object of the `GET /history/metrics` parameters, as for
 /// `/history/analyze`), streamed as a file (`Content-Disposition: attachment`).
-async fn export_metrics(
+#[utoipa::path(post, path = "/history/metrics/export", tag = "metrics", params(("format" = Option<String>, Query, description = "csv (default) or ndjson."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), request_body(content = Object, description = "A JSON object of the GET /history/metrics parameters"), responses((status = 200, description = "The rows as a file", content((String = "text/csv"), (String = "application/x-ndjson")))))]
+pub(crate) async fn export_metrics(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
@@ -1193,7 +1240,13 @@ async fn export_metrics(
 
 /// `POST /history/logs/export?format=csv|ndjson`: as `/history/metrics/export`, over log
 /// records (`measurement` and `kind` default to `log`; an empty body exports them all).
-async fn export_logs(State(state): State<AppState>, RawQuery(raw): RawQuery, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/history/logs/export", tag = "logs", params(("format" = Option<String>, Query, description = "csv (default) or ndjson."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), request_body(content = Object, description = "A JSON object of query parameters (measurement and kind default to log)"), responses((status = 200, description = "The records as a file", content((String = "text/csv"), (String = "application/x-ndjson")))))]
+pub(crate) async fn export_logs(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     export(state, raw, headers, body, Some("log")).await
 }
 

@@ -305,6 +305,12 @@ fn a_token_guards_every_route_but_health() {
         answer(request.call().unwrap())
     };
     assert_eq!(raw("/health", None).0, 200);
+    let (status, document) = raw("/openapi.json", None);
+    assert_eq!(
+        (status, document["openapi"].as_str()),
+        (200, Some("3.1.0")),
+        "the API document needs no token"
+    );
     let (status, error) = raw("/history/storage", None);
     assert_eq!((status, error["error"].as_str()), (401, Some("unauthorized")));
     assert!(!error.to_string().contains("points"), "a refusal reveals no data: {error}");

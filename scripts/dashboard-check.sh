@@ -21,24 +21,8 @@ if ! command -v chromium >/dev/null; then
         exit 0
     fi
 fi
-work=$(mktemp -d)
-server=
-cleanup() {
-    [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$bin" --data "$work/data" demo --days 7 >/dev/null
-"$bin" --data "$work/data" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
-server=$!
-address=
-for _ in $(seq 1 100); do
-    address=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1 || true)
-    [[ -n $address ]] && break
-    sleep 0.1
-done
-[[ -n $address ]] || { echo "the server did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
+. scripts/lib/serve-demo.sh
+serve_demo 7
 
 url="$address/#q=worker%20pool"
 browser=(chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$work/profile"

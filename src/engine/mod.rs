@@ -588,9 +588,11 @@ impl Inner {
     }
 
     fn poison(&self, cause: &Error) {
-        let mut p = self.poison.lock();
-        if p.is_none() {
-            *p = Some(cause.to_string());
+        {
+            let mut p = self.poison.lock();
+            if p.is_none() {
+                *p = Some(cause.to_string());
+            }
         }
         let first = !self.poisoned.swap(true, Ordering::SeqCst);
         self.writes.synced.notify_all();

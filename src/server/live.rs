@@ -154,10 +154,12 @@ async fn send(socket: &mut WebSocket, value: &Value) -> bool {
 
 async fn serve_events(state: AppState, mut socket: WebSocket, filter: EventFilter) {
     let wake = Arc::new(tokio::sync::Notify::new());
-    if !send(&mut socket, &describe(&filter)).await {
+    // Subscribed before confirming: a client that writes once confirmed hears of it.
+    let confirmation = describe(&filter);
+    let mut subscription = subscribe(&state, filter, &wake);
+    if !send(&mut socket, &confirmation).await {
         return;
     }
-    let mut subscription = subscribe(&state, filter, &wake);
     loop {
         tokio::select! {
             () = wake.notified() => {

@@ -6,6 +6,7 @@
 //! reaches the limit. The limit is per process, so the child keeps it from other tests.
 
 use crate::common::options;
+use annals::events::{Event, EventFilter};
 use annals::{Batch, Engine, Error, FieldValue, ScanRequest, SeriesKey};
 use std::process::Command;
 
@@ -29,6 +30,7 @@ fn batch(b: i64) -> Batch {
 
 fn child(dir: &str) {
     let engine = Engine::open(dir, options()).unwrap();
+    let events = engine.subscribe(EventFilter::default(), 1024);
     // SAFETY: plain libc calls on this process's own signal disposition and limits.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
@@ -55,6 +57,23 @@ fn child(dir: &str) {
         "writes after a failure must fail"
     );
     assert!(matches!(engine.flush(), Err(Error::Poisoned { .. })));
+    // Subscribers heard of every acknowledged write, of no other, and then of the poison.
+    let (mut rows, mut poisoned) = (0, false);
+    while let Some(event) = events.try_recv() {
+        match event {
+            Event::HistoryDataUpdated(update) => {
+                assert!(!poisoned, "a data event after the poison");
+                rows += update.rows;
+            }
+            Event::StorageWarning(alarm) => {
+                assert_eq!(alarm.kind, "poisoned", "{alarm:?}");
+                poisoned = true;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(rows, acknowledged * 20, "rows announced");
+    assert!(poisoned, "the poison was announced");
     // The test harness prints the test's name on the same line first.
     println!("ACKNOWLEDGED {acknowledged}");
 }

@@ -504,6 +504,16 @@ fn signed_git_push_deliveries_are_stored_once() {
     assert!(server.stop().success());
 }
 
+/// Runs the `annals` binary on the store in `data` and waits for it.
+fn run_annals(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A WebSocket client of `GET /history/ws`, reading with a timeout.
 struct Events {
     socket: tungstenite::WebSocket<std::net::TcpStream>,
@@ -639,12 +649,7 @@ fn data_events_arrive_in_commit_order_and_filters_apply() {
 #[test]
 fn dashboard_reports_and_analyze_answer_as_the_library_does() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--data")
-        .arg(dir.path())
-        .args(["demo", "--days", "2", "--seed", "7"])
-        .output()
-        .unwrap();
+    let demo = run_annals(dir.path(), &["demo", "--days", "2", "--seed", "7"]);
     assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
     let server = Server::start(dir.path(), None, &[]);
     let (status, board) = server.get("/history/dashboard?from=now-3d&to=now%2B1h");
@@ -812,23 +817,15 @@ fn exports_stream_csv_and_ndjson_as_the_cli_writes_them() {
 
     // The CLI's export of the same query writes the same bytes, to a file put in place whole.
     let file = dir.path().join("h1.csv");
-    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--data")
-        .arg(dir.path())
-        .args(["export", "-m", "cpu", "-f", "usage", "-w", "host=h1", "-o"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = run_annals(
+        dir.path(),
+        &["export", "-m", "cpu", "-f", "usage", "-w", "host=h1", "-o", file.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), csv);
     assert!(String::from_utf8_lossy(&out.stderr).contains("exported 12,500 rows"));
     assert!(!dir.path().join("h1.csv.partial").exists());
-    let out = Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--data")
-        .arg(dir.path())
-        .args(["export", "-m", "cpu", "--format", "table"])
-        .output()
-        .unwrap();
+    let out = run_annals(dir.path(), &["export", "-m", "cpu", "--format", "table"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format table is for reading"));
 }

@@ -178,6 +178,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
     for ((kind, _), times) in queries.iter().zip(&mut annals_times) {
         run.latencies(W, kind.name(), "annals", times);
     }
+    queries_over_http(run, &queries, &reference, &store)?;
     if engines.sqlite {
         // The original schema takes about 320 bytes per point (measured at quick scale).
         let needed = config.points() * 330;
@@ -360,6 +361,116 @@ fn annals_over_http(run: &mut Run, config: &W1Config, lp: &Path, store: &Path) -
     Ok(())
 }
 
+/// The queries timed over HTTP as well: what an application in another process waits for,
+/// JSON encoding and decoding included.
+const HTTP_QUERIES: [TsbsQuery; 2] = [TsbsQuery::Range10k, TsbsQuery::SingleGroupby111];
+
+/// The name of a query's figure over HTTP.
+fn over_http(kind: TsbsQuery) -> String {
+    format!("{} over HTTP", kind.name())
+}
+
+/// Times range-10k and single-groupby-1-1-1 over `GET /history/metrics` of `annals serve`
+/// (a child of the harness, on the loaded store), reading each answer whole and checking it
+/// equals the embedded one; VictoriaMetrics' times over its `query_range` stand beside them.
+fn queries_over_http(
+    run: &mut Run,
+    queries: &[(TsbsQuery, Vec<annals::Query>)],
+    reference: &[Vec<Answer>],
+    store: &Path,
+) -> Result<(), BenchError> {
+    let server = crate::child::HttpServer::start(store)?;
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(600)))
+        .build()
+        .new_agent();
+    for ((kind, list), answers) in queries.iter().zip(reference) {
+        if !HTTP_QUERIES.contains(kind) {
+            continue;
+        }
+        let mut times = Vec::with_capacity(list.len());
+        for (n, (q, expected)) in list.iter().zip(answers).enumerate() {
+            let url = format!("{}/history/metrics?{}", server.base, http_parameters(*kind, q)?);
+            let started = Instant::now();
+            let mut response = agent
+                .get(&url)
+                .call()
+                .map_err(|e| BenchError::Peer(format!("annals GET /history/metrics: {e}")))?;
+            let status = response.status().as_u16();
+            let body = response.body_mut().with_config().limit(1 << 30).read_to_string();
+            let page: Option<serde_json::Value> = body.ok().and_then(|b| serde_json::from_str(&b).ok());
+            let elapsed = started.elapsed();
+            let answer = match (status, page) {
+                (200, Some(page)) => answer_of_page(&page),
+                (status, page) => return Err(BenchError::Peer(format!("annals GET /history/metrics: {status}: {page:?}"))),
+            };
+            match expected.agrees_with(&answer) {
+                Ok(()) => times.push(elapsed),
+                Err(why) => run
+                    .disagreements
+                    .push(format!("W1 {} instance {n}: annals embedded vs over HTTP: {why}", kind.name())),
+            }
+        }
+        run.latencies(W, &over_http(*kind), "annals", &mut times);
+    }
+    server.stop()
+}
+
+/// The query string of a TSBS query of `GET /history/metrics` (times as nanoseconds).
+fn http_parameters(kind: TsbsQuery, q: &annals::Query) -> Result<String, BenchError> {
+    let host = match &q.selector.predicate {
+        Some(annals::TagPredicate::Eq(_, h)) => h.clone(),
+        other => return Err(BenchError::Peer(format!("{}: unexpected selector {other:?}", kind.name()))),
+    };
+    let mut pairs = vec![
+        ("measurement", "cpu".to_string()),
+        ("where", format!("hostname={host}")),
+        ("from", q.range.start.to_string()),
+        ("to", q.range.end.to_string()),
+        ("time_format", "ns".to_string()),
+    ];
+    match kind {
+        TsbsQuery::Range10k => {
+            pairs.push(("order", "desc".into()));
+            pairs.push(("limit", q.limit.unwrap_or(1000).to_string()));
+        }
+        _ => {
+            pairs.push(("agg", format!("max({})", FIELDS[0])));
+            pairs.push(("every", "1m".into()));
+        }
+    }
+    Ok(pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace('=', "%3D").replace(' ', "%20").replace(',', "%2C")))
+        .collect::<Vec<_>>()
+        .join("&"))
+}
+
+/// An answer of `GET /history/metrics` (`time_format=ns`) in the comparable form.
+fn answer_of_page(page: &serde_json::Value) -> Answer {
+    let columns: Vec<&str> = page["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let host = columns.iter().position(|c| *c == "hostname");
+    let mut answer = Answer::default();
+    for row in page["rows"].as_array().into_iter().flatten() {
+        let Some(cells) = row.as_array() else { continue };
+        let time = cells.first().and_then(|t| t.as_i64()).unwrap_or(0);
+        let group = host.and_then(|i| cells.get(i)).and_then(|v| v.as_str()).unwrap_or_default();
+        for (i, name) in columns.iter().enumerate() {
+            if i == 0 || Some(i) == host {
+                continue;
+            }
+            if let Some(v) = cells.get(i).and_then(|v| v.as_f64()) {
+                answer.put(time, group, name, v);
+            }
+        }
+    }
+    answer
+}
+
 /// Feeds the line-protocol file to VictoriaMetrics over HTTP (two senders, 10,000 lines per
 /// request, like TSBS's loader), then measures bytes, peak RSS, restart and every query.
 fn victoria_metrics(
@@ -419,6 +530,10 @@ fn victoria_metrics(
                     .disagreements
                     .push(format!("W1 {} instance {n}: annals vs victoria: {why}", kind.name())),
             }
+        }
+        if HTTP_QUERIES.contains(kind) {
+            // VictoriaMetrics is only ever asked over HTTP: the same times in both rows.
+            run.latencies(W, &over_http(*kind), ENGINE, &mut times.clone());
         }
         run.latencies(W, kind.name(), ENGINE, &mut times);
     }

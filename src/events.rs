@@ -478,13 +478,6 @@ impl EventHub {
         }
         self.staged_len.store(staged.len(), Ordering::SeqCst);
     }
-
-    /// Drops staged events that will never be durable (the store was poisoned).
-    pub(crate) fn discard_staged(&self) {
-        let mut staged = self.staged.lock();
-        staged.clear();
-        self.staged_len.store(0, Ordering::SeqCst);
-    }
 }
 
 impl std::fmt::Debug for EventHub {

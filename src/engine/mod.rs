@@ -597,8 +597,9 @@ impl Inner {
         let first = !self.poisoned.swap(true, Ordering::SeqCst);
         self.writes.synced.notify_all();
         if first {
-            // Writes staged for events will never be durable.
-            self.events.discard_staged();
+            // Staged events stay: a writer whose write was durable before the failure still
+            // releases its own; those of the failed writes are never released, since no
+            // later write succeeds.
             self.events
                 .publish(&crate::events::Event::StorageWarning(crate::events::StorageAlarm {
                     kind: "poisoned".into(),

@@ -193,6 +193,15 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     }
 }
 
+/// A JSON body, or 400 with `what` and the line and column where it stops being JSON.
+fn json_body(body: &[u8], what: &str) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError {
+        line: Some(e.line() as u64),
+        column: Some(e.column() as u64),
+        ..ApiError::bad_input(format!("{what}: {e}"))
+    })
+}
+
 /// The pairs of a query string, percent-decoded.
 pub(crate) fn query_pairs(raw: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
@@ -800,11 +809,7 @@ pub(crate) async fn store_commits(State(state): State<AppState>, headers: Header
     let history = state.history.clone();
     let metrics = state.metrics.clone();
     blocking(move || {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError {
-            line: Some(e.line() as u64),
-            column: Some(e.column() as u64),
-            ..ApiError::bad_input(format!("expected a JSON array of commits: {e}"))
-        })?;
+        let value = json_body(&body, "expected a JSON array of commits")?;
         let elements = match value {
             Value::Array(items) => items,
             object @ Value::Object(_) => vec![object],
@@ -1085,11 +1090,7 @@ pub(crate) async fn analyze(
     only_params(&pairs, &["time_format"])?;
     let integer_times = time_format(&pairs)?;
     let body = read_body(&state, &headers, body).await?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError {
-        line: Some(e.line() as u64),
-        column: Some(e.column() as u64),
-        ..ApiError::bad_input(format!("the query is not JSON: {e}"))
-    })?;
+    let value = json_body(&body, "the query is not JSON")?;
     let query = QuerySpec::from_json(&value)?.to_query(now_ns())?;
     let history = state.history.clone();
     read(&state, move || query_page(&history, &query, integer_times).map(axum::Json)).await
@@ -1266,11 +1267,7 @@ async fn export(
     let mut value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError {
-            line: Some(e.line() as u64),
-            column: Some(e.column() as u64),
-            ..ApiError::bad_input(format!("the query is not JSON: {e}"))
-        })?
+        json_body(&body, "the query is not JSON")?
     };
     if let (Some(kind), Some(object)) = (kind, value.as_object_mut()) {
         object.entry("measurement").or_insert(kind.into());

@@ -504,6 +504,19 @@ fn signed_git_push_deliveries_are_stored_once() {
     assert!(server.stop().success());
 }
 
+/// The rows of a query written as parameters, read through the library.
+fn query_rows(history: &History, pairs: &[(&str, &str)]) -> Vec<annals::QueryRow> {
+    let spec = QuerySpec::from_pairs(pairs.iter().copied()).unwrap();
+    let (rows, _) = history
+        .engine()
+        .snapshot()
+        .query(&spec.to_query(0).unwrap())
+        .unwrap()
+        .collect_rows()
+        .unwrap();
+    rows
+}
+
 /// Runs the `annals` binary on the store in `data` and waits for it.
 fn run_annals(data: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_annals"))
@@ -930,14 +943,7 @@ fn a_killed_server_keeps_every_acknowledged_write_and_nothing_else() {
     let report = annals::history::verify_store(dir.path(), false, annals::ObjectStoreConfig::default()).unwrap();
     assert!(report.is_clean(), "{report:?}");
     let history = History::open(dir.path(), annals::Options::default()).unwrap();
-    let spec = QuerySpec::from_pairs([("measurement", "load"), ("field", "request,row")]).unwrap();
-    let (rows, _) = history
-        .engine()
-        .snapshot()
-        .query(&spec.to_query(0).unwrap())
-        .unwrap()
-        .collect_rows()
-        .unwrap();
+    let rows = query_rows(&history, &[("measurement", "load"), ("field", "request,row")]);
     let mut per_request: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
     for row in &rows {
         let client: u32 = row.tags[0].as_deref().unwrap()[1..].parse().unwrap();
@@ -1031,14 +1037,7 @@ fn sixteen_clients_write_and_query_without_errors_and_every_acknowledged_row_is_
         assert!(bytes < 1 << 30, "the server's peak RSS was {} MiB", bytes >> 20);
     }
     let history = History::open(dir.path(), annals::Options::default()).unwrap();
-    let spec = QuerySpec::from_pairs([("measurement", "load"), ("agg", "count(*)"), ("group_by", "client")]).unwrap();
-    let (rows, _) = history
-        .engine()
-        .snapshot()
-        .query(&spec.to_query(0).unwrap())
-        .unwrap()
-        .collect_rows()
-        .unwrap();
+    let rows = query_rows(&history, &[("measurement", "load"), ("agg", "count(*)"), ("group_by", "client")]);
     for (client, (acknowledged, _)) in results.iter().enumerate() {
         let name = format!("c{client}");
         let stored = rows

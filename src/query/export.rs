@@ -1,6 +1,7 @@
-//! Export of a query's rows as CSV or NDJSON, streamed: rows are written as the query
-//! produces them, so memory stays bounded whatever the size of the answer. `annals export`,
-//! `annals query --format csv|json` and `POST /history/*/export` all write through here.
+//! Export of a query's rows as CSV, NDJSON or Parquet, streamed: rows are written as the
+//! query produces them (Parquet: a row group at a time), so memory stays bounded whatever
+//! the size of the answer. `annals export`, `annals query --format csv|json` and
+//! `POST /history/*/export` all write through here.
 
 use super::QueryResult;
 use crate::error::{Error, Result};
@@ -15,16 +16,29 @@ pub enum ExportFormat {
     /// One JSON object per line: `time`, `measurement` (raw rows), `tags`, `fields`,
     /// `record_id` (event rows).
     Ndjson,
+    /// An Apache Parquet file with the columns of the CSV export (needs the cargo feature
+    /// `parquet`; see [`crate::query::parquet`]).
+    Parquet,
 }
 
 impl ExportFormat {
-    /// `csv`, or `ndjson` (also `json` and `jsonl`).
+    /// `csv`, `ndjson` (also `json` and `jsonl`) or `parquet` (refused by a build without
+    /// the `parquet` feature).
     pub fn parse(text: &str) -> Result<ExportFormat> {
         match text.trim().to_ascii_lowercase().as_str() {
             "csv" => Ok(ExportFormat::Csv),
             "ndjson" | "jsonl" | "json" => Ok(ExportFormat::Ndjson),
-            other => Err(Error::invalid(format!("format {other:?} is not csv or ndjson"))),
+            "parquet" => ExportFormat::Parquet.available(),
+            other => Err(Error::invalid(format!("format {other:?} is not csv, ndjson or parquet"))),
         }
+    }
+
+    /// The format, or an error when this build cannot write it.
+    pub fn available(self) -> Result<ExportFormat> {
+        if self == ExportFormat::Parquet && !cfg!(feature = "parquet") {
+            return Err(no_parquet());
+        }
+        Ok(self)
     }
 
     /// The file name extension.
@@ -32,6 +46,7 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::Ndjson => "ndjson",
+            ExportFormat::Parquet => "parquet",
         }
     }
 
@@ -40,8 +55,13 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "text/csv; charset=utf-8",
             ExportFormat::Ndjson => "application/x-ndjson",
+            ExportFormat::Parquet => "application/vnd.apache.parquet",
         }
     }
+}
+
+fn no_parquet() -> Error {
+    Error::invalid("this build of annals writes no Parquet (it was compiled without the cargo feature `parquet`)")
 }
 
 /// How rows are written.
@@ -107,6 +127,14 @@ pub fn export_rows(
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary> {
+    let csv = match options.format {
+        ExportFormat::Csv => true,
+        ExportFormat::Ndjson => false,
+        #[cfg(feature = "parquet")]
+        ExportFormat::Parquet => return super::parquet::export_parquet(result, options, out, progress),
+        #[cfg(not(feature = "parquet"))]
+        ExportFormat::Parquet => return Err(no_parquet()),
+    };
     let mut out = Counting { out, bytes: 0 };
     let time = |t: i64| -> serde_json::Value {
         if options.integer_times {
@@ -116,7 +144,7 @@ pub fn export_rows(
         }
     };
     let (time_column, tags, values) = (result.time_column, result.tag_columns.clone(), result.value_columns.clone());
-    if options.format == ExportFormat::Csv {
+    if csv {
         let header: Vec<String> = result.columns().iter().map(|c| csv_cell(c).into_owned()).collect();
         writeln!(out, "{}", header.join(",")).map_err(io_error)?;
     }
@@ -125,58 +153,55 @@ pub fn export_rows(
     for row in result.by_ref() {
         let row = row?;
         line.clear();
-        match options.format {
-            ExportFormat::Csv => {
-                let mut first = true;
-                let mut cell = |text: &str| {
-                    if !first {
-                        line.push(',');
-                    }
-                    first = false;
-                    line.push_str(&csv_cell(text));
+        if csv {
+            let mut first = true;
+            let mut cell = |text: &str| {
+                if !first {
+                    line.push(',');
+                }
+                first = false;
+                line.push_str(&csv_cell(text));
+            };
+            if time_column {
+                let text = match row.time {
+                    Some(t) if options.integer_times => t.to_string(),
+                    Some(t) => format_rfc3339(t),
+                    None => String::new(),
                 };
-                if time_column {
-                    let text = match row.time {
-                        Some(t) if options.integer_times => t.to_string(),
-                        Some(t) => format_rfc3339(t),
-                        None => String::new(),
-                    };
-                    cell(&text);
-                }
-                for tag in row.tags.iter() {
-                    cell(tag.as_deref().unwrap_or(""));
-                }
-                for value in &row.values {
-                    cell(&value.as_ref().map(|v| v.to_string()).unwrap_or_default());
-                }
+                cell(&text);
             }
-            ExportFormat::Ndjson => {
-                let mut object = serde_json::Map::new();
-                if time_column && let Some(t) = row.time {
-                    object.insert("time".into(), time(t));
-                }
-                if row.series.is_some()
-                    && let Some(m) = measurement
-                {
-                    object.insert("measurement".into(), m.into());
-                }
-                let tag_values: serde_json::Map<String, serde_json::Value> = tags
-                    .iter()
-                    .zip(row.tags.iter())
-                    .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v.into())))
-                    .collect();
-                let field_values: serde_json::Map<String, serde_json::Value> = values
-                    .iter()
-                    .zip(&row.values)
-                    .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_json())))
-                    .collect();
-                object.insert("tags".into(), tag_values.into());
-                object.insert("fields".into(), field_values.into());
-                if let Some(id) = row.record_id {
-                    object.insert("record_id".into(), id.into());
-                }
-                line.push_str(&serde_json::Value::Object(object).to_string());
+            for tag in row.tags.iter() {
+                cell(tag.as_deref().unwrap_or(""));
             }
+            for value in &row.values {
+                cell(&value.as_ref().map(|v| v.to_string()).unwrap_or_default());
+            }
+        } else {
+            let mut object = serde_json::Map::new();
+            if time_column && let Some(t) = row.time {
+                object.insert("time".into(), time(t));
+            }
+            if row.series.is_some()
+                && let Some(m) = measurement
+            {
+                object.insert("measurement".into(), m.into());
+            }
+            let tag_values: serde_json::Map<String, serde_json::Value> = tags
+                .iter()
+                .zip(row.tags.iter())
+                .filter_map(|(n, v)| v.clone().map(|v| (n.clone(), v.into())))
+                .collect();
+            let field_values: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .zip(&row.values)
+                .filter_map(|(n, v)| v.as_ref().map(|v| (n.clone(), v.to_json())))
+                .collect();
+            object.insert("tags".into(), tag_values.into());
+            object.insert("fields".into(), field_values.into());
+            if let Some(id) = row.record_id {
+                object.insert("record_id".into(), id.into());
+            }
+            line.push_str(&serde_json::Value::Object(object).to_string());
         }
         line.push('\n');
         out.write_all(line.as_bytes()).map_err(io_error)?;
@@ -199,7 +224,7 @@ mod tests {
         assert_eq!(ExportFormat::parse("CSV").unwrap(), ExportFormat::Csv);
         assert_eq!(ExportFormat::parse("jsonl").unwrap(), ExportFormat::Ndjson);
         match ExportFormat::parse("xlsx") {
-            Err(Error::InvalidInput { reason, .. }) => assert!(reason.contains("csv or ndjson"), "{reason}"),
+            Err(Error::InvalidInput { reason, .. }) => assert!(reason.contains("csv, ndjson or parquet"), "{reason}"),
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert_eq!(csv_cell("plain"), "plain");

@@ -12,6 +12,8 @@ mod cursor;
 mod exec;
 pub mod export;
 mod model;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub(crate) mod search;
 mod spec;
 

@@ -23,6 +23,8 @@ mod limits;
 mod line_protocol;
 mod model;
 mod oracle;
+#[cfg(feature = "parquet")]
+mod parquet_export;
 mod poison;
 mod queries;
 mod query_model;

@@ -790,7 +790,7 @@ fn cpu_lines(first: i64, rows: i64) -> String {
 }
 
 #[test]
-fn exports_stream_csv_and_ndjson_as_the_cli_writes_them() {
+fn exports_stream_csv_ndjson_and_parquet_as_the_cli_writes_them() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None, &[]);
     let rows = 50_000;
@@ -815,6 +815,17 @@ fn exports_stream_csv_and_ndjson_as_the_cli_writes_them() {
     assert_eq!(lines.next(), Some("time,host,usage"));
     assert_eq!(lines.count() as i64, rows / 4);
 
+    let mut response = server
+        .agent
+        .post(&format!("{}/history/metrics/export?format=parquet", server.base))
+        .send(query.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/vnd.apache.parquet");
+    assert!(response.headers()["content-disposition"].to_str().unwrap().ends_with(".parquet\""));
+    let parquet = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
+    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"), "{} bytes", parquet.len());
+
     let (status, ndjson) = server.post("/history/logs/export?format=ndjson&time_format=ns", b"", &[]);
     assert_eq!(status, 200);
     // One record: the whole body is its one JSON line.
@@ -838,6 +849,13 @@ fn exports_stream_csv_and_ndjson_as_the_cli_writes_them() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), csv);
     assert!(String::from_utf8_lossy(&out.stderr).contains("exported 12,500 rows"));
     assert!(!dir.path().join("h1.csv.partial").exists());
+    let file = dir.path().join("h1.parquet");
+    let out = run_annals(
+        dir.path(),
+        &["export", "-m", "cpu", "-f", "usage", "-w", "host=h1", "--format", "parquet", "-o", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&file).unwrap(), parquet);
     let out = run_annals(dir.path(), &["export", "-m", "cpu", "--format", "table"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format table is for reading"));

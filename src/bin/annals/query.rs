@@ -2,7 +2,7 @@
 //! one flag set and one output path over the query engine.
 
 use crate::CliError;
-use crate::output::{self, Format, TimeFormat};
+use crate::output::{self, TimeFormat};
 use annals::Query;
 use annals::query::QuerySpec;
 use annals::query::export::{ExportFormat, ExportOptions, export_rows};
@@ -36,9 +36,9 @@ pub struct SelectArgs {
     /// End of the range, exclusive.
     #[arg(long)]
     to: Option<String>,
-    /// Output format [default: table on a terminal, csv otherwise].
+    /// Output format [default: table on a terminal, csv otherwise; export: csv].
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    format: Option<RowFormat>,
     /// How times are printed.
     #[arg(long, value_enum, default_value = "rfc3339")]
     time_format: TimeFormat,
@@ -54,6 +54,19 @@ pub struct SelectArgs {
     /// Continue after the page that printed this cursor.
     #[arg(long)]
     cursor: Option<String>,
+}
+
+/// How the rows of `scan`, `query` and `export` are written.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RowFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line (NDJSON).
+    Json,
+    /// Aligned columns for reading.
+    Table,
+    /// An Apache Parquet file (to a file, or to stdout when it is not a terminal).
+    Parquet,
 }
 
 /// `query`'s own flags.
@@ -150,12 +163,19 @@ pub fn query(data: &Path, args: QueryArgs) -> Result<(), CliError> {
     run(data, &query, args.select.format, args.select.time_format)
 }
 
-fn run(data: &Path, query: &Query, format: Option<Format>, time_format: TimeFormat) -> Result<(), CliError> {
+fn run(data: &Path, query: &Query, format: Option<RowFormat>, time_format: TimeFormat) -> Result<(), CliError> {
+    let format = format.unwrap_or(if output::stdout_is_terminal() {
+        RowFormat::Table
+    } else {
+        RowFormat::Csv
+    });
+    if format == RowFormat::Parquet && output::stdout_is_terminal() {
+        return Err(binary_to_terminal());
+    }
     // Arguments are checked (above) before the store is opened.
     let engine = crate::open_existing(data)?;
     let mut result = engine.snapshot().query(query)?;
     note_resolutions(&result);
-    let format = format.unwrap_or(if output::stdout_is_terminal() { Format::Table } else { Format::Csv });
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     match export_format(format) {
@@ -202,12 +222,25 @@ fn note_resolutions(result: &annals::query::QueryResult) {
 }
 
 /// The library's export format of an output format (`None` for a table).
-fn export_format(format: Format) -> Option<ExportFormat> {
+fn export_format(format: RowFormat) -> Option<ExportFormat> {
     match format {
-        Format::Csv => Some(ExportFormat::Csv),
-        Format::Json => Some(ExportFormat::Ndjson),
-        Format::Table => None,
+        RowFormat::Csv => Some(ExportFormat::Csv),
+        RowFormat::Json => Some(ExportFormat::Ndjson),
+        RowFormat::Parquet => Some(ExportFormat::Parquet),
+        RowFormat::Table => None,
     }
+}
+
+fn binary_to_terminal() -> CliError {
+    invalid("Parquet is binary: write it to a file (--output FILE, or redirect stdout)")
+}
+
+fn invalid(reason: &str) -> CliError {
+    CliError::Annals(annals::Error::InvalidInput {
+        line: None,
+        column: None,
+        reason: reason.into(),
+    })
 }
 
 /// `export`'s flags: those of `query`, and where to write.
@@ -216,24 +249,25 @@ pub struct ExportArgs {
     #[command(flatten)]
     query: QueryArgs,
     /// File to write (written whole under a temporary name, then renamed); stdout when
-    /// absent. Formats: --format csv (default) or json (NDJSON).
+    /// absent. Formats: --format csv (default), json (NDJSON) or parquet.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<std::path::PathBuf>,
 }
 
-/// `annals export`: a query's rows as CSV or NDJSON, streamed, to a file or stdout.
+/// `annals export`: a query's rows as CSV, NDJSON or Parquet, streamed, to a file or stdout.
 pub fn export(data: &Path, args: ExportArgs) -> Result<(), CliError> {
     let select = &args.query.select;
-    let format = match select.format.unwrap_or(Format::Csv) {
-        Format::Table => {
-            return Err(CliError::Annals(annals::Error::InvalidInput {
-                line: None,
-                column: None,
-                reason: "export writes csv or json (NDJSON); --format table is for reading".into(),
-            }));
+    let format = match export_format(select.format.unwrap_or(RowFormat::Csv)) {
+        None => {
+            return Err(invalid(
+                "export writes csv, json (NDJSON) or parquet; --format table is for reading",
+            ));
         }
-        other => export_format(other).unwrap_or(ExportFormat::Csv),
+        Some(format) => format.available()?,
     };
+    if format == ExportFormat::Parquet && args.output.is_none() && output::stdout_is_terminal() {
+        return Err(binary_to_terminal());
+    }
     let query = args.query.spec().to_query(now_ns())?;
     let engine = crate::open_existing(data)?;
     let mut result = engine.snapshot().query(&query)?;

@@ -151,6 +151,11 @@ pub async fn serve(
     let app = routes::router(state);
     let stopping = Arc::new(tokio::sync::Notify::new());
     let signal_stop = stopping.clone();
+    // Answers go out as soon as they are written: without TCP_NODELAY a small answer
+    // written in two pieces can wait for the client's delayed acknowledgement.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         signal_stop.notify_one();

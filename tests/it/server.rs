@@ -824,7 +824,11 @@ fn exports_stream_csv_ndjson_and_parquet_as_the_cli_writes_them() {
     assert_eq!(response.headers()["content-type"], "application/vnd.apache.parquet");
     assert!(response.headers()["content-disposition"].to_str().unwrap().ends_with(".parquet\""));
     let parquet = response.body_mut().with_config().limit(u64::MAX).read_to_vec().unwrap();
-    assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"), "{} bytes", parquet.len());
+    assert!(
+        parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"),
+        "{} bytes",
+        parquet.len()
+    );
 
     let (status, ndjson) = server.post("/history/logs/export?format=ndjson&time_format=ns", b"", &[]);
     assert_eq!(status, 200);
@@ -852,7 +856,19 @@ fn exports_stream_csv_ndjson_and_parquet_as_the_cli_writes_them() {
     let file = dir.path().join("h1.parquet");
     let out = run_annals(
         dir.path(),
-        &["export", "-m", "cpu", "-f", "usage", "-w", "host=h1", "--format", "parquet", "-o", file.to_str().unwrap()],
+        &[
+            "export",
+            "-m",
+            "cpu",
+            "-f",
+            "usage",
+            "-w",
+            "host=h1",
+            "--format",
+            "parquet",
+            "-o",
+            file.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(&file).unwrap(), parquet);

@@ -659,6 +659,75 @@ fn data_events_arrive_in_commit_order_and_filters_apply() {
     assert!(server.stop().success());
 }
 
+/// The server's count of events dropped from WebSocket queues, from `GET /metrics`.
+fn dropped_events(server: &Server) -> u64 {
+    let (_, metrics) = server.get("/metrics");
+    metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("annals_websocket_dropped_events_total "))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[test]
+fn a_stalled_client_loses_the_oldest_events_is_told_so_and_never_holds_up_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &["--subscriber-queue", "4"]);
+    let mut stalled = Events::connect(&server, "");
+    assert_eq!(stalled.next()["type"], "subscribed");
+    let line = |i: u64| format!("cpu,host=a usage={i} {}\n", 1_451_606_400_000_000_000u64 + i);
+
+    // The client reads nothing from here on. Data events merge while unread: many writes
+    // fit in its queue of four, and none is lost.
+    let mut rows = 0u64;
+    for _ in 0..300 {
+        rows += 1;
+        assert_eq!(server.post("/write", line(rows).as_bytes(), &[]).0, 204);
+    }
+    // Data and operation events in turn do not merge: the queue overflows and drops its
+    // oldest. Bounded: rounds until the server reports a drop.
+    let mut operations = Vec::new();
+    while dropped_events(&server) == 0 {
+        assert!(operations.len() < 400, "no event was dropped after {} rounds", operations.len());
+        rows += 1;
+        assert_eq!(server.post("/write", line(rows).as_bytes(), &[]).0, 204);
+        let (status, started) = server.post("/history/optimize", b"", &[]);
+        assert_eq!(status, 202, "{started}");
+        let id = started["id"].as_u64().unwrap();
+        operations.push(id);
+        for _ in 0..1000 {
+            let (_, operation) = server.get(&format!("/history/operations/{id}"));
+            if operation["status"] != "running" {
+                assert_eq!(operation["status"], "succeeded", "{operation}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    // Now it reads: data events in commit order, `lagged` counting what it lost, and the
+    // newest events (the last write, the last operation) always there.
+    let (mut last_seq, mut lagged, mut last_operation) = (0u64, 0u64, None);
+    while last_seq < rows || last_operation != operations.last().copied() {
+        let event = stalled.next();
+        match event["type"].as_str().unwrap() {
+            "history_data_updated" => {
+                let first = event["first_seq"].as_u64().unwrap();
+                assert!(first > last_seq, "commit order: {event} after row {last_seq}");
+                last_seq = event["last_seq"].as_u64().unwrap();
+            }
+            "lagged" => lagged += event["dropped"].as_u64().unwrap(),
+            "operation_completed" => last_operation = event["id"].as_u64(),
+            other => panic!("unexpected event {other}: {event}"),
+        }
+    }
+    assert_eq!(last_seq, rows);
+    assert!(lagged > 0, "the client was told of its losses");
+    assert_eq!(dropped_events(&server), lagged, "the server counts what its clients were told");
+    assert!(server.stop().success());
+}
+
 #[test]
 fn dashboard_reports_and_analyze_answer_as_the_library_does() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! Export of a query's rows as CSV, NDJSON or Parquet, streamed: rows are written as the
 //! query produces them (Parquet: a row group at a time), so memory stays bounded whatever
-//! the size of the answer. `annals export`, `annals query --format csv|json` and
+//! the size of the answer. `annals export`, `annals query --format csv|json|parquet` and
 //! `POST /history/*/export` all write through here.
 
 use super::QueryResult;

@@ -1226,7 +1226,7 @@ impl std::io::Write for ChunkSender {
     }
 }
 
-/// `POST /history/metrics/export?format=csv|ndjson&time_format=ns`: the rows of a query
+/// `POST /history/metrics/export?format=csv|ndjson|parquet&time_format=ns`: the rows of a query
 /// (the body: a JSON object of the `GET /history/metrics` parameters, as for
 /// `/history/analyze`), streamed as a file (`Content-Disposition: attachment`).
 #[utoipa::path(post, path = "/history/metrics/export", tag = "metrics", params(("format" = Option<String>, Query, description = "csv (default), ndjson or parquet."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), request_body(content = Object, description = "A JSON object of the GET /history/metrics parameters"), responses((status = 200, description = "The rows as a file", content((String = "text/csv"), (String = "application/x-ndjson"), (Vec<u8> = "application/vnd.apache.parquet")))))]
@@ -1239,7 +1239,7 @@ pub(crate) async fn export_metrics(
     export(state, raw, headers, body, None).await
 }
 
-/// `POST /history/logs/export?format=csv|ndjson`: as `/history/metrics/export`, over log
+/// `POST /history/logs/export?format=csv|ndjson|parquet`: as `/history/metrics/export`, over log
 /// records (`measurement` and `kind` default to `log`; an empty body exports them all).
 #[utoipa::path(post, path = "/history/logs/export", tag = "logs", params(("format" = Option<String>, Query, description = "csv (default), ndjson or parquet."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), request_body(content = Object, description = "A JSON object of query parameters (measurement and kind default to log)"), responses((status = 200, description = "The records as a file", content((String = "text/csv"), (String = "application/x-ndjson"), (Vec<u8> = "application/vnd.apache.parquet")))))]
 pub(crate) async fn export_logs(

@@ -36,7 +36,7 @@ enum Command {
     Scan(query::SelectArgs),
     /// Aggregate by time buckets and tags, or take the newest row per series.
     Query(query::QueryArgs),
-    /// Write a query's rows (the flags of `query`) as CSV or NDJSON to a file or stdout,
+    /// Write a query's rows (the flags of `query`) as CSV, NDJSON or Parquet to a file or stdout,
     /// streamed.
     Export(query::ExportArgs),
     /// Full-text search over logs, alerts and commits, newest first.

@@ -309,20 +309,21 @@ impl MonthIndex {
     /// Merges all of the index's segments into one (fewer files, faster searches); the
     /// commit payload is kept. Returns false when there was at most one.
     pub(crate) fn merge_segments(&mut self) -> Result<bool> {
+        // The writer's merge policy may be merging some of the segments in the background:
+        // a merge that names a segment such a merge has consumed fails ("the segments that
+        // were merged could not be found"). Let those finish before listing the segments.
+        self.close_writer()?;
         let ids = self.index.searchable_segment_ids().map_err(|e| text_error(&self.dir, e))?;
         if ids.len() < 2 {
             return Ok(false);
         }
-        if self.writer.is_none() {
-            let writer = self
-                .index
-                .writer_with_num_threads(1, WRITER_MIN_MEMORY)
-                .map_err(|e| text_error(&self.dir, e))?;
-            self.writer = Some(writer);
-        }
-        if let Some(writer) = self.writer.as_mut() {
-            writer.merge(&ids).wait().map_err(|e| text_error(&self.dir, e))?;
-        }
+        let mut writer = self
+            .index
+            .writer_with_num_threads(1, WRITER_MIN_MEMORY)
+            .map_err(|e| text_error(&self.dir, e))?;
+        let merged = writer.merge(&ids).wait().map_err(|e| text_error(&self.dir, e));
+        self.writer = Some(writer);
+        merged?;
         // Let the writer delete the merged segments' files.
         self.close_writer()?;
         self.reader.reload().map_err(|e| text_error(&self.dir, e))?;

@@ -98,12 +98,14 @@ pub fn run_cli_killed_at_random(
     rng: &mut impl rand::Rng,
     context: &str,
 ) -> bool {
+    // Its stderr goes to a file, shown when an uninterrupted run fails.
+    let stderr = tempfile::tempfile().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
         .arg("--data")
         .arg(store)
         .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr.try_clone().unwrap())
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
@@ -112,8 +114,15 @@ pub fn run_cli_killed_at_random(
         let _ = child.kill();
     }
     let status = child.wait().unwrap();
+    if round == 0 && !status.success() {
+        use std::io::{Read, Seek};
+        let mut said = String::new();
+        let mut stderr = stderr;
+        let _ = stderr.seek(std::io::SeekFrom::Start(0));
+        let _ = stderr.read_to_string(&mut said);
+        panic!("{context}: annals {args:?} failed ({status}): {said}");
+    }
     if round == 0 {
-        assert!(status.success(), "{context}: annals {args:?} failed");
         *full_run = started.elapsed();
     }
     status.success()

@@ -252,15 +252,9 @@ fn writes_and_queries_over_http_equal_the_librarys_answers() {
                 (k.to_string(), v.replace("%20", " ").replace("%2C", ","))
             })
             .collect();
-        let spec = QuerySpec::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
-        let (rows, _) = history
-            .engine()
-            .snapshot()
-            .query(&spec.to_query(0).unwrap())
-            .unwrap()
-            .collect_rows()
-            .unwrap();
-        rows.iter()
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        query_rows(&history, &pairs)
+            .iter()
             .map(|r| {
                 let mut cells: Vec<Value> = r.time.map(|t| annals::time::format_rfc3339(t).into()).into_iter().collect();
                 cells.extend(r.tags.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));

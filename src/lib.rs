@@ -71,6 +71,7 @@ mod segment;
 pub mod server;
 pub mod text;
 pub mod time;
+pub mod trends;
 pub mod verify;
 mod wal;
 #[cfg(feature = "workload")]

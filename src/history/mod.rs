@@ -31,6 +31,7 @@ mod commits;
 #[cfg(feature = "git")]
 mod git;
 mod report;
+mod trends;
 mod verify;
 
 pub use commits::{CommitPage, CommitQuery, DiffStorage, FileDiffs, StoredCommit, StoredDiff};

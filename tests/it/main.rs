@@ -34,4 +34,5 @@ mod s3;
 #[cfg(feature = "server")]
 mod server;
 mod text_search;
+mod trends;
 mod tsbs;

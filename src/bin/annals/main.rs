@@ -10,6 +10,7 @@ mod report;
 mod search;
 #[cfg(feature = "server")]
 mod serve;
+mod trends;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ enum Command {
     Verify(report::VerifyArgs),
     /// Git commits with their per-file diffs: show, log, diff, import.
     Commits(commits::CommitsArgs),
+    /// Trend analysis of the series the query flags select: patterns, anomalies, forecast,
+    /// correlate.
+    Trends(trends::TrendsArgs),
     /// Write a realistic month of demo data to the data directory and show a few answers.
     Demo(demo::DemoArgs),
     /// Serve the store over HTTP (JSON API) until SIGTERM or SIGINT.
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         Command::Archive(args) => lifecycle::archive(&cli.data, args),
         Command::Restore(args) => lifecycle::restore(&cli.data, args),
         Command::Commits(args) => commits::run(&cli.data, args),
+        Command::Trends(args) => trends::run(&cli.data, args),
         Command::Demo(args) => demo::run(&cli.data, args),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::run(&cli.data, args),

@@ -3,9 +3,10 @@
 //! Models are exponential smoothing in error-correction form (Hyndman, Koehler, Ord &
 //! Snyder, *Forecasting with Exponential Smoothing*, 2008): simple (level only), damped
 //! trend (Gardner & McKenzie 1985), and additive Holt-Winters with the detected season
-//! and a damped trend. Each is fitted by a grid search over its smoothing weights on the
-//! one-step squared error; the model is chosen by its error on the last horizon of the
-//! history (fitted on what came before). Intervals are empirical: the chosen model is
+//! and a damped trend. Each is fitted by a grid search over its smoothing weights on its
+//! mean absolute error at 1, h/4, h/2 and h steps ahead along the history (not the
+//! one-step error alone, which favours a level that chases the last value); the model is
+//! chosen by its error on the last horizon of the history (fitted on what came before). Intervals are empirical: the chosen model is
 //! replayed from up to [`ORIGINS`] origins in the history and its errors at each step
 //! ahead, scaled by their spread at that step, give the interval's quantiles (Hyndman &
 //! Athanasopoulos, *FPP3* §5.5, errors of the model itself rather than a normal law).
@@ -179,6 +180,34 @@ impl Model {
         s.level + damp_sum * s.trend + self.season_at(s, s.t + h - 1)
     }
 
+    /// Mean absolute error of forecasts made along `y` at 1, h/4, h/2 and h steps ahead,
+    /// from origins every h/4 steps: the weights are chosen for the horizon asked, not
+    /// for the next step only (a level that chases the last value forecasts one step
+    /// well and a day badly).
+    fn horizon_loss(&self, y: &[f64], horizon: usize) -> f64 {
+        let mut s = self.init(y);
+        let warm = if self.kind == Kind::HoltWinters { self.m } else { 1 };
+        let stride = (horizon / 4).max(1);
+        let steps = [1, (horizon / 4).max(1), (horizon / 2).max(1), horizon.max(1)];
+        let (mut total, mut count) = (0.0, 0usize);
+        for (i, &v) in y.iter().enumerate() {
+            self.update(&mut s, v);
+            if i >= warm && (i - warm) % stride == 0 {
+                for &h in &steps {
+                    if let Some(&actual) = y.get(i + h) {
+                        total += (actual - self.ahead(&s, h)).abs();
+                        count += 1;
+                    }
+                }
+            }
+        }
+        if count == 0 {
+            return self.sse(y);
+        }
+        let loss = total / count as f64;
+        if loss.is_finite() { loss } else { f64::INFINITY }
+    }
+
     fn sse(&self, y: &[f64]) -> f64 {
         let mut s = self.init(y);
         let skip = if self.kind == Kind::HoltWinters { self.m } else { 1 };
@@ -193,8 +222,8 @@ impl Model {
     }
 }
 
-/// Fits each model kind's weights to `y` by grid search.
-fn fit(kind: Kind, m: usize, y: &[f64]) -> Model {
+/// Fits a model kind's weights to `y` by grid search on [`Model::horizon_loss`].
+fn fit(kind: Kind, m: usize, y: &[f64], horizon: usize) -> Model {
     let alphas = [0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9];
     let (betas, gammas, phis): (&[f64], &[f64], &[f64]) = match kind {
         Kind::Simple => (&[0.0], &[0.0], &[1.0]),
@@ -221,7 +250,7 @@ fn fit(kind: Kind, m: usize, y: &[f64]) -> Model {
                         m,
                         w: Weights { alpha, beta, gamma, phi },
                     };
-                    let sse = model.sse(y);
+                    let sse = model.horizon_loss(y, horizon);
                     if sse < best_sse {
                         best_sse = sse;
                         best = model;
@@ -316,7 +345,7 @@ fn choose_model(y: &[f64], periods: &[Period], horizon: usize) -> Model {
             if kind == Kind::HoltWinters && train.len() < 2 * m {
                 continue;
             }
-            let model = fit(kind, m, train);
+            let model = fit(kind, m, train, horizon);
             let mut s = model.init(train);
             for &v in train {
                 model.update(&mut s, v);
@@ -334,7 +363,7 @@ fn choose_model(y: &[f64], periods: &[Period], horizon: usize) -> Model {
     } else if m > 0 {
         best_kind = Kind::HoltWinters;
     }
-    fit(best_kind, m, y)
+    fit(best_kind, m, y, horizon)
 }
 
 /// Runs the model over `y`, collecting errors from rolling origins, and forecasts the

@@ -26,6 +26,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
         super::routes::store_alerts,
         super::routes::query_metrics,
         super::routes::metrics_summary,
+        super::routes::metrics_trends,
         super::routes::export_metrics,
         super::routes::analyze,
         super::routes::list_logs,

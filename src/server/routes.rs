@@ -9,6 +9,7 @@ use crate::ingest::JsonLinesParser;
 use crate::model::{AlertEvent, AlertState, Batch};
 use crate::query::{QuerySpec, SearchOrder, SearchQuery};
 use crate::time::{Precision, format_rfc3339, now_ns};
+use crate::trends::TrendQuery;
 use crate::{SeriesKind, SeriesSelector, TagPredicate, TimeRange};
 use axum::Router;
 use axum::body::Body;
@@ -30,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/write", post(write_line_protocol))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
+        .route("/history/metrics/trends", get(metrics_trends))
         .route("/history/logs/stats", get(logs_stats))
         .route("/history/performance/analysis", get(performance_analysis))
         .route("/history/performance/compare", get(performance_compare))
@@ -540,6 +542,37 @@ pub(crate) async fn query_metrics(State(state): State<AppState>, RawQuery(raw): 
     read(&state, move || query_page(&history, &query, integer_times).map(axum::Json)).await
 }
 
+/// `GET /history/metrics/trends`: the trend analysis of `annals trends` (patterns,
+/// anomalies, forecast, correlation; `parts` picks them) over the series the selection
+/// parameters pick, as JSON. docs/TRENDS.md describes each part.
+#[utoipa::path(get, path = "/history/metrics/trends", tag = "metrics", params(super::schema::TrendParams), responses((status = 200, description = "The TrendAnalysis: `series` (label, tags, field, points, first, last, patterns, anomalies, forecast) and `correlation`", body = Object)))]
+pub(crate) async fn metrics_trends(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<axum::Json<Value>, ApiError> {
+    let pairs = query_pairs(&raw);
+    let integer_times = time_format(&pairs)?;
+    let all_points = anomaly_points(&pairs)?;
+    let query = TrendQuery::from_pairs(
+        pairs
+            .iter()
+            .filter(|(k, _)| k != "time_format" && k != "points")
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        now_ns(),
+    )?;
+    let history = state.history.clone();
+    read(&state, move || {
+        Ok(axum::Json(history.get_trends(&query)?.to_json(!integer_times, all_points)))
+    })
+    .await
+}
+
+/// `points=anomalies|all`: true for every scored point.
+fn anomaly_points(pairs: &[(String, String)]) -> Result<bool, ApiError> {
+    match param(pairs, "points") {
+        None | Some("anomalies") => Ok(false),
+        Some("all") => Ok(true),
+        Some(other) => Err(ApiError::bad_input(format!("points: {other:?} is not anomalies or all"))),
+    }
+}
+
 /// `time_format=rfc3339|ns`: true for integer times.
 fn time_format(pairs: &[(String, String)]) -> Result<bool, ApiError> {
     match param(pairs, "time_format") {
@@ -584,6 +617,7 @@ fn query_page(history: &crate::history::History, query: &crate::Query, integer_t
         total_count: Some(total_count),
         next_cursor,
         resolutions: Some(resolutions),
+        trends: None,
     })
 }
 
@@ -719,13 +753,14 @@ pub(crate) async fn performance_compare(State(state): State<AppState>, RawQuery(
         total_count: None,
         next_cursor: None,
         resolutions: None,
+        trends: None,
     }))
 }
 
 /// `GET /history/performance/analysis`: per component and operation, the samples, their
 /// errors and error rate (errors per sample), the p50/p90/p99/max duration (ms), and mean
 /// throughput and efficiency, over `where`, `from` and `to`.
-#[utoipa::path(get, path = "/history/performance/analysis", tag = "performance", params(("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = QueryPage)))]
+#[utoipa::path(get, path = "/history/performance/analysis", tag = "performance", params(("where" = Option<String>, Query, description = "A tag predicate, e.g. host=a (repeatable)."), ("from" = Option<String>, Query, description = "Start (inclusive): RFC 3339, a date, nanoseconds, or now-1h."), ("to" = Option<String>, Query, description = "End (exclusive)."), ("trends" = Option<String>, Query, description = "Trend parts of each component's and operation's mean duration: patterns, anomalies, forecast, correlation, all (answered under `trends`)."), ("every" = Option<String>, Query, description = "With trends: the bucket of the mean durations (default 1h)."), ("time_format" = Option<String>, Query, description = "rfc3339 (default) or ns.")), responses((status = 200, body = QueryPage)))]
 pub(crate) async fn performance_analysis(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -734,6 +769,17 @@ pub(crate) async fn performance_analysis(
 }
 
 async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>) -> Result<axum::Json<QueryPage>, ApiError> {
+    // `trends` (and its `every`) ask for the trend analysis of each component's and
+    // operation's mean duration beside the table.
+    let trend_parts = param(&pairs, "trends").map(str::to_string);
+    let every = param(&pairs, "every").unwrap_or("1h").to_string();
+    let trend_selection: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "where" | "from" | "to"))
+        .cloned()
+        .collect();
+    let integer_times = time_format(&pairs)?;
+    let pairs: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "trends" && k != "every").collect();
     let axum::Json(mut page) = report(
         state,
         pairs,
@@ -755,6 +801,26 @@ async fn performance_analysis_of(state: &AppState, pairs: Vec<(String, String)>)
         let samples = row.get(2).and_then(Value::as_f64).unwrap_or(0.0);
         let errors = row.get(3).and_then(Value::as_f64).unwrap_or(0.0);
         row.push(if samples > 0.0 { (errors / samples).into() } else { Value::Null });
+    }
+    if let Some(parts) = trend_parts {
+        let fixed = [
+            ("measurement", "performance"),
+            ("kind", "performance"),
+            ("field", "duration_ms"),
+            ("group_by", "component,operation"),
+            ("every", every.as_str()),
+            ("parts", parts.as_str()),
+        ];
+        let query = TrendQuery::from_pairs(
+            fixed
+                .iter()
+                .copied()
+                .chain(trend_selection.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            now_ns(),
+        )?;
+        let history = state.history.clone();
+        let trends = read(state, move || Ok(history.get_trends(&query)?.to_json(!integer_times, false))).await?;
+        page.trends = Some(trends);
     }
     Ok(axum::Json(page))
 }

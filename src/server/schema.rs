@@ -59,6 +59,11 @@ pub(crate) struct QueryPage {
     /// detail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolutions: Option<Vec<String>>,
+    /// `GET /history/performance/analysis?trends=...`: the trend analysis of the mean
+    /// duration of each component and operation (the JSON of `GET /history/metrics/trends`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub trends: Option<Value>,
 }
 
 /// A page of records (`GET /history/logs`, `/history/performance`).
@@ -140,6 +145,50 @@ pub(crate) struct OperationAccepted {
 pub(crate) struct OperationsList {
     /// Operations, newest first.
     pub operations: Vec<super::operations::Operation>,
+}
+
+/// The parameters of `GET /history/metrics/trends`.
+#[derive(Debug, Clone, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read as text by `TrendQuery::from_pairs`; this type only describes them.
+pub(crate) struct TrendParams {
+    /// The measurement to read.
+    pub measurement: String,
+    /// Fields to analyse (repeatable, or comma separated); every numeric field by default.
+    pub field: Option<String>,
+    /// A tag predicate such as `host=a` (repeatable; all must hold).
+    #[param(rename = "where")]
+    pub where_: Option<String>,
+    /// A condition on a field value, e.g. `usage > 90` (repeatable).
+    pub filter: Option<String>,
+    /// Only series of this kind: metric, performance, log, alert.
+    pub kind: Option<String>,
+    /// Start (inclusive): RFC 3339, a date, nanoseconds or `now-30d`.
+    pub from: Option<String>,
+    /// End (exclusive).
+    pub to: Option<String>,
+    /// Analyse the mean of each group of series per bucket (needs `every`).
+    pub group_by: Option<String>,
+    /// Analyse bucket means of this width (`10m`, `1h`, `1d`) instead of stored points.
+    pub every: Option<String>,
+    /// `patterns`, `anomalies`, `forecast`, `correlation` (comma separated) or `all` (default).
+    pub parts: Option<String>,
+    /// Offset from UTC of the profiles' hours and days: `+05:30`, `-8`, `UTC`.
+    pub utc_offset: Option<String>,
+    /// In [0, 1]: higher reports more anomalies (threshold = 1 - sensitivity; default 0.5).
+    pub sensitivity: Option<f64>,
+    /// Forecast horizon (default `1d`, at most `366d`).
+    pub horizon: Option<String>,
+    /// With a forecast: when the series reaches this value.
+    pub threshold: Option<f64>,
+    /// Correlation: largest lag tried, in buckets (default 12, at most 10000).
+    pub max_lag: Option<u32>,
+    /// Correlation: explain which series moved at this time (default: the strongest anomaly).
+    pub around: Option<String>,
+    /// `anomalies` (default): only the anomalous points of each series; `all`: every scored point.
+    pub points: Option<String>,
+    /// `rfc3339` (default) or `ns` for integer times.
+    pub time_format: Option<String>,
 }
 
 /// The parameters of `GET /history/metrics` (and the keys of a JSON query).

@@ -13,10 +13,13 @@
 
 use super::patterns::{Period, find_periods, grid_step, theil_sen};
 use super::stats::{Grid, nearest_rank};
+use crate::error::{Error, Result};
 use serde::Serialize;
 
 /// Grid cells a forecast is fitted on at most (the newest).
 const MAX_CELLS: usize = 20_000;
+/// Most forecast steps one request may ask for.
+pub const MAX_HORIZON_STEPS: usize = 100_000;
 /// Rolling origins the intervals are estimated from.
 const ORIGINS: usize = 40;
 
@@ -265,16 +268,26 @@ fn fit(kind: Kind, m: usize, y: &[f64], horizon: usize) -> Model {
 /// Forecasts `horizon` nanoseconds past the last of the time-sorted `points`. With a
 /// `threshold`, also says when the series reaches it. `None` with fewer than 3 finite
 /// points.
-pub fn forecast(points: &[(i64, f64)], horizon_nanos: i64, threshold: Option<f64>) -> Option<Forecast> {
+///
+/// A horizon of more than [`MAX_HORIZON_STEPS`] grid steps is refused, naming the step.
+pub fn forecast(points: &[(i64, f64)], horizon_nanos: i64, threshold: Option<f64>) -> Result<Option<Forecast>> {
     let finite: Vec<(i64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
     if finite.len() < 3 {
-        return None;
+        return Ok(None);
     }
-    let step = grid_step(&finite)?;
-    let grid = Grid::resample(&finite, step, MAX_CELLS)?;
+    let Some(step) = grid_step(&finite) else { return Ok(None) };
+    let Some(grid) = Grid::resample(&finite, step, MAX_CELLS) else {
+        return Ok(None);
+    };
+    let horizon = usize::try_from(horizon_nanos.max(step) / step).unwrap_or(usize::MAX).max(1);
+    if horizon > MAX_HORIZON_STEPS {
+        return Err(Error::invalid(format!(
+            "a horizon of {horizon} steps of {} s is over {MAX_HORIZON_STEPS}: shorten the horizon, or pass every for coarser steps",
+            step as f64 / 1e9
+        )));
+    }
     let periods = find_periods(&grid);
-    let horizon = usize::try_from(horizon_nanos.max(step) / step).unwrap_or(1).max(1);
-    Some(forecast_grid(&grid, &periods, horizon, threshold, &finite))
+    Ok(Some(forecast_grid(&grid, &periods, horizon, threshold, &finite)))
 }
 
 /// Forecast on a regular grid, given its periods. Exposed to the benchmarks through
@@ -495,7 +508,7 @@ mod tests {
         let step = 1_800 * NANOS_PER_SECOND;
         let value = |i: usize, seed: &mut u64| 100.0 + 20.0 * (std::f64::consts::TAU * (i % 48) as f64 / 48.0).sin() + 4.0 * noise(seed);
         let points: Vec<(i64, f64)> = (0..48 * 20).map(|i| (i as i64 * step, value(i, &mut seed))).collect();
-        let f = forecast(&points, NANOS_PER_DAY, None).unwrap();
+        let f = forecast(&points, NANOS_PER_DAY, None).unwrap().unwrap();
         assert_eq!(
             (f.model.as_str(), f.season_samples, f.points.len()),
             ("holt-winters", Some(48), 48),
@@ -526,7 +539,7 @@ mod tests {
         // 50% rising 1% a day, with no noise: 90% in 40 days.
         let points: Vec<(i64, f64)> = (0..144 * 10).map(|i| (i as i64 * step, 50.0 + i as f64 / 144.0)).collect();
         let last = points.last().unwrap().0;
-        let f = forecast(&points, 60 * NANOS_PER_DAY, Some(90.0)).unwrap();
+        let f = forecast(&points, 60 * NANOS_PER_DAY, Some(90.0)).unwrap().unwrap();
         let eta = f.threshold.unwrap();
         assert_eq!(eta.direction, "rising");
         // The last value is 50 + 1439/144: 90 is 30.007 days away at one a day.
@@ -537,15 +550,15 @@ mod tests {
         assert!(eta.earliest.unwrap() <= eta.at.unwrap());
         // Falling away from the threshold: never at the current trend.
         let falling: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (t, 100.0 - v)).collect();
-        let eta = forecast(&falling, NANOS_PER_DAY, Some(90.0)).unwrap().threshold.unwrap();
+        let eta = forecast(&falling, NANOS_PER_DAY, Some(90.0)).unwrap().unwrap().threshold.unwrap();
         assert_eq!((eta.direction.as_str(), eta.at_current_trend, eta.at), ("rising", None, None));
     }
 
     #[test]
     fn short_and_degenerate_series() {
-        assert_eq!(forecast(&[(0, 1.0), (1, 2.0)], 10, None), None);
+        assert_eq!(forecast(&[(0, 1.0), (1, 2.0)], 10, None).unwrap(), None);
         let flat: Vec<(i64, f64)> = (0..100).map(|i| (i * 60 * NANOS_PER_SECOND, 5.0)).collect();
-        let f = forecast(&flat, 3_600 * NANOS_PER_SECOND, Some(5.0)).unwrap();
+        let f = forecast(&flat, 3_600 * NANOS_PER_SECOND, Some(5.0)).unwrap().unwrap();
         assert!(
             f.points.iter().all(|p| p.forecast == 5.0 && p.lower_95 == 5.0 && p.upper_95 == 5.0),
             "{:?}",
@@ -562,7 +575,9 @@ mod tests {
             (NANOS_PER_DAY * 30 + 60, f64::NAN),
             (NANOS_PER_DAY * 31, 3.0),
         ];
-        let f = forecast(&gappy, NANOS_PER_DAY, None).unwrap();
+        let f = forecast(&gappy, NANOS_PER_DAY, None).unwrap().unwrap();
         assert!(f.points.iter().all(|p| p.forecast.is_finite()));
+        let err = forecast(&flat, 366 * NANOS_PER_DAY, None).unwrap_err().to_string();
+        assert!(err.contains("527040 steps of 60 s is over 100000"), "{err}");
     }
 }

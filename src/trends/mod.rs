@@ -117,6 +117,8 @@ impl Default for TrendQuery {
 
 /// Series a correlation may compare (pairs grow with the square).
 pub const MAX_CORRELATED_SERIES: usize = 200;
+/// Value pairs a correlation may compare: pairs of series × lags × buckets.
+pub const MAX_CORRELATION_WORK: u128 = 1_000_000_000;
 
 impl TrendQuery {
     /// Applies one text parameter of the trend form (the CLI flags and the route's query
@@ -161,6 +163,48 @@ impl TrendQuery {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+}
+
+/// The selection parameters a trend request takes (the rest of [`QuerySpec`]'s, such as
+/// `agg` or `limit`, do not apply: trends read points or bucket means themselves).
+const SELECTION_PARAMS: [&str; 10] = [
+    "measurement",
+    "field",
+    "fields",
+    "where",
+    "filter",
+    "kind",
+    "from",
+    "to",
+    "group_by",
+    "every",
+];
+
+impl TrendQuery {
+    /// Reads URL query parameters (percent-decoded): the selection (`measurement`,
+    /// `field`, `where`, `filter`, `kind`, `from`, `to`, `group_by`, `every`) and the
+    /// trend parameters of [`TrendQuery::set_param`]. An unknown name is an error that
+    /// lists the known ones.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, now: i64) -> Result<TrendQuery> {
+        let mut query = TrendQuery::default();
+        let mut selection = Vec::new();
+        for (name, value) in pairs {
+            if query.set_param(name, value, now)? {
+                continue;
+            }
+            let canonical = if name == "group-by" { "group_by" } else { name };
+            if !SELECTION_PARAMS.contains(&canonical) {
+                return Err(Error::invalid(format!(
+                    "unknown trend parameter {name:?} (known: {}, parts, utc_offset, sensitivity, horizon, threshold, \
+                     max_lag, around)",
+                    SELECTION_PARAMS.join(", ")
+                )));
+            }
+            selection.push((canonical, value));
+        }
+        query.selection = QuerySpec::from_pairs(selection)?;
+        Ok(query)
     }
 }
 
@@ -269,6 +313,50 @@ pub struct TrendAnalysis {
     pub correlation: Option<Correlation>,
 }
 
+/// Keys of [`TrendAnalysis`]'s JSON that hold times in nanoseconds.
+const TIME_KEYS: [&str; 7] = ["time", "first", "last", "around", "at", "earliest", "at_current_trend"];
+
+impl TrendAnalysis {
+    /// The analysis as JSON: times as RFC 3339 strings (or integer nanoseconds with
+    /// `rfc3339` false); with `all_points` false, only the anomalous points of each
+    /// anomaly report (its `count` still counts them, `scored` says how many were scored).
+    pub fn to_json(&self, rfc3339: bool, all_points: bool) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(series) = value.get_mut("series").and_then(serde_json::Value::as_array_mut) {
+            for (json, trend) in series.iter_mut().zip(&self.series) {
+                if let (Some(report), Some(anomalies)) = (json.get_mut("anomalies"), &trend.anomalies) {
+                    report["scored"] = anomalies.points.len().into();
+                    if !all_points && let Some(points) = report.get_mut("points").and_then(serde_json::Value::as_array_mut) {
+                        points.retain(|p| p["anomaly"] == serde_json::Value::Bool(true));
+                    }
+                }
+            }
+        }
+        if rfc3339 {
+            times_to_text(&mut value);
+        }
+        value
+    }
+}
+
+fn times_to_text(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if TIME_KEYS.contains(&key.as_str())
+                    && let Some(ns) = v.as_i64()
+                {
+                    *v = crate::time::format_rfc3339(ns).into();
+                } else {
+                    times_to_text(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(times_to_text),
+        _ => {}
+    }
+}
+
 /// Runs the asked-for parts over already-read series.
 pub fn analyze(series: Vec<SeriesPoints>, query: &TrendQuery, every_nanos: Option<i64>) -> Result<TrendAnalysis> {
     let parts = query.parts;
@@ -300,18 +388,31 @@ pub fn analyze(series: Vec<SeriesPoints>, query: &TrendQuery, every_nanos: Optio
             patterns: parts.patterns.then(|| patterns::analyze(&s.points, query.utc_offset_seconds)),
             anomalies,
             forecast: if parts.forecast {
-                forecast::forecast(&s.points, query.horizon_nanos, query.threshold)
+                forecast::forecast(&s.points, query.horizon_nanos, query.threshold)?
             } else {
                 None
             },
         });
     }
-    let correlation = parts.correlation.then(|| {
+    let correlation = if parts.correlation {
         let bucket = every_nanos.unwrap_or_else(|| common_bucket(&series));
         let labelled: Vec<correlate::LabelledSeries> = series.iter().map(|s| (s.label(), bucket_means(&s.points, bucket))).collect();
+        // Every pair at every lag reads both series once: bound the work.
+        let buckets = labelled.iter().map(|l| l.1.len() as u128).max().unwrap_or(0);
+        let pairs = (labelled.len() as u128 * labelled.len().saturating_sub(1) as u128) / 2;
+        let work = pairs * (2 * u128::from(query.max_lag) + 1) * buckets;
+        if work > MAX_CORRELATION_WORK {
+            return Err(Error::invalid(format!(
+                "correlating {pairs} pairs of up to {buckets} buckets at {} lags is over the {MAX_CORRELATION_WORK} \
+                 comparisons one request may make: pass a coarser every, a smaller max_lag, or fewer series",
+                2 * query.max_lag + 1
+            )));
+        }
         let around = query.around.or(strongest.map(|(_, t)| t - t.rem_euclid(bucket)));
-        correlate::correlate(&labelled, bucket, query.max_lag as usize, around)
-    });
+        Some(correlate::correlate(&labelled, bucket, query.max_lag as usize, around))
+    } else {
+        None
+    };
     Ok(TrendAnalysis {
         every_nanos,
         series: out,
@@ -408,6 +509,74 @@ mod tests {
     }
 
     #[test]
+    fn url_parameters_split_into_selection_and_trend_settings() {
+        let q = TrendQuery::from_pairs(
+            [
+                ("measurement", "cpu"),
+                ("field", "a,b"),
+                ("where", "host=x"),
+                ("parts", "forecast"),
+                ("horizon", "2h"),
+                ("group-by", "host"),
+                ("every", "5m"),
+            ],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                q.selection.measurement.as_str(),
+                q.selection.fields.len(),
+                q.selection.group_by.clone()
+            ),
+            ("cpu", 2, vec!["host".to_string()])
+        );
+        assert_eq!(
+            (q.parts, q.horizon_nanos),
+            (
+                TrendParts {
+                    forecast: true,
+                    ..TrendParts::default()
+                },
+                2 * 3_600 * NANOS_PER_SECOND
+            )
+        );
+        let err = TrendQuery::from_pairs([("measurement", "cpu"), ("limit", "5")], 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown trend parameter \"limit\"") && err.contains("sensitivity"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_has_text_times_and_only_anomalous_points_unless_asked() {
+        let series = vec![SeriesPoints {
+            tags: BTreeMap::new(),
+            field: "v".into(),
+            points: (0..400)
+                .map(|i| (i * 60 * NANOS_PER_SECOND, if i == 300 { 1e6 } else { (i % 7) as f64 }))
+                .collect(),
+        }];
+        let query = TrendQuery {
+            parts: TrendParts::parse("anomalies").unwrap(),
+            ..TrendQuery::default()
+        };
+        let analysis = analyze(series, &query, None).unwrap();
+        let json = analysis.to_json(true, false);
+        let report = &json["series"][0]["anomalies"];
+        assert_eq!(report["scored"], 400);
+        let points = report["points"].as_array().unwrap();
+        assert_eq!(points.len() as u64, report["count"].as_u64().unwrap());
+        assert_eq!(points[0]["time"], "1970-01-01T05:00:00Z");
+        assert_eq!(json["series"][0]["first"], "1970-01-01T00:00:00Z");
+        let all = analysis.to_json(false, true);
+        assert_eq!(all["series"][0]["anomalies"]["points"].as_array().unwrap().len(), 400);
+        assert_eq!(all["series"][0]["last"], 399 * 60 * NANOS_PER_SECOND);
+    }
+
+    #[test]
     fn analyze_runs_each_part_and_refuses_huge_correlations() {
         let series: Vec<SeriesPoints> = (0..3)
             .map(|h| SeriesPoints {
@@ -436,5 +605,19 @@ mod tests {
         let many: Vec<SeriesPoints> = (0..MAX_CORRELATED_SERIES + 1).map(|_| series[0].clone()).collect();
         let err = analyze(many, &TrendQuery::default(), None).unwrap_err().to_string();
         assert!(err.contains("at most 200"), "{err}");
+        let long: Vec<SeriesPoints> = (0..20)
+            .map(|h| SeriesPoints {
+                tags: BTreeMap::from([("host".to_string(), format!("h{h}"))]),
+                field: "usage".into(),
+                points: (0..200_000).map(|i| (i * NANOS_PER_SECOND, (i % 17) as f64)).collect(),
+            })
+            .collect();
+        let wide = TrendQuery {
+            parts: TrendParts::parse("correlation").unwrap(),
+            max_lag: 10_000,
+            ..TrendQuery::default()
+        };
+        let err = analyze(long, &wide, None).unwrap_err().to_string();
+        assert!(err.contains("190 pairs of up to 200000 buckets at 20001 lags"), "{err}");
     }
 }

@@ -782,6 +782,56 @@ fn dashboard_reports_and_analyze_answer_as_the_library_does() {
     assert_json_close(&board, &serde_json::to_value(&library).unwrap(), "dashboard");
 }
 
+#[test]
+fn trends_over_http_answer_as_the_library_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = run_annals(dir.path(), &["demo", "--days", "2", "--seed", "7"]);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let server = Server::start(dir.path(), None, &[]);
+    let path = "/history/metrics/trends?measurement=cpu&field=usage_percent&kind=metric&from=2000-01-01&parts=patterns,anomalies,forecast,correlation&horizon=2h&threshold=95";
+    let (status, trends) = server.get(path);
+    assert_eq!(status, 200, "{trends}");
+    let series = trends["series"].as_array().unwrap();
+    assert_eq!(series.len(), 8, "one per host: {trends}");
+    assert!(series[0]["first"].as_str().unwrap().ends_with('Z'), "times are RFC 3339 by default");
+    assert!(!series[0]["forecast"]["points"].as_array().unwrap().is_empty());
+    assert_eq!(trends["correlation"]["pairs"].as_array().unwrap().len(), 28);
+    let (_, ns) = server.get(&format!("{path}&time_format=ns&points=all"));
+    assert!(ns["series"][0]["first"].is_i64());
+    assert_eq!(
+        ns["series"][0]["anomalies"]["points"].as_array().unwrap().len() as u64,
+        ns["series"][0]["points"].as_u64().unwrap()
+    );
+    for (bad, why) in [
+        ("parts=bogus", "unknown trend part"),
+        ("limit=3", "unknown trend parameter"),
+        ("sensitivity=2", "sensitivity"),
+        ("points=some", "points"),
+    ] {
+        let (status, error) = server.get(&format!("/history/metrics/trends?measurement=cpu&{bad}"));
+        assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{bad}: {error}");
+        assert!(error["reason"].as_str().unwrap_or_default().contains(why), "{bad}: {error}");
+    }
+    let (status, analysis) = server.get("/history/performance/analysis?from=2000-01-01&trends=forecast,anomalies&every=1h");
+    assert_eq!(status, 200, "{analysis}");
+    let groups = analysis["trends"]["series"].as_array().unwrap();
+    assert!(
+        !groups.is_empty() && groups[0]["label"].as_str().unwrap().starts_with("duration_ms{component="),
+        "{analysis}"
+    );
+    assert!(server.get("/history/performance/analysis?from=2000-01-01").1["trends"].is_null());
+
+    assert!(server.stop().success());
+    let history = History::open(dir.path(), annals::Options::default()).unwrap();
+    let query = annals::trends::TrendQuery::from_pairs(
+        path.split_once('?').unwrap().1.split('&').map(|kv| kv.split_once('=').unwrap()),
+        annals::time::now_ns(),
+    )
+    .unwrap();
+    let library = history.get_trends(&query).unwrap().to_json(true, false);
+    assert_json_close(&trends, &library, "trends");
+}
+
 /// Asserts two JSON values are equal, numbers within a relative 1e-12.
 fn assert_json_close(a: &Value, b: &Value, at: &str) {
     match (a, b) {

@@ -33,6 +33,7 @@ mod git;
 mod report;
 mod trends;
 mod verify;
+mod watch;
 
 pub use commits::{CommitPage, CommitQuery, DiffStorage, FileDiffs, StoredCommit, StoredDiff};
 #[cfg(feature = "git")]
@@ -41,6 +42,7 @@ pub use report::{
     BusyPeriod, Change, Dashboard, DashboardRequest, Latency, LatestReading, LevelCounts, Reading, RecentError, Report, ReportPeriod,
 };
 pub use verify::verify_store;
+pub use watch::{TrendWatcher, WatchOptions, WatchStats};
 
 use crate::engine::{Engine, StoreStats, WriteReceipt};
 use crate::error::{Error, Result};

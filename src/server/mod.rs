@@ -83,6 +83,9 @@ pub struct ServerConfig {
     pub webhook_secret: Option<String>,
     /// The limits.
     pub limits: ServerLimits,
+    /// Series whose new points the anomaly detector scores while the server runs,
+    /// publishing `trend_alert` events (see [`crate::history::TrendWatcher`]).
+    pub watch: Option<crate::history::WatchOptions>,
 }
 
 impl ServerConfig {
@@ -185,6 +188,10 @@ pub fn serve_until_signal(history: History, config: &ServerConfig, ready: impl F
             source: e,
         })?;
     let history = Arc::new(history);
+    let watcher = match &config.watch {
+        Some(options) => Some(crate::history::TrendWatcher::start(history.clone(), options.clone())?),
+        None => None,
+    };
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| Error::Io {
             op: "listen on",
@@ -202,6 +209,10 @@ pub fn serve_until_signal(history: History, config: &ServerConfig, ready: impl F
     // Blocking calls still running (a write cut off by the grace period) finish first:
     // they hold the store.
     runtime.shutdown_timeout(config.limits.shutdown_grace);
+    // The watcher holds the store too: it stops before the store closes.
+    if let Some(watcher) = watcher {
+        watcher.stop();
+    }
     let closed = match Arc::try_unwrap(history) {
         Ok(history) => history.close(),
         // A blocking call outlived the grace period; flushing keeps what was acknowledged.
@@ -243,6 +254,7 @@ mod tests {
             token: None,
             webhook_secret: None,
             limits: ServerLimits::default(),
+            watch: None,
         };
         match config.check() {
             Err(Error::InvalidInput { reason, .. }) => assert!(reason.contains("without a token"), "{reason}"),

@@ -832,6 +832,42 @@ fn trends_over_http_answer_as_the_library_does() {
     assert_json_close(&trends, &library, "trends");
 }
 
+#[test]
+fn a_watched_series_raises_an_anomaly_alert_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &["--watch", "cpu:usage@host=a", "--watch-store-alerts"]);
+    let mut lines = String::new();
+    for i in 0..500i64 {
+        let usage = if i == 400 { 900.0 } else { 10.0 + (i % 5) as f64 };
+        lines.push_str(&format!(
+            "cpu,host=a usage={usage} {}\n",
+            1_451_606_400_000_000_000i64 + i * 60_000_000_000
+        ));
+        lines.push_str(&format!(
+            "cpu,host=b usage={} {}\n",
+            if i == 400 { 900.0 } else { 10.0 },
+            1_451_606_400_000_000_000i64 + i * 60_000_000_000
+        ));
+    }
+    let (status, body) = server.post("/write", lines.as_bytes(), &[]);
+    assert_eq!(status, 204, "{body}");
+    let mut found = Value::Null;
+    for _ in 0..200 {
+        let (_, alerts) = server.get("/history/alerts?state=raised");
+        if alerts["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+            found = alerts;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let alerts = found["alerts"].as_array().unwrap_or_else(|| panic!("no anomaly alert: {found}"));
+    assert_eq!(alerts.len(), 1, "host b is not watched: {found}");
+    assert_eq!(alerts[0]["category"], "anomaly", "{found}");
+    assert!(server.stop().success());
+    let (status, _) = (run_annals(dir.path(), &["serve", "--watch", ":x"]).status, ());
+    assert!(!status.success());
+}
+
 /// Asserts two JSON values are equal, numbers within a relative 1e-12.
 fn assert_json_close(a: &Value, b: &Value, at: &str) {
     match (a, b) {

@@ -334,3 +334,90 @@ fn nab_periods_and_no_false_change_points() {
         assert!(patterns.change_points.is_empty(), "{}: {:?}", series.name, patterns.change_points);
     }
 }
+
+/// The watcher warms on the stored history without alerting, then scores live writes: a
+/// spike on one host is one `trend_alert` event (and one stored `anomaly` alert), the
+/// steady host none, and a late write is not scored.
+#[test]
+fn the_watcher_scores_live_writes_and_alerts_once() {
+    use annals::events::{Event, EventFilter, EventType};
+    use annals::history::{TrendWatcher, WatchOptions};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let history = Arc::new(History::open(dir.path(), Options::default()).unwrap());
+    let step = 300 * NANOS_PER_SECOND;
+    let start = 1_700_000_000 * NANOS_PER_SECOND;
+    let value = |i: i64, host: &str| {
+        40.0 + 10.0 * (std::f64::consts::TAU * (i % 288) as f64 / 288.0).sin()
+            + if host == "a" { 0.0 } else { 5.0 }
+            + ((i * 7) % 5) as f64 * 0.2
+    };
+    let history_rows: Vec<MetricData> = (0..3 * 288)
+        .flat_map(|i| ["a", "b"].map(|h| cpu(h, start + i * step, value(i, h))))
+        .collect();
+    history.store_metrics(&history_rows).unwrap();
+    let events = history.subscribe(EventFilter {
+        event_types: vec![EventType::TrendAlert],
+        ..EventFilter::default()
+    });
+    let options = WatchOptions {
+        selections: vec![WatchOptions::parse_selection("cpu:value").unwrap()],
+        replay_nanos: 2 * NANOS_PER_DAY,
+        store_alerts: true,
+        ..WatchOptions::default()
+    };
+    let watcher = TrendWatcher::start(history.clone(), options).unwrap();
+    let wait_for = |what: &dyn Fn(annals::history::WatchStats) -> bool| {
+        for _ in 0..400 {
+            if what(watcher.stats()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the watcher did not get there: {:?}", watcher.stats());
+    };
+    // Two days replayed per series (576 points, the first one inclusive: 577).
+    wait_for(&|s| s.points_replayed == 2 * 577);
+    assert_eq!((watcher.stats().series, watcher.stats().anomalies), (2, 0));
+    // Live: 50 steady points each, host a spiking at the 20th.
+    for i in 3 * 288..3 * 288 + 50 {
+        let spike = if i == 3 * 288 + 20 { 400.0 } else { 0.0 };
+        history
+            .store_metrics(&[
+                cpu("a", start + i * step, value(i, "a") + spike),
+                cpu("b", start + i * step, value(i, "b")),
+            ])
+            .unwrap();
+    }
+    wait_for(&|s| s.points_scored == 100);
+    let mut alerts = Vec::new();
+    while let Some(event) = events.recv_timeout(std::time::Duration::from_millis(200)) {
+        if let Event::TrendAlert(alert) = event {
+            alerts.push(alert);
+        }
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let alert = &alerts[0];
+    assert_eq!(
+        (
+            alert.measurement.as_str(),
+            alert.field.as_str(),
+            alert.tags.get("host").map(String::as_str)
+        ),
+        ("cpu", "value", Some("a"))
+    );
+    assert_eq!(alert.time, annals::time::format_rfc3339(start + (3 * 288 + 20) * step));
+    assert!(alert.score >= 0.5 && alert.value > 400.0, "{alert:?}");
+    // A late write (before the last scored point) is not scored.
+    history.store_metrics(&[cpu("b", start + 3 * 288 * step + 1, 1e6)]).unwrap();
+    wait_for(&|s| s.unwatched_points == 1);
+    let stats = watcher.stop();
+    assert_eq!((stats.points_scored, stats.anomalies, stats.errors), (100, 1, 0));
+    let stored = history.alerts(&[], 10).unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].category.as_str(), stored[0].timestamp),
+        ("anomaly", start + (3 * 288 + 20) * step)
+    );
+    Arc::try_unwrap(history).ok().unwrap().close().unwrap();
+}

@@ -63,6 +63,7 @@ pub fn serve_http(args: &crate::Args) -> Result<(), BenchError> {
         token: None,
         webhook_secret: None,
         limits: annals::server::ServerLimits::default(),
+        watch: None,
     };
     annals::server::serve_until_signal(history, &config, |address| {
         let mut out = std::io::stdout().lock();

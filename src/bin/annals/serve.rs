@@ -1,7 +1,7 @@
 //! `annals serve`: parses the flags, opens the store and hands it to the library's server.
 
 use crate::CliError;
-use annals::history::History;
+use annals::history::{History, WatchOptions};
 use annals::server::{DEFAULT_LISTEN, ServerConfig, ServerLimits};
 use clap::Args;
 use std::net::SocketAddr;
@@ -51,6 +51,20 @@ pub struct ServeArgs {
     /// Rows one query may produce before its limit; more is answered 422.
     #[arg(long, default_value_t = annals::QueryLimits::default().max_result_rows)]
     max_query_rows: u64,
+    /// Score new points of these series for anomalies while serving, publishing
+    /// trend_alert events: MEASUREMENT[:FIELD,...][@PREDICATE], e.g. cpu:usage_user@host=a
+    /// (repeatable; all numeric fields when none are named).
+    #[arg(long, value_name = "SELECTION")]
+    watch: Vec<String>,
+    /// Sensitivity of the watching detector, in [0, 1] (higher reports more).
+    #[arg(long, default_value_t = 0.5)]
+    watch_sensitivity: f64,
+    /// How much of each watched series' newest history warms its detector on start.
+    #[arg(long, default_value = "7d", value_parser = duration)]
+    watch_replay: Duration,
+    /// Also store each anomaly as an alert (category anomaly, level WARNING).
+    #[arg(long)]
+    watch_store_alerts: bool,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -60,6 +74,31 @@ fn duration(text: &str) -> Result<Duration, String> {
 pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
     let token = secret(&args.token_file, "ANNALS_TOKEN", "token")?;
     let webhook_secret = secret(&args.webhook_secret_file, "ANNALS_WEBHOOK_SECRET", "webhook secret")?;
+    let watch = if args.watch.is_empty() {
+        None
+    } else {
+        if !(0.0..=1.0).contains(&args.watch_sensitivity) {
+            return Err(CliError::Annals(annals::Error::InvalidInput {
+                line: None,
+                column: None,
+                reason: format!("--watch-sensitivity {} is outside 0..=1", args.watch_sensitivity),
+            }));
+        }
+        Some(WatchOptions {
+            selections: args
+                .watch
+                .iter()
+                .map(|w| WatchOptions::parse_selection(w))
+                .collect::<Result<_, _>>()?,
+            detector: annals::trends::DetectorOptions {
+                sensitivity: args.watch_sensitivity,
+                ..Default::default()
+            },
+            replay_nanos: i64::try_from(args.watch_replay.as_nanos()).unwrap_or(i64::MAX),
+            store_alerts: args.watch_store_alerts,
+            ..WatchOptions::default()
+        })
+    };
     let config = ServerConfig {
         listen: args.listen,
         token,
@@ -72,6 +111,7 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
             max_subscribers: args.max_subscribers,
             subscriber_queue: args.subscriber_queue,
         },
+        watch,
     };
     // Refuse a bad configuration before opening (and perhaps creating) the store.
     config.check()?;

@@ -14,6 +14,10 @@
 //!   forecast's (repeat the last day; below 1 is better), MASE (Hyndman & Koehler 2006:
 //!   scaled by the in-sample seasonal naive error), and the 80% interval's coverage.
 //!
+//! - **Latency.** `History::get_trends` (patterns, anomalies, forecast) for one series of
+//!   1-minute data over 30 days of stored points, and over a year read as hourly means
+//!   after retention has left only summaries for all but the last 30 days; p50 and p99.
+//!
 //! ```sh
 //! cargo bench --profile release --bench trends -- [--quick] [--nab-results DIR]
 //! ```
@@ -21,13 +25,17 @@
 
 mod common;
 
+use annals::history::History;
+use annals::query::QuerySpec;
+use annals::time::{Clock, NANOS_PER_DAY, NANOS_PER_SECOND};
 use annals::trends::forecast::forecast_values;
-use annals::trends::{AnomalyDetector, DetectorOptions};
+use annals::trends::{AnomalyDetector, DetectorOptions, TrendParts, TrendQuery};
 use annals::workload::w1::{W1, W1Config};
 use annals::workload::w3::{NabCorpus, NabSeries, default_nab_dir};
+use annals::{MetricData, Options};
 use common::arg;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// NAB's profiles: (name, true-positive weight, false-negative weight, false-positive weight).
 const PROFILES: [(&str, f64, f64, f64); 3] = [
@@ -359,6 +367,106 @@ fn forecast_section(corpus: &NabCorpus, quick: bool) {
     }
 }
 
+/// One series of 1-minute cpu readings over `days` days ending at `end`: a daily rhythm
+/// and seeded noise.
+fn minute_series(history: &History, days: i64, end: i64) -> annals::Result<()> {
+    let minute = 60 * NANOS_PER_SECOND;
+    let start = end - days * NANOS_PER_DAY;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..days * 1_440 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let daily = 20.0 * (std::f64::consts::TAU * (i % 1_440) as f64 / 1_440.0).sin();
+        batch.push(MetricData {
+            timestamp: start + i * minute,
+            metric_type: "cpu".into(),
+            metric_name: "usage".into(),
+            value: 50.0 + daily + (state % 1_000) as f64 / 100.0,
+            unit: None,
+            tags: BTreeMap::from([("host".to_string(), "a".to_string())]),
+        });
+        if batch.len() == 10_000 {
+            history.store_metrics(&batch)?;
+            batch.clear();
+        }
+    }
+    history.store_metrics(&batch)?;
+    Ok(())
+}
+
+fn time_trends(history: &History, query: &TrendQuery, runs: usize) -> annals::Result<(Duration, Duration, usize)> {
+    let mut times = Vec::with_capacity(runs);
+    let mut points = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let analysis = history.get_trends(query)?;
+        times.push(started.elapsed());
+        points = analysis.series.first().map_or(0, |s| s.points as usize);
+    }
+    times.sort();
+    Ok((common::percentile(&times, 50.0), common::percentile(&times, 99.0), points))
+}
+
+fn latency_section(quick: bool) -> annals::Result<()> {
+    let runs = if quick { 5 } else { 30 };
+    let year = if quick { 60 } else { 365 };
+    let end = 1_700_006_400 * NANOS_PER_SECOND - (1_700_006_400 * NANOS_PER_SECOND).rem_euclid(NANOS_PER_DAY);
+    let dir = tempfile::tempdir().map_err(|e| annals::Error::Io {
+        op: "create a temporary directory",
+        path: "".into(),
+        source: e,
+    })?;
+    // The clock a day past the data: retention keeps 30 days of detail, summaries beyond.
+    let options = Options {
+        clock: Clock::fixed(end + NANOS_PER_DAY),
+        ..Options::default()
+    };
+    let history = History::open(dir.path(), options)?;
+    minute_series(&history, year, end)?;
+    let parts = TrendParts::parse("patterns,anomalies,forecast")?;
+    let recent = TrendQuery {
+        selection: QuerySpec {
+            measurement: "cpu".into(),
+            fields: vec!["usage".into()],
+            from: Some((end - 30 * NANOS_PER_DAY).to_string()),
+            to: Some(end.to_string()),
+            ..QuerySpec::default()
+        },
+        parts,
+        ..TrendQuery::default()
+    };
+    history.engine().flush()?;
+    let (p50, p99, points) = time_trends(&history, &recent, runs)?;
+    println!(
+        "get_trends, 30 days of 1-minute points ({points} points): p50 {:.1} ms, p99 {:.1} ms",
+        ms(p50),
+        ms(p99)
+    );
+    let report = history.engine().apply_retention()?;
+    let hourly = TrendQuery {
+        selection: QuerySpec {
+            from: Some((end - year * NANOS_PER_DAY).to_string()),
+            every: Some("1h".into()),
+            ..recent.selection.clone()
+        },
+        ..recent.clone()
+    };
+    let (p50, p99, points) = time_trends(&history, &hourly, runs)?;
+    println!(
+        "get_trends, {year} days as hourly means after retention ({points} buckets; retention applied: {}): p50 {:.1} ms, p99 {:.1} ms",
+        report.applied,
+        ms(p50),
+        ms(p99)
+    );
+    history.close()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 fn main() -> annals::Result<()> {
     common::require_release_build();
     let quick = std::env::args().any(|a| a == "--quick");
@@ -370,5 +478,6 @@ fn main() -> annals::Result<()> {
         }
         Err(e) => println!("NAB corpus not loaded ({e}); NAB scores and forecasts skipped"),
     }
-    w1_speed(quick)
+    w1_speed(quick)?;
+    latency_section(quick)
 }

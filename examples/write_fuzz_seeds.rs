@@ -206,4 +206,29 @@ fn main() {
         "ints",
         &[0, 1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 127],
     );
+    trend_seeds();
+}
+
+/// A daily rhythm with a spike (five-minute points), and extreme times and values.
+fn trend_seeds() {
+    let point = |t: i64, v: f64| [t.to_le_bytes(), v.to_bits().to_le_bytes()].concat();
+    let mut rhythm = b"measurement=cpu&parts=all&horizon=1h&threshold=90&max_lag=5\n".to_vec();
+    for i in 0..600i64 {
+        let v = 50.0 + 20.0 * (std::f64::consts::TAU * (i % 288) as f64 / 288.0).sin() + if i == 500 { 300.0 } else { 0.0 };
+        rhythm.extend(point(1_700_000_000_000_000_000 + i * 300_000_000_000, v));
+    }
+    put("trends", "rhythm", &rhythm);
+    let mut extreme = b"measurement=cpu&utc_offset=-18:00&sensitivity=1\n".to_vec();
+    for (t, v) in [
+        (i64::MIN, 1.0),
+        (i64::MAX, -1.0),
+        (0, f64::NAN),
+        (1, f64::INFINITY),
+        (2, 1e308),
+        (3, -1e308),
+        (i64::MAX, 5e-324),
+    ] {
+        extreme.extend(point(t, v));
+    }
+    put("trends", "extreme", &extreme);
 }

@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("segment", segment),
     ("sketch", sketch),
     ("text_query", text_query),
+    ("trends", trends),
     ("wal", wal),
 ];
 
@@ -284,4 +285,79 @@ pub fn query_flags(data: &[u8]) {
     let _ = SearchOrder::parse(text);
     let _ = LogLevel::parse(text);
     let _ = Precision::parse(text);
+}
+
+/// Trend analysis of hostile input: the first line is a query string read as
+/// `GET /history/metrics/trends` reads it (`TrendQuery::from_pairs`); the rest are points,
+/// 16 bytes each (time, value bits), run through every part with the bounds of a request.
+/// Nothing panics, every score is in [0, 1], and a forecast's bands are ordered.
+pub fn trends(data: &[u8]) {
+    use crate::trends::{SeriesPoints, TrendParts, TrendQuery, analyze};
+    let (head, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let pairs: Vec<(String, String)> = form_pairs(head);
+    let parsed = TrendQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), 0);
+    let mut query = parsed.unwrap_or_default();
+    query.parts = TrendParts::ALL;
+    // Keep the work of one input small.
+    query.horizon_nanos = query.horizon_nanos.min(3_600_000_000_000);
+    query.max_lag = query.max_lag.min(20);
+    let mut points: Vec<(i64, f64)> = body
+        .chunks_exact(16)
+        .take(2_000)
+        .map(|c| {
+            let mut t = [0u8; 8];
+            let mut v = [0u8; 8];
+            t.copy_from_slice(&c[..8]);
+            v.copy_from_slice(&c[8..]);
+            (i64::from_le_bytes(t), f64::from_bits(u64::from_le_bytes(v)))
+        })
+        .collect();
+    // The anomaly detector sees them as they came; the rest as a store reads them.
+    let report = crate::trends::score_points(&points, query.detector);
+    assert!(
+        report.points.iter().all(|p| (0.0..=1.0).contains(&p.score)),
+        "a score outside [0, 1]"
+    );
+    // The analyses on a few hundred of them: their grid searches make each input slow.
+    points.truncate(400);
+    points.sort_by_key(|p| p.0);
+    let half = points.len() / 2;
+    let series = vec![
+        SeriesPoints {
+            tags: Default::default(),
+            field: "a".into(),
+            points: points[..half].to_vec(),
+        },
+        SeriesPoints {
+            tags: Default::default(),
+            field: "b".into(),
+            points: points[half..].to_vec(),
+        },
+    ];
+    if let Ok(analysis) = analyze(series, &query, None) {
+        for forecast in analysis.series.iter().filter_map(|s| s.forecast.as_ref()) {
+            for p in &forecast.points {
+                assert!(
+                    !(p.lower_95 > p.lower_80 || p.lower_80 > p.upper_80 || p.upper_80 > p.upper_95),
+                    "bands out of order: {p:?}"
+                );
+            }
+        }
+        let _ = analysis.to_json(true, true);
+    }
+}
+
+/// `key=value&...` pairs, percent-decoded (as the server decodes a query string).
+fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }

@@ -443,7 +443,8 @@ impl AnomalyDetector {
         self.last_value = value;
         self.seen += 1;
 
-        let score = score.clamp(0.0, 1.0);
+        // Values near the float range can make a statistic NaN: that is no evidence.
+        let score = if score.is_nan() { 0.0 } else { score.clamp(0.0, 1.0) };
         let threshold = self.options.threshold();
         let score = if self.refractory_left > 0 {
             self.refractory_left -= 1;
@@ -465,7 +466,7 @@ impl AnomalyDetector {
             && self.slot_ns.is_none()
             && time > last
         {
-            self.first_steps.push(time - last);
+            self.first_steps.push(time.saturating_sub(last));
             if self.first_steps.len() >= 9 {
                 self.first_steps.sort_unstable();
                 let step = self.first_steps[self.first_steps.len() / 2];

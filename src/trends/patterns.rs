@@ -141,8 +141,8 @@ pub(crate) fn profiles(points: &[(i64, f64)], offset_ns: i64) -> (Vec<ProfileSlo
 pub(crate) fn grid_step(points: &[(i64, f64)]) -> Option<i64> {
     let times: Vec<i64> = points.iter().map(|p| p.0).collect();
     let step = median_step(&times)?;
-    let span = times.iter().max()? - times.iter().min()?;
-    let needed = span / MAX_GRID_CELLS as i64 + 1;
+    let span = i128::from(*times.iter().max()?) - i128::from(*times.iter().min()?);
+    let needed = i64::try_from(span / MAX_GRID_CELLS as i128 + 1).unwrap_or(i64::MAX);
     let mut step = step.max(needed).max(1);
     // Round to a divisor of a day when near one, so daily lags are whole cells.
     for nice in [
@@ -186,8 +186,9 @@ pub(crate) fn find_periods(grid: &Grid) -> Vec<Period> {
     if n < 8 {
         return Vec::new();
     }
-    // At least three cycles: with fewer, a period's average shape is mostly the data.
-    let max_lag = n / 3;
+    // At least three cycles: with fewer, a period's average shape is mostly the data. And
+    // no longer than the cells that hold data: lags over interpolated gaps say nothing.
+    let max_lag = (n / 3).min(grid.observed);
     let acf = autocorrelation(&grid.values, max_lag);
     let mut peaks: Vec<usize> = (2..max_lag)
         .filter(|&l| acf[l] >= MIN_AUTOCORRELATION && acf[l] > acf[l - 1] && acf[l] >= acf[l + 1])
@@ -325,13 +326,15 @@ pub(crate) fn theil_sen(points: &[(i64, f64)]) -> Option<Trend> {
     if points.len() < 2 || last <= first {
         return None;
     }
-    // Cell means of time and value: a cell's point sits at its points' mean time.
-    let cell = ((last - first) / TREND_CELLS as i64).max(1);
+    // Cell means of time and value: a cell's point sits at its points' mean time. Offsets
+    // from the first point in i128: a span may exceed the i64 range.
+    let cell = ((i128::from(last) - i128::from(first)) / TREND_CELLS as i128).max(1);
     let mut cells: Vec<(f64, f64)> = Vec::new();
-    let mut current: Option<(i64, f64, f64, u32)> = None;
+    let mut current: Option<(i128, f64, f64, u32)> = None;
     for &(t, v) in points {
-        let index = (t - first) / cell;
-        let x = (t - first) as f64 / NANOS_PER_DAY as f64;
+        let offset = i128::from(t) - i128::from(first);
+        let index = offset / cell;
+        let x = offset as f64 / NANOS_PER_DAY as f64;
         match &mut current {
             Some((i, sx, sv, n)) if *i == index => {
                 *sx += x;
@@ -360,7 +363,7 @@ pub(crate) fn theil_sen(points: &[(i64, f64)]) -> Option<Trend> {
     let slope = median(&mut slopes)?;
     let mut intercepts: Vec<f64> = cells.iter().map(|&(x, y)| y - slope * x).collect();
     let intercept = median(&mut intercepts)?;
-    let end_x = (last - first) as f64 / NANOS_PER_DAY as f64;
+    let end_x = (i128::from(last) - i128::from(first)) as f64 / NANOS_PER_DAY as f64;
     let level_at_end = intercept + slope * end_x;
     let mean_abs = points.iter().map(|p| p.1.abs()).sum::<f64>() / points.len() as f64;
     Some(Trend {

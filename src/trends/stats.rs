@@ -90,7 +90,11 @@ pub(crate) fn spearman(xs: &[f64], ys: &[f64]) -> Option<f64> {
 
 /// The median step between consecutive increasing times; `None` with fewer than two.
 pub(crate) fn median_step(times: &[i64]) -> Option<i64> {
-    let mut steps: Vec<f64> = times.windows(2).filter(|w| w[1] > w[0]).map(|w| (w[1] - w[0]) as f64).collect();
+    let mut steps: Vec<f64> = times
+        .windows(2)
+        .filter(|w| w[1] > w[0])
+        .map(|w| w[1].abs_diff(w[0]) as f64)
+        .collect();
     median(&mut steps).map(|s| s as i64)
 }
 
@@ -115,14 +119,15 @@ impl Grid {
         let last = points.iter().rev().find(|p| p.1.is_finite())?.0;
         let total = ((last as i128 - first as i128) / step as i128 + 1).min(usize::MAX as i128) as usize;
         let cells = total.min(max_cells.max(1));
-        let start = first + (total - cells) as i64 * step;
+        // In i128: a span near the whole i64 range must not overflow.
+        let start = (first as i128 + (total - cells) as i128 * step as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let mut sums = vec![0.0; cells];
         let mut counts = vec![0u32; cells];
         for &(t, v) in points {
             if !v.is_finite() || t < start {
                 continue;
             }
-            let i = ((t - start) / step) as usize;
+            let i = ((t as i128 - start as i128) / step as i128) as usize;
             if i < cells {
                 sums[i] += v;
                 counts[i] += 1;
@@ -148,7 +153,7 @@ impl Grid {
 
     /// The time of cell `i`.
     pub(crate) fn time(&self, i: usize) -> i64 {
-        self.start + i as i64 * self.step
+        self.start.saturating_add((i as i64).saturating_mul(self.step))
     }
 }
 

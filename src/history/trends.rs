@@ -35,10 +35,12 @@ impl History {
         query.offset = 0;
         query.cursor = None;
         let snapshot = self.engine.snapshot();
+        // Calendar buckets are measured at the start of the range (the epoch when open).
+        let range_start = if query.range.start == i64::MIN { 0 } else { query.range.start };
         let (series, every_nanos) = match query.every {
             Some(bucket) => (
                 self.bucket_means(&snapshot, query, bucket)?,
-                Some(bucket_width(bucket, query_range_start(request))?),
+                Some(bucket_width(bucket, range_start)?),
             ),
             None => {
                 let count = Query {
@@ -137,20 +139,13 @@ impl History {
 /// A group's tag values and a value column.
 type GroupColumn = (Vec<Option<String>>, usize);
 
-fn numeric(value: &crate::model::FieldValue) -> Option<f64> {
+/// A field value as a number for trend analysis: floats and integers as they are,
+/// booleans as 0 and 1; text and bytes are not numbers. Shared with the watcher.
+pub(super) fn numeric(value: &crate::model::FieldValue) -> Option<f64> {
     match value {
         crate::model::FieldValue::Bool(b) => Some(f64::from(u8::from(*b))),
         other => other.as_f64(),
     }
-}
-
-fn query_range_start(request: &TrendQuery) -> i64 {
-    request
-        .selection
-        .from
-        .as_deref()
-        .and_then(|f| crate::time::parse_time(f, crate::time::now_ns()).ok())
-        .unwrap_or(0)
 }
 
 /// The width of a bucket in nanoseconds; calendar buckets (weeks, months) by their span

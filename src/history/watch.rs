@@ -279,7 +279,9 @@ impl WatchState {
                 continue;
             };
             for (column, value) in row.values.iter().enumerate() {
-                let Some(value) = value.as_ref().and_then(number) else { continue };
+                let Some(value) = value.as_ref().and_then(super::trends::numeric) else {
+                    continue;
+                };
                 let key = (series, columns[column].clone());
                 let known = self.detectors.len();
                 let entry = match self.detectors.get_mut(&key) {
@@ -356,12 +358,5 @@ impl WatchState {
                 }
             }
         }
-    }
-}
-
-fn number(value: &FieldValue) -> Option<f64> {
-    match value {
-        FieldValue::Bool(b) => Some(f64::from(u8::from(*b))),
-        other => other.as_f64(),
     }
 }

@@ -108,6 +108,5 @@ impl std::fmt::Debug for QueryResult {
     }
 }
 
-#[cfg(test)]
 pub(crate) use acc::percentile_index;
 pub(crate) use exec::run;

@@ -11,13 +11,11 @@
 //! ahead, scaled by their spread at that step, give the interval's quantiles (Hyndman &
 //! Athanasopoulos, *FPP3* §5.5, errors of the model itself rather than a normal law).
 
-use super::patterns::{Period, find_periods, grid_step, theil_sen};
+use super::patterns::{MAX_GRID_CELLS, Period, find_periods, grid_step, theil_sen};
 use super::stats::{Grid, nearest_rank};
 use crate::error::{Error, Result};
 use serde::Serialize;
 
-/// Grid cells a forecast is fitted on at most (the newest).
-const MAX_CELLS: usize = 20_000;
 /// Most forecast steps one request may ask for.
 pub const MAX_HORIZON_STEPS: usize = 100_000;
 /// Rolling origins the intervals are estimated from.
@@ -271,12 +269,23 @@ fn fit(kind: Kind, m: usize, y: &[f64], horizon: usize) -> Model {
 ///
 /// A horizon of more than [`MAX_HORIZON_STEPS`] grid steps is refused, naming the step.
 pub fn forecast(points: &[(i64, f64)], horizon_nanos: i64, threshold: Option<f64>) -> Result<Option<Forecast>> {
+    forecast_with_periods(points, horizon_nanos, threshold, None)
+}
+
+/// [`forecast`], given the periods [`super::patterns::analyze`] found on the same points
+/// (the same grid), so they are not sought twice.
+pub(crate) fn forecast_with_periods(
+    points: &[(i64, f64)],
+    horizon_nanos: i64,
+    threshold: Option<f64>,
+    known_periods: Option<&[Period]>,
+) -> Result<Option<Forecast>> {
     let finite: Vec<(i64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
     if finite.len() < 3 {
         return Ok(None);
     }
     let Some(step) = grid_step(&finite) else { return Ok(None) };
-    let Some(grid) = Grid::resample(&finite, step, MAX_CELLS) else {
+    let Some(grid) = Grid::resample(&finite, step, MAX_GRID_CELLS) else {
         return Ok(None);
     };
     let horizon = usize::try_from(horizon_nanos.max(step) / step).unwrap_or(usize::MAX).max(1);
@@ -286,7 +295,10 @@ pub fn forecast(points: &[(i64, f64)], horizon_nanos: i64, threshold: Option<f64
             step as f64 / 1e9
         )));
     }
-    let periods = find_periods(&grid);
+    let periods = match known_periods {
+        Some(known) => known.to_vec(),
+        None => find_periods(&grid),
+    };
     Ok(Some(forecast_grid(&grid, &periods, horizon, threshold, &finite)))
 }
 

@@ -378,6 +378,7 @@ pub fn analyze(series: Vec<SeriesPoints>, query: &TrendQuery, every_nanos: Optio
             }
             report
         });
+        let found = parts.patterns.then(|| patterns::analyze(&s.points, query.utc_offset_seconds));
         out.push(SeriesTrend {
             label: s.label(),
             tags: s.tags.clone(),
@@ -385,13 +386,16 @@ pub fn analyze(series: Vec<SeriesPoints>, query: &TrendQuery, every_nanos: Optio
             points: s.points.len() as u64,
             first: s.points.first().map(|p| p.0),
             last: s.points.last().map(|p| p.0),
-            patterns: parts.patterns.then(|| patterns::analyze(&s.points, query.utc_offset_seconds)),
-            anomalies,
             forecast: if parts.forecast {
-                forecast::forecast(&s.points, query.horizon_nanos, query.threshold)?
+                // The periods patterns found on the same grid, when computed: the
+                // autocorrelation is the costly half of both.
+                let periods = found.as_ref().map(|p| p.periods.as_slice());
+                forecast::forecast_with_periods(&s.points, query.horizon_nanos, query.threshold, periods)?
             } else {
                 None
             },
+            patterns: found,
+            anomalies,
         });
     }
     let correlation = if parts.correlation {

@@ -79,7 +79,7 @@ pub struct Patterns {
 }
 
 /// Cells of the grid periods are sought on: enough for two weeks of 10-minute data.
-const MAX_GRID_CELLS: usize = 20_000;
+pub(crate) const MAX_GRID_CELLS: usize = 20_000;
 /// Points the trend's pairwise slopes are taken over (cell means).
 const TREND_CELLS: usize = 1_000;
 /// Cells change points are sought on.

@@ -1,17 +1,14 @@
 //! Small statistics shared by the trend analyses: quantiles, ranks, correlation, and
 //! resampling of irregular points onto a regular grid.
 
-/// The `q`-quantile (0..=1) of `values` by the nearest-rank method on sorted data:
-/// the value at rank `ceil(q * n)` (1-based), the smallest value for `q = 0`. The same
-/// definition as the query engine's percentiles, so profiles agree with `p95` queries.
-/// `values` must be sorted ascending; `None` when empty.
+/// The `q`-quantile (0..=1) of `values` by the nearest-rank method on sorted data: the
+/// query engine's own percentile rank, so profiles agree with `p95` queries. `values`
+/// must be sorted ascending; `None` when empty.
 pub(crate) fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let n = sorted.len();
-    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
+    Some(sorted[crate::query::percentile_index(q.clamp(0.0, 1.0) * 100.0, sorted.len())])
 }
 
 /// The median of `values` (mean of the two middle ones for an even count); reorders them.

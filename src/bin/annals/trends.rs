@@ -114,6 +114,15 @@ enum TrendFormat {
 }
 
 impl TrendSelect {
+    /// `--format`, or by default a table on a terminal and CSV otherwise.
+    fn output_format(&self) -> TrendFormat {
+        self.format.unwrap_or(if output::stdout_is_terminal() {
+            TrendFormat::Table
+        } else {
+            TrendFormat::Csv
+        })
+    }
+
     fn query(&self, parts: &str, extra: &[(&str, String)]) -> Result<TrendQuery, CliError> {
         let mut query = TrendQuery {
             selection: QuerySpec {
@@ -146,7 +155,7 @@ pub fn run(data: &Path, args: TrendsArgs) -> Result<(), CliError> {
             vec![TrendPart::Profiles, TrendPart::Periods, TrendPart::Shifts],
         ),
         TrendsCommand::Anomalies(a) => {
-            let csv = a.select.format == Some(TrendFormat::Csv) || (a.select.format.is_none() && !output::stdout_is_terminal());
+            let csv = a.select.output_format() == TrendFormat::Csv;
             let part = if a.all || csv {
                 TrendPart::Anomalies
             } else {
@@ -182,11 +191,7 @@ pub fn run(data: &Path, args: TrendsArgs) -> Result<(), CliError> {
             )
         }
     };
-    let format = select.format.unwrap_or(if output::stdout_is_terminal() {
-        TrendFormat::Table
-    } else {
-        TrendFormat::Csv
-    });
+    let format = select.output_format();
     let engine = crate::open_existing(data)?;
     let history = History::from_engine(engine);
     let analysis = history.get_trends(&query)?;

@@ -3,7 +3,9 @@
 //! Archive: flush (so the months' rows are all in segments), pack the months' segments and
 //! the catalog slice into one file (`lifecycle::archive`), read it back whole, then, under
 //! the flush lock, drop the months from the manifest, the read state and the full-text
-//! index. The segment files go when the last snapshot holding them drops.
+//! index. The segment files go when the last snapshot holding them drops. A rerun after a
+//! kill between the rename and the manifest write finds its own archive in place and
+//! finishes.
 //!
 //! Archive also copies the objects (large diffs) the months' commits name into the file;
 //! they stay in the store's object directory, where `annals verify --repair` removes the
@@ -55,32 +57,34 @@ impl Inner {
             None if first == last => FileKind::Archive.path(&self.dir).join(format!("{first}.annarc")),
             None => FileKind::Archive.path(&self.dir).join(format!("{first}_{last}.annarc")),
         };
-        if path.exists() {
-            return Err(Error::Refused {
-                reason: format!("{} already exists; move it or choose another output file", path.display()),
-            });
-        }
-        let series = self.catalog_slice(&metas);
-        let object_keys = self.object_keys(&metas)?;
-        let objects = &self.objects;
         let total: u64 = metas.iter().map(|m| m.file_len).sum();
-        let mut done = 0;
-        let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
-        let contents = archive::ArchiveContents {
-            series,
-            object_keys: object_keys.into_iter().collect(),
-            objects: &|key: &str| objects.get_if_present(key),
+        let (archive_bytes, written) = if path.exists() {
+            // A run killed after its archive was renamed into place but before the months
+            // left the manifest leaves the file behind; a rerun finishes that run.
+            self.leftover_archive(&path, &metas)?
+        } else {
+            let series = self.catalog_slice(&metas);
+            let object_keys = self.object_keys(&metas)?;
+            let objects = &self.objects;
+            let mut done = 0;
+            let sources: Vec<(PathBuf, SegmentMeta)> = metas.iter().map(|m| (m.path(&self.data_dir), m.clone())).collect();
+            let contents = archive::ArchiveContents {
+                series,
+                object_keys: object_keys.into_iter().collect(),
+                objects: &|key: &str| objects.get_if_present(key),
+            };
+            let written = archive::write(&self.fs, &path, &sources, contents, self.options.clock.now_ns(), &mut |bytes| {
+                done += bytes;
+                progress(done, total);
+            })?;
+            // Read it back whole before the data leaves the store.
+            let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None, None));
+            if let Err(e) = checked {
+                let _ = self.fs.remove_file(&path);
+                return Err(e);
+            }
+            written
         };
-        let (archive_bytes, written) = archive::write(&self.fs, &path, &sources, contents, self.options.clock.now_ns(), &mut |bytes| {
-            done += bytes;
-            progress(done, total);
-        })?;
-        // Read it back whole before the data leaves the store.
-        let checked = archive::read_index(&path).and_then(|index| archive::verify(&path, &index, None, None));
-        if let Err(e) = checked {
-            let _ = self.fs.remove_file(&path);
-            return Err(e);
-        }
 
         {
             let mut flush = self.published.flush.lock();
@@ -124,6 +128,28 @@ impl Inner {
             missing_objects: written.missing_objects,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The size and index of the archive at `path` when it holds exactly the segments
+    /// `metas` and reads back whole: what a run killed between renaming its archive into
+    /// place and publishing the manifest left. Any other file there is refused, untouched.
+    fn leftover_archive(&self, path: &Path, metas: &[SegmentMeta]) -> Result<(u64, archive::ArchiveIndex)> {
+        let refused = |why: &str| Error::Refused {
+            reason: format!("{} already exists{why}; move it or choose another output file", path.display()),
+        };
+        let Ok(index) = archive::read_index(path) else {
+            return Err(refused(" and is not an archive"));
+        };
+        let mut archived: Vec<Option<SegmentMeta>> = index.entries.iter().map(|e| e.segment_meta()).collect();
+        let mut wanted: Vec<Option<SegmentMeta>> = metas.iter().cloned().map(Some).collect();
+        archived.sort_by_key(|m| m.as_ref().map(SegmentMeta::id));
+        wanted.sort_by_key(|m| m.as_ref().map(SegmentMeta::id));
+        if archived != wanted {
+            return Err(refused(" and holds other segments than the months to archive"));
+        }
+        archive::verify(path, &index, None, None)?;
+        let len = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+        Ok((len, index))
     }
 
     /// Keys of the objects the file rows of the segments `metas` name (their

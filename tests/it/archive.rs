@@ -2,7 +2,7 @@
 //! counts); restoring twice or over live data is refused; corrupt, truncated, tampered
 //! and foreign archives are rejected before anything is written.
 
-use crate::common::{files_under, seed};
+use crate::common::{copy_dir, files_under, seed};
 use crate::compaction::{answers, lifecycle_options, month_start, random_batch};
 use annals::{Batch, Engine, Error, FieldValue, Month, SeriesKey};
 use rand::SeedableRng;
@@ -78,6 +78,67 @@ fn archive_and_restore_round_trip() {
     assert!(report.is_clean(), "{:?}", report.problems);
     let engine = Engine::open(dir.path(), lifecycle_options()).unwrap();
     assert_eq!(answers(&engine), before, "seed {seed}: answers differ after reopen");
+    engine.close().unwrap();
+}
+
+/// A run killed after renaming its archive into place, before the manifest lost the
+/// months: the store still holds them and the file is there. The rerun finishes that run;
+/// a file at that path that is not an archive of exactly those segments is refused and
+/// left as it was.
+#[test]
+fn a_rerun_after_a_kill_between_rename_and_manifest_finishes_the_archive() {
+    let seed = seed();
+    let dir = tempfile::tempdir().unwrap();
+    let (killed, other) = (dir.path().join("killed"), dir.path().join("other"));
+    let store = dir.path().join("store");
+    let engine = filled_store(&store, seed);
+    engine.flush().unwrap();
+    let before = answers(&engine);
+    engine.close().unwrap();
+    copy_dir(&store, &killed);
+    copy_dir(&store, &other);
+    let engine = Engine::open(&store, lifecycle_options()).unwrap();
+    let report = engine.archive(november(), None, &mut |_, _| {}).unwrap();
+    let archived = answers(&engine);
+    engine.close().unwrap();
+    let name = report.path.file_name().unwrap();
+
+    // The killed run's state: its archive in place, the months still in the store.
+    std::fs::create_dir_all(killed.join("archive")).unwrap();
+    std::fs::copy(&report.path, killed.join("archive").join(name)).unwrap();
+    let engine = Engine::open(&killed, lifecycle_options()).unwrap();
+    assert_eq!(answers(&engine), before);
+    let rerun = engine.archive(november(), None, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (rerun.months.clone(), rerun.segments, rerun.rows, rerun.archive_bytes),
+        (report.months.clone(), report.segments, report.rows, report.archive_bytes),
+        "seed {seed}"
+    );
+    assert_eq!(answers(&engine), archived, "seed {seed}: the rerun removed the months");
+    engine.restore(&rerun.path, &mut |_, _| {}).unwrap();
+    assert_eq!(answers(&engine), before, "seed {seed}: the leftover archive restores");
+    engine.close().unwrap();
+
+    // Not an archive, then an archive of other segments (October gained one since): refused.
+    let engine = Engine::open(&other, lifecycle_options()).unwrap();
+    let target = other.join("archive").join(name);
+    std::fs::create_dir_all(other.join("archive")).unwrap();
+    std::fs::write(&target, b"someone's notes").unwrap();
+    let refused = engine.archive(november(), None, &mut |_, _| {}).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Refused { reason } if reason.contains("already exists and is not an archive")),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"someone's notes");
+    std::fs::copy(&report.path, &target).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 1);
+    engine.write(&random_batch(&mut rng, &[month_start(2026, 10)])).unwrap();
+    let refused = engine.archive(november(), None, &mut |_, _| {}).unwrap_err();
+    assert!(
+        matches!(&refused, Error::Refused { reason } if reason.contains("holds other segments than the months to archive")),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), std::fs::read(&report.path).unwrap());
     engine.close().unwrap();
 }
 

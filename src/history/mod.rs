@@ -353,6 +353,21 @@ impl History {
         Ok(out)
     }
 
+    /// The events of an alert's latest raising, newest first: each acknowledgement and
+    /// resolution since, then the raising itself (empty when the alert is unknown).
+    pub fn alert_events(&self, alert_id: &str) -> Result<Vec<AlertEvent>> {
+        let mut events = Vec::new();
+        self.alert_events_newest_first(|event| {
+            if event.alert_id == alert_id {
+                let raised = event.state == AlertState::Raised;
+                events.push(event);
+                return raised;
+            }
+            false
+        })?;
+        Ok(events)
+    }
+
     /// Hands every alert event to `visit`, newest first, until it returns true.
     fn alert_events_newest_first(&self, mut visit: impl FnMut(AlertEvent) -> bool) -> Result<()> {
         let query = Query {

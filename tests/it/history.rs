@@ -172,6 +172,21 @@ fn alerts_are_acknowledged_and_resolved_by_appending() {
         (AlertState::Resolved, T + 20, "Disk almost full")
     );
     assert!(!history.acknowledge_alert("no-such-alert", T).unwrap());
+    let life: Vec<(AlertState, i64)> = history
+        .alert_events("disk-1")
+        .unwrap()
+        .iter()
+        .map(|e| (e.state, e.timestamp))
+        .collect();
+    assert_eq!(
+        life,
+        vec![
+            (AlertState::Resolved, T + 20),
+            (AlertState::Acknowledged, T + 10),
+            (AlertState::Raised, T)
+        ]
+    );
+    assert!(history.alert_events("no-such-alert").unwrap().is_empty());
     let events = history
         .query_data(&DataQuery {
             data_types: vec![DataType::Alerts],

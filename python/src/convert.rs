@@ -104,21 +104,31 @@ fn timedelta(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .bind(py))
 }
 
+/// `annals._types.<name>` (a data class, an enum or an enum member `Enum.MEMBER`), looked
+/// up once per call site.
+macro_rules! typed {
+    ($py:expr, $name:literal) => {{
+        static CELL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        CELL.get_or_try_init($py, || -> PyResult<Py<PyAny>> {
+            let mut value = types($py)?.clone().into_any();
+            for part in $name.split('.') {
+                value = value.getattr(part)?;
+            }
+            Ok(value.unbind())
+        })
+        .map(|v| v.bind($py))
+    }};
+}
+
 /// An instance of the data class `class` of `annals._types` with `fields` as its
 /// attributes, without running `__init__` (the values are already checked).
-pub fn instance<'py>(py: Python<'py>, class: &str, fields: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+pub fn instance<'py>(py: Python<'py>, class: &Bound<'py, PyAny>, fields: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
     let new = OBJECT_NEW.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(PyModule::import(py, "builtins")?.getattr("object")?.getattr("__new__")?.unbind())
     })?;
-    let class = types(py)?.getattr(class)?;
     let object = new.bind(py).call1((class,))?;
     object.setattr(intern!(py, "__dict__"), fields)?;
     Ok(object)
-}
-
-/// A member of an enum of `annals._types` by its name.
-pub fn member<'py>(py: Python<'py>, enum_name: &str, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    types(py)?.getattr(enum_name)?.getattr(name)
 }
 
 /// Nanoseconds since the epoch from an aware datetime or an integer.
@@ -162,15 +172,101 @@ pub fn timestamp_out(py: Python<'_>, ns: i64, as_ns: bool) -> PyResult<Bound<'_,
         return ns.into_bound_py_any(py);
     }
     let micros = ns.div_euclid(1000);
-    let delta = timedelta(py)?.call1((0, 0, micros))?;
-    epoch(py)?.add(delta)
+    let seconds = micros.div_euclid(1_000_000);
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    if !(1..=9999).contains(&year) {
+        // Outside datetime's years (only for timestamps near the ends of the i64 range).
+        let delta = timedelta(py)?.call1((0, 0, micros))?;
+        return epoch(py)?.add(delta);
+    }
+    // One call of the constructor (cheaper than epoch + timedelta under the stable ABI).
+    let datetime = typed_datetime(py)?;
+    datetime.call1((
+        year,
+        month,
+        day,
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60,
+        micros.rem_euclid(1_000_000),
+        utc(py)?,
+    ))
 }
 
-/// An attribute of a record.
-fn attr<'py>(object: &Bound<'py, PyAny>, at: Loc<'_>) -> PyResult<Bound<'py, PyAny>> {
-    object
-        .getattr(PyString::intern(object.py(), at.attr))
-        .map_err(|_| invalid(object.py(), Loc { attr: "", ..at }, format!("has no attribute {:?}", at.attr)))
+/// Year, month and day of a day count since 1970-01-01 (proleptic Gregorian; the
+/// algorithm of Howard Hinnant's "chrono-Compatible Low-Level Date Algorithms").
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+static DATETIME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn typed_datetime(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(DATETIME
+        .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(PyModule::import(py, "datetime")?.getattr("datetime")?.unbind())
+        })?
+        .bind(py))
+}
+
+fn utc(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    Ok(UTC
+        .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(PyModule::import(py, "datetime")?.getattr("timezone")?.getattr("utc")?.unbind())
+        })?
+        .bind(py))
+}
+
+/// A record being read: its `__dict__` when it has one (a data class instance keeps its
+/// fields there, and a dict lookup skips the type's attribute search), else `getattr`.
+struct Fields<'a, 'py> {
+    object: &'a Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+    at: Loc<'a>,
+}
+
+impl<'a, 'py> Fields<'a, 'py> {
+    fn of(object: &'a Bound<'py, PyAny>, at: Loc<'a>) -> Fields<'a, 'py> {
+        let dict = object
+            .getattr(intern!(object.py(), "__dict__"))
+            .ok()
+            .and_then(|d| d.cast_into::<PyDict>().ok());
+        Fields { object, dict, at }
+    }
+
+    /// Attribute `key`, or None when the record lacks it.
+    fn optional(&self, key: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if let Some(dict) = &self.dict
+            && let Some(value) = dict.get_item(key)?
+        {
+            return Ok(Some(value));
+        }
+        Ok(self.object.getattr(key).ok())
+    }
+
+    /// Attribute `key` (named `name`), required.
+    fn get(&self, key: &Bound<'py, PyString>, name: &'static str) -> PyResult<Bound<'py, PyAny>> {
+        self.optional(key)?
+            .ok_or_else(|| invalid(self.object.py(), self.at, format!("has no attribute {name:?}")))
+    }
+}
+
+/// Attribute `$name` of the record `$fields` (see [`Fields`]), with its name interned once.
+macro_rules! get {
+    ($fields:expr, $name:literal) => {
+        $fields.get(intern!($fields.object.py(), $name), $name)
+    };
 }
 
 fn text(value: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<String> {
@@ -324,69 +420,69 @@ pub fn items<'py>(value: &Bound<'py, PyAny>, at: Loc<'_>) -> PyResult<Vec<Bound<
 }
 
 pub fn metric(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<MetricData> {
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     Ok(MetricData {
-        timestamp: timestamp_ns(&get("timestamp")?, w("timestamp"))?,
-        metric_type: text(&get("metric_type")?, w("metric_type"))?,
-        metric_name: text(&get("metric_name")?, w("metric_name"))?,
-        value: number(&get("value")?, w("value"))?,
-        unit: optional_text(&get("unit")?, w("unit"))?,
-        tags: tags(&get("tags")?, w("tags"))?,
+        timestamp: timestamp_ns(&get!(f, "timestamp")?, w("timestamp"))?,
+        metric_type: text(&get!(f, "metric_type")?, w("metric_type"))?,
+        metric_name: text(&get!(f, "metric_name")?, w("metric_name"))?,
+        value: number(&get!(f, "value")?, w("value"))?,
+        unit: optional_text(&get!(f, "unit")?, w("unit"))?,
+        tags: tags(&get!(f, "tags")?, w("tags"))?,
     })
 }
 
 pub fn performance(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<PerformanceData> {
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     Ok(PerformanceData {
-        timestamp: timestamp_ns(&get("timestamp")?, w("timestamp"))?,
-        component: text(&get("component")?, w("component"))?,
-        operation: text(&get("operation")?, w("operation"))?,
-        duration_ms: optional_number(&get("duration_ms")?, w("duration_ms"))?,
-        throughput: optional_number(&get("throughput")?, w("throughput"))?,
-        efficiency_percent: optional_number(&get("efficiency_percent")?, w("efficiency_percent"))?,
-        error_count: optional_integer(&get("error_count")?, w("error_count"))?.unwrap_or(0),
-        metadata: metadata(&get("metadata")?, w("metadata"))?,
-        tags: tags(&get("tags")?, w("tags"))?,
+        timestamp: timestamp_ns(&get!(f, "timestamp")?, w("timestamp"))?,
+        component: text(&get!(f, "component")?, w("component"))?,
+        operation: text(&get!(f, "operation")?, w("operation"))?,
+        duration_ms: optional_number(&get!(f, "duration_ms")?, w("duration_ms"))?,
+        throughput: optional_number(&get!(f, "throughput")?, w("throughput"))?,
+        efficiency_percent: optional_number(&get!(f, "efficiency_percent")?, w("efficiency_percent"))?,
+        error_count: optional_integer(&get!(f, "error_count")?, w("error_count"))?.unwrap_or(0),
+        metadata: metadata(&get!(f, "metadata")?, w("metadata"))?,
+        tags: tags(&get!(f, "tags")?, w("tags"))?,
     })
 }
 
 pub fn log(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<LogEntry> {
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     Ok(LogEntry {
-        timestamp: timestamp_ns(&get("timestamp")?, w("timestamp"))?,
-        level: level(&get("level")?, w("level"))?,
-        logger_name: text(&get("logger_name")?, w("logger_name"))?,
-        message: text(&get("message")?, w("message"))?,
-        module: optional_text(&get("module")?, w("module"))?,
-        function_name: optional_text(&get("function_name")?, w("function_name"))?,
-        line_number: optional_integer(&get("line_number")?, w("line_number"))?,
-        thread_id: optional_integer(&get("thread_id")?, w("thread_id"))?,
-        process_id: optional_integer(&get("process_id")?, w("process_id"))?,
-        extra_data: metadata(&get("extra_data")?, w("extra_data"))?,
-        tags: tags(&get("tags")?, w("tags"))?,
+        timestamp: timestamp_ns(&get!(f, "timestamp")?, w("timestamp"))?,
+        level: level(&get!(f, "level")?, w("level"))?,
+        logger_name: text(&get!(f, "logger_name")?, w("logger_name"))?,
+        message: text(&get!(f, "message")?, w("message"))?,
+        module: optional_text(&get!(f, "module")?, w("module"))?,
+        function_name: optional_text(&get!(f, "function_name")?, w("function_name"))?,
+        line_number: optional_integer(&get!(f, "line_number")?, w("line_number"))?,
+        thread_id: optional_integer(&get!(f, "thread_id")?, w("thread_id"))?,
+        process_id: optional_integer(&get!(f, "process_id")?, w("process_id"))?,
+        extra_data: metadata(&get!(f, "extra_data")?, w("extra_data"))?,
+        tags: tags(&get!(f, "tags")?, w("tags"))?,
     })
 }
 
 pub fn alert(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<AlertEvent> {
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     let state = match object.getattr(intern!(object.py(), "state")) {
         Ok(s) if !s.is_none() => alert_state(&s, w("state"))?,
         _ => AlertState::Raised,
     };
     Ok(AlertEvent {
-        timestamp: timestamp_ns(&get("timestamp")?, w("timestamp"))?,
-        alert_id: text(&get("alert_id")?, w("alert_id"))?,
+        timestamp: timestamp_ns(&get!(f, "timestamp")?, w("timestamp"))?,
+        alert_id: text(&get!(f, "alert_id")?, w("alert_id"))?,
         state,
-        level: level(&get("level")?, w("level"))?,
-        category: text(&get("category")?, w("category"))?,
-        title: text(&get("title")?, w("title"))?,
-        description: optional_text(&get("description")?, w("description"))?,
-        source_component: optional_text(&get("source_component")?, w("source_component"))?,
-        metadata: metadata(&get("metadata")?, w("metadata"))?,
+        level: level(&get!(f, "level")?, w("level"))?,
+        category: text(&get!(f, "category")?, w("category"))?,
+        title: text(&get!(f, "title")?, w("title"))?,
+        description: optional_text(&get!(f, "description")?, w("description"))?,
+        source_component: optional_text(&get!(f, "source_component")?, w("source_component"))?,
+        metadata: metadata(&get!(f, "metadata")?, w("metadata"))?,
     })
 }
 
@@ -416,7 +512,7 @@ pub fn log_tuple(item: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<LogEntry> {
 }
 
 pub fn commit(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::CommitData> {
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     let optional = |name: &'static str| match object.getattr(PyString::intern(object.py(), name)) {
         Ok(v) => optional_text(&v, w(name)),
@@ -427,13 +523,13 @@ pub fn commit(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::Commit
         _ => 1,
     };
     Ok(annals::CommitData {
-        commit_hash: text(&get("commit_hash")?, w("commit_hash"))?,
-        message: text(&get("message")?, w("message"))?,
-        author: text(&get("author")?, w("author"))?,
+        commit_hash: text(&get!(f, "commit_hash")?, w("commit_hash"))?,
+        message: text(&get!(f, "message")?, w("message"))?,
+        author: text(&get!(f, "author")?, w("author"))?,
         author_email: optional("author_email")?,
-        timestamp: timestamp_ns(&get("timestamp")?, w("timestamp"))?,
-        repository: text(&get("repository")?, w("repository"))?,
-        branch: text(&get("branch")?, w("branch"))?,
+        timestamp: timestamp_ns(&get!(f, "timestamp")?, w("timestamp"))?,
+        repository: text(&get!(f, "repository")?, w("repository"))?,
+        branch: text(&get!(f, "branch")?, w("branch"))?,
         pusher: optional("pusher")?,
         commit_count,
     })
@@ -441,7 +537,7 @@ pub fn commit(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::Commit
 
 pub fn diff(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::DiffData> {
     let py = object.py();
-    let get = |name: &'static str| attr(object, at.attr(name));
+    let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
     let optional_attr = |name: &'static str| object.getattr(PyString::intern(py, name)).ok().filter(|v| !v.is_none());
     let content = match optional_attr("diff_content") {
@@ -462,7 +558,7 @@ pub fn diff(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::DiffData
         Some(v) => return Err(wrong_type(py, w("binary"), "bool", &v)),
     };
     Ok(annals::DiffData {
-        file_path: text(&get("file_path")?, w("file_path"))?,
+        file_path: text(&get!(f, "file_path")?, w("file_path"))?,
         old_path: optional_attr("old_path").map(|v| text(&v, w("old_path"))).transpose()?,
         additions: optional_attr("additions")
             .map(|v| integer(&v, w("additions")))
@@ -506,8 +602,14 @@ fn tags_out<'py>(py: Python<'py>, tags: &BTreeMap<String, String>) -> PyResult<B
     Ok(dict)
 }
 
-fn level_out<'py>(py: Python<'py>, level: LogLevel) -> PyResult<Bound<'py, PyAny>> {
-    member(py, "LogLevel", level.as_str())
+fn level_out(py: Python<'_>, level: LogLevel) -> PyResult<&Bound<'_, PyAny>> {
+    match level {
+        LogLevel::Debug => typed!(py, "LogLevel.DEBUG"),
+        LogLevel::Info => typed!(py, "LogLevel.INFO"),
+        LogLevel::Warning => typed!(py, "LogLevel.WARNING"),
+        LogLevel::Error => typed!(py, "LogLevel.ERROR"),
+        LogLevel::Critical => typed!(py, "LogLevel.CRITICAL"),
+    }
 }
 
 /// A record read back as its data class.
@@ -522,7 +624,7 @@ pub fn record_out<'py>(py: Python<'py>, record: &annals::history::Record, as_ns:
             d.set_item(intern!(py, "value"), m.value)?;
             d.set_item(intern!(py, "unit"), &m.unit)?;
             d.set_item(intern!(py, "tags"), tags_out(py, &m.tags)?)?;
-            instance(py, "MetricData", d)
+            instance(py, typed!(py, "MetricData")?, d)
         }
         Record::Performance(p) => {
             d.set_item(intern!(py, "timestamp"), timestamp_out(py, p.timestamp, as_ns)?)?;
@@ -534,7 +636,7 @@ pub fn record_out<'py>(py: Python<'py>, record: &annals::history::Record, as_ns:
             d.set_item(intern!(py, "error_count"), p.error_count)?;
             d.set_item(intern!(py, "metadata"), metadata_out(py, &p.metadata)?)?;
             d.set_item(intern!(py, "tags"), tags_out(py, &p.tags)?)?;
-            instance(py, "PerformanceData", d)
+            instance(py, typed!(py, "PerformanceData")?, d)
         }
         Record::Log(l) => {
             d.set_item(intern!(py, "timestamp"), timestamp_out(py, l.timestamp, as_ns)?)?;
@@ -548,7 +650,7 @@ pub fn record_out<'py>(py: Python<'py>, record: &annals::history::Record, as_ns:
             d.set_item(intern!(py, "process_id"), l.process_id)?;
             d.set_item(intern!(py, "extra_data"), metadata_out(py, &l.extra_data)?)?;
             d.set_item(intern!(py, "tags"), tags_out(py, &l.tags)?)?;
-            instance(py, "LogEntry", d)
+            instance(py, typed!(py, "LogEntry")?, d)
         }
         Record::Alert(a) => alert_out(py, a, None, None, as_ns),
     }
@@ -579,17 +681,26 @@ pub fn alert_out<'py>(
     d.set_item(intern!(py, "metadata"), metadata_out(py, &a.metadata)?)?;
     d.set_item(
         intern!(py, "state"),
-        member(py, "AlertState", &a.state.as_str().to_ascii_uppercase())?,
+        match a.state {
+            AlertState::Raised => typed!(py, "AlertState.RAISED")?,
+            AlertState::Acknowledged => typed!(py, "AlertState.ACKNOWLEDGED")?,
+            AlertState::Resolved => typed!(py, "AlertState.RESOLVED")?,
+        },
     )?;
     d.set_item(intern!(py, "acknowledged_at"), optional_time(acknowledged_at)?)?;
     d.set_item(intern!(py, "resolved_at"), optional_time(resolved_at)?)?;
-    instance(py, "AlertEvent", d)
+    instance(py, typed!(py, "AlertEvent")?, d)
 }
 
 pub fn storage_result_out<'py>(py: Python<'py>, r: &annals::StorageResult) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
     d.set_item("success", r.success)?;
-    d.set_item("status", member(py, "StorageStatus", &r.status.as_str().to_ascii_uppercase())?)?;
+    let status = match r.status {
+        annals::StorageStatus::Success => typed!(py, "StorageStatus.SUCCESS")?,
+        annals::StorageStatus::Failed => typed!(py, "StorageStatus.FAILED")?,
+        annals::StorageStatus::Duplicate => typed!(py, "StorageStatus.DUPLICATE")?,
+    };
+    d.set_item("status", status)?;
     d.set_item("commit_id", r.commit_id)?;
     d.set_item("message", &r.message)?;
     d.set_item("timestamp", timestamp_out(py, r.timestamp, false)?)?;
@@ -600,7 +711,7 @@ pub fn storage_result_out<'py>(py: Python<'py>, r: &annals::StorageResult) -> Py
     m.set_item("inline_bytes", r.metadata.inline_bytes)?;
     m.set_item("offloaded_bytes", r.metadata.offloaded_bytes)?;
     d.set_item("metadata", m)?;
-    instance(py, "StorageResult", d)
+    instance(py, typed!(py, "StorageResult")?, d)
 }
 
 pub fn stored_commit_out<'py>(py: Python<'py>, s: &annals::history::StoredCommit) -> PyResult<Bound<'py, PyAny>> {
@@ -630,8 +741,23 @@ pub fn stored_commit_out<'py>(py: Python<'py>, s: &annals::history::StoredCommit
         fd.set_item("diff_bytes", f.diff_bytes)?;
         fd.set_item("stored", f.stored.as_str())?;
         fd.set_item("old_path", &f.old_path)?;
-        files.append(instance(py, "StoredDiff", fd)?)?;
+        files.append(instance(py, typed!(py, "StoredDiff")?, fd)?)?;
     }
     d.set_item("files", files)?;
-    instance(py, "StoredCommit", d)
+    instance(py, typed!(py, "StoredCommit")?, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_423), (2025, 12, 1));
+        assert_eq!(civil_from_days(-719_162), (1, 1, 1));
+        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
+    }
 }

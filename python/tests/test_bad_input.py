@@ -119,3 +119,19 @@ def test_errors_pickle_with_their_data():
     e = annals.LimitExceededError("too long", limit="max_name_bytes", value=300, max=255, context=None)
     back = pickle.loads(pickle.dumps(e))
     assert (type(back), back.limit, back.value, back.max, str(back)) == (annals.LimitExceededError, "max_name_bytes", 300, 255, "too long")
+
+
+def test_a_damaged_segment_raises_corruption_error_with_file_and_offset(store_dir):
+    with annals.History(store_dir) as history:
+        history.store_metrics([metric(timestamp=T.replace(second=i % 60, minute=i // 60), value=float(i)) for i in range(3000)])
+    (segment,) = sorted(store_dir.glob("data/*/*.seg"))
+    data = bytearray(segment.read_bytes())
+    middle = len(data) // 3
+    data[middle] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with pytest.raises(annals.CorruptionError) as caught:
+        with annals.History(store_dir) as history:
+            history.query_data(DataQuery(limit=1000))
+    assert caught.value.file == str(segment)
+    assert 0 <= caught.value.offset < len(data)
+    assert caught.value.kind

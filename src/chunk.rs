@@ -120,6 +120,17 @@ impl ColumnValues {
         }
     }
 
+    /// The slots of `range`, copied as one run.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> ColumnValues {
+        match self {
+            ColumnValues::F64(v) => ColumnValues::F64(v[range].to_vec()),
+            ColumnValues::I64(v) => ColumnValues::I64(v[range].to_vec()),
+            ColumnValues::Bool(v) => ColumnValues::Bool(v[range].to_vec()),
+            ColumnValues::Str(v) => ColumnValues::Str(v[range].to_vec()),
+            ColumnValues::Bytes(v) => ColumnValues::Bytes(v[range].to_vec()),
+        }
+    }
+
     /// Reverses the slots.
     pub(crate) fn reverse(&mut self) {
         match self {
@@ -203,7 +214,6 @@ impl Chunk {
 
     /// A chunk of rows `range` of this one; columns without a value there are dropped.
     pub(crate) fn slice_rows(&self, range: std::ops::Range<usize>) -> Chunk {
-        let indices: Vec<usize> = range.clone().collect();
         let columns = self
             .columns
             .iter()
@@ -219,7 +229,7 @@ impl Chunk {
                 let all_valid = validity.iter().all(|&v| v);
                 Some(Column {
                     name: c.name.clone(),
-                    values: c.values.gather(&indices),
+                    values: c.values.slice(range.clone()),
                     validity: if all_valid { Vec::new() } else { validity },
                 })
             })

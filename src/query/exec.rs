@@ -245,11 +245,21 @@ fn raw(view: &ReadView<'_>, query: &Query, plan: &Plan, fingerprint: u64, after:
             Order::Descending => range.end = range.end.min(ts.saturating_add(1)),
         }
     }
+    // A page takes at most offset + limit rows of any series, one more to look ahead
+    // for the cursor, and past a cursor one row at its timestamp that the cursor skips
+    // (events can hold many rows at one timestamp: those series are not capped then).
+    // Filters drop rows after reading, so a filtered page reads whole blocks.
+    let cap = query
+        .limit
+        .filter(|_| query.filters.is_empty())
+        .map(|limit| limit.saturating_add(query.offset).saturating_add(2));
     let mut series = Vec::with_capacity(plan.series.len());
     for (id, key) in &plan.series {
+        let series_cap = cap.filter(|_| after.is_none() || !key.kind().is_event());
         let chunks = view
             .series_chunks(*id, range, plan.read_fields.clone(), query.order)?
-            .with_pruner(pruner(&query.filters));
+            .with_pruner(pruner(&query.filters))
+            .with_row_cap(series_cap);
         series.push((key.clone(), *id, chunks));
     }
     let scan = Scan::new(series, query.order, None)?;

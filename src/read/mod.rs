@@ -150,6 +150,9 @@ pub struct SeriesChunks {
     pruner: Option<BlockPruner>,
     /// Keep rows that have none of the wanted fields (for counting rows).
     keep_empty_rows: bool,
+    /// At most this many rows of each unit, the first ones in `order`: a reader that
+    /// stops after n rows of the series needs no more (see [`SeriesChunks::with_row_cap`]).
+    row_cap: Option<usize>,
 }
 
 impl SeriesChunks {
@@ -241,12 +244,24 @@ impl SeriesChunks {
             units,
             pruner: None,
             keep_empty_rows: false,
+            row_cap: None,
         })
     }
 
     /// Skips lone blocks the pruner rules out.
     pub(crate) fn with_pruner(mut self, pruner: Option<BlockPruner>) -> SeriesChunks {
         self.pruner = pruner;
+        self
+    }
+
+    /// Hands out at most `cap` rows of each block or merged unit: the first `cap` in the
+    /// chunks' order. For a reader that takes at most `cap` rows of this series (a raw
+    /// page: offset + limit and its lookahead), so a page of a long series copies its
+    /// rows, not whole blocks. Only without a field selection (rows never dropped after
+    /// the cap): merging the capped parts of overlapping blocks is exact, because the first
+    /// `cap` timestamps of a union lie within the first `cap` of each part.
+    pub(crate) fn with_row_cap(mut self, cap: Option<usize>) -> SeriesChunks {
+        self.row_cap = cap.filter(|_| self.fields.is_none());
         self
     }
 
@@ -279,10 +294,16 @@ impl SeriesChunks {
     fn decode_block(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Chunk, Vec<u64>)>> {
         let wanted = self.wanted_fields(segment);
         let chunk = segment.read_block(self.series, meta, wanted.as_deref())?;
-        let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
-        let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
+        let mut start = chunk.timestamps.partition_point(|&t| t < self.range.start);
+        let mut end = chunk.timestamps.partition_point(|&t| t < self.range.end);
         if start == end {
             return Ok(None);
+        }
+        if let Some(cap) = self.row_cap {
+            match self.order {
+                Order::Ascending => end = end.min(start.saturating_add(cap)),
+                Order::Descending => start = start.max(end.saturating_sub(cap)),
+            }
         }
         let chunk = chunk.slice_rows(start..end);
         let versions = if self.kind.is_event() {
@@ -401,6 +422,15 @@ impl SeriesChunks {
         chunk.series = self.series;
         if !self.kind.is_event() {
             chunk.record_ids.clear();
+        }
+        if let Some(cap) = self.row_cap
+            && chunk.len() > cap
+        {
+            let len = chunk.len();
+            chunk = match self.order {
+                Order::Ascending => chunk.slice_rows(0..cap),
+                Order::Descending => chunk.slice_rows(len - cap..len),
+            };
         }
         if self.order == Order::Descending {
             chunk.reverse();

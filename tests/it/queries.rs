@@ -408,3 +408,76 @@ fn aggregates_over_blocks_overlapped_by_partial_writes_equal_the_brute_force_ans
     let want = evaluate(&model, &query);
     assert!(same_row(&engine_row((&tags, &columns), &rows[0]), &want[0]), "{rows:?} vs {want:?}");
 }
+
+/// Raw pages read at most offset + limit rows of each series' blocks (and of blocks that
+/// overlap, merged): over long series in several overlapping segments, with events that
+/// share timestamps, every page in both orders, by offset and by cursor, is the
+/// corresponding slice of the whole answer.
+#[test]
+fn capped_pages_equal_slices_of_the_whole_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let log = |host: &str| SeriesKey::new(annals::SeriesKind::Log, "events", [("host", host)]).unwrap();
+    // Three passes over the same time range, flushed apart: overlapping blocks whose rows
+    // merge (metrics) or stand side by side (events, dozens per timestamp). Host a holds
+    // most rows, so a page's rows mostly come from one series.
+    for pass in 0..3i64 {
+        let mut batch = Batch::new();
+        for i in 0..400i64 {
+            let ts = (i * 7 + pass * 3) % 1000 * 10;
+            for (host, every) in [("a", 1), ("b", 10), ("c", 50)] {
+                if i % every != 0 {
+                    continue;
+                }
+                let field = if pass == 1 { "u" } else { "v" };
+                batch
+                    .add_row(&key(host), ts, vec![(field, FieldValue::I64(i * 10 + pass))])
+                    .unwrap();
+                let message = FieldValue::Str(format!("{host} {pass} {i}"));
+                batch.add_row(&log(host), ts / 500 * 500, vec![("message", message)]).unwrap();
+            }
+        }
+        engine.write(&batch).unwrap();
+        engine.flush().unwrap();
+    }
+    for measurement in ["m", "events"] {
+        for order in [Order::Ascending, Order::Descending] {
+            let whole = Query {
+                selector: SeriesSelector::measurement(measurement),
+                order,
+                ..Query::default()
+            };
+            let all = values(&engine, &whole);
+            assert!(all.len() > 1000, "{measurement}: {} rows", all.len());
+            for (limit, offset) in [(1, 0), (7, 3), (5, 40), (50, 0), (333, 17)] {
+                let page = values(
+                    &engine,
+                    &Query {
+                        limit: Some(limit),
+                        offset,
+                        ..whole.clone()
+                    },
+                );
+                assert_eq!(
+                    page,
+                    all[offset..offset + limit],
+                    "{measurement} {order:?} limit {limit} offset {offset}"
+                );
+            }
+            let mut paged = Vec::new();
+            let mut query = Query {
+                limit: Some(37),
+                ..whole.clone()
+            };
+            loop {
+                let (rows, cursor) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
+                paged.extend(rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)));
+                match cursor {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(paged, all, "{measurement} {order:?} by cursor");
+        }
+    }
+}

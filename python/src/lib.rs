@@ -205,13 +205,18 @@ impl Store {
     }
 
     /// Stores the logging handler's record tuples, all or none; returns the rows written.
+    /// The conversion lets go of the GIL every few hundred records, so the threads that
+    /// log wait for it at most about a millisecond, not for the whole batch.
     fn store_log_tuples(&self, py: Python<'_>, records: &Bound<'_, PyList>) -> PyResult<usize> {
-        let records = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| convert::log_tuple(&r, Loc::item("records", i)))
-            .collect::<PyResult<Vec<_>>>()?;
-        self.with(py, |h| h.store_logs(&records)).map(|r| r.rows)
+        const RECORDS_PER_GIL_HOLD: usize = 256;
+        let mut converted = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 && i % RECORDS_PER_GIL_HOLD == 0 {
+                py.detach(std::thread::yield_now);
+            }
+            converted.push(convert::log_tuple(&r, Loc::item("records", i))?);
+        }
+        self.with(py, |h| h.store_logs(&converted)).map(|r| r.rows)
     }
 
     /// Stores an alert event; returns its record id.

@@ -34,35 +34,16 @@ from pathlib import Path
 import annals
 from annals import DataQuery, DataType, MetricData
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS system_metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    timestamp INTEGER NOT NULL,
-    metric_type TEXT NOT NULL,
-    metric_name TEXT NOT NULL,
-    value REAL NOT NULL,
-    unit TEXT,
-    tags TEXT
-);
-CREATE INDEX IF NOT EXISTS idx_metrics_timestamp ON system_metrics(timestamp);
-CREATE INDEX IF NOT EXISTS idx_metrics_type ON system_metrics(metric_type);
-CREATE INDEX IF NOT EXISTS idx_metrics_name ON system_metrics(metric_name);
-CREATE TABLE IF NOT EXISTS system_logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    timestamp INTEGER NOT NULL,
-    level TEXT NOT NULL,
-    logger_name TEXT NOT NULL,
-    message TEXT NOT NULL,
-    module TEXT,
-    function_name TEXT,
-    line_number INTEGER,
-    thread_id INTEGER,
-    process_id INTEGER,
-    extra_data TEXT
-);
-CREATE INDEX IF NOT EXISTS idx_logs_timestamp ON system_logs(timestamp);
-CREATE INDEX IF NOT EXISTS idx_logs_level ON system_logs(level);
-"""
+def peer_schema() -> str:
+    """The SQLite schema of annals-bench's peer (`SCHEMA` in src/bin/annals-bench/sqlite.rs),
+    read from the repository so the two benchmarks run the same tables."""
+    source = Path(__file__).resolve().parents[2] / "src" / "bin" / "annals-bench" / "sqlite.rs"
+    text = source.read_text()
+    start = text.index('const SCHEMA: &str = "') + len('const SCHEMA: &str = "')
+    return text[start : text.index('";', start)].replace('\\"', '"').replace("\\\\", "\\")
+
+
+SCHEMA = peer_schema()
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 START = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -137,7 +118,7 @@ def annals_query(history: annals.History, n: int):
 
 class SQLiteLogHandler(logging.Handler):
     """HistoryLogHandler's design (a deque, a writer thread, batches) over SQLite's
-    system_logs table, so the comparison is of the stores."""
+    system_logs table and its FTS5 index, so the comparison is of the stores."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
@@ -169,8 +150,12 @@ class SQLiteLogHandler(logging.Handler):
             except IndexError:
                 pass
             if batch:
+                # The full-text index is kept as annals-bench's peer keeps it (annals
+                # indexes its log messages too).
                 with self.conn:
+                    (last,) = self.conn.execute("SELECT coalesce(max(id), 0) FROM system_logs").fetchone()
                     self.conn.executemany(sql, batch)
+                    self.conn.execute("INSERT INTO system_logs_fts (rowid, message) SELECT id, message FROM system_logs WHERE id > ?", (last,))
                 self.written += len(batch)
             elif self.stop:
                 return

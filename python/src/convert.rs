@@ -419,6 +419,16 @@ pub fn items<'py>(value: &Bound<'py, PyAny>, at: Loc<'_>) -> PyResult<Vec<Bound<
     }
 }
 
+/// Every item of the list argument `arg`, converted by `convert`; the first refusal names
+/// its position.
+pub fn each<T>(list: &Bound<'_, PyAny>, arg: &str, convert: impl Fn(&Bound<'_, PyAny>, Loc<'_>) -> PyResult<T>) -> PyResult<Vec<T>> {
+    items(list, Loc::arg(arg))?
+        .iter()
+        .enumerate()
+        .map(|(i, item)| convert(item, Loc::item(arg, i)))
+        .collect()
+}
+
 pub fn metric(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<MetricData> {
     let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
@@ -514,12 +524,12 @@ pub fn log_tuple(item: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<LogEntry> {
 pub fn commit(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::CommitData> {
     let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
-    let optional = |name: &'static str| match object.getattr(PyString::intern(object.py(), name)) {
-        Ok(v) => optional_text(&v, w(name)),
-        Err(_) => Ok(None),
+    let optional = |name: &'static str| match f.optional(&PyString::intern(object.py(), name))? {
+        Some(v) => optional_text(&v, w(name)),
+        None => Ok(None),
     };
-    let commit_count = match object.getattr(intern!(object.py(), "commit_count")) {
-        Ok(v) if !v.is_none() => integer(&v, w("commit_count"))?,
+    let commit_count = match f.optional(intern!(object.py(), "commit_count"))? {
+        Some(v) if !v.is_none() => integer(&v, w("commit_count"))?,
         _ => 1,
     };
     Ok(annals::CommitData {
@@ -539,7 +549,7 @@ pub fn diff(object: &Bound<'_, PyAny>, at: Loc<'_>) -> PyResult<annals::DiffData
     let py = object.py();
     let f = Fields::of(object, at);
     let w = |name: &'static str| at.attr(name);
-    let optional_attr = |name: &'static str| object.getattr(PyString::intern(py, name)).ok().filter(|v| !v.is_none());
+    let optional_attr = |name: &'static str| f.optional(&PyString::intern(py, name)).ok().flatten().filter(|v| !v.is_none());
     let content = match optional_attr("diff_content") {
         None => None,
         Some(v) => {

@@ -116,35 +116,32 @@ pub fn to_py(py: Python<'_>, error: annals::Error) -> PyErr {
 /// Input refused before it reached the store: `at` names the argument, record and
 /// attribute (`metrics[3].value`).
 pub fn invalid(py: Python<'_>, at: impl std::fmt::Display, reason: impl std::fmt::Display) -> PyErr {
-    let where_ = at.to_string();
-    let reason = format!("{where_}: {reason}");
-    raise(
-        py,
-        "InvalidInputError",
-        reason.clone(),
-        &[
-            ("line", py.None()),
-            ("column", py.None()),
-            ("reason", obj(py, reason)),
-            ("field", obj(py, where_.as_str())),
-        ],
-    )
+    refused_input(py, "InvalidInputError", at.to_string(), reason)
 }
 
 /// A value of the wrong Python type: both an `annals.InvalidInputError` and a `TypeError`.
 pub fn wrong_type(py: Python<'_>, at: impl std::fmt::Display, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
-    let where_ = at.to_string();
     let type_name = got.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
-    let reason = format!("{where_}: expected {expected}, not {type_name}");
-    raise(
+    refused_input(
         py,
         "InvalidTypeError",
+        at.to_string(),
+        format!("expected {expected}, not {type_name}"),
+    )
+}
+
+/// `class` (an `InvalidInputError`) for the value at `where_`, with its reason.
+fn refused_input(py: Python<'_>, class: &str, where_: String, reason: impl std::fmt::Display) -> PyErr {
+    let reason = format!("{where_}: {reason}");
+    raise(
+        py,
+        class,
         reason.clone(),
         &[
             ("line", py.None()),
             ("column", py.None()),
             ("reason", obj(py, reason)),
-            ("field", obj(py, where_.as_str())),
+            ("field", obj(py, where_)),
         ],
     )
 }

@@ -173,34 +173,19 @@ impl Store {
 
     /// Stores metric readings, all or none; returns the rows written.
     fn store_metrics(&self, py: Python<'_>, metrics: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let items = convert::items(metrics, Loc::arg("metrics"))?;
-        let records = items
-            .iter()
-            .enumerate()
-            .map(|(i, m)| convert::metric(m, Loc::item("metrics", i)))
-            .collect::<PyResult<Vec<_>>>()?;
+        let records = convert::each(metrics, "metrics", convert::metric)?;
         self.with(py, |h| h.store_metrics(&records)).map(|r| r.rows)
     }
 
     /// Stores performance samples, all or none; returns the rows written.
     fn store_performance_data(&self, py: Python<'_>, samples: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let items = convert::items(samples, Loc::arg("samples"))?;
-        let records = items
-            .iter()
-            .enumerate()
-            .map(|(i, m)| convert::performance(m, Loc::item("samples", i)))
-            .collect::<PyResult<Vec<_>>>()?;
+        let records = convert::each(samples, "samples", convert::performance)?;
         self.with(py, |h| h.store_performance_data(&records)).map(|r| r.rows)
     }
 
     /// Stores log records, all or none; returns the rows written.
     fn store_logs(&self, py: Python<'_>, logs: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let items = convert::items(logs, Loc::arg("logs"))?;
-        let records = items
-            .iter()
-            .enumerate()
-            .map(|(i, m)| convert::log(m, Loc::item("logs", i)))
-            .collect::<PyResult<Vec<_>>>()?;
+        let records = convert::each(logs, "logs", convert::log)?;
         self.with(py, |h| h.store_logs(&records)).map(|r| r.rows)
     }
 

@@ -253,29 +253,24 @@ class History:
         kind: Optional[Union[DataType, str]] = None,
         max_rows: Optional[int] = None,
     ) -> Any:
-        """Every record of one kind ``query`` selects (page after page; its ``limit`` is
-        the page size), as one ``pyarrow.Table``, without building a Python object per
-        record. ``kind`` is needed when the query selects several kinds; ``max_rows``
-        stops after that many rows."""
-        from ._arrow import page_to_table, pyarrow
+        """Every record of one kind ``query`` selects (from its offset or cursor, in its
+        order; its ``limit`` is not used), at most ``max_rows``, as one ``pyarrow.Table``,
+        read into columns in one call without building a Python object per record.
+        ``kind`` is needed when the query selects several kinds."""
+        from ._arrow import pyarrow
 
         pa = pyarrow()
         query = query if query is not None else DataQuery()
-        tables = []
-        rows = 0
-        while max_rows is None or rows < max_rows:
-            page, _ = self._store.query_data(query)
-            table = page_to_table(page, kind)
-            if table.num_rows:
-                tables.append(table)
-                rows += table.num_rows
-            if page.next_cursor is None:
-                break
-            query = DataQuery(**{**query.__dict__, "cursor": page.next_cursor, "offset": 0})
-        if not tables:
-            return pa.table({})
-        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
-        return table if max_rows is None else table.slice(0, max_rows)
+        if kind is None:
+            kinds = list(query.data_types or [])
+            if len(kinds) != 1:
+                raise ValueError("the query selects several record kinds: pass kind= to pick one")
+            kind = kinds[0]
+        name = kind.value if isinstance(kind, DataType) else DataType(str(kind).lower()).value
+        if max_rows is not None and max_rows < 0:
+            raise ValueError(f"max_rows must be 0 or more, not {max_rows}")
+        batch = self._store.query_table(query, name, max_rows)
+        return pa.Table.from_batches([pa.record_batch(batch)])
 
     def get_trends(self, query: TrendQuery) -> TrendAnalysis:
         """Time-of-day patterns, anomalies, forecasts and correlations of the selected

@@ -1,17 +1,15 @@
 //! Query pages as Arrow record batches over the Arrow C Data Interface and its PyCapsule
 //! protocol (`__arrow_c_schema__`, `__arrow_c_array__`), so `pyarrow.record_batch(obj)`,
 //! polars and DuckDB import the columns without copying them and without annals depending
-//! on any Arrow crate. The buffers are built once from the page's records, 8-byte aligned,
-//! and owned by an `Arc` the consumer releases.
+//! on any Arrow crate. The buffers are the library's table columns (`annals::history::RecordTable`),
+//! moved (integers, floats) or copied (text) into 8-byte aligned buffers, and owned by an `Arc` the consumer releases.
 //!
 //! Specification: <https://arrow.apache.org/docs/format/CDataInterface.html> and
 //! <https://arrow.apache.org/docs/format/CDataInterface/PyCapsuleInterface.html>.
 
-use annals::history::Record;
-use annals::{FieldValue, Metadata};
+use annals::history::{Record, RecordTable, TableColumn, TableValues};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
-use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
@@ -70,10 +68,12 @@ impl Drop for FfiArray {
 
 const NULLABLE: i64 = 2;
 
-/// A buffer of 8-byte words (Arrow wants aligned buffers); its tail is zero padding.
-#[derive(Default)]
-struct Buffer {
-    words: Vec<u64>,
+/// A buffer of 8-byte aligned words (Arrow wants aligned buffers): the table's own
+/// integer and float columns, moved here, or bytes copied into words with zero padding.
+enum Buffer {
+    Words(Vec<u64>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
 }
 
 impl Buffer {
@@ -84,62 +84,45 @@ impl Buffer {
             b[..chunk.len()].copy_from_slice(chunk);
             *word = u64::from_ne_bytes(b);
         }
-        Buffer { words }
+        Buffer::Words(words)
     }
 
     fn ptr(&self) -> *const c_void {
-        self.words.as_ptr() as *const c_void
-    }
-}
-
-/// One column's values as they are collected.
-enum Values {
-    Timestamp(Vec<i64>),
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-    Bool(Vec<bool>),
-    Utf8(Vec<u8>, Vec<i32>),
-    Binary(Vec<u8>, Vec<i32>),
-}
-
-struct Column {
-    name: String,
-    values: Values,
-    valid: Vec<bool>,
-}
-
-impl Column {
-    fn format(&self) -> &'static str {
-        match self.values {
-            Values::Timestamp(_) => "tsn:UTC",
-            Values::F64(_) => "g",
-            Values::I64(_) => "l",
-            Values::Bool(_) => "b",
-            Values::Utf8(..) => "u",
-            Values::Binary(..) => "z",
+        match self {
+            Buffer::Words(v) => v.as_ptr() as *const c_void,
+            Buffer::I64(v) => v.as_ptr() as *const c_void,
+            Buffer::F64(v) => v.as_ptr() as *const c_void,
         }
     }
+}
 
-    /// Validity bitmap (None without nulls) and the data buffers.
-    fn buffers(&self) -> (usize, Option<Buffer>, Vec<Buffer>) {
-        let nulls = self.valid.iter().filter(|v| !**v).count();
-        let validity = (nulls > 0).then(|| Buffer::from_bytes(&bits(&self.valid)));
-        let data = match &self.values {
-            // The C Data Interface is native-endian, as these words are.
-            Values::Timestamp(v) | Values::I64(v) => vec![Buffer {
-                words: v.iter().map(|&x| x as u64).collect(),
-            }],
-            Values::F64(v) => vec![Buffer {
-                words: v.iter().map(|x| x.to_bits()).collect(),
-            }],
-            Values::Bool(v) => vec![Buffer::from_bytes(&bits(v))],
-            Values::Utf8(data, offsets) | Values::Binary(data, offsets) => vec![
-                Buffer::from_bytes(&offsets.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<_>>()),
-                Buffer::from_bytes(data),
-            ],
-        };
-        (nulls, validity, data)
+/// The Arrow format string of a column.
+fn format(values: &TableValues) -> &'static str {
+    match values {
+        TableValues::Timestamp(_) => "tsn:UTC",
+        TableValues::F64(_) => "g",
+        TableValues::I64(_) => "l",
+        TableValues::Bool(_) => "b",
+        TableValues::Utf8 { .. } => "u",
+        TableValues::Binary { .. } => "z",
     }
+}
+
+/// Null count, validity bitmap (None without nulls) and the data buffers of a column.
+fn buffers(column: TableColumn) -> (usize, Option<Buffer>, Vec<Buffer>) {
+    let nulls = column.valid.iter().filter(|v| !**v).count();
+    let validity = (nulls > 0).then(|| Buffer::from_bytes(&bits(&column.valid)));
+    let data = match column.values {
+        // The C Data Interface is native-endian, as these vectors are.
+        TableValues::Timestamp(v) | TableValues::I64(v) => vec![Buffer::I64(v)],
+        TableValues::F64(v) => vec![Buffer::F64(v)],
+        TableValues::Bool(v) => vec![Buffer::from_bytes(&bits(&v))],
+        TableValues::Utf8 { data, offsets } | TableValues::Binary { data, offsets } => vec![
+            Buffer::from_bytes(&offsets.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<_>>()),
+            Buffer::from_bytes(&data),
+        ],
+    };
+    (nulls, validity, data)
 }
 
 fn bits(values: &[bool]) -> Vec<u8> {
@@ -152,283 +135,11 @@ fn bits(values: &[bool]) -> Vec<u8> {
     out
 }
 
-/// Columns filled row by row; a column first seen at row `n` gets nulls for rows before it.
-struct Builder {
-    rows: usize,
-    columns: Vec<Column>,
-    index: BTreeMap<String, usize>,
-}
-
-/// A value of one cell.
-enum Cell<'a> {
-    Null,
-    Time(i64),
-    Value(&'a FieldValue),
-    F64(f64),
-    I64(i64),
-    Text(&'a str),
-}
-
-/// The data class fields of a record kind and their column types: the columns a batch of
-/// that kind always has (all null when no record set them), before its tag and extra
-/// columns.
-fn fixed_columns(kind: &str) -> &'static [(&'static str, char)] {
-    match kind {
-        "metrics" => &[
-            ("timestamp", 't'),
-            ("metric_type", 'u'),
-            ("metric_name", 'u'),
-            ("value", 'g'),
-            ("unit", 'u'),
-        ],
-        "performance" => &[
-            ("timestamp", 't'),
-            ("component", 'u'),
-            ("operation", 'u'),
-            ("duration_ms", 'g'),
-            ("throughput", 'g'),
-            ("efficiency_percent", 'g'),
-            ("error_count", 'l'),
-        ],
-        "logs" => &[
-            ("timestamp", 't'),
-            ("level", 'u'),
-            ("logger_name", 'u'),
-            ("message", 'u'),
-            ("module", 'u'),
-            ("function_name", 'u'),
-            ("line_number", 'l'),
-            ("thread_id", 'l'),
-            ("process_id", 'l'),
-        ],
-        _ => &[
-            ("timestamp", 't'),
-            ("alert_id", 'u'),
-            ("state", 'u'),
-            ("level", 'u'),
-            ("category", 'u'),
-            ("title", 'u'),
-            ("description", 'u'),
-            ("source_component", 'u'),
-        ],
-    }
-}
-
-impl Builder {
-    fn new(kind: &str) -> Builder {
-        let mut builder = Builder {
-            rows: 0,
-            columns: Vec::new(),
-            index: BTreeMap::new(),
-        };
-        for &(name, type_) in fixed_columns(kind) {
-            let values = match type_ {
-                't' => Values::Timestamp(Vec::new()),
-                'g' => Values::F64(Vec::new()),
-                'l' => Values::I64(Vec::new()),
-                _ => Values::Utf8(Vec::new(), vec![0]),
-            };
-            builder.index.insert(name.to_string(), builder.columns.len());
-            builder.columns.push(Column {
-                name: name.to_string(),
-                values,
-                valid: Vec::new(),
-            });
-        }
-        builder
-    }
-
-    fn empty_like(cell: &Cell<'_>) -> Option<Values> {
-        Some(match cell {
-            Cell::Null => return None,
-            Cell::Time(_) => Values::Timestamp(Vec::new()),
-            Cell::F64(_) | Cell::Value(FieldValue::F64(_)) => Values::F64(Vec::new()),
-            Cell::I64(_) | Cell::Value(FieldValue::I64(_)) => Values::I64(Vec::new()),
-            Cell::Value(FieldValue::Bool(_)) => Values::Bool(Vec::new()),
-            Cell::Text(_) | Cell::Value(FieldValue::Str(_)) => Values::Utf8(Vec::new(), vec![0]),
-            Cell::Value(FieldValue::Bytes(_)) => Values::Binary(Vec::new(), vec![0]),
-        })
-    }
-
-    /// Sets `name` of the current row (`self.rows`).
-    fn set(&mut self, name: &str, cell: Cell<'_>) {
-        let at = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                let Some(values) = Self::empty_like(&cell) else { return };
-                let mut column = Column {
-                    name: name.to_string(),
-                    values,
-                    valid: Vec::new(),
-                };
-                for _ in 0..self.rows {
-                    push_null(&mut column);
-                }
-                self.columns.push(column);
-                self.index.insert(name.to_string(), self.columns.len() - 1);
-                self.columns.len() - 1
-            }
-        };
-        let column = &mut self.columns[at];
-        if column.valid.len() > self.rows {
-            return; // set twice in one row: the first value stays
-        }
-        if !push(column, &cell) {
-            // A value of another type than the column's: shown as text would lose the
-            // type, so the column keeps its type and this cell is null.
-            push_null(column);
-        }
-    }
-
-    fn end_row(&mut self) {
-        self.rows += 1;
-        for column in &mut self.columns {
-            if column.valid.len() < self.rows {
-                push_null(column);
-            }
-        }
-    }
-}
-
-fn push_null(column: &mut Column) {
-    column.valid.push(false);
-    match &mut column.values {
-        Values::Timestamp(v) | Values::I64(v) => v.push(0),
-        Values::F64(v) => v.push(0.0),
-        Values::Bool(v) => v.push(false),
-        Values::Utf8(data, offsets) | Values::Binary(data, offsets) => offsets.push(data.len() as i32),
-    }
-}
-
-/// Appends `cell` when its type is the column's; false otherwise.
-fn push(column: &mut Column, cell: &Cell<'_>) -> bool {
-    let ok = match (&mut column.values, cell) {
-        (_, Cell::Null) => return false,
-        (Values::Timestamp(v), Cell::Time(t)) => {
-            v.push(*t);
-            true
-        }
-        (Values::F64(v), Cell::F64(x) | Cell::Value(FieldValue::F64(x))) => {
-            v.push(*x);
-            true
-        }
-        (Values::I64(v), Cell::I64(x) | Cell::Value(FieldValue::I64(x))) => {
-            v.push(*x);
-            true
-        }
-        (Values::Bool(v), Cell::Value(FieldValue::Bool(x))) => {
-            v.push(*x);
-            true
-        }
-        (Values::Utf8(data, offsets), Cell::Text(s)) => push_bytes(data, offsets, s.as_bytes()),
-        (Values::Utf8(data, offsets), Cell::Value(FieldValue::Str(s))) => push_bytes(data, offsets, s.as_bytes()),
-        (Values::Binary(data, offsets), Cell::Value(FieldValue::Bytes(b))) => push_bytes(data, offsets, b),
-        _ => false,
-    };
-    if ok {
-        column.valid.push(true);
-    }
-    ok
-}
-
-/// Appends variable-length bytes; false past the 2 GiB of 32-bit offsets.
-fn push_bytes(data: &mut Vec<u8>, offsets: &mut Vec<i32>, bytes: &[u8]) -> bool {
-    let Ok(end) = i32::try_from(data.len() + bytes.len()) else {
-        return false;
-    };
-    data.extend_from_slice(bytes);
-    offsets.push(end);
-    true
-}
-
-fn text_or_null(s: &Option<String>) -> Cell<'_> {
-    s.as_deref().map_or(Cell::Null, Cell::Text)
-}
-
-fn extra(builder: &mut Builder, prefix: &str, values: &Metadata) {
-    for (k, v) in values {
-        builder.set(&format!("{prefix}.{k}"), Cell::Value(v));
-    }
-}
-
-fn tags(builder: &mut Builder, tags: &BTreeMap<String, String>) {
-    for (k, v) in tags {
-        builder.set(&format!("tags.{k}"), Cell::Text(v));
-    }
-}
-
-fn kind_name(record: &Record) -> &'static str {
-    match record {
-        Record::Metric(_) => "metrics",
-        Record::Performance(_) => "performance",
-        Record::Log(_) => "logs",
-        Record::Alert(_) => "alerts",
-    }
-}
-
 /// One batch per record kind of `rows`, in the order the kinds first appear.
 pub fn batches(rows: &[Record]) -> Vec<(String, ArrowBatch)> {
-    let mut builders: Vec<(&'static str, Builder)> = Vec::new();
-    for record in rows {
-        let kind = kind_name(record);
-        let at = match builders.iter().position(|(k, _)| *k == kind) {
-            Some(i) => i,
-            None => {
-                builders.push((kind, Builder::new(kind)));
-                builders.len() - 1
-            }
-        };
-        let b = &mut builders[at].1;
-        match record {
-            Record::Metric(m) => {
-                b.set("timestamp", Cell::Time(m.timestamp));
-                b.set("metric_type", Cell::Text(&m.metric_type));
-                b.set("metric_name", Cell::Text(&m.metric_name));
-                b.set("value", Cell::F64(m.value));
-                b.set("unit", text_or_null(&m.unit));
-                tags(b, &m.tags);
-            }
-            Record::Performance(p) => {
-                b.set("timestamp", Cell::Time(p.timestamp));
-                b.set("component", Cell::Text(&p.component));
-                b.set("operation", Cell::Text(&p.operation));
-                b.set("duration_ms", p.duration_ms.map_or(Cell::Null, Cell::F64));
-                b.set("throughput", p.throughput.map_or(Cell::Null, Cell::F64));
-                b.set("efficiency_percent", p.efficiency_percent.map_or(Cell::Null, Cell::F64));
-                b.set("error_count", Cell::I64(p.error_count));
-                extra(b, "metadata", &p.metadata);
-                tags(b, &p.tags);
-            }
-            Record::Log(l) => {
-                b.set("timestamp", Cell::Time(l.timestamp));
-                b.set("level", Cell::Text(l.level.as_str()));
-                b.set("logger_name", Cell::Text(&l.logger_name));
-                b.set("message", Cell::Text(&l.message));
-                b.set("module", text_or_null(&l.module));
-                b.set("function_name", text_or_null(&l.function_name));
-                b.set("line_number", l.line_number.map_or(Cell::Null, Cell::I64));
-                b.set("thread_id", l.thread_id.map_or(Cell::Null, Cell::I64));
-                b.set("process_id", l.process_id.map_or(Cell::Null, Cell::I64));
-                extra(b, "extra_data", &l.extra_data);
-                tags(b, &l.tags);
-            }
-            Record::Alert(a) => {
-                b.set("timestamp", Cell::Time(a.timestamp));
-                b.set("alert_id", Cell::Text(&a.alert_id));
-                b.set("state", Cell::Text(a.state.as_str()));
-                b.set("level", Cell::Text(a.level.as_str()));
-                b.set("category", Cell::Text(&a.category));
-                b.set("title", Cell::Text(&a.title));
-                b.set("description", text_or_null(&a.description));
-                b.set("source_component", text_or_null(&a.source_component));
-                extra(b, "metadata", &a.metadata);
-            }
-        }
-        b.end_row();
-    }
-    builders
+    RecordTable::from_records(rows)
         .into_iter()
-        .map(|(kind, builder)| (kind.to_string(), ArrowBatch::from_builder(builder)))
+        .map(|table| (table.kind.as_str().to_string(), ArrowBatch::from_table(table)))
         .collect()
 }
 
@@ -454,17 +165,21 @@ pub struct ArrowBatch {
 }
 
 impl ArrowBatch {
-    fn from_builder(builder: Builder) -> ArrowBatch {
-        let columns = builder
+    /// The batch of a table; its columns become the Arrow buffers.
+    pub fn from_table(table: RecordTable) -> ArrowBatch {
+        let rows = table.rows;
+        let columns = table
             .columns
-            .iter()
+            .into_iter()
             .map(|c| {
-                let (nulls, validity, data) = c.buffers();
+                // Field and tag names hold no NUL (the store refuses them); a name that
+                // did would lose its tail.
+                let name = CString::new(c.name.replace('\0', "")).unwrap_or_default();
+                let format = CString::new(format(&c.values)).unwrap_or_default();
+                let (nulls, validity, data) = buffers(c);
                 Finished {
-                    // Field and tag names hold no NUL (the store refuses them); a name that
-                    // did would lose its tail.
-                    name: CString::new(c.name.replace('\0', "")).unwrap_or_default(),
-                    format: CString::new(c.format()).unwrap_or_default(),
+                    name,
+                    format,
                     nulls,
                     validity,
                     data,
@@ -472,10 +187,7 @@ impl ArrowBatch {
             })
             .collect();
         ArrowBatch {
-            data: Arc::new(BatchData {
-                rows: builder.rows,
-                columns,
-            }),
+            data: Arc::new(BatchData { rows, columns }),
         }
     }
 

@@ -260,6 +260,16 @@ impl Store {
         Ok((Page { page }, as_ns))
     }
 
+    /// The records of one kind a query selects, at most `max_rows` (all without it), as one
+    /// Arrow batch read straight into columns: no page size cap, no total count.
+    #[pyo3(signature = (query, kind, max_rows=None))]
+    fn query_table(&self, py: Python<'_>, query: &Bound<'_, PyAny>, kind: &str, max_rows: Option<usize>) -> PyResult<arrow::ArrowBatch> {
+        let (request, _) = data_query(query)?;
+        let kind = annals::history::DataType::parse(kind).map_err(|e| errors::to_py(py, e))?;
+        let table = self.with(py, |h| h.query_table(&request, kind, max_rows))?;
+        Ok(arrow::ArrowBatch::from_table(table))
+    }
+
     /// Store statistics as JSON text.
     fn storage_stats(&self, py: Python<'_>) -> PyResult<String> {
         self.with(py, |h| json(&h.storage_stats()?))

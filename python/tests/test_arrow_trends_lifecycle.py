@@ -41,6 +41,67 @@ def test_to_arrow_imports_the_columns_without_copying(history):
     assert perf.column("throughput").null_count == 1
 
 
+def _cells(table_or_rows):
+    """Rows as dicts without their nulls: a table cut short lacks the extra columns only
+    later rows have."""
+    rows = table_or_rows if isinstance(table_or_rows, list) else table_or_rows.to_pylist()
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]
+
+
+def _pages_as_rows(history, query, kind):
+    """Every record of ``kind`` through query_data pages, as Arrow rows without nulls."""
+    rows = []
+    while True:
+        response = history.query_data(query)
+        if response.rows:
+            rows.extend(_cells(response.to_arrow(kind=kind)))
+        if response.next_cursor is None:
+            return rows
+        query = DataQuery(**{**query.__dict__, "cursor": response.next_cursor, "offset": 0})
+
+
+def test_query_table_equals_the_pages_of_query_data(history, seed):
+    import random
+
+    rng = random.Random(seed)
+    metrics = []
+    for i in range(3000):
+        unit = "percent" if i % 5 else None
+        metrics.append(MetricData(T + timedelta(seconds=i // 7), f"type{i % 3}", f"name{i % 4}", rng.random() * 100, unit=unit,
+                                  tags={"host": f"h{rng.randrange(6)}", **({"rack": "r1"} if i % 11 == 0 else {})}))
+    history.store_metrics(metrics)
+    history.store_performance_data([
+        PerformanceData(T + timedelta(seconds=i), f"c{i % 3}", "flush", duration_ms=i / 3 if i % 4 else None,
+                        throughput=float(i), error_count=i % 2, metadata={"bytes": i, **({"note": "x"} if i % 3 == 0 else {})})
+        for i in range(700)
+    ])
+    history.store_logs([
+        LogEntry(T + timedelta(seconds=i), [LogLevel.INFO, LogLevel.ERROR][i % 2], f"app.{i % 4}", f"message {i}",
+                 module="m" if i % 2 else None, line_number=i if i % 3 else None, extra_data={"user": f"u{i % 5}"} if i % 2 else {})
+        for i in range(1500)
+    ])
+    history.flush()
+    history.store_logs([LogEntry(T + timedelta(hours=1, seconds=i), LogLevel.WARNING, "late", f"head {i}") for i in range(50)])
+    for kind in (DataType.METRICS, DataType.PERFORMANCE, DataType.LOGS):
+        for order_desc in (True, False):
+            query = DataQuery(data_types=[kind], limit=1000, order_desc=order_desc)
+            expected = _pages_as_rows(history, query, kind)
+            table = history.query_table(query)
+            assert table.num_rows == len(expected), (kind, order_desc)
+            assert _cells(table) == expected, (kind, order_desc)
+            assert _cells(history.query_table(query, max_rows=1234)) == expected[:1234]
+            skipped = DataQuery(data_types=[kind], limit=1000, order_desc=order_desc, offset=10)
+            assert _cells(history.query_table(skipped, max_rows=20)) == _pages_as_rows(history, skipped, kind)[:20]
+    errors_only = DataQuery(data_types=[DataType.LOGS], levels=[LogLevel.ERROR], limit=1000)
+    assert _cells(history.query_table(errors_only)) == _pages_as_rows(history, errors_only, DataType.LOGS)
+    searched = DataQuery(data_types=[DataType.LOGS], search_text="head", limit=1000)
+    assert history.query_table(searched).num_rows == 50
+    with pytest.raises(ValueError, match="several record kinds"):
+        history.query_table(DataQuery())
+    assert history.query_table(DataQuery(), kind="performance").num_rows == 700
+    assert history.query_table(DataQuery(), kind="metrics", max_rows=0).num_rows == 0
+
+
 def test_missing_values_are_nulls(history):
     history.store_logs([LogEntry(T, LogLevel.INFO, "a", "one", line_number=5), LogEntry(T + timedelta(1), LogLevel.INFO, "a", "two")])
     table = history.query_data(DataQuery(data_types=[DataType.LOGS], order_desc=False)).to_arrow()

@@ -31,6 +31,7 @@ mod commits;
 #[cfg(feature = "git")]
 mod git;
 mod report;
+mod table;
 mod trends;
 mod verify;
 mod watch;
@@ -41,6 +42,7 @@ pub use git::{ImportOptions, ImportProgress, ImportReport};
 pub use report::{
     BusyPeriod, Change, Dashboard, DashboardRequest, Latency, LatestReading, LevelCounts, Reading, RecentError, Report, ReportPeriod,
 };
+pub use table::{RecordTable, TableColumn, TableValues};
 pub use verify::verify_store;
 pub use watch::{TrendWatcher, WatchOptions, WatchStats};
 
@@ -156,6 +158,16 @@ impl DataType {
                 )));
             }
         })
+    }
+
+    /// `metrics`, `performance`, `logs` or `alerts`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Metrics => "metrics",
+            DataType::Performance => "performance",
+            DataType::Logs => "logs",
+            DataType::Alerts => "alerts",
+        }
     }
 
     fn kind(self) -> SeriesKind {
@@ -426,33 +438,12 @@ impl History {
         } else {
             request.data_types.clone()
         };
-        let texts_only = request.search_text.is_some();
-        let levels: Vec<String> = request.levels.iter().map(|l| l.as_str().to_string()).collect();
-        let alternatives: Vec<TagPredicate> = types
-            .iter()
-            .filter(|t| !texts_only || matches!(t, DataType::Logs | DataType::Alerts))
-            .map(|t| {
-                let mut all = vec![TagPredicate::Kind(t.kind())];
-                match t {
-                    DataType::Logs | DataType::Alerts if !levels.is_empty() => all.push(TagPredicate::In("level".into(), levels.clone())),
-                    DataType::Performance if !request.components.is_empty() => {
-                        all.push(TagPredicate::In("component".into(), request.components.clone()))
-                    }
-                    _ => {}
-                }
-                TagPredicate::all(all).unwrap_or(TagPredicate::Kind(t.kind()))
-            })
-            .collect();
-        if alternatives.is_empty() {
+        let Some(selector) = kinds_selector(request, &types) else {
             return Ok(DataResponse {
                 rows: Vec::new(),
                 total_count: Some(0),
                 next_cursor: None,
             });
-        }
-        let selector = SeriesSelector {
-            predicate: Some(TagPredicate::Or(alternatives)),
-            ..SeriesSelector::default()
         };
         let range = TimeRange::new(request.start_time.unwrap_or(i64::MIN), request.end_time.unwrap_or(i64::MAX));
         let snapshot = self.engine.snapshot();
@@ -500,6 +491,35 @@ impl History {
             next_cursor,
         })
     }
+}
+
+/// The series of `types` that `request`'s level and component filters keep (with
+/// `search_text`, only the kinds that hold text); `None` when no kind is left.
+fn kinds_selector(request: &DataQuery, types: &[DataType]) -> Option<SeriesSelector> {
+    let texts_only = request.search_text.is_some();
+    let levels: Vec<String> = request.levels.iter().map(|l| l.as_str().to_string()).collect();
+    let alternatives: Vec<TagPredicate> = types
+        .iter()
+        .filter(|t| !texts_only || matches!(t, DataType::Logs | DataType::Alerts))
+        .map(|t| {
+            let mut all = vec![TagPredicate::Kind(t.kind())];
+            match t {
+                DataType::Logs | DataType::Alerts if !levels.is_empty() => all.push(TagPredicate::In("level".into(), levels.clone())),
+                DataType::Performance if !request.components.is_empty() => {
+                    all.push(TagPredicate::In("component".into(), request.components.clone()))
+                }
+                _ => {}
+            }
+            TagPredicate::all(all).unwrap_or(TagPredicate::Kind(t.kind()))
+        })
+        .collect();
+    if alternatives.is_empty() {
+        return None;
+    }
+    Some(SeriesSelector {
+        predicate: Some(TagPredicate::Or(alternatives)),
+        ..SeriesSelector::default()
+    })
 }
 
 /// A page of [`History::query_data`] with `search_text`, answered by the full-text index.

@@ -1,7 +1,7 @@
 //! The history facade: typed records in and out, filters, alerts' lifecycle, atomic batches.
 
 use crate::common::options;
-use annals::history::{DataQuery, DataType, History, Record};
+use annals::history::{DataQuery, DataType, History, Record, RecordTable, TableValues};
 use annals::{AlertEvent, AlertState, Error, FieldValue, LogEntry, LogLevel, MetricData, PerformanceData};
 
 const T: i64 = 1_700_000_000_000_000_000;
@@ -214,4 +214,143 @@ fn batches_are_all_or_nothing() {
         .store_batch(&[Record::Log(log(0, LogLevel::Info, "first")), Record::Metric(metric(1))])
         .unwrap();
     assert_eq!(history.query_data(&DataQuery::default()).unwrap().rows.len(), 2);
+}
+
+/// Every record of `kind` through `query_data` pages, as one table.
+fn paged_table(history: &History, mut request: DataQuery, kind: DataType) -> RecordTable {
+    request.limit = 7;
+    let mut records = Vec::new();
+    loop {
+        let page = history.query_data(&request).unwrap();
+        records.extend(page.rows);
+        match page.next_cursor {
+            Some(c) => {
+                request.cursor = Some(c);
+                request.offset = 0;
+            }
+            None => break,
+        }
+    }
+    let mut tables = RecordTable::from_records(&records);
+    assert!(tables.len() <= 1, "pages of one kind gave {} tables", tables.len());
+    tables.pop().unwrap_or(RecordTable {
+        kind,
+        rows: 0,
+        columns: Vec::new(),
+    })
+}
+
+/// The rows of a table as (column name, cell) lists sorted by name, so tables whose extra
+/// columns were first seen in another order compare equal.
+fn table_rows(table: &RecordTable) -> Vec<Vec<(String, String)>> {
+    (0..table.rows)
+        .map(|i| {
+            let mut row: Vec<(String, String)> = table
+                .columns
+                .iter()
+                .filter(|c| c.valid[i])
+                .map(|c| {
+                    let cell = match &c.values {
+                        TableValues::Timestamp(v) | TableValues::I64(v) => v[i].to_string(),
+                        TableValues::F64(v) => v[i].to_string(),
+                        TableValues::Bool(v) => v[i].to_string(),
+                        TableValues::Utf8 { .. } => c.text(i).unwrap_or_default().to_string(),
+                        TableValues::Binary { data, offsets } => format!("{:?}", &data[offsets[i] as usize..offsets[i + 1] as usize]),
+                    };
+                    (c.name.clone(), cell)
+                })
+                .collect();
+            row.sort();
+            row
+        })
+        .collect()
+}
+
+#[test]
+fn tables_hold_the_records_of_the_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(dir.path(), options()).unwrap();
+    let mut metrics: Vec<MetricData> = (0..60).map(metric).collect();
+    for (i, m) in metrics.iter_mut().enumerate() {
+        m.metric_name = ["usage_user", "usage_system"][i % 2].into();
+        m.timestamp = T + i as i64 / 2; // two names share each row
+        if i % 5 == 0 {
+            m.unit = None;
+            m.tags.insert("rack".into(), "r1".into());
+        }
+    }
+    history.store_metrics(&metrics).unwrap();
+    history
+        .store_performance_data(&(0..30).map(|i| perf(i, ["db", "web"][i as usize % 2])).collect::<Vec<_>>())
+        .unwrap();
+    let logs: Vec<LogEntry> = (0..40)
+        .map(|i| {
+            let mut l = log(i, [LogLevel::Info, LogLevel::Error][i as usize % 2], &format!("line {i}"));
+            if i % 3 == 0 {
+                l.module = None;
+                l.line_number = None;
+                l.extra_data.insert("user".into(), FieldValue::Str(format!("u{i}")));
+            }
+            l
+        })
+        .collect();
+    history.store_logs(&logs).unwrap();
+    history.engine().flush().unwrap();
+    history.store_logs(&[log(100, LogLevel::Warning, "from the head")]).unwrap();
+    for alert_event in (0..5).map(alert) {
+        history.store_alert(&alert_event).unwrap();
+    }
+    let expected_rows = [
+        (DataType::Metrics, 60),
+        (DataType::Performance, 30),
+        (DataType::Logs, 41),
+        (DataType::Alerts, 5),
+    ];
+    for (kind, count) in expected_rows {
+        for order_desc in [true, false] {
+            let request = DataQuery {
+                data_types: vec![kind],
+                order_desc,
+                ..DataQuery::default()
+            };
+            let expected = table_rows(&paged_table(&history, request.clone(), kind));
+            assert_eq!(expected.len(), count, "{kind:?}");
+            let table = history.query_table(&request, kind, None).unwrap();
+            assert_eq!(table.kind, kind);
+            assert_eq!(table_rows(&table), expected, "{kind:?} desc={order_desc}");
+            let capped = history.query_table(&request, kind, Some(9)).unwrap();
+            assert_eq!(table_rows(&capped), expected[..count.min(9)], "{kind:?} desc={order_desc} capped");
+            let skipped = DataQuery {
+                offset: 4,
+                ..request.clone()
+            };
+            assert_eq!(
+                table_rows(&history.query_table(&skipped, kind, Some(5)).unwrap()),
+                table_rows(&paged_table(&history, skipped, kind))
+                    .into_iter()
+                    .take(5)
+                    .collect::<Vec<_>>(),
+                "{kind:?} desc={order_desc} offset"
+            );
+        }
+    }
+    let one = history.query_table(&DataQuery::default(), DataType::Metrics, Some(1)).unwrap();
+    let names: Vec<&str> = one.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names[..5], ["timestamp", "metric_type", "metric_name", "value", "unit"]);
+    let errors = DataQuery {
+        levels: vec![LogLevel::Error],
+        ..DataQuery::default()
+    };
+    assert_eq!(history.query_table(&errors, DataType::Logs, None).unwrap().rows, 20);
+    let searched = DataQuery {
+        search_text: Some("head".into()),
+        ..DataQuery::default()
+    };
+    let found = history.query_table(&searched, DataType::Logs, None).unwrap();
+    assert_eq!(found.rows, 1);
+    assert_eq!(found.column("message").and_then(|c| c.text(0)), Some("from the head"));
+    assert_eq!(
+        history.query_table(&DataQuery::default(), DataType::Metrics, Some(0)).unwrap().rows,
+        0
+    );
 }

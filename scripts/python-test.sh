@@ -8,6 +8,9 @@
 # --quick (CI): the tests with the shorter sizes of ANNALS_PY_QUICK=1 and the benchmark at
 # a small scale. The round trips with the command-line tool use target/release/annals
 # (built here when missing).
+#
+# ANNALS_PYTHON=/path/to/python3.9 picks the interpreter (default python3); each
+# interpreter gets its own venv, target/python-venv-<its version>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,10 +20,16 @@ if [[ "${1:-}" == "--quick" ]]; then
     shift
 fi
 
-venv=target/python-venv
-if [[ ! -x "$venv/bin/python" ]]; then
-    python3 -m venv "$venv"
+python=${ANNALS_PYTHON:-python3}
+if [[ -n "${ANNALS_PYTHON:-}" ]]; then
+    venv=target/python-venv-$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+else
+    venv=target/python-venv
 fi
+if [[ ! -x "$venv/bin/python" ]]; then
+    "$python" -m venv "$venv"
+fi
+echo "== $("$venv/bin/python" --version) in $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest 'pyarrow>=14' pandas
 
 echo "== pip install . (maturin builds annals._annals)"

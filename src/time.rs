@@ -261,6 +261,10 @@ pub enum Precision {
     Milliseconds,
     /// Seconds.
     Seconds,
+    /// Minutes (Influx 1.x's `precision=m`).
+    Minutes,
+    /// Hours (Influx 1.x's `precision=h`).
+    Hours,
 }
 
 impl Precision {
@@ -271,6 +275,8 @@ impl Precision {
             Precision::Microseconds => 1_000,
             Precision::Milliseconds => 1_000_000,
             Precision::Seconds => NANOS_PER_SECOND,
+            Precision::Minutes => 60 * NANOS_PER_SECOND,
+            Precision::Hours => 3600 * NANOS_PER_SECOND,
         }
     }
 
@@ -279,24 +285,29 @@ impl Precision {
         value.checked_mul(self.nanos())
     }
 
-    /// The unit's name as [`Precision::parse`] and `--precision` take it: `ns`, `us`,
-    /// `ms` or `s`.
+    /// The unit's name as [`Precision::parse`] takes it: `ns`, `us`,
+    /// `ms`, `s`, `m` or `h`.
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::Nanoseconds => "ns",
             Precision::Microseconds => "us",
             Precision::Milliseconds => "ms",
             Precision::Seconds => "s",
+            Precision::Minutes => "m",
+            Precision::Hours => "h",
         }
     }
 
-    /// Parses `ns`, `us`, `ms` or `s` (also `n`, `u`, `µs`).
+    /// Parses `ns`, `us`, `ms`, `s`, `m` or `h` (also `n`, `u`, `µs`: the names of
+    /// Influx 1.x's `precision`).
     pub fn parse(text: &str) -> Option<Precision> {
         Some(match text {
             "ns" | "n" => Precision::Nanoseconds,
             "us" | "u" | "µs" => Precision::Microseconds,
             "ms" => Precision::Milliseconds,
             "s" => Precision::Seconds,
+            "m" => Precision::Minutes,
+            "h" => Precision::Hours,
             _ => return None,
         })
     }

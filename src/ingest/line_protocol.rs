@@ -31,6 +31,7 @@ pub struct LineProtocolParser {
     keys: FxHashMap<Box<str>, SeriesKey>,
     fields: Vec<(FieldName, FieldValue)>,
     integer_timestamps: super::IntegerTimestamps,
+    added_tags: Vec<(String, String)>,
 }
 
 /// A field's name while its line is parsed: where it lies in the line, or the name with its
@@ -58,7 +59,15 @@ impl LineProtocolParser {
             keys: FxHashMap::default(),
             fields: Vec::new(),
             integer_timestamps: super::IntegerTimestamps::new(precision),
+            added_tags: Vec::new(),
         }
+    }
+
+    /// Also gives every series the tag `key=value` (the database of an Influx write, so one
+    /// store serves many). A line that has the tag with another value is refused.
+    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> LineProtocolParser {
+        self.added_tags.push((key.into(), value.into()));
+        self
     }
 
     /// The timestamps parsed so far.
@@ -143,7 +152,19 @@ impl LineProtocolParser {
         if let Some(key) = self.keys.get(raw) {
             return Ok(key.clone());
         }
-        let key = parse_series_key(raw, offset)?;
+        let mut key = parse_series_key(raw, offset)?;
+        for (name, value) in &self.added_tags {
+            key = match key.tag(name) {
+                Some(own) if own == value => key,
+                Some(own) => {
+                    return Err(err(
+                        offset,
+                        format!("the line's tag {name}={own} conflicts with the request's {name}={value}"),
+                    ));
+                }
+                None => key.with_tag(name.as_str(), value.as_str()).map_err(|e| with_column(e, offset))?,
+            };
+        }
         self.limits.check_series(&key).map_err(|e| with_column(e, offset))?;
         if self.keys.len() >= KEY_CACHE_MAX {
             self.keys.clear();
@@ -406,10 +427,21 @@ const PARALLEL_PARSE_MIN_BYTES: usize = 256 << 10;
 /// Parses a whole body of line protocol into one batch, all or nothing, on up to `threads`
 /// threads when the body is large (256 KiB or more): each thread parses a run of whole
 /// lines into its own batch, and the batches are joined in the body's order. An error is
-/// the first bad line's, with its line number (from 1).
-pub fn parse_line_protocol_body(text: &str, precision: Precision, limits: &Limits, now: i64, threads: usize) -> Result<Batch> {
+/// the first bad line's, with its line number (from 1). Every series also gets
+/// `added_tags` (see [`LineProtocolParser::with_tag`]).
+pub fn parse_line_protocol_body(
+    text: &str,
+    precision: Precision,
+    limits: &Limits,
+    added_tags: &[(String, String)],
+    now: i64,
+    threads: usize,
+) -> Result<Batch> {
     let parse = |part: &str, first_line: u64| -> Result<Batch> {
         let mut parser = LineProtocolParser::new(precision, limits.clone());
+        for (key, value) in added_tags {
+            parser = parser.with_tag(key.as_str(), value.as_str());
+        }
         let mut batch = Batch::new();
         for (i, line) in part.lines().enumerate() {
             parser
@@ -471,8 +503,8 @@ mod tests {
         }
         assert!(body.len() > PARALLEL_PARSE_MIN_BYTES);
         let limits = Limits::default();
-        let one = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, 0, 1).unwrap();
-        let four = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, 0, 4).unwrap();
+        let one = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, &[], 0, 1).unwrap();
+        let four = parse_line_protocol_body(&body, Precision::Nanoseconds, &limits, &[], 0, 4).unwrap();
         let rows = |b: &Batch| -> Vec<String> {
             b.rows()
                 .map(|(key, ts, fields)| {
@@ -488,7 +520,7 @@ mod tests {
         let mut bad = body.clone();
         bad.push_str("cpu,host=x usage= 5\n");
         bad.push_str("cpu,host=x usage=\n");
-        match parse_line_protocol_body(&bad, Precision::Nanoseconds, &limits, 0, 4) {
+        match parse_line_protocol_body(&bad, Precision::Nanoseconds, &limits, &[], 0, 4) {
             Err(Error::InvalidInput { line, .. }) => assert_eq!(line, Some(40_001)),
             other => panic!("expected the first bad line, got {other:?}"),
         }

@@ -103,7 +103,12 @@ impl IntegerTimestamps {
 
 /// Whether `raw` in `precision` lies between 1971 and 2200.
 fn plausible_in(raw: i64, precision: Precision) -> bool {
-    let seconds = raw.div_euclid(crate::time::NANOS_PER_SECOND / precision.nanos());
+    let nanos = precision.nanos();
+    let seconds = if nanos >= crate::time::NANOS_PER_SECOND {
+        raw.saturating_mul(nanos / crate::time::NANOS_PER_SECOND)
+    } else {
+        raw.div_euclid(crate::time::NANOS_PER_SECOND / nanos)
+    };
     PLAUSIBLE_SECONDS.contains(&seconds)
 }
 
@@ -324,6 +329,14 @@ mod tests {
         p.parse_into("m v=1 5", 1, 0, &mut batch).unwrap();
         assert!(p.integer_timestamps().all_implausible());
         assert_eq!(p.integer_timestamps().likely_precision(), None, "no unit puts 5 in 1971..2200");
+        // Units longer than a second (Influx 1.x's m and h) scale up, not down.
+        let mut p = Parser::new(Format::LineProtocol, Precision::Hours, Limits::default());
+        p.parse_into("m v=1 403224", 1, 0, &mut batch).unwrap();
+        assert!(!p.integer_timestamps().all_implausible(), "2016 in hours is plausible");
+        let mut p = Parser::new(Format::LineProtocol, Precision::Minutes, Limits::default());
+        p.parse_into("m v=1 24193440", 1, 0, &mut batch).unwrap();
+        p.parse_into("m v=1 1451606400", 2, 0, &mut batch).unwrap_err();
+        assert_eq!(p.integer_timestamps().plausible, 1, "seconds read as minutes lie past 2200");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
         openapi_json,
         super::metrics::metrics,
         super::routes::write_line_protocol,
+        super::routes::write_influx_v2,
         super::routes::store_metrics,
         super::routes::store_performance,
         super::routes::store_logs,

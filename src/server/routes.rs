@@ -29,6 +29,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/write", post(write_line_protocol))
+        .route("/api/v2/write", post(write_influx_v2))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
         .route("/history/metrics/trends", get(metrics_trends))
@@ -243,9 +244,25 @@ pub(crate) async fn health() -> impl IntoResponse {
     axum::Json(Health { status: "ok".into() })
 }
 
-/// `POST /write?precision=ns|us|ms|s`: Influx line protocol; 204 when every line was
-/// stored, 400 naming the first bad line (and storing none).
-#[utoipa::path(post, path = "/write", tag = "write", params(("precision" = Option<String>, Query, description = "ns (default), us, ms or s.")), request_body(content = String, content_type = "text/plain", description = "Influx line protocol"), responses((status = 204, description = "Every line stored")))]
+/// The `precision` of an Influx write: `ns` when absent.
+fn precision_param(pairs: &[(String, String)]) -> Result<Precision, ApiError> {
+    match param(pairs, "precision") {
+        None | Some("") => Ok(Precision::Nanoseconds),
+        Some(p) => {
+            Precision::parse(p).ok_or_else(|| ApiError::bad_input(format!("precision {p:?} is not one of ns (n), us (u), ms, s, m, h")))
+        }
+    }
+}
+
+/// `POST /write?db=&rp=&precision=`: Influx 1.x line protocol; 204 when every line was
+/// stored, 400 naming the first bad line (and storing none). `db` becomes the tag `db` of
+/// every series, so one store serves many databases; `rp` is accepted and not stored
+/// (retention is the store's own).
+#[utoipa::path(post, path = "/write", tag = "write", params(
+    ("precision" = Option<String>, Query, description = "n or ns (default), u or us, ms, s, m or h."),
+    ("db" = Option<String>, Query, description = "Stored as the tag `db` of every series written."),
+    ("rp" = Option<String>, Query, description = "Accepted and not stored."),
+), request_body(content = String, content_type = "text/plain", description = "Influx line protocol, optionally gzip"), responses((status = 204, description = "Every line stored")))]
 pub(crate) async fn write_line_protocol(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -253,10 +270,48 @@ pub(crate) async fn write_line_protocol(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let pairs = query_pairs(&raw);
-    let precision = match param(&pairs, "precision") {
-        None => Precision::Nanoseconds,
-        Some(p) => Precision::parse(p).ok_or_else(|| ApiError::bad_input(format!("precision {p:?} is not one of ns, us, ms, s")))?,
+    let precision = precision_param(&pairs)?;
+    let tags = database_tag(param(&pairs, "db"));
+    write_influx(state, precision, tags, headers, body).await
+}
+
+/// `POST /api/v2/write?org=&bucket=&precision=`: InfluxDB 2.x line protocol, as `/write`;
+/// `bucket` (required) becomes the tag `db`, `org` is accepted and not stored.
+#[utoipa::path(post, path = "/api/v2/write", tag = "write", params(
+    ("bucket" = String, Query, description = "Stored as the tag `db` of every series written."),
+    ("org" = Option<String>, Query, description = "Accepted and not stored."),
+    ("precision" = Option<String>, Query, description = "ns (default), us, ms or s."),
+), request_body(content = String, content_type = "text/plain", description = "Influx line protocol, optionally gzip"), responses((status = 204, description = "Every line stored")))]
+pub(crate) async fn write_influx_v2(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let pairs = query_pairs(&raw);
+    let precision = precision_param(&pairs)?;
+    let Some(bucket) = param(&pairs, "bucket").filter(|b| !b.is_empty()) else {
+        return Err(ApiError::bad_input("the bucket parameter is required"));
     };
+    let tags = database_tag(Some(bucket));
+    write_influx(state, precision, tags, headers, body).await
+}
+
+fn database_tag(db: Option<&str>) -> Vec<(String, String)> {
+    db.filter(|d| !d.is_empty())
+        .map(|d| ("db".to_string(), d.to_string()))
+        .into_iter()
+        .collect()
+}
+
+/// Parses and stores a line-protocol body, all lines or none.
+async fn write_influx(
+    state: AppState,
+    precision: Precision,
+    tags: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
     let body = read_body(&state, &headers, body).await?;
     let history = state.history.clone();
     let metrics = state.metrics.clone();
@@ -270,7 +325,7 @@ pub(crate) async fn write_line_protocol(
         })?;
         let limits = &history.engine().options().limits;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let batch = crate::ingest::parse_line_protocol_body(text, precision, limits, now_ns(), threads)?;
+        let batch = crate::ingest::parse_line_protocol_body(text, precision, limits, &tags, now_ns(), threads)?;
         if !batch.is_empty() {
             metrics.ingested("line_protocol", history.engine().write(&batch)?.rows);
         }

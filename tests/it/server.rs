@@ -1264,3 +1264,58 @@ fn sixteen_clients_write_and_query_without_errors_and_every_acknowledged_row_is_
     );
     history.close().unwrap();
 }
+
+#[test]
+fn influx_v1_and_v2_writes_keep_their_database_as_a_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    // 1.x: db and rp, precision in hours (2016-01-01T00:00Z is hour 403,224).
+    assert_eq!(
+        server
+            .post("/write?db=prod&rp=autogen&precision=h", b"cpu,host=a usage=1.5 403224\n", &[])
+            .0,
+        204
+    );
+    assert_eq!(
+        server.post("/write?db=prod&precision=m", b"cpu,host=a usage=2.5 24193441\n", &[]).0,
+        204
+    );
+    // 2.x: bucket (required), org, gzip'd body.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"cpu,host=a usage=7.5 1451606400\n").unwrap();
+    let (status, error) = server.post(
+        "/api/v2/write?org=acme&bucket=staging&precision=s",
+        &gz.finish().unwrap(),
+        &[("Content-Encoding", "gzip")],
+    );
+    assert_eq!(status, 204, "{error}");
+    let (status, error) = server.post("/api/v2/write?org=acme&precision=s", b"cpu,host=a usage=1 1451606400\n", &[]);
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    assert!(error["reason"].as_str().unwrap_or_default().contains("bucket"), "{error}");
+    // A bad second line: 400 naming it, nothing of the request stored.
+    let (status, error) = server.post(
+        "/api/v2/write?bucket=staging&precision=s",
+        b"cpu,host=b usage=1 1451606400\ncpu,host=b usage=x 1451606460\n",
+        &[],
+    );
+    assert_eq!((status, error["line"].clone()), (400, json!(2)), "{error}");
+    // A line whose own db tag differs from the request's is refused, naming both.
+    let (status, error) = server.post("/write?db=prod", b"cpu,db=test,host=a usage=1 1451606400000000000\n", &[]);
+    assert_eq!((status, error["line"].clone()), (400, json!(1)), "{error}");
+    assert!(error["reason"].as_str().unwrap_or_default().contains("db=test"), "{error}");
+    let (status, error) = server.post("/write?precision=d", b"cpu usage=1 1\n", &[]);
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+
+    let (status, page) = server.get("/history/metrics?measurement=cpu&field=usage&order=asc&time_format=ns");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["columns"], json!(["time", "db", "host", "usage"]), "{page}");
+    assert_eq!(
+        page["rows"],
+        json!([
+            [1_451_606_400_000_000_000i64, "prod", "a", 1.5],
+            [1_451_606_400_000_000_000i64, "staging", "a", 7.5],
+            [1_451_606_460_000_000_000i64, "prod", "a", 2.5],
+        ]),
+        "{page}"
+    );
+}

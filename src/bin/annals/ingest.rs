@@ -329,6 +329,8 @@ fn precision_words(p: Precision) -> &'static str {
         Precision::Microseconds => "microseconds",
         Precision::Milliseconds => "milliseconds",
         Precision::Seconds => "seconds",
+        Precision::Minutes => "minutes",
+        Precision::Hours => "hours",
     }
 }
 

@@ -163,6 +163,34 @@ fn main() {
 {"kind":"commit","timestamp":1,"commit_hash":"zz","message":"m","author":"a","repository":"r","branch":"b","diffs":[{"file_path":"x","diff_content":"not base64!"}]}
 "#,
     );
+    {
+        use annals::ingest::remote_write::{Label, STALE_NAN_BITS, Sample, TimeSeries, WriteRequest};
+        use prost::Message;
+        let label = |name: &str, value: &str| Label {
+            name: name.into(),
+            value: value.into(),
+        };
+        let request = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: vec![label("__name__", "up"), label("job", "node"), label("instance", "a:9100")],
+                samples: vec![
+                    Sample {
+                        value: 1.0,
+                        timestamp: 1_451_606_400_000,
+                    },
+                    Sample {
+                        value: f64::from_bits(STALE_NAN_BITS),
+                        timestamp: 1_451_606_415_000,
+                    },
+                ],
+                histograms: Vec::new(),
+            }],
+        };
+        let protobuf = request.encode_to_vec();
+        let snappy = snap::raw::Encoder::new().compress_vec(&protobuf).unwrap();
+        put("remote_write", "snappy", &[&[0u8][..], &snappy].concat());
+        put("remote_write", "protobuf", &[&[1u8][..], &protobuf].concat());
+    }
     put(
         "http_bodies",
         "logs",

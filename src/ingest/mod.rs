@@ -6,6 +6,8 @@
 
 mod jsonl;
 mod line_protocol;
+#[cfg(feature = "prometheus")]
+pub mod remote_write;
 pub mod webhook;
 
 pub use jsonl::{JsonLinesParser, ParsedCommit};

@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("line_protocol", line_protocol),
     ("manifest", manifest),
     ("query_flags", query_flags),
+    ("remote_write", remote_write),
     ("segment", segment),
     ("sketch", sketch),
     ("text_query", text_query),
@@ -177,6 +178,36 @@ fn ingest(format: Format, precision: Precision, data: &[u8]) {
 /// Influx line protocol, nanosecond timestamps.
 pub fn line_protocol(data: &[u8]) {
     ingest(Format::LineProtocol, Precision::Nanoseconds, data);
+}
+
+/// Prometheus remote-write bodies: the first byte picks a snappy body, as
+/// `POST /api/v1/write` receives it (even), or the protobuf alone (odd). Nothing panics; a
+/// request that decodes and converts gives one row per sample that is not a staleness
+/// marker.
+pub fn remote_write(data: &[u8]) {
+    use crate::ingest::remote_write::{STALE_NAN_BITS, WriteRequest, decode, decompress, to_batch};
+    let Some((&selector, body)) = data.split_first() else { return };
+    let protobuf = if selector % 2 == 0 {
+        match decompress(body, 1 << 20) {
+            Ok(protobuf) => protobuf,
+            Err(_) => return,
+        }
+    } else {
+        body.to_vec()
+    };
+    let limits = Limits::default();
+    if let Ok(request) = <WriteRequest as prost::Message>::decode(&protobuf[..]) {
+        let samples = request
+            .timeseries
+            .iter()
+            .flat_map(|s| &s.samples)
+            .filter(|s| s.value.to_bits() != STALE_NAN_BITS)
+            .count();
+        if let Ok(batch) = to_batch(&request, &limits) {
+            assert_eq!(batch.len(), samples, "one row per sample");
+        }
+    }
+    let _ = decode(&protobuf, &limits);
 }
 
 /// JSON lines of the typed kinds, millisecond integer timestamps.

@@ -30,6 +30,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/write", post(write_line_protocol))
         .route("/api/v2/write", post(write_influx_v2))
+        .route("/api/v1/write", post(prometheus_remote_write))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
         .route("/history/metrics/trends", get(metrics_trends))
@@ -158,17 +159,7 @@ async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result
 /// The body, within the size limit both as sent and after gzip decompression.
 async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let max = state.limits.max_body_bytes;
-    let raw = http_body_util::Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::body_too_large(max)
-            } else {
-                ApiError::bad_input(format!("reading the request body failed: {e}"))
-            }
-        })?
-        .to_bytes();
+    let raw = read_raw_body(state, body).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -194,6 +185,22 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
             format!("Content-Encoding {other:?} is not accepted (send identity or gzip)"),
         )),
     }
+}
+
+/// The body as sent (not decoded), at most `max_body_bytes`: 413 past that.
+async fn read_raw_body(state: &AppState, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let max = state.limits.max_body_bytes;
+    Ok(http_body_util::Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::body_too_large(max)
+            } else {
+                ApiError::bad_input(format!("reading the request body failed: {e}"))
+            }
+        })?
+        .to_bytes())
 }
 
 /// A JSON body, or 400 with `what` and the line and column where it stops being JSON.
@@ -328,6 +335,48 @@ async fn write_influx(
         let batch = crate::ingest::parse_line_protocol_body(text, precision, limits, &tags, now_ns(), threads)?;
         if !batch.is_empty() {
             metrics.ingested("line_protocol", history.engine().write(&batch)?.rows);
+        }
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `POST /api/v1/write`: Prometheus remote write 1.0 (snappy block format, protobuf
+/// `WriteRequest`); 204 when every sample was stored, 400 naming the first bad series (and
+/// storing none), 413 past the body limit (compressed or not), 415 for remote write 2.0
+/// (so that a sender falls back to 1.0) or another encoding.
+#[utoipa::path(post, path = "/api/v1/write", tag = "write", request_body(content = Vec<u8>, content_type = "application/x-protobuf", description = "A snappy-compressed prometheus.WriteRequest (Content-Encoding: snappy)"), responses((status = 204, description = "Every sample stored")))]
+pub(crate) async fn prometheus_remote_write(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
+    let header_text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let content_type = header_text(header::CONTENT_TYPE);
+    if content_type.contains("io.prometheus.write.v2") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "remote write 2.0 is not supported; send remote write 1.0 (prometheus.WriteRequest)",
+        ));
+    }
+    let encoding = header_text(header::CONTENT_ENCODING);
+    if !matches!(encoding.trim(), "snappy" | "") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!("Content-Encoding {encoding:?} is not accepted (remote write is snappy)"),
+        ));
+    }
+    let raw = read_raw_body(&state, body).await?;
+    let max = state.limits.max_body_bytes;
+    let history = state.history.clone();
+    let metrics = state.metrics.clone();
+    blocking(move || {
+        use crate::ingest::remote_write;
+        let protobuf = remote_write::decompress(&raw, max).map_err(|e| match e {
+            crate::Error::LimitExceeded { .. } => ApiError::body_too_large(max),
+            other => ApiError::from(other),
+        })?;
+        let batch = remote_write::decode(&protobuf, &history.engine().options().limits)?;
+        if !batch.is_empty() {
+            metrics.ingested("remote_write", history.engine().write(&batch)?.rows);
         }
         Ok(StatusCode::NO_CONTENT)
     })

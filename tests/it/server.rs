@@ -1319,3 +1319,104 @@ fn influx_v1_and_v2_writes_keep_their_database_as_a_tag() {
         "{page}"
     );
 }
+
+/// A series of a remote-write request: its name, other labels, and (ms, value) samples.
+type PromSeries<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+/// A remote-write body as Prometheus sends it: the protobuf `WriteRequest`, snappy (block).
+fn remote_write_body(series: &[PromSeries<'_>]) -> Vec<u8> {
+    use annals::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    use prost::Message;
+    let request = WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(name, labels, samples)| TimeSeries {
+                labels: std::iter::once(("__name__", *name))
+                    .chain(labels.iter().copied())
+                    .map(|(n, v)| Label {
+                        name: n.into(),
+                        value: v.into(),
+                    })
+                    .collect(),
+                samples: samples.iter().map(|&(timestamp, value)| Sample { value, timestamp }).collect(),
+                histograms: Vec::new(),
+            })
+            .collect(),
+    };
+    snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap()
+}
+
+const REMOTE_WRITE_HEADERS: [(&str, &str); 3] = [
+    ("Content-Encoding", "snappy"),
+    ("Content-Type", "application/x-protobuf"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+#[test]
+fn prometheus_remote_write_stores_samples_and_refuses_bad_bodies_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let t = 1_451_606_400_000i64; // 2016-01-01T00:00:00Z in ms
+    let body = remote_write_body(&[
+        (
+            "up",
+            vec![("job", "node"), ("instance", "a:9100")],
+            vec![(t, 1.0), (t + 15_000, 0.0)],
+        ),
+        ("up", vec![("job", "node"), ("instance", "b:9100")], vec![(t, 1.0)]),
+    ]);
+    let (status, answer) = server.post("/api/v1/write", &body, &REMOTE_WRITE_HEADERS);
+    assert_eq!(status, 204, "{answer}");
+    let stored = || server.get("/history/metrics?measurement=up&field=value&order=asc&time_format=ns").1["rows"].clone();
+    let expected = json!([
+        [1_451_606_400_000_000_000i64, "a:9100", "node", 1.0],
+        [1_451_606_400_000_000_000i64, "b:9100", "node", 1.0],
+        [1_451_606_415_000_000_000i64, "a:9100", "node", 0.0],
+    ]);
+    assert_eq!(stored(), expected);
+
+    // Remote write 2.0 and other encodings: 415, so a sender falls back or says why.
+    let v2 = [
+        ("Content-Encoding", "snappy"),
+        ("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request"),
+    ];
+    assert_eq!(server.post("/api/v1/write", &body, &v2).0, 415);
+    assert_eq!(server.post("/api/v1/write", &body, &[("Content-Encoding", "gzip")]).0, 415);
+    // Truncated snappy, a protobuf that is not a WriteRequest, a series without a name: 400.
+    let (status, error) = server.post("/api/v1/write", &body[..body.len() - 3], &REMOTE_WRITE_HEADERS);
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    let garbage = snap::raw::Encoder::new().compress_vec(b"\x0a\x05\xff\xff\xff\xff\xff").unwrap();
+    let (status, error) = server.post("/api/v1/write", &garbage, &REMOTE_WRITE_HEADERS);
+    assert_eq!(status, 400, "{error}");
+    assert!(error["reason"].as_str().unwrap_or_default().contains("WriteRequest"), "{error}");
+    let unnamed = remote_write_body(&[
+        ("up", vec![("job", "x")], vec![(t + 30_000, 1.0)]),
+        ("", vec![("job", "y")], vec![(t, 1.0)]),
+    ]);
+    let (status, error) = server.post("/api/v1/write", &unnamed, &REMOTE_WRITE_HEADERS);
+    assert_eq!((status, error["line"].clone()), (400, json!(2)), "{error}");
+    // A label set past max_tags_per_series (64): refused whole, naming the limit.
+    let names: Vec<String> = (0..100).map(|i| format!("l{i}")).collect();
+    let wide: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let (status, error) = server.post(
+        "/api/v1/write",
+        &remote_write_body(&[("up", vec![("job", "z")], vec![(t + 45_000, 1.0)]), ("wide", wide, vec![(t, 1.0)])]),
+        &REMOTE_WRITE_HEADERS,
+    );
+    assert_eq!((status, error["limit"].as_str()), (400, Some("max_tags_per_series")), "{error}");
+    // 10^6 series of two samples in one request: past max_batch_rows (or the body limit).
+    let ids: Vec<String> = (0..1_000_000).map(|i| i.to_string()).collect();
+    let huge: Vec<PromSeries<'_>> = ids
+        .iter()
+        .map(|id| ("huge", vec![("id", id.as_str())], vec![(t, 1.0), (t + 1, 2.0)]))
+        .collect();
+    let (status, error) = server.post("/api/v1/write", &remote_write_body(&huge), &REMOTE_WRITE_HEADERS);
+    assert!(
+        status == 413 || (status, error["limit"].as_str()) == (400, Some("max_batch_rows")),
+        "{status} {error}"
+    );
+    // Nothing of the refused requests was stored.
+    assert_eq!(stored(), expected);
+    assert_eq!(server.get("/history/metrics?measurement=huge&field=value").1["rows"], json!([]));
+    assert_eq!(server.get("/history/metrics?measurement=wide&field=value").1["rows"], json!([]));
+}

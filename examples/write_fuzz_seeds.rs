@@ -191,6 +191,35 @@ fn main() {
         put("remote_write", "snappy", &[&[0u8][..], &snappy].concat());
         put("remote_write", "protobuf", &[&[1u8][..], &protobuf].concat());
     }
+    {
+        use annals::ingest::loki::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
+        use prost::Message;
+        put(
+            "loki_push",
+            "json",
+            &[
+                b"\x00".as_slice(),
+                br#"{"streams":[{"stream":{"job":"varlogs","level":"warn"},"values":[["1451606400000000000","disk almost full",{"trace_id":"abc"}]]}]}"#,
+            ]
+            .concat(),
+        );
+        let request = PushRequest {
+            streams: vec![StreamAdapter {
+                labels: r#"{job="varlogs", filename="/var/log/syslog"}"#.into(),
+                entries: vec![EntryAdapter {
+                    timestamp: Some(Timestamp {
+                        seconds: 1_451_606_400,
+                        nanos: 5,
+                    }),
+                    line: "081109 203615 148 ERROR dfs.DataNode: lost block".into(),
+                    structured_metadata: Vec::new(),
+                }],
+            }],
+        };
+        let snappy = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap();
+        put("loki_push", "protobuf", &[&[1u8][..], &snappy].concat());
+        put("loki_push", "labels", b"\x02{a=\"1\", b=\"x\\\"y\"}\nts=1 level=error msg=x");
+    }
     put(
         "http_bodies",
         "logs",

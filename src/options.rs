@@ -111,11 +111,16 @@ impl Limits {
             _ => None,
         };
         if let Some(len) = variable_length {
-            check(Limit::StringValueLength, len, self.max_string_value_bytes, || {
-                format!("value of field {name:?}")
-            })?;
+            self.check_value_length(name, len)?;
         }
         Ok(())
+    }
+
+    /// Checks the length of a string or bytes value of the field `name`.
+    pub fn check_value_length(&self, name: &str, len: usize) -> Result<()> {
+        check(Limit::StringValueLength, len, self.max_string_value_bytes, || {
+            format!("value of field {name:?}")
+        })
     }
 
     /// Checks a row's timestamp and field count.

@@ -6,6 +6,8 @@
 
 mod jsonl;
 mod line_protocol;
+#[cfg(feature = "loki")]
+pub mod loki;
 #[cfg(feature = "prometheus")]
 pub mod remote_write;
 pub mod webhook;
@@ -18,6 +20,25 @@ use crate::model::Batch;
 use crate::options::Limits;
 use crate::time::Precision;
 use std::io::BufRead;
+
+/// Decompresses a body in snappy's block format (Prometheus remote write, Loki's protobuf
+/// push) of at most `max_bytes` once decompressed. [`Error::LimitExceeded`] when it would
+/// be larger; [`Error::InvalidInput`] when it is not snappy.
+#[cfg(any(feature = "prometheus", feature = "loki"))]
+pub fn decompress_snappy(body: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
+    let len = snap::raw::decompress_len(body).map_err(|e| Error::invalid(format!("the body is not snappy (block format): {e}")))?;
+    if len > max_bytes {
+        return Err(Error::LimitExceeded {
+            limit: Limit::BatchBytes,
+            value: len as u64,
+            max: max_bytes as u64,
+            context: Some("the decompressed body".into()),
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| Error::invalid(format!("the body is not snappy (block format): {e}")))
+}
 
 /// Input formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

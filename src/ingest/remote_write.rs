@@ -81,23 +81,7 @@ pub struct HistogramPresence {
     pub timestamp: i64,
 }
 
-/// Decompresses a remote-write body (snappy block format) of at most `max_bytes` once
-/// decompressed. [`Error::LimitExceeded`] when it would be larger; [`Error::InvalidInput`]
-/// when it is not snappy.
-pub fn decompress(body: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
-    let len = snap::raw::decompress_len(body).map_err(|e| Error::invalid(format!("the body is not snappy (block format): {e}")))?;
-    if len > max_bytes {
-        return Err(Error::LimitExceeded {
-            limit: Limit::BatchBytes,
-            value: len as u64,
-            max: max_bytes as u64,
-            context: Some("the decompressed remote-write body".into()),
-        });
-    }
-    snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| Error::invalid(format!("the body is not snappy (block format): {e}")))
-}
+pub use super::decompress_snappy as decompress;
 
 /// Decodes a decompressed `WriteRequest` into a batch of metric rows, all or nothing: the
 /// first bad series (no `__name__`, a repeated label, a name or value the store refuses,

@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http_bodies", http_bodies),
     ("jsonl", jsonl),
     ("line_protocol", line_protocol),
+    ("loki_push", loki_push),
     ("manifest", manifest),
     ("query_flags", query_flags),
     ("remote_write", remote_write),
@@ -208,6 +209,36 @@ pub fn remote_write(data: &[u8]) {
         }
     }
     let _ = decode(&protobuf, &limits);
+}
+
+/// Loki push bodies: the first byte picks JSON (0), a snappy protobuf `PushRequest` as
+/// promtail sends it (1), or a label set and a log line as text (2). Nothing panics; a
+/// protobuf push that is stored gives one row per entry.
+pub fn loki_push(data: &[u8]) {
+    use crate::ingest::loki::{PushRequest, decode_json, decode_protobuf, detect_level, parse_labels};
+    let Some((&selector, body)) = data.split_first() else { return };
+    let limits = Limits::default();
+    match selector % 3 {
+        0 => {
+            let _ = decode_json(body, &limits);
+        }
+        1 => {
+            let Ok(protobuf) = crate::ingest::decompress_snappy(body, 1 << 20) else {
+                return;
+            };
+            let entries =
+                <PushRequest as prost::Message>::decode(&protobuf[..]).map(|r| r.streams.iter().map(|s| s.entries.len()).sum::<usize>());
+            if let Ok(batch) = decode_protobuf(&protobuf, &limits) {
+                assert_eq!(Ok(batch.len()), entries.map_err(|_| ()), "one row per entry");
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(body);
+            let (labels, line) = text.split_once('\n').unwrap_or((&text, ""));
+            let _ = parse_labels(labels);
+            let _ = detect_level(line);
+        }
+    }
 }
 
 /// JSON lines of the typed kinds, millisecond integer timestamps.

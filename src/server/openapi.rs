@@ -22,6 +22,7 @@ use utoipa::openapi::{RefOr, ResponseBuilder};
         super::routes::write_line_protocol,
         super::routes::write_influx_v2,
         super::routes::prometheus_remote_write,
+        super::routes::loki_push,
         super::routes::store_metrics,
         super::routes::store_performance,
         super::routes::store_logs,

@@ -31,6 +31,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/write", post(write_line_protocol))
         .route("/api/v2/write", post(write_influx_v2))
         .route("/api/v1/write", post(prometheus_remote_write))
+        .route("/loki/api/v1/push", post(loki_push))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
         .route("/history/metrics/trends", get(metrics_trends))
@@ -269,7 +270,7 @@ fn precision_param(pairs: &[(String, String)]) -> Result<Precision, ApiError> {
     ("precision" = Option<String>, Query, description = "n or ns (default), u or us, ms, s, m or h."),
     ("db" = Option<String>, Query, description = "Stored as the tag `db` of every series written."),
     ("rp" = Option<String>, Query, description = "Accepted and not stored."),
-), request_body(content = String, content_type = "text/plain", description = "Influx line protocol, optionally gzip"), responses((status = 204, description = "Every line stored")))]
+), request_body(content = Option<String>, content_type = "text/plain", description = "Influx line protocol, optionally gzip; an empty body stores nothing"), responses((status = 204, description = "Every line stored")))]
 pub(crate) async fn write_line_protocol(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -288,7 +289,7 @@ pub(crate) async fn write_line_protocol(
     ("bucket" = String, Query, description = "Stored as the tag `db` of every series written."),
     ("org" = Option<String>, Query, description = "Accepted and not stored."),
     ("precision" = Option<String>, Query, description = "ns (default), us, ms or s."),
-), request_body(content = String, content_type = "text/plain", description = "Influx line protocol, optionally gzip"), responses((status = 204, description = "Every line stored")))]
+), request_body(content = Option<String>, content_type = "text/plain", description = "Influx line protocol, optionally gzip; an empty body stores nothing"), responses((status = 204, description = "Every line stored")))]
 pub(crate) async fn write_influx_v2(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -370,13 +371,55 @@ pub(crate) async fn prometheus_remote_write(State(state): State<AppState>, heade
     let metrics = state.metrics.clone();
     blocking(move || {
         use crate::ingest::remote_write;
-        let protobuf = remote_write::decompress(&raw, max).map_err(|e| match e {
+        let protobuf = crate::ingest::decompress_snappy(&raw, max).map_err(|e| match e {
             crate::Error::LimitExceeded { .. } => ApiError::body_too_large(max),
             other => ApiError::from(other),
         })?;
         let batch = remote_write::decode(&protobuf, &history.engine().options().limits)?;
         if !batch.is_empty() {
             metrics.ingested("remote_write", history.engine().write(&batch)?.rows);
+        }
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `POST /loki/api/v1/push`: Loki's push API, JSON (optionally gzip'd) or, with
+/// `Content-Type: application/x-protobuf`, a snappy-compressed `PushRequest` as promtail
+/// sends it. Every entry becomes a log record (`crate::ingest::loki`); 204 when all were
+/// stored, 400 naming the first bad stream and entry (and storing none), 413 past the body
+/// limit.
+#[utoipa::path(post, path = "/loki/api/v1/push", tag = "write", request_body(content = String, content_type = "application/json", description = "{\"streams\": [{\"stream\": {labels}, \"values\": [[\"<unix ns>\", \"<line>\"]]}]}, or a snappy protobuf PushRequest (Content-Type: application/x-protobuf)"), responses((status = 204, description = "Every entry stored")))]
+pub(crate) async fn loki_push(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<StatusCode, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let protobuf = content_type.starts_with("application/x-protobuf");
+    let max = state.limits.max_body_bytes;
+    // promtail's protobuf bodies are snappy without a Content-Encoding; JSON may be gzip'd.
+    let body = if protobuf {
+        read_raw_body(&state, body).await?.to_vec()
+    } else {
+        read_body(&state, &headers, body).await?
+    };
+    let history = state.history.clone();
+    let metrics = state.metrics.clone();
+    blocking(move || {
+        use crate::ingest::loki;
+        let limits = &history.engine().options().limits;
+        let batch = if protobuf {
+            let decompressed = crate::ingest::decompress_snappy(&body, max).map_err(|e| match e {
+                crate::Error::LimitExceeded { .. } => ApiError::body_too_large(max),
+                other => ApiError::from(other),
+            })?;
+            loki::decode_protobuf(&decompressed, limits)?
+        } else {
+            loki::decode_json(&body, limits)?
+        };
+        if !batch.is_empty() {
+            metrics.ingested("loki_push", history.engine().write(&batch)?.rows);
         }
         Ok(StatusCode::NO_CONTENT)
     })

@@ -1420,3 +1420,72 @@ fn prometheus_remote_write_stores_samples_and_refuses_bad_bodies_whole() {
     assert_eq!(server.get("/history/metrics?measurement=huge&field=value").1["rows"], json!([]));
     assert_eq!(server.get("/history/metrics?measurement=wide&field=value").1["rows"], json!([]));
 }
+
+#[test]
+fn loki_pushes_in_json_and_protobuf_become_log_records() {
+    use annals::ingest::loki::{EntryAdapter, LabelPair, PushRequest, StreamAdapter, Timestamp};
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let json = br#"{"streams":[{"stream":{"job":"varlogs","filename":"/var/log/a.log"},"values":[
+        ["1451606400000000000","081109 203615 148 ERROR dfs.DataNode: lost block"],
+        ["1451606401000000000","all quiet",{"trace_id":"abc"}]]}]}"#;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json).unwrap();
+    let (status, answer) = server.post(
+        "/loki/api/v1/push",
+        &gz.finish().unwrap(),
+        &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")],
+    );
+    assert_eq!(status, 204, "{answer}");
+    // promtail's form: a snappy protobuf PushRequest without a Content-Encoding.
+    let request = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: r#"{job="api", level="warn", host="b"}"#.into(),
+            entries: vec![EntryAdapter {
+                timestamp: Some(Timestamp {
+                    seconds: 1_451_606_402,
+                    nanos: 7,
+                }),
+                line: "slow request ERROR-looking text".into(),
+                structured_metadata: vec![LabelPair {
+                    name: "route".into(),
+                    value: "/x".into(),
+                }],
+            }],
+        }],
+    };
+    let snappy = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).unwrap();
+    let (status, answer) = server.post("/loki/api/v1/push", &snappy, &[("Content-Type", "application/x-protobuf")]);
+    assert_eq!(status, 204, "{answer}");
+
+    let (status, page) = server.get("/history/logs?order=asc");
+    assert_eq!(status, 200, "{page}");
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{page}");
+    assert_eq!(records[0]["message"], "081109 203615 148 ERROR dfs.DataNode: lost block");
+    assert_eq!(records[0]["level"], "ERROR", "the level the line states");
+    assert_eq!(records[0]["logger_name"], "varlogs");
+    assert_eq!(records[0]["tags"]["filename"], "/var/log/a.log", "{page}");
+    assert_eq!(records[1]["level"], "INFO", "a line that states none");
+    assert_eq!(records[1]["extra_data"]["trace_id"], "abc", "{page}");
+    assert_eq!(records[2]["level"], "WARNING", "the level label wins over the line");
+    assert_eq!(records[2]["tags"]["host"], "b", "{page}");
+    assert_eq!(records[2]["extra_data"]["route"], "/x", "{page}");
+
+    // A bad entry in the second stream: 400 naming it, and the first stream not stored.
+    let bad = br#"{"streams":[{"stream":{"job":"x"},"values":[["1451606500000000000","fine"]]},{"stream":{"job":"y"},"values":[["soon","bad"]]}]}"#;
+    let (status, error) = server.post("/loki/api/v1/push", bad, &[("Content-Type", "application/json")]);
+    assert_eq!((status, error["line"].clone()), (400, json!(2)), "{error}");
+    assert!(
+        error["reason"].as_str().unwrap_or_default().starts_with("stream 2, entry 1"),
+        "{error}"
+    );
+    let (status, error) = server.post(
+        "/loki/api/v1/push",
+        &snappy[..snappy.len() - 2],
+        &[("Content-Type", "application/x-protobuf")],
+    );
+    assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
+    assert_eq!(server.get("/history/logs").1["records"].as_array().map(Vec::len), Some(3));
+}

@@ -160,7 +160,6 @@ impl History {
         let mut extra_columns: Vec<Option<usize>> = vec![None; value_columns.len()];
         // Per series, the cells its key gives every row (None: not a record of `kind`).
         let mut series_cells: FxHashMap<SeriesId, Option<Vec<(usize, String)>>> = FxHashMap::default();
-        let fixed = builder.fixed_columns();
         for row in result.by_ref() {
             let row = row?;
             let (Some(id), Some(time)) = (row.series, row.time) else {
@@ -191,19 +190,19 @@ impl History {
                     let Some(value) = value.as_ref().and_then(FieldValue::as_f64) else {
                         continue;
                     };
-                    builder.set_at(fixed[0], Cell::Time(time));
+                    builder.set_at(0, Cell::Time(time));
                     for (at, text) in cells {
                         builder.set_at(*at, Cell::Text(text));
                     }
-                    builder.set_at(fixed[2], Cell::Text(&value_columns[c]));
-                    builder.set_at(fixed[3], Cell::F64(value));
+                    builder.set_at(2, Cell::Text(&value_columns[c]));
+                    builder.set_at(3, Cell::F64(value));
                     builder.end_row();
                     if Some(builder.rows) == max_rows {
                         return Ok(builder.finish());
                     }
                 }
             } else {
-                builder.set_at(fixed[0], Cell::Time(time));
+                builder.set_at(0, Cell::Time(time));
                 for (at, text) in cells {
                     builder.set_at(*at, Cell::Text(text));
                 }
@@ -213,17 +212,17 @@ impl History {
                         Role::Ignored => {}
                         Role::Float(at) => {
                             if let Some(x) = value.as_f64() {
-                                builder.set_at(fixed[at], Cell::F64(x));
+                                builder.set_at(at, Cell::F64(x));
                             }
                         }
                         Role::Integer(at) => {
                             if let FieldValue::I64(x) = value {
-                                builder.set_at(fixed[at], Cell::I64(*x));
+                                builder.set_at(at, Cell::I64(*x));
                             }
                         }
                         Role::Text(at) => {
                             if let FieldValue::Str(s) = value {
-                                builder.set_at(fixed[at], Cell::Text(s));
+                                builder.set_at(at, Cell::Text(s));
                             }
                         }
                         Role::Extra => {
@@ -243,8 +242,8 @@ impl History {
                 }
                 // The data classes' defaults: no error count is 0, no message is "".
                 match kind {
-                    DataType::Performance => builder.set_at(fixed[6], Cell::I64(0)),
-                    DataType::Logs => builder.set_at(fixed[3], Cell::Text("")),
+                    DataType::Performance => builder.set_at(6, Cell::I64(0)),
+                    DataType::Logs => builder.set_at(3, Cell::Text("")),
                     _ => {}
                 }
                 builder.end_row();
@@ -355,7 +354,9 @@ enum Cell<'a> {
 }
 
 /// Columns filled row by row; a column first seen at row `n` gets nulls for the rows
-/// before it, and every column a row did not set gets a null when the row ends.
+/// before it, and every column a row did not set gets a null when the row ends. The fixed
+/// columns of the kind come first, so a fixed column's index is its place in
+/// [`fixed_columns`] (what `query_table` and [`Role`] address them by).
 struct TableBuilder {
     kind: DataType,
     rows: usize,
@@ -389,11 +390,6 @@ impl TableBuilder {
             });
         }
         builder
-    }
-
-    /// The indexes of the fixed columns, in [`fixed_columns`] order (they are the first).
-    fn fixed_columns(&self) -> Vec<usize> {
-        (0..fixed_columns(self.kind).len()).collect()
     }
 
     /// The text cells a series key gives each of its rows of this table's kind, as (column,

@@ -5,7 +5,7 @@
 //! series id as fast fields, and its level and logger as raw terms. The text itself lives
 //! once, in the segments; a hit is fetched from there by (series, timestamp, record id).
 //!
-//! Each commit carries a payload `{"format":1,"covered_seq":N}`: every record of the
+//! Each commit carries a payload `{"format":2,"covered_seq":N}`: every record of the
 //! month with a record id up to N is indexed, none above it. Commits follow the flushes
 //! that publish segments, so on open the records of segments past N are indexed again
 //! (catch-up), which is idempotent. tantivy types stay inside this module.
@@ -29,9 +29,9 @@ use tantivy::{
 };
 
 /// Version of the index layout (schema, tokenizer, payload); a different one is rebuilt.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Name of the tokenizer in the schema.
-const TOKENIZER: &str = "annals_log_v1";
+const TOKENIZER: &str = "annals_log_v2";
 /// tantivy's smallest writer memory budget per thread.
 const WRITER_MIN_MEMORY: usize = 15_000_000;
 /// Name of a month's index directory.

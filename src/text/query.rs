@@ -590,6 +590,11 @@ mod tests {
         // Nested groups of the same operator are flattened.
         assert_eq!(q("(a b) c"), TextQuery::And(vec![term("a"), term("b"), term("c")]));
         assert_eq!(q("a OR (b OR c)"), TextQuery::Or(vec![term("a"), term("b"), term("c")]));
+        // A lowercase that is not all word characters (`İ`) still prints to the same query
+        // (found by the fuzz target: it printed a prefix that parsed back as a phrase).
+        let dotted = q("\"Se2vedİlock\"*");
+        assert_eq!(dotted, TextQuery::Prefix("se2vedilock".into()));
+        assert_eq!(q(&dotted.to_string()), dotted);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! query strings and the brute-force matcher, so all four agree on what a term is.
 //!
 //! Text is split at whitespace into *chunks*; a chunk is split into *parts*: maximal runs
-//! of letters, digits and `_` (what `grep -w` calls a word). Parts are lowercased and are
-//! the terms. The characters between parts of a chunk (`.`, `-`, `:`, `/`, `=`, ...) join
+//! of letters, digits and `_` (what `grep -w` calls a word). Parts are lowercased (keeping
+//! only the word characters of the lowercase, so a term tokenizes to itself) and are the
+//! terms. The characters between parts of a chunk (`.`, `-`, `:`, `/`, `=`, ...) join
 //! them: parts of one chunk get consecutive positions, and one position is left empty
 //! between chunks. So `10.250.19.102:50010` is the terms `10 250 19 102 50010` at
 //! consecutive positions, and the query word `10.250.19.102` (the phrase of its parts)
@@ -98,9 +99,12 @@ impl<'a> Terms<'a> {
                 term.push_str(part);
                 term.make_ascii_lowercase();
             } else {
-                term.extend(part.chars().flat_map(char::to_lowercase));
+                // Lowercasing can yield a character that is not part of a word (`İ` becomes
+                // `i` and a combining dot above); it is dropped, so a term tokenizes to
+                // itself and `istanbul` finds `İSTANBUL`.
+                term.extend(part.chars().flat_map(char::to_lowercase).filter(|&c| is_word(c)));
             }
-            if term.len() > MAX_TERM_BYTES {
+            if term.is_empty() || term.len() > MAX_TERM_BYTES {
                 continue;
             }
             return Some((position, start..start + len));
@@ -187,6 +191,10 @@ mod tests {
         assert_eq!(&"ÉCOLE Straße x"[t[0].offsets.clone()], "ÉCOLE");
         assert_eq!(t[1].term, "straße");
         assert_eq!(t[2].position, 4);
+        // The lowercase of `İ` is `i` and a combining dot, which is not a word character.
+        let t = tokenize("İSTANBUL Se2vedİlock");
+        assert_eq!((t[0].term.as_str(), t[1].term.as_str()), ("istanbul", "se2vedilock"));
+        assert_eq!(&"İSTANBUL Se2vedİlock"[t[1].offsets.clone()], "Se2vedİlock");
     }
 
     #[test]
@@ -217,6 +225,14 @@ mod tests {
             let a: Vec<_> = tokens.iter().map(|t| (t.term.clone(), t.position)).collect();
             let b: Vec<_> = tokenize(&squeezed).into_iter().map(|t| (t.term, t.position)).collect();
             prop_assert_eq!(a, b);
+        }
+
+        #[test]
+        fn a_term_tokenizes_to_itself(text in "(İ|\\PC){0,40}") {
+            for t in tokenize(&text) {
+                let again: Vec<String> = tokenize(&t.term).into_iter().map(|t| t.term).collect();
+                prop_assert_eq!(again, vec![t.term.clone()], "{:?}", text);
+            }
         }
     }
 }

@@ -159,6 +159,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A query uses a construct annals does not evaluate (a PromQL function or modifier
+    /// outside the supported set); nothing was read.
+    #[error("{what} is not supported by annals")]
+    Unsupported {
+        /// The construct, as the query wrote it (`function holt_winters`).
+        what: String,
+    },
+
+    /// A query that parsed could not be evaluated on this data: a rule of its language was
+    /// broken by the series it met (PromQL's one-to-one matching finding many matches, two
+    /// results with the same labels).
+    #[error("{reason}")]
+    QueryExecution {
+        /// What happened, naming the series.
+        reason: String,
+    },
+
     /// A consistency check of the store's own output failed (for example a merged segment
     /// that lost rows). The operation was abandoned and nothing was changed; this is a bug
     /// worth reporting.

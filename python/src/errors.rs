@@ -107,6 +107,8 @@ pub fn to_py(py: Python<'_>, error: annals::Error) -> PyErr {
             &[("hash", obj(py, hash.as_str())), ("in_batch", obj(py, *in_batch))],
         ),
         E::Refused { reason } => raise(py, "RefusedError", message, &[("reason", obj(py, reason.as_str()))]),
+        E::Unsupported { what } => raise(py, "InvalidInputError", message, &[("unsupported", obj(py, what.as_str()))]),
+        E::QueryExecution { reason } => raise(py, "InvalidInputError", message, &[("reason", obj(py, reason.as_str()))]),
         E::Invariant(what) => raise(py, "InternalError", message, &[("detail", obj(py, what.as_str()))]),
         // `annals::Error` is non-exhaustive: a variant added later is still an annals.Error.
         _ => raise(py, "Error", message, &[]),

@@ -113,4 +113,53 @@ impl Snapshot {
     pub fn scan(&self, request: &ScanRequest) -> Result<Scan> {
         crate::scan::scan(&self.view(), request)
     }
+
+    /// Evaluates a PromQL expression at one instant (milliseconds since the epoch), as
+    /// Prometheus' `/api/v1/query` does; see [`crate::query::promql`] for how annals series
+    /// are named. A syntax error is [`crate::Error::InvalidInput`], a construct annals does
+    /// not evaluate [`crate::Error::Unsupported`].
+    #[cfg(feature = "prometheus")]
+    pub fn promql_instant(
+        &self,
+        query: &str,
+        time_ms: i64,
+        options: &crate::query::promql::PromOptions,
+    ) -> Result<crate::query::promql::PromValue> {
+        crate::query::promql::instant_query(&self.view(), query, time_ms, options)
+    }
+
+    /// Evaluates a PromQL expression at each step of `[start_ms, end_ms]` (at most 11,000
+    /// steps), as `/api/v1/query_range` does: always a matrix.
+    #[cfg(feature = "prometheus")]
+    pub fn promql_range(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        options: &crate::query::promql::PromOptions,
+    ) -> Result<crate::query::promql::PromValue> {
+        crate::query::promql::range_query(&self.view(), query, start_ms, end_ms, step_ms, options)
+    }
+
+    /// The Prometheus series (label sets) any of the `match[]` selectors matches with a
+    /// sample in `[start_ms, end_ms]`, sorted.
+    #[cfg(feature = "prometheus")]
+    pub fn promql_series(&self, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<crate::query::promql::Labels>> {
+        crate::query::promql::series(&self.view(), selectors, start_ms, end_ms)
+    }
+
+    /// Label names of the series the selectors match (every metric series when there are
+    /// none), sorted.
+    #[cfg(feature = "prometheus")]
+    pub fn promql_label_names(&self, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
+        crate::query::promql::label_names(&self.view(), selectors, start_ms, end_ms)
+    }
+
+    /// Values of label `name` over the series the selectors match (every metric series
+    /// when there are none), sorted.
+    #[cfg(feature = "prometheus")]
+    pub fn promql_label_values(&self, name: &str, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
+        crate::query::promql::label_values(&self.view(), name, selectors, start_ms, end_ms)
+    }
 }

@@ -14,6 +14,8 @@ pub mod export;
 mod model;
 #[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "prometheus")]
+pub mod promql;
 pub(crate) mod search;
 mod spec;
 

@@ -90,7 +90,9 @@ impl ReadView<'_> {
     }
 
     /// Names of the fields the series have in `range`, sorted, from metadata only (block
-    /// indexes and head columns): a cheap way to know a scan's columns before reading it.
+    /// indexes, and head columns when the head's time span overlaps `range`): a cheap way to
+    /// know a scan's columns before reading it. A field may be named whose rows all lie
+    /// just outside `range` within one block or head.
     pub(crate) fn field_names(&self, series: &[SeriesId], range: TimeRange) -> Result<Vec<String>> {
         let mut names = std::collections::BTreeSet::new();
         for segment in &self.state.segments {
@@ -111,7 +113,9 @@ impl ReadView<'_> {
         for head in &self.state.heads {
             let head = head.rows.read();
             for &id in series {
-                names.extend(head.field_names(id).iter().map(|n| n.to_string()));
+                if head.may_contain(id, range) {
+                    names.extend(head.field_names(id).iter().map(|n| n.to_string()));
+                }
             }
         }
         Ok(names.into_iter().collect())

@@ -127,6 +127,8 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
             }
             Error::ObjectStore { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "object_store", reason),
+            Error::Unsupported { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported", reason),
+            Error::QueryExecution { .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", reason),
             _ => ApiError::internal(reason),
         }
     }

@@ -16,7 +16,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// A stable name of the kind of error (`bad_input`, `unauthorized`, `not_found`,
     /// `body_too_large`, `query_limit`, `too_many_queries`, `unavailable`, `timeout`,
-    /// `internal`).
+    /// `unsupported`, `execution`, `internal`).
     pub kind: &'static str,
     /// What went wrong, for a person.
     pub reason: String,

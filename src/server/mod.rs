@@ -24,6 +24,7 @@ mod live;
 mod metrics;
 mod openapi;
 mod operations;
+mod prometheus;
 mod routes;
 mod schema;
 

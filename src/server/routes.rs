@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::prometheus;
 use super::schema::{AlertsPage, CleanupPlan, CommitsPage, Health, OperationsList, PushStored, QueryPage, RecordsPage, SearchPage, Stored};
 use crate::history::{CommitQuery, DataQuery, DataType};
 use crate::ingest::JsonLinesParser;
@@ -32,6 +33,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(write_influx_v2))
         .route("/api/v1/write", post(prometheus_remote_write))
         .route("/loki/api/v1/push", post(loki_push))
+        .route("/api/v1/query", get(prometheus::query).post(prometheus::query))
+        .route("/api/v1/query_range", get(prometheus::query_range).post(prometheus::query_range))
+        .route("/api/v1/series", get(prometheus::series).post(prometheus::series))
+        .route("/api/v1/labels", get(prometheus::labels).post(prometheus::labels))
+        .route("/api/v1/label/{name}/values", get(prometheus::label_values))
+        .route("/api/v1/status/buildinfo", get(prometheus::buildinfo))
+        .route("/api/v1/metadata", get(prometheus::metadata))
         .route("/history/metrics", get(query_metrics).post(store_metrics))
         .route("/history/metrics/summary", get(metrics_summary))
         .route("/history/metrics/trends", get(metrics_trends))
@@ -139,7 +147,10 @@ fn query_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Api
 
 /// A read: one of the limited query slots (429 when none is free), and the request
 /// timeout (503 `timeout`; the call itself runs to its end, holding its slot).
-async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(crate) async fn read<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     let permit = query_slot(state)?;
     let timeout = state.limits.request_timeout;
     let work = blocking(move || {
@@ -158,7 +169,7 @@ async fn read<T: Send + 'static>(state: &AppState, call: impl FnOnce() -> Result
 }
 
 /// The body, within the size limit both as sent and after gzip decompression.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ApiError> {
     let max = state.limits.max_body_bytes;
     let raw = read_raw_body(state, body).await?;
     let encoding = headers

@@ -1489,3 +1489,121 @@ fn loki_pushes_in_json_and_protobuf_become_log_records() {
     assert_eq!((status, error["error"].as_str()), (400, Some("bad_input")), "{error}");
     assert_eq!(server.get("/history/logs").1["records"].as_array().map(Vec::len), Some(3));
 }
+
+/// `?name=value&…` with the values percent-encoded.
+fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+#[test]
+fn prometheus_query_api_answers_promql_in_prometheus_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    let t = 1_451_606_400_000i64; // 2016-01-01T00:00:00Z in ms
+    // Two counters scraped every 15 s for 10 minutes: a grows 1.5 per scrape, b 3.
+    let a: Vec<(i64, f64)> = (0..=40).map(|i| (t + i * 15_000, 1.5 * i as f64)).collect();
+    let b: Vec<(i64, f64)> = (0..=40).map(|i| (t + i * 15_000, 3.0 * i as f64)).collect();
+    let body = remote_write_body(&[
+        ("requests_total", vec![("job", "api"), ("instance", "a")], a),
+        ("requests_total", vec![("job", "api"), ("instance", "b")], b),
+    ]);
+    assert_eq!(server.post("/api/v1/write", &body, &REMOTE_WRITE_HEADERS).0, 204);
+    let at = (t + 600_000) as f64 / 1000.0;
+
+    let (status, answer) = server.get(&format!(
+        "/api/v1/query?{}",
+        query_string(&[("query", "sum by (job) (rate(requests_total[5m]))"), ("time", &at.to_string())])
+    ));
+    assert_eq!(status, 200, "{answer}");
+    // (1.5 + 3) per 15 s over a window exactly covered by samples.
+    assert_eq!(answer["status"], "success");
+    assert_eq!(answer["data"]["resultType"], "vector");
+    let result = &answer["data"]["result"];
+    assert_eq!(
+        (result[0]["metric"].clone(), result[0]["value"][0].clone()),
+        (json!({"job": "api"}), json!(1_451_607_000i64)),
+        "{answer}"
+    );
+    let rate: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((rate - 0.3).abs() < 1e-12, "{answer}");
+    // A form POST of a range query, steps of one minute over the last three.
+    let form = query_string(&[
+        ("query", "requests_total{instance=\"a\"}"),
+        ("start", "2016-01-01T00:08:00Z"),
+        ("end", &at.to_string()),
+        ("step", "1m"),
+    ]);
+    let (status, answer) = server.post(
+        "/api/v1/query_range",
+        form.as_bytes(),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"resultType": "matrix", "result": [{
+            "metric": {"__name__": "requests_total", "instance": "a", "job": "api"},
+            "values": [[1_451_606_880i64, "48"], [1_451_606_940i64, "54"], [1_451_607_000i64, "60"]]
+        }]})
+    );
+    // Grafana's data source test.
+    let (status, answer) = server.get(&format!(
+        "/api/v1/query?{}",
+        query_string(&[("query", "1+1"), ("time", "1451606400.5")])
+    ));
+    assert_eq!(
+        (status, answer["data"].clone()),
+        (200, json!({"resultType": "scalar", "result": [1_451_606_400.5, "2"]}))
+    );
+    let (_, answer) = server.get(&format!(
+        "/api/v1/series?{}",
+        query_string(&[("match[]", "requests_total"), ("start", "1451606400")])
+    ));
+    assert_eq!(answer["data"].as_array().map(Vec::len), Some(2), "{answer}");
+    let (_, answer) = server.get(&format!("/api/v1/series?{}", query_string(&[("match", "{instance=\"b\"}")])));
+    assert_eq!(
+        answer["data"],
+        json!([{"__name__": "requests_total", "instance": "b", "job": "api"}])
+    );
+    assert_eq!(server.get("/api/v1/labels").1["data"], json!(["__name__", "instance", "job"]));
+    assert_eq!(server.get("/api/v1/label/__name__/values").1["data"], json!(["requests_total"]));
+    assert_eq!(server.get("/api/v1/label/instance/values").1["data"], json!(["a", "b"]));
+    assert_eq!(server.get("/api/v1/status/buildinfo").1["data"]["version"], "2.42.0");
+
+    // Errors in Prometheus' envelope: bad syntax and parameters 400, unsupported 422.
+    let (status, answer) = server.get(&format!("/api/v1/query?{}", query_string(&[("query", "sum(")])));
+    assert_eq!(
+        (status, answer["status"].as_str(), answer["errorType"].as_str()),
+        (400, Some("error"), Some("bad_data")),
+        "{answer}"
+    );
+    let (status, answer) = server.get("/api/v1/query");
+    assert!(
+        status == 400 && answer["error"].as_str().unwrap_or("").contains("query"),
+        "{answer}"
+    );
+    let (status, answer) = server.get(&format!("/api/v1/query?{}", query_string(&[("query", "up"), ("time", "soon")])));
+    assert!(status == 400 && answer["error"].as_str().unwrap_or("").contains("time"), "{answer}");
+    let (status, answer) = server.get(&format!(
+        "/api/v1/query_range?{}",
+        query_string(&[("query", "up"), ("start", "0"), ("end", "100000"), ("step", "1")])
+    ));
+    assert!(
+        status == 400 && answer["error"].as_str().unwrap_or("").contains("11000"),
+        "{answer}"
+    );
+    let (status, answer) = server.get(&format!("/api/v1/query?{}", query_string(&[("query", "minute(requests_total)")])));
+    assert_eq!((status, answer["errorType"].as_str()), (422, Some("execution")), "{answer}");
+    assert!(answer["error"].as_str().unwrap_or("").contains("minute"), "{answer}");
+    let (status, answer) = server.get(&format!(
+        "/api/v1/query?{}",
+        query_string(&[("query", "requests_total / on (job) requests_total"), ("time", &at.to_string())])
+    ));
+    assert_eq!((status, answer["errorType"].as_str()), (422, Some("execution")), "{answer}");
+    let (status, answer) = server.post("/api/v1/query", b"{\"query\": \"up\"}", &[("Content-Type", "application/json")]);
+    assert_eq!((status, answer["errorType"].as_str()), (400, Some("bad_data")), "{answer}");
+}

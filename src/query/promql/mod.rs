@@ -103,7 +103,12 @@ pub fn parse(text: &str) -> Result<Expr> {
     if text.trim().is_empty() {
         return Err(Error::invalid("the query is empty"));
     }
-    promql_parser::parser::parse(text).map_err(|e| Error::invalid(format!("invalid PromQL {text:?}: {e}")))
+    // The parser is another crate's: should it panic on some input, that input is refused
+    // rather than taking the caller down (the promql fuzz target looks for such inputs).
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(text)) {
+        Ok(parsed) => parsed.map_err(|e| Error::invalid(format!("invalid PromQL {text:?}: {e}"))),
+        Err(_) => Err(Error::invalid(format!("invalid PromQL {text:?}: the parser could not read it"))),
+    }
 }
 
 /// Evaluates `query` at one instant (`/api/v1/query`).

@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("line_protocol", line_protocol),
     ("loki_push", loki_push),
     ("manifest", manifest),
+    ("promql", promql),
     ("query_flags", query_flags),
     ("remote_write", remote_write),
     ("segment", segment),
@@ -422,4 +423,70 @@ fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
             (k.to_string(), v.to_string())
         })
         .collect()
+}
+
+/// A PromQL query as `/api/v1/query` and `/api/v1/query_range` take it, evaluated over a
+/// small store (a counter, a gauge with two fields, histogram buckets) at one instant and
+/// over 13 steps. Nothing panics; an instant vector never holds one label set twice, and
+/// a range answer's points are in time order within the range.
+pub fn promql(data: &[u8]) {
+    use crate::query::promql::{PromOptions, PromValue};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Some(engine) = promql_store() else { return };
+    let snapshot = engine.snapshot();
+    let options = PromOptions::default();
+    const T: i64 = 1_767_225_600_000 + 600_000;
+    if let Ok(PromValue::Vector(samples)) = snapshot.promql_instant(text, T, &options) {
+        let mut labels: Vec<_> = samples.iter().map(|s| s.labels.clone()).collect();
+        labels.sort();
+        let before = labels.len();
+        labels.dedup();
+        assert_eq!(before, labels.len(), "{text:?} answered one label set twice");
+    }
+    if let Ok(PromValue::Matrix(series)) = snapshot.promql_range(text, T - 60_000, T, 5_000, &options) {
+        for s in series {
+            assert!(s.points.windows(2).all(|p| p[0].0 < p[1].0), "{text:?}: points out of order");
+            assert!(
+                s.points.iter().all(|p| (T - 60_000..=T).contains(&p.0)),
+                "{text:?}: a point outside the range"
+            );
+        }
+    }
+}
+
+/// The store the promql target queries, made once per process in a temporary directory.
+fn promql_store() -> Option<&'static crate::Engine> {
+    use crate::model::{FieldValue, SeriesKey, SeriesKind};
+    static STORE: std::sync::OnceLock<Option<crate::Engine>> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("annals-fuzz-promql-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let engine = crate::Engine::open(&dir, crate::Options::default()).ok()?;
+            let mut batch = Batch::new();
+            let t0 = 1_767_225_600i64 * 1_000_000_000;
+            for (job, per) in [("api", 1.5), ("db", 3.0)] {
+                let key = SeriesKey::new(SeriesKind::Metric, "requests_total", [("job", job)]).ok()?;
+                for i in 0..=40i64 {
+                    let value = if i == 20 { 0.0 } else { per * i as f64 };
+                    batch
+                        .add_row(&key, t0 + i * 15_000_000_000, [("value", FieldValue::F64(value))])
+                        .ok()?;
+                }
+            }
+            let cpu = SeriesKey::new(SeriesKind::Metric, "cpu", [("host", "h1")]).ok()?;
+            for i in 0..=10i64 {
+                let fields = [("usage", FieldValue::F64(i as f64 * 0.5)), ("cores", FieldValue::I64(4))];
+                batch.add_row(&cpu, t0 + i * 60_000_000_000, fields).ok()?;
+            }
+            for (le, count) in [("0.1", 1.0), ("1", 5.0), ("+Inf", 8.0)] {
+                let key = SeriesKey::new(SeriesKind::Metric, "latency_bucket", [("le", le)]).ok()?;
+                batch
+                    .add_row(&key, t0 + 590_000_000_000, [("value", FieldValue::F64(count))])
+                    .ok()?;
+            }
+            engine.write(&batch).ok()?;
+            Some(engine)
+        })
+        .as_ref()
 }

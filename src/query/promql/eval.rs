@@ -73,7 +73,7 @@ impl RangeVector {
     pub fn window(&self, s: usize, i: usize) -> &[(i64, f64)] {
         let points = &self.series[s].points;
         let end = self.ends[i];
-        let lo = points.partition_point(|p| p.0 < end - self.range_ms);
+        let lo = points.partition_point(|p| p.0 < end.saturating_sub(self.range_ms));
         let hi = points.partition_point(|p| p.0 <= end);
         &points[lo..hi.max(lo)]
     }
@@ -329,7 +329,7 @@ impl<'a, 'v> Evaluator<'a, 'v> {
                     .map(|&t| {
                         let at = l.points.partition_point(|p| p.0 <= t);
                         let (ts, v) = *l.points.get(at.checked_sub(1)?)?;
-                        (ts >= t - lookback).then_some(if sample_times { ts as f64 / 1000.0 } else { v })
+                        (ts >= t.saturating_sub(lookback)).then_some(if sample_times { ts as f64 / 1000.0 } else { v })
                     })
                     .collect();
                 StepSeries { labels: l.labels, values }
@@ -347,7 +347,7 @@ impl<'a, 'v> Evaluator<'a, 'v> {
         let lo = ends.iter().copied().min().unwrap_or(0).saturating_sub(range);
         let hi = ends.iter().copied().max().unwrap_or(0);
         // Inner steps at multiples of the step, from the first one in the earliest window.
-        let first = lo.div_euclid(step) * step + if lo.rem_euclid(step) == 0 { 0 } else { step };
+        let first = (lo.div_euclid(step) * step).saturating_add(if lo.rem_euclid(step) == 0 { 0 } else { step });
         let inner = step_times(first, hi, step)?;
         let series = match self.eval(&sq.expr, &inner)? {
             Value::Vector(series) => series,
@@ -487,8 +487,8 @@ pub(crate) fn step_times(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<Vec
     if end_ms < start_ms {
         return Err(Error::invalid("end timestamp must not be before start time"));
     }
-    let count = ((end_ms - start_ms) / step_ms) as u64 + 1;
-    if count > MAX_STEPS as u64 {
+    let count = (end_ms as i128 - start_ms as i128) / step_ms as i128 + 1;
+    if count > MAX_STEPS as i128 {
         return Err(Error::invalid(format!(
             "exceeded maximum resolution of {MAX_STEPS} points per timeseries. Try decreasing the query resolution (?step=XX)"
         )));

@@ -127,7 +127,7 @@ fn linear_regression(points: &[(i64, f64)], intercept_ms: i64) -> (f64, f64) {
     let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let constant_y = points.iter().all(|p| p.1 == points[0].1);
     for &(t, v) in points {
-        let x = (t - intercept_ms) as f64 / 1000.0;
+        let x = (t as f64 - intercept_ms as f64) / 1000.0;
         n += 1.0;
         sum_x += x;
         sum_y += v;
@@ -162,9 +162,10 @@ fn extrapolated_rate(points: &[(i64, f64)], window_start: i64, window_end: i64, 
             previous = v;
         }
     }
-    let mut to_start = (first_t - window_start) as f64 / 1000.0;
-    let to_end = (window_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let seconds = |from: i64, to: i64| (to as f64 - from as f64) / 1000.0;
+    let mut to_start = seconds(window_start, first_t);
+    let to_end = seconds(last_t, window_end);
+    let sampled = seconds(first_t, last_t);
     let average_interval = sampled / (points.len() - 1) as f64;
     if is_counter && result > 0.0 && first_v >= 0.0 {
         let to_zero = sampled * (first_v / result);
@@ -178,7 +179,7 @@ fn extrapolated_rate(points: &[(i64, f64)], window_start: i64, window_end: i64, 
     interval += if to_end < threshold { to_end } else { average_interval / 2.0 };
     let mut factor = interval / sampled;
     if is_rate {
-        factor /= (window_end - window_start) as f64 / 1000.0;
+        factor /= seconds(window_start, window_end);
     }
     Some(result * factor)
 }
@@ -189,7 +190,7 @@ fn instant_delta(points: &[(i64, f64)], is_rate: bool) -> Option<f64> {
     if !is_rate {
         return Some(change);
     }
-    let seconds = (t1 - t0) as f64 / 1000.0;
+    let seconds = (*t1 as f64 - *t0 as f64) / 1000.0;
     (seconds != 0.0).then_some(change / seconds)
 }
 
@@ -512,9 +513,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
             let range = m.range_ms;
             let ends = m.ends.clone();
             vector(over_windows(&m, name == "last_over_time", |w, i| match name {
-                "rate" => extrapolated_rate(w, ends[i] - range, ends[i], true, true),
-                "increase" => extrapolated_rate(w, ends[i] - range, ends[i], true, false),
-                "delta" => extrapolated_rate(w, ends[i] - range, ends[i], false, false),
+                "rate" => extrapolated_rate(w, ends[i].saturating_sub(range), ends[i], true, true),
+                "increase" => extrapolated_rate(w, ends[i].saturating_sub(range), ends[i], true, false),
+                "delta" => extrapolated_rate(w, ends[i].saturating_sub(range), ends[i], false, false),
                 "irate" => instant_delta(w, true),
                 "idelta" => instant_delta(w, false),
                 "deriv" => (w.len() >= 2).then(|| linear_regression(w, w[0].0).0),

@@ -141,6 +141,9 @@ pub(crate) fn resolve(view: &ReadView<'_>, matchers: &[Matcher], range: TimeRang
             }
         }
     }
+    // In label order, as Prometheus' index gives series: `topk` and `bottomk` keep the
+    // first of equal values, so ties are broken the same way.
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
 }
 

@@ -339,6 +339,19 @@ fn aggregations_group_by_and_without_labels() {
         ],
     );
     assert_vector(&engine, "count_values(\"v\", cpu_usage_system)", 600, &[("v=2", 2.0)]);
+    // Equal values: the first series in label order is kept, as Prometheus keeps it.
+    assert_vector(
+        &engine,
+        "topk(1, cpu_usage_system)",
+        600,
+        &[("__name__=cpu_usage_system,host=h1", 2.0)],
+    );
+    assert_vector(
+        &engine,
+        "bottomk(1, cpu_usage_system)",
+        600,
+        &[("__name__=cpu_usage_system,host=h1", 2.0)],
+    );
 }
 
 #[test]

@@ -1323,7 +1323,7 @@ pub(crate) async fn analyze(
 /// `POST /history/archive?before=YYYY-MM`: moves every month before `before` into an
 /// archive file (202 with an operation id; `archive_completed` and `operation_completed`
 /// events at its end).
-#[utoipa::path(post, path = "/history/archive", tag = "management", params(("before" = String, Query, description = "YYYY-MM: every month before it is archived.")), responses((status = 202, body = super::schema::OperationAccepted)))]
+#[utoipa::path(post, path = "/history/archive", tag = "management", params(("before" = String, Query, description = "YYYY-MM: every month before it is archived.")), responses((status = 202, body = super::schema::OperationAccepted), (status = 409, description = "An operation of this kind is still running (the reason names it)", body = super::schema::ErrorBody)))]
 pub(crate) async fn archive(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["before"])?;
@@ -1346,7 +1346,7 @@ pub(crate) async fn archive(State(state): State<AppState>, RawQuery(raw): RawQue
 
 /// `POST /history/cleanup?apply=true`: retention. Without `apply=true` a dry run answers
 /// at once (200) with what would be dropped; with it, an operation (202).
-#[utoipa::path(post, path = "/history/cleanup", tag = "management", params(("apply" = Option<String>, Query, description = "true to drop; otherwise a dry run.")), responses((status = 200, body = CleanupPlan), (status = 202, body = super::schema::OperationAccepted)))]
+#[utoipa::path(post, path = "/history/cleanup", tag = "management", params(("apply" = Option<String>, Query, description = "true to drop; otherwise a dry run.")), responses((status = 200, body = CleanupPlan), (status = 202, body = super::schema::OperationAccepted), (status = 409, description = "An operation of this kind is still running (the reason names it)", body = super::schema::ErrorBody)))]
 pub(crate) async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let pairs = query_pairs(&raw);
     only_params(&pairs, &["apply"])?;
@@ -1370,7 +1370,7 @@ pub(crate) async fn cleanup(State(state): State<AppState>, RawQuery(raw): RawQue
 
 /// `POST /history/optimize`: merges every month to one segment and its text index to one
 /// segment, and removes orphan files (202 with an operation id).
-#[utoipa::path(post, path = "/history/optimize", tag = "management", responses((status = 202, body = super::schema::OperationAccepted)))]
+#[utoipa::path(post, path = "/history/optimize", tag = "management", responses((status = 202, body = super::schema::OperationAccepted), (status = 409, description = "An operation of this kind is still running (the reason names it)", body = super::schema::ErrorBody)))]
 pub(crate) async fn optimize(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     only_params(&query_pairs(&raw), &[])?;
     let history = state.history.clone();

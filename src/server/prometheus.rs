@@ -263,6 +263,20 @@ pub(crate) async fn query_range(
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Reads the `match[]` selectors and the `start`/`end` of a series or label request (all
+/// time by default), then runs `call` on a snapshot within the query slots and timeout.
+async fn series_lookup<T: Send + 'static>(
+    state: &AppState,
+    pairs: &[(String, String)],
+    call: impl FnOnce(&crate::Snapshot, &[String], i64, i64) -> crate::Result<T> + Send + 'static,
+) -> Result<T, PromError> {
+    let selectors = selectors(pairs);
+    let start = time_or(pairs, "start", MIN_TIME_MS)?;
+    let end = time_or(pairs, "end", MAX_TIME_MS)?;
+    let history = state.history.clone();
+    Ok(read(state, move || Ok(call(&history.engine().snapshot(), &selectors, start, end)?)).await?)
+}
+
 /// `/api/v1/series`: the series `match[]` selects with samples in `[start, end]`.
 #[utoipa::path(method(get, post), path = "/api/v1/series", tag = "prometheus", params(("match[]" = Vec<String>, Query, description = "Series selectors (at least one)"), ("start" = Option<String>, Query, description = "Seconds since the epoch or RFC 3339"), ("end" = Option<String>, Query, description = "Seconds since the epoch or RFC 3339")), responses((status = 200, description = "{status: success, data: [label sets]}", body = Object), (status = 400, description = "Bad parameter (errorType bad_data)", body = Object), (status = 422, description = "Query limit (errorType execution)", body = Object), (status = 503, description = "Timeout or unavailable store", body = Object)))]
 pub(crate) async fn series(
@@ -274,12 +288,8 @@ pub(crate) async fn series(
 ) -> Response {
     let answer = async {
         let pairs = parameters(&state, &method, &raw, &headers, body).await?;
-        let selectors = selectors(&pairs);
-        let start = time_or(&pairs, "start", MIN_TIME_MS)?;
-        let end = time_or(&pairs, "end", MAX_TIME_MS)?;
-        let history = state.history.clone();
-        let series = read(&state, move || {
-            Ok(history.engine().snapshot().promql_series(&selectors, start, end)?)
+        let series = series_lookup(&state, &pairs, |snapshot, selectors, start, end| {
+            snapshot.promql_series(selectors, start, end)
         })
         .await?;
         Ok::<Response, PromError>(success(series.iter().map(labels_json).collect()))
@@ -298,12 +308,8 @@ pub(crate) async fn labels(
 ) -> Response {
     let answer = async {
         let pairs = parameters(&state, &method, &raw, &headers, body).await?;
-        let selectors = selectors(&pairs);
-        let start = time_or(&pairs, "start", MIN_TIME_MS)?;
-        let end = time_or(&pairs, "end", MAX_TIME_MS)?;
-        let history = state.history.clone();
-        let names = read(&state, move || {
-            Ok(history.engine().snapshot().promql_label_names(&selectors, start, end)?)
+        let names = series_lookup(&state, &pairs, |snapshot, selectors, start, end| {
+            snapshot.promql_label_names(selectors, start, end)
         })
         .await?;
         Ok::<Response, PromError>(success(json!(names)))
@@ -316,12 +322,8 @@ pub(crate) async fn labels(
 pub(crate) async fn label_values(State(state): State<AppState>, Path(name): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let answer = async {
         let pairs = query_pairs(&raw);
-        let selectors = selectors(&pairs);
-        let start = time_or(&pairs, "start", MIN_TIME_MS)?;
-        let end = time_or(&pairs, "end", MAX_TIME_MS)?;
-        let history = state.history.clone();
-        let values = read(&state, move || {
-            Ok(history.engine().snapshot().promql_label_values(&name, &selectors, start, end)?)
+        let values = series_lookup(&state, &pairs, move |snapshot, selectors, start, end| {
+            snapshot.promql_label_values(&name, selectors, start, end)
         })
         .await?;
         Ok::<Response, PromError>(success(json!(values)))

@@ -585,6 +585,17 @@ fn signature(labels: &[(String, String)], matching: Option<&LabelModifier>) -> V
     }
 }
 
+/// The same series with no value at any step.
+fn without_values(series: &[StepSeries], steps: usize) -> Vec<StepSeries> {
+    series
+        .iter()
+        .map(|s| StepSeries {
+            labels: s.labels.clone(),
+            values: vec![None; steps],
+        })
+        .collect()
+}
+
 fn set_operation(
     op: &str,
     lhs: Vec<StepSeries>,
@@ -604,23 +615,8 @@ fn set_operation(
                 .map(|(_, sig)| sig.clone())
                 .collect()
         };
-    let mut out_lhs: Vec<StepSeries> = lhs
-        .iter()
-        .map(|s| StepSeries {
-            labels: s.labels.clone(),
-            values: vec![None; steps],
-        })
-        .collect();
-    let mut out_rhs: Vec<StepSeries> = Vec::new();
-    if op == "or" {
-        out_rhs = rhs
-            .iter()
-            .map(|s| StepSeries {
-                labels: s.labels.clone(),
-                values: vec![None; steps],
-            })
-            .collect();
-    }
+    let mut out_lhs = without_values(&lhs, steps);
+    let mut out_rhs = if op == "or" { without_values(&rhs, steps) } else { Vec::new() };
     for i in 0..steps {
         match op {
             "and" | "unless" => {
@@ -819,13 +815,7 @@ fn aggregate(
             let Some(Param::Number(k)) = param else {
                 return Err(Error::invalid(format!("{op} needs a number of series")));
             };
-            let mut out: Vec<StepSeries> = input
-                .iter()
-                .map(|s| StepSeries {
-                    labels: s.labels.clone(),
-                    values: vec![None; steps],
-                })
-                .collect();
+            let mut out = without_values(&input, steps);
             for i in 0..steps {
                 let k = k[i];
                 if k.is_nan() {

@@ -778,16 +778,12 @@ enum Param {
     Label(String),
 }
 
-/// The group labels of a series under `by`/`without`.
+/// The group labels of a series under `by`/`without`: the labels `on`/`ignoring` would
+/// match on, and none without a modifier.
 fn group_labels(labels: &[(String, String)], modifier: &Option<LabelModifier>) -> Labels {
     Arc::new(match modifier {
         None => Vec::new(),
-        Some(LabelModifier::Include(by)) => labels.iter().filter(|(n, _)| by.labels.contains(n)).cloned().collect(),
-        Some(LabelModifier::Exclude(without)) => labels
-            .iter()
-            .filter(|(n, _)| n != METRIC_NAME && !without.labels.contains(n))
-            .cloned()
-            .collect(),
+        Some(m) => signature(labels, Some(m)),
     })
 }
 

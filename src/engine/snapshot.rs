@@ -162,4 +162,47 @@ impl Snapshot {
     pub fn promql_label_values(&self, name: &str, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
         crate::query::promql::label_values(&self.view(), name, selectors, start_ms, end_ms)
     }
+    /// Evaluates a LogQL query over `[start_ns, end_ns]`, as Loki's
+    /// `/loki/api/v1/query_range` does: a log query's lines in `[start, end)` (at most
+    /// `lines.limit`, newest or oldest first), or a metric query at each step (at most
+    /// 11,000 steps). See [`crate::query::logql`] for how log records are streams.
+    #[cfg(feature = "loki")]
+    pub fn logql_range(
+        &self,
+        query: &str,
+        start_ns: i64,
+        end_ns: i64,
+        step_ms: i64,
+        lines: crate::query::logql::LineOptions,
+    ) -> Result<crate::query::logql::LogqlValue> {
+        crate::query::logql::range_query(&self.view(), query, start_ns, end_ns, step_ms, lines)
+    }
+
+    /// Evaluates a LogQL metric query at one instant, as `/loki/api/v1/query` does; a log
+    /// query is refused ([`crate::Error::InvalidInput`]) as Loki 3 refuses it.
+    #[cfg(feature = "loki")]
+    pub fn logql_instant(&self, query: &str, time_ns: i64) -> Result<crate::query::logql::LogqlValue> {
+        crate::query::logql::instant_query(&self.view(), query, time_ns)
+    }
+
+    /// The log streams (label sets) any of the stream selectors matches (every stream
+    /// when there are none) with a line in `[start_ns, end_ns]`, sorted.
+    #[cfg(feature = "loki")]
+    pub fn logql_series(&self, selectors: &[String], start_ns: i64, end_ns: i64) -> Result<Vec<crate::query::promql::Labels>> {
+        crate::query::logql::series(&self.view(), selectors, start_ns, end_ns)
+    }
+
+    /// Label names of the log streams `selector` matches (every stream without one) with a
+    /// line in `[start_ns, end_ns]`, sorted.
+    #[cfg(feature = "loki")]
+    pub fn logql_label_names(&self, selector: Option<&str>, start_ns: i64, end_ns: i64) -> Result<Vec<String>> {
+        crate::query::logql::label_names(&self.view(), selector, start_ns, end_ns)
+    }
+
+    /// Values of label `name` over the log streams `selector` matches (every stream
+    /// without one) with a line in `[start_ns, end_ns]`, sorted.
+    #[cfg(feature = "loki")]
+    pub fn logql_label_values(&self, name: &str, selector: Option<&str>, start_ns: i64, end_ns: i64) -> Result<Vec<String>> {
+        crate::query::logql::label_values(&self.view(), name, selector, start_ns, end_ns)
+    }
 }

@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http_bodies", http_bodies),
     ("jsonl", jsonl),
     ("line_protocol", line_protocol),
+    ("logql", logql),
     ("loki_push", loki_push),
     ("manifest", manifest),
     ("promql", promql),
@@ -484,6 +485,96 @@ fn promql_store() -> Option<&'static crate::Engine> {
                 batch
                     .add_row(&key, t0 + 590_000_000_000, [("value", FieldValue::F64(count))])
                     .ok()?;
+            }
+            engine.write(&batch).ok()?;
+            Some(engine)
+        })
+        .as_ref()
+}
+
+/// LogQL queries as Loki's query API takes them (`/loki/api/v1/query_range`, `/query`),
+/// parsed and evaluated over a small store of log lines: nothing panics; a log query
+/// returns at most its limit of lines, each stream's in the query's direction and inside
+/// the range; a metric vector never holds one label set twice.
+pub fn logql(data: &[u8]) {
+    use crate::query::logql::{Direction, LineOptions, LogqlValue};
+    use crate::query::promql::PromValue;
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Some(engine) = logql_store() else { return };
+    let snapshot = engine.snapshot();
+    const S: i64 = 1_000_000_000;
+    const T0: i64 = 1_767_225_600 * S;
+    for direction in [Direction::Backward, Direction::Forward] {
+        let lines = LineOptions { limit: 7, direction };
+        match snapshot.logql_range(text, T0, T0 + 300 * S, 15_000, lines) {
+            Ok(LogqlValue::Streams(streams)) => {
+                let total: usize = streams.iter().map(|s| s.entries.len()).sum();
+                assert!(total <= 7, "{text:?}: {total} lines over the limit");
+                for stream in &streams {
+                    let times: Vec<i64> = stream.entries.iter().map(|e| e.0).collect();
+                    let ordered = match direction {
+                        Direction::Forward => times.windows(2).all(|w| w[0] <= w[1]),
+                        Direction::Backward => times.windows(2).all(|w| w[0] >= w[1]),
+                    };
+                    assert!(ordered, "{text:?}: lines out of order");
+                    assert!(
+                        times.iter().all(|t| (T0..T0 + 300 * S).contains(t)),
+                        "{text:?}: a line outside the range"
+                    );
+                }
+            }
+            Ok(LogqlValue::Metric(PromValue::Matrix(series))) => {
+                for s in series {
+                    assert!(s.points.windows(2).all(|p| p[0].0 < p[1].0), "{text:?}: points out of order");
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Ok(LogqlValue::Metric(PromValue::Vector(samples))) = snapshot.logql_instant(text, T0 + 300 * S) {
+        let mut labels: Vec<_> = samples.iter().map(|s| s.labels.clone()).collect();
+        labels.sort();
+        let before = labels.len();
+        labels.dedup();
+        assert_eq!(before, labels.len(), "{text:?} answered one label set twice");
+    }
+}
+
+/// The store the logql target queries, made once per process in a temporary directory:
+/// `job=api` lines every 10 s (every fifth an error), `job=db` lines every 30 s, for 5
+/// minutes.
+fn logql_store() -> Option<&'static crate::Engine> {
+    use crate::model::LogEntry;
+    static STORE: std::sync::OnceLock<Option<crate::Engine>> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("annals-fuzz-logql-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let engine = crate::Engine::open(&dir, crate::Options::default()).ok()?;
+            let mut batch = Batch::new();
+            let t0 = 1_767_225_600i64 * 1_000_000_000;
+            for (job, every, count) in [("api", 10, 30), ("db", 30, 10)] {
+                for i in 0..count {
+                    let error = job == "api" && i % 5 == 0;
+                    let entry = LogEntry {
+                        timestamp: t0 + i * every * 1_000_000_000,
+                        level: if error { LogLevel::Error } else { LogLevel::Info },
+                        logger_name: job.to_string(),
+                        message: if error {
+                            format!("request {i} failed: connection refused by 10.0.0.{i}")
+                        } else {
+                            format!("GET /items/{i} 200 {}ms", i * 7 % 50)
+                        },
+                        module: None,
+                        function_name: None,
+                        line_number: None,
+                        thread_id: None,
+                        process_id: None,
+                        extra_data: Default::default(),
+                        tags: [("job".to_string(), job.to_string())].into_iter().collect(),
+                    };
+                    batch.add_log(&entry).ok()?;
+                }
             }
             engine.write(&batch).ok()?;
             Some(engine)

@@ -11,6 +11,8 @@ mod acc;
 mod cursor;
 mod exec;
 pub mod export;
+#[cfg(feature = "loki")]
+pub mod logql;
 mod model;
 #[cfg(feature = "parquet")]
 pub mod parquet;

@@ -21,6 +21,7 @@
 
 mod error;
 mod live;
+mod loki;
 mod metrics;
 mod openapi;
 mod operations;

@@ -27,13 +27,13 @@ pub(crate) const PROMETHEUS_VERSION: &str = "2.42.0";
 /// `unavailable` or `timeout` (503, 429 when too many queries run) or `internal` (500).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PromError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     error_type: &'static str,
-    message: String,
+    pub(crate) message: String,
 }
 
 impl PromError {
-    fn bad_data(message: impl Into<String>) -> PromError {
+    pub(crate) fn bad_data(message: impl Into<String>) -> PromError {
         PromError {
             status: StatusCode::BAD_REQUEST,
             error_type: "bad_data",
@@ -76,12 +76,12 @@ impl IntoResponse for PromError {
     }
 }
 
-fn success(data: Value) -> Response {
+pub(crate) fn success(data: Value) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
 /// The parameters of a request: its query string and, for a form POST, its body.
-async fn parameters(
+pub(crate) async fn parameters(
     state: &AppState,
     method: &Method,
     raw: &Option<String>,
@@ -104,12 +104,12 @@ async fn parameters(
     Ok(pairs)
 }
 
-fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// The `match[]` selectors (`match` too, as older Grafana sends).
-fn selectors(pairs: &[(String, String)]) -> Vec<String> {
+pub(crate) fn selectors(pairs: &[(String, String)]) -> Vec<String> {
     pairs
         .iter()
         .filter(|(k, _)| k == "match[]" || k == "match")
@@ -134,7 +134,7 @@ fn parse_time(name: &str, text: &str) -> Result<i64, PromError> {
 }
 
 /// A duration parameter: seconds (fractions allowed) or a Prometheus duration (`5m`).
-fn parse_duration(name: &str, text: &str) -> Result<i64, PromError> {
+pub(crate) fn parse_duration(name: &str, text: &str) -> Result<i64, PromError> {
     let bad = || PromError::bad_data(format!("invalid parameter {name:?}: cannot parse {text:?} to a valid duration"));
     if let Ok(seconds) = text.trim().parse::<f64>() {
         if !seconds.is_finite() || seconds.abs() > 9.2e15 {
@@ -172,7 +172,7 @@ fn options(pairs: &[(String, String)]) -> Result<PromOptions, PromError> {
     Ok(options)
 }
 
-fn labels_json(labels: &Labels) -> Value {
+pub(crate) fn labels_json(labels: &Labels) -> Value {
     Value::Object(labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
 }
 
@@ -181,7 +181,7 @@ fn point(time_ms: i64, value: f64) -> Value {
 }
 
 /// The `data` of a query answer.
-fn value_json(value: &PromValue) -> Value {
+pub(crate) fn value_json(value: &PromValue) -> Value {
     let result = match value {
         PromValue::Scalar { time_ms, value } => point(*time_ms, *value),
         PromValue::String { time_ms, value } => json!([promql::format_time(*time_ms), value]),

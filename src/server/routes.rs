@@ -33,6 +33,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v2/write", post(write_influx_v2))
         .route("/api/v1/write", post(prometheus_remote_write))
         .route("/loki/api/v1/push", post(loki_push))
+        .route(
+            "/loki/api/v1/query_range",
+            get(super::loki::query_range).post(super::loki::query_range),
+        )
+        .route("/loki/api/v1/query", get(super::loki::query).post(super::loki::query))
+        .route("/loki/api/v1/labels", get(super::loki::labels))
+        .route("/loki/api/v1/label/{name}/values", get(super::loki::label_values))
+        .route("/loki/api/v1/series", get(super::loki::series).post(super::loki::series))
         .route("/api/v1/query", get(prometheus::query).post(prometheus::query))
         .route("/api/v1/query_range", get(prometheus::query_range).post(prometheus::query_range))
         .route("/api/v1/series", get(prometheus::series).post(prometheus::series))

@@ -1490,6 +1490,122 @@ fn loki_pushes_in_json_and_protobuf_become_log_records() {
     assert_eq!(server.get("/history/logs").1["records"].as_array().map(Vec::len), Some(3));
 }
 
+#[test]
+fn loki_query_api_answers_logql_over_pushed_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None, &[]);
+    // Two streams of one job, a line every 10 s for 5 minutes from 2016-01-01T00:00:00Z;
+    // every third line of host a is an error.
+    let t = 1_451_606_400i64;
+    let mut streams = Vec::new();
+    for host in ["a", "b"] {
+        let values: Vec<Value> = (0..30)
+            .map(|i| {
+                let line = if host == "a" && i % 3 == 0 {
+                    format!("ERROR request {i} failed: connection refused by upstream")
+                } else {
+                    format!("request {i} served in {}ms", 10 + i)
+                };
+                json!([((t + i * 10) * 1_000_000_000).to_string(), line])
+            })
+            .collect();
+        streams.push(json!({"stream": {"job": "web", "host": host}, "values": values}));
+    }
+    let body = serde_json::to_vec(&json!({"streams": streams})).unwrap();
+    assert_eq!(
+        server.post("/loki/api/v1/push", &body, &[("Content-Type", "application/json")]).0,
+        204
+    );
+    let (start, end) = (t.to_string(), (t + 300).to_string());
+
+    // Log query: the newest three errors, newest first, with nanosecond strings.
+    let (status, answer) = server.get(&format!(
+        "/loki/api/v1/query_range?{}",
+        query_string(&[
+            ("query", r#"{job="web"} |= "connection refused by""#),
+            ("start", &start),
+            ("end", &end),
+            ("limit", "3")
+        ])
+    ));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["resultType"], "streams");
+    assert_eq!(
+        answer["data"]["result"],
+        json!([{"stream": {"host": "a", "job": "web", "level": "error"}, "values": [
+            [((t + 270) * 1_000_000_000).to_string(), "ERROR request 27 failed: connection refused by upstream"],
+            [((t + 240) * 1_000_000_000).to_string(), "ERROR request 24 failed: connection refused by upstream"],
+            [((t + 210) * 1_000_000_000).to_string(), "ERROR request 21 failed: connection refused by upstream"],
+        ]}]),
+        "{answer}"
+    );
+    // Metric query as a form POST: lines per level over one-minute windows, each minute.
+    let form = query_string(&[
+        ("query", r#"sum by (level) (count_over_time({job="web"}[1m]))"#),
+        ("start", &(t + 60).to_string()),
+        ("end", &(t + 120).to_string()),
+        ("step", "60"),
+    ]);
+    let (status, answer) = server.post(
+        "/loki/api/v1/query_range",
+        form.as_bytes(),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!(status, 200, "{answer}");
+    // (0, 60 s]: lines 1..=6 of each host, host a's 3 and 6 errors; (60, 120]: 7..=12, 9 and 12.
+    assert_eq!(
+        answer["data"]["result"],
+        json!([
+            {"metric": {"level": "error"}, "values": [[t + 60, "2"], [t + 120, "2"]]},
+            {"metric": {"level": "info"}, "values": [[t + 60, "10"], [t + 120, "10"]]},
+        ]),
+        "{answer}"
+    );
+    // Grafana's health check on the instant route.
+    let (status, answer) = server.get(&format!("/loki/api/v1/query?{}", query_string(&[("query", "vector(1)+vector(1)")])));
+    assert_eq!(
+        (status, answer["data"]["result"][0]["value"][1].clone()),
+        (200, json!("2")),
+        "{answer}"
+    );
+    // Labels, values and series.
+    let span = query_string(&[("start", &start), ("end", &end)]);
+    assert_eq!(
+        server.get(&format!("/loki/api/v1/labels?{span}")),
+        (200, json!({"status": "success", "data": ["host", "job", "level"]}))
+    );
+    assert_eq!(
+        server.get(&format!("/loki/api/v1/label/level/values?{span}")).1["data"],
+        json!(["error", "info"])
+    );
+    let (status, answer) = server.get(&format!(
+        "/loki/api/v1/series?{}&{span}",
+        query_string(&[("match[]", r#"{host="b"}"#)])
+    ));
+    assert_eq!(
+        (status, answer["data"].clone()),
+        (200, json!([{"host": "b", "job": "web", "level": "info"}]))
+    );
+    // Errors are plain text: 400 for bad LogQL, 422 for what annals does not evaluate.
+    let (status, error) = server.get(&format!(
+        "/loki/api/v1/query_range?{}",
+        query_string(&[("query", r#"{job="web"} |~ "(""#)])
+    ));
+    assert_eq!(status, 400);
+    assert!(error.as_str().is_some_and(|e| e.contains("regular expression")), "{error}");
+    let (status, error) = server.get(&format!(
+        "/loki/api/v1/query_range?{}",
+        query_string(&[("query", r#"{job="web"} | logfmt"#)])
+    ));
+    assert_eq!(status, 422);
+    assert!(error.as_str().is_some_and(|e| e.contains("| logfmt")), "{error}");
+    let (status, error) = server.get(&format!("/loki/api/v1/query?{}", query_string(&[("query", r#"{job="web"}"#)])));
+    assert_eq!(status, 400);
+    assert!(error.as_str().is_some_and(|e| e.contains("instant")), "{error}");
+    let (status, _) = server.get("/loki/api/v1/series");
+    assert_eq!(status, 400);
+}
+
 /// `?name=value&…` with the values percent-encoded.
 fn query_string(pairs: &[(&str, &str)]) -> String {
     let mut out = form_urlencoded::Serializer::new(String::new());

@@ -99,10 +99,21 @@ impl Value {
     }
 }
 
+/// Instant vectors that come from elsewhere than metric series: LogQL's log range
+/// aggregations (`count_over_time({job="x"}[5m])`) are evaluated by the LogQL module and
+/// stand in the expression as selectors of names only it answers.
+pub(crate) trait ExternalVectors {
+    /// The series of the selector named `name` at each of `times` (ms), or `None` when the
+    /// name is not one of this source's.
+    fn vector(&mut self, name: &str, times: &[i64]) -> Option<Result<Vec<StepSeries>>>;
+}
+
 /// Evaluates expressions over one read view.
 pub(crate) struct Evaluator<'a, 'v> {
     view: &'a ReadView<'v>,
     options: &'a PromOptions,
+    /// Selectors answered before the store is read, if any.
+    external: Option<&'a mut dyn ExternalVectors>,
     /// The query's start and end, for `@ start()` and `@ end()`.
     query_start: i64,
     query_end: i64,
@@ -182,7 +193,14 @@ impl<'a, 'v> Evaluator<'a, 'v> {
             query_start,
             query_end,
             scanned: 0,
+            external: None,
         }
+    }
+
+    /// Answers the selectors `external` knows from it rather than from metric series.
+    pub fn with_external(mut self, external: &'a mut dyn ExternalVectors) -> Evaluator<'a, 'v> {
+        self.external = Some(external);
+        self
     }
 
     /// The value of `expr` at `time_ms`.
@@ -317,6 +335,11 @@ impl<'a, 'v> Evaluator<'a, 'v> {
     /// (with `sample_times`) its time in seconds, for `timestamp()`.
     pub fn instant_selector(&mut self, vs: &VectorSelector, steps: &[i64], sample_times: bool) -> Result<Vec<StepSeries>> {
         let times = self.shifted(steps, &vs.at, &vs.offset);
+        if let (Some(external), Some(name)) = (self.external.as_mut(), vs.name.as_deref())
+            && let Some(answer) = external.vector(name, &times)
+        {
+            return answer;
+        }
         let lookback = self.options.lookback_ms;
         let lo = times.iter().copied().min().unwrap_or(0).saturating_sub(lookback);
         let hi = times.iter().copied().max().unwrap_or(0);

@@ -29,7 +29,9 @@ mod functions;
 mod select;
 
 pub use eval::{AGGREGATIONS, MAX_STEPS, PromOptions};
+pub(crate) use eval::{Evaluator, ExternalVectors, StepSeries};
 pub use functions::SUPPORTED as FUNCTIONS;
+pub(crate) use select::selector_matchers;
 
 use crate::error::{Error, Result};
 use crate::read::ReadView;
@@ -139,24 +141,28 @@ pub(crate) fn series(view: &ReadView<'_>, selectors: &[String], start_ms: i64, e
 
 /// Label names of the series `selectors` match (all series when empty), sorted.
 pub(crate) fn label_names(view: &ReadView<'_>, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
-    let mut names: Vec<String> = select::series_or_all(view, selectors, start_ms, end_ms)?
-        .iter()
-        .flat_map(|labels| labels.iter().map(|(name, _)| name.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
+    Ok(names_of(&select::series_or_all(view, selectors, start_ms, end_ms)?))
 }
 
 /// Values of one label over the series `selectors` match (all series when empty), sorted.
 pub(crate) fn label_values(view: &ReadView<'_>, name: &str, selectors: &[String], start_ms: i64, end_ms: i64) -> Result<Vec<String>> {
-    let mut values: Vec<String> = select::series_or_all(view, selectors, start_ms, end_ms)?
-        .iter()
-        .filter_map(|labels| label(labels, name).map(str::to_string))
-        .collect();
+    Ok(values_of(&select::series_or_all(view, selectors, start_ms, end_ms)?, name))
+}
+
+/// The label names of `sets`, sorted, without repeats.
+pub(crate) fn names_of(sets: &[Labels]) -> Vec<String> {
+    let mut names: Vec<String> = sets.iter().flat_map(|labels| labels.iter().map(|(name, _)| name.clone())).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The values label `name` takes in `sets`, sorted, without repeats.
+pub(crate) fn values_of(sets: &[Labels], name: &str) -> Vec<String> {
+    let mut values: Vec<String> = sets.iter().filter_map(|labels| label(labels, name).map(str::to_string)).collect();
     values.sort();
     values.dedup();
-    Ok(values)
+    values
 }
 
 /// The value of label `name`, if the series has it.

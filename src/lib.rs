@@ -71,6 +71,8 @@ mod segment;
 pub mod server;
 pub mod text;
 pub mod time;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod trends;
 pub mod verify;
 mod wal;

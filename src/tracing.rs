@@ -107,8 +107,62 @@ enum Message {
 }
 
 enum Row {
+    /// A `tracing` event, as captured on the caller's thread.
+    Event(EventRow),
+    /// A `log` record, already a log entry.
     Log(LogEntry),
+    /// A closed span.
     Span(PerformanceData),
+}
+
+/// Field values by their static names.
+type FieldList = Vec<(&'static str, FieldValue)>;
+
+/// What the caller's thread captures of a `tracing` event: only what is not `'static`
+/// (the time, the thread, the formatted fields); the writer thread makes the log entry.
+struct EventRow {
+    time_ns: i64,
+    metadata: &'static ::tracing::Metadata<'static>,
+    thread_id: i64,
+    thread_name: Option<Arc<str>>,
+    message: String,
+    fields: FieldList,
+    /// The event's spans, root first, with their fields.
+    spans: Vec<(&'static str, Arc<FieldList>)>,
+}
+
+impl EventRow {
+    fn into_entry(self) -> LogEntry {
+        let mut extra: Metadata = self.fields.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+        if !self.spans.is_empty() {
+            let names: Vec<&str> = self.spans.iter().map(|(name, _)| *name).collect();
+            extra.insert("spans".into(), FieldValue::Str(names.join(":")));
+            for (span, fields) in &self.spans {
+                for (name, value) in fields.iter() {
+                    extra.insert(format!("{span}.{name}"), value.clone());
+                }
+            }
+        }
+        if let Some(file) = self.metadata.file() {
+            extra.insert("file".into(), FieldValue::Str(file.to_string()));
+        }
+        if let Some(name) = self.thread_name {
+            extra.insert("thread_name".into(), FieldValue::Str(name.to_string()));
+        }
+        LogEntry {
+            timestamp: self.time_ns,
+            level: level_of(self.metadata.level()),
+            logger_name: self.metadata.target().to_string(),
+            message: self.message,
+            module: self.metadata.module_path().map(str::to_string),
+            function_name: None,
+            line_number: self.metadata.line().map(i64::from),
+            thread_id: Some(self.thread_id),
+            process_id: Some(i64::from(std::process::id())),
+            extra_data: extra,
+            tags: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -268,6 +322,7 @@ fn write_loop(engine: &Engine, shared: &Shared, receiver: Receiver<Message>) {
             match message {
                 Message::Record(row) => {
                     let added = match *row {
+                        Row::Event(event) => batch.add_log(&event.into_entry()),
                         Row::Log(entry) => batch.add_log(&entry),
                         Row::Span(sample) => batch.add_performance(&sample),
                     };
@@ -341,7 +396,7 @@ fn write_loop(engine: &Engine, shared: &Shared, receiver: Receiver<Message>) {
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
-    values: Vec<(String, FieldValue)>,
+    values: FieldList,
 }
 
 impl Visit for Fields {
@@ -349,7 +404,7 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message = Some(format!("{value:?}"));
         } else {
-            self.values.push((field.name().to_string(), FieldValue::Str(format!("{value:?}"))));
+            self.values.push((field.name(), FieldValue::Str(format!("{value:?}"))));
         }
     }
 
@@ -357,31 +412,32 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message = Some(value.to_string());
         } else {
-            self.values.push((field.name().to_string(), FieldValue::Str(value.to_string())));
+            self.values.push((field.name(), FieldValue::Str(value.to_string())));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.values.push((field.name().to_string(), FieldValue::I64(value)));
+        self.values.push((field.name(), FieldValue::I64(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         let value = i64::try_from(value).map(FieldValue::I64).unwrap_or(FieldValue::F64(value as f64));
-        self.values.push((field.name().to_string(), value));
+        self.values.push((field.name(), value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.values.push((field.name().to_string(), FieldValue::F64(value)));
+        self.values.push((field.name(), FieldValue::F64(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.values.push((field.name().to_string(), FieldValue::Bool(value)));
+        self.values.push((field.name(), FieldValue::Bool(value)));
     }
 }
 
 /// What a span keeps in its extensions: its fields, and when it began.
 struct SpanData {
-    fields: Vec<(String, FieldValue)>,
+    /// Shared with the events inside the span, which the writer formats later.
+    fields: Arc<FieldList>,
     started: Instant,
     started_ns: i64,
 }
@@ -412,7 +468,7 @@ fn os_thread_id() -> i64 {
 thread_local! {
     /// The calling thread's id and name, looked up once per thread (a system call and a
     /// lock otherwise paid on every event).
-    static THREAD: (i64, Option<String>) = (os_thread_id(), std::thread::current().name().map(str::to_string));
+    static THREAD: (i64, Option<Arc<str>>) = (os_thread_id(), std::thread::current().name().map(Arc::from));
 }
 
 /// A log record from the parts every source (tracing event, `log` record) has.
@@ -430,7 +486,7 @@ fn log_entry(origin: Origin<'_>, message: String, mut extra: Metadata) -> LogEnt
     }
     let thread_id = THREAD.with(|(id, name)| {
         if let Some(name) = name {
-            extra.insert("thread_name".into(), FieldValue::Str(name.clone()));
+            extra.insert("thread_name".into(), FieldValue::Str(name.to_string()));
         }
         *id
     });
@@ -458,10 +514,10 @@ where
         let mut fields = Fields::default();
         attrs.record(&mut fields);
         if let Some(message) = fields.message {
-            fields.values.push(("message".into(), FieldValue::Str(message)));
+            fields.values.push(("message", FieldValue::Str(message)));
         }
         span.extensions_mut().insert(SpanData {
-            fields: fields.values,
+            fields: Arc::new(fields.values),
             started: Instant::now(),
             started_ns: crate::time::now_ns(),
         });
@@ -472,7 +528,7 @@ where
         let mut fields = Fields::default();
         values.record(&mut fields);
         if let Some(data) = span.extensions_mut().get_mut::<SpanData>() {
-            data.fields.extend(fields.values);
+            Arc::make_mut(&mut data.fields).extend(fields.values);
         }
     }
 
@@ -483,28 +539,27 @@ where
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let mut extra: Metadata = fields.values.into_iter().collect();
+        let mut spans = Vec::new();
         if let Some(scope) = ctx.event_scope(event) {
-            let mut names = Vec::new();
             for span in scope.from_root() {
-                names.push(span.name());
-                if let Some(data) = span.extensions().get::<SpanData>() {
-                    for (name, value) in &data.fields {
-                        extra.insert(format!("{}.{name}", span.name()), value.clone());
-                    }
-                }
+                let span_fields = span
+                    .extensions()
+                    .get::<SpanData>()
+                    .map(|data| data.fields.clone())
+                    .unwrap_or_default();
+                spans.push((span.name(), span_fields));
             }
-            extra.insert("spans".into(), FieldValue::Str(names.join(":")));
         }
-        let origin = Origin {
-            level: level_of(metadata.level()),
-            target: metadata.target(),
-            module: metadata.module_path(),
-            file: metadata.file(),
-            line: metadata.line(),
-        };
-        self.shared
-            .offer(Row::Log(log_entry(origin, fields.message.unwrap_or_default(), extra)));
+        let (thread_id, thread_name) = THREAD.with(|(id, name)| (*id, name.clone()));
+        self.shared.offer(Row::Event(EventRow {
+            time_ns: crate::time::now_ns(),
+            metadata,
+            thread_id,
+            thread_name,
+            message: fields.message.unwrap_or_default(),
+            fields: fields.values,
+            spans,
+        }));
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -526,7 +581,7 @@ where
             throughput: None,
             efficiency_percent: None,
             error_count: 0,
-            metadata: data.fields.iter().cloned().collect(),
+            metadata: data.fields.iter().map(|(name, value)| (name.to_string(), value.clone())).collect(),
             tags: BTreeMap::new(),
         }));
     }

@@ -1712,9 +1712,12 @@ fn prometheus_query_api_answers_promql_in_prometheus_envelope() {
         status == 400 && answer["error"].as_str().unwrap_or("").contains("11000"),
         "{answer}"
     );
-    let (status, answer) = server.get(&format!("/api/v1/query?{}", query_string(&[("query", "minute(requests_total)")])));
+    let (status, answer) = server.get(&format!(
+        "/api/v1/query?{}",
+        query_string(&[("query", "limitk(1, requests_total)")])
+    ));
     assert_eq!((status, answer["errorType"].as_str()), (422, Some("execution")), "{answer}");
-    assert!(answer["error"].as_str().unwrap_or("").contains("minute"), "{answer}");
+    assert!(answer["error"].as_str().unwrap_or("").contains("limitk"), "{answer}");
     let (status, answer) = server.get(&format!(
         "/api/v1/query?{}",
         query_string(&[("query", "requests_total / on (job) requests_total"), ("time", &at.to_string())])

@@ -514,25 +514,12 @@ impl LogRanges<'_, '_> {
         }
         if range.function == RangeFunction::AbsentOverTime {
             return Ok(vec![StepSeries {
-                labels: absent_labels(&range.selector.matchers),
+                labels: promql::absent_labels_of(&range.selector.matchers.iter().map(canonical).collect::<Vec<_>>()),
                 values: any_line.iter().map(|&any| (!any).then_some(1.0)).collect(),
             }]);
         }
         Ok(out)
     }
-}
-
-/// The labels `absent_over_time` gives: those of the equality matchers, a name matched
-/// twice left out (as Prometheus' `absent`).
-fn absent_labels(matchers: &[Matcher]) -> Labels {
-    let mut labels: Vec<(String, String)> = Vec::new();
-    for m in matchers.iter().filter(|m| m.op == MatchOp::Equal) {
-        labels.push((m.name.clone(), canonical(m).value));
-    }
-    labels.sort();
-    let repeated: Vec<String> = labels.windows(2).filter(|w| w[0].0 == w[1].0).map(|w| w[0].0.clone()).collect();
-    labels.retain(|(name, _)| !repeated.contains(name));
-    Arc::new(labels)
 }
 
 #[cfg(test)]

@@ -219,7 +219,12 @@ impl<'a, 'v> Evaluator<'a, 'v> {
                         })
                     })
                     .collect();
-                if !matches!(expr, Expr::Call(c) if c.func.name == "sort" || c.func.name == "sort_desc") {
+                let ordered = match expr {
+                    Expr::Call(c) => c.func.name == "sort" || c.func.name == "sort_desc",
+                    Expr::Aggregate(a) => matches!(a.op.to_string().as_str(), "topk" | "bottomk"),
+                    _ => false,
+                };
+                if !ordered {
                     samples.sort_by(|a, b| a.labels.cmp(&b.labels));
                 }
                 PromValue::Vector(samples)
@@ -529,7 +534,8 @@ fn is_set_operator(op: &str) -> bool {
 
 /// Arithmetic drops the metric name; comparisons keep it.
 fn drops_name(op: &str) -> bool {
-    matches!(op, "+" | "-" | "*" | "/" | "%" | "^" | "atan2")
+    // As Prometheus 2.42: `atan2` keeps the name (later versions drop it).
+    matches!(op, "+" | "-" | "*" | "/" | "%" | "^")
 }
 
 /// `lhs op rhs`: the value and, for comparisons, whether it holds (the value is then `lhs`).
@@ -835,6 +841,9 @@ fn aggregate(
                 return Err(Error::invalid(format!("{op} needs a number of series")));
             };
             let mut out = without_values(&input, steps);
+            // At one step, the order Prometheus answers in: groups as first seen, each
+            // group's series by rank (an instant topk is not sorted by labels).
+            let mut ranked: Vec<usize> = Vec::new();
             for i in 0..steps {
                 let k = k[i];
                 if k.is_nan() {
@@ -859,8 +868,12 @@ fn aggregate(
                     });
                     for &(s, v) in present.iter().take(k as usize) {
                         out[s].values[i] = Some(v);
+                        ranked.push(s);
                     }
                 }
+            }
+            if steps == 1 {
+                return Ok(ranked.into_iter().map(|s| out[s].clone()).collect());
             }
             Ok(out)
         }
@@ -945,23 +958,26 @@ fn aggregate(
 /// The labels an `absent(...)` result carries: the equality matchers of a selector
 /// argument (each name once), without the metric name.
 pub(crate) fn absent_labels(expr: &Expr) -> Labels {
-    let vs = match expr {
-        Expr::VectorSelector(vs) => vs,
-        Expr::MatrixSelector(ms) => &ms.vs,
-        _ => return Arc::new(Vec::new()),
-    };
-    let mut labels: Vec<(String, String)> = Vec::new();
-    let mut repeated: Vec<String> = Vec::new();
-    for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME || m.op != MatchOp::Equal {
-            continue;
-        }
-        if labels.iter().any(|(n, _)| *n == m.name) {
-            repeated.push(m.name.clone());
-        }
-        labels.push((m.name.clone(), m.value.clone()));
+    match expr {
+        Expr::VectorSelector(vs) => absent_labels_of(&vs.matchers.matchers),
+        Expr::MatrixSelector(ms) => absent_labels_of(&ms.vs.matchers.matchers),
+        _ => Arc::new(Vec::new()),
     }
-    labels.retain(|(n, _)| !repeated.contains(n));
+}
+
+/// The labels `absent` gives for a selector's matchers: each equality matcher's, except
+/// for a name that also appears in another matcher (as Prometheus 2.42 does).
+pub(crate) fn absent_labels_of(matchers: &[promql_parser::label::Matcher]) -> Labels {
+    let mut labels: Vec<(String, String)> = Vec::new();
+    let mut dropped: Vec<&str> = Vec::new();
+    for m in matchers.iter().filter(|m| m.name != METRIC_NAME) {
+        if m.op == MatchOp::Equal && !labels.iter().any(|(n, _)| *n == m.name) {
+            labels.push((m.name.clone(), m.value.clone()));
+        } else {
+            dropped.push(&m.name);
+        }
+    }
+    labels.retain(|(n, _)| !dropped.contains(&n.as_str()));
     labels.sort();
     Arc::new(labels)
 }

@@ -3,7 +3,7 @@
 //! `histogram_quantile`).
 
 use super::eval::{Evaluator, RangeVector, StepSeries, Value, absent_labels, drop_name};
-use super::{Labels, METRIC_NAME, label};
+use super::{Labels, label};
 use crate::error::{Error, Result};
 use promql_parser::parser::{Call, Expr};
 use rustc_hash::FxHashMap;
@@ -29,12 +29,17 @@ pub const SUPPORTED: &[&str] = &[
     "cos",
     "cosh",
     "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
     "deg",
     "delta",
     "deriv",
     "exp",
     "floor",
     "histogram_quantile",
+    "hour",
     "idelta",
     "increase",
     "irate",
@@ -46,6 +51,8 @@ pub const SUPPORTED: &[&str] = &[
     "log2",
     "max_over_time",
     "min_over_time",
+    "minute",
+    "month",
     "pi",
     "predict_linear",
     "present_over_time",
@@ -69,6 +76,7 @@ pub const SUPPORTED: &[&str] = &[
     "time",
     "timestamp",
     "vector",
+    "year",
 ];
 
 /// The mean as Prometheus 2.x computes it: incrementally, so large values do not overflow.
@@ -214,6 +222,49 @@ fn arg(call: &Call, i: usize) -> Result<&Expr> {
         .ok_or_else(|| Error::invalid(format!("function {:?} is missing argument {}", call.func.name, i + 1)))
 }
 
+/// A part of the UTC date of `seconds` since the epoch, as Prometheus' date functions give
+/// it (the seconds truncated to a whole second; Sunday is day 0 of the week).
+fn date_part(name: &str, seconds: f64) -> f64 {
+    use chrono::{Datelike, Timelike};
+    if !seconds.is_finite() {
+        return f64::NAN;
+    }
+    let Some(t) = chrono::DateTime::from_timestamp(seconds.trunc() as i64, 0) else {
+        return f64::NAN;
+    };
+    f64::from(match name {
+        "minute" => t.minute(),
+        "hour" => t.hour(),
+        "day_of_week" => t.weekday().num_days_from_sunday(),
+        "day_of_month" => t.day(),
+        "day_of_year" => t.ordinal(),
+        "days_in_month" => {
+            let (year, month) = if t.month() == 12 {
+                (t.year() + 1, 1)
+            } else {
+                (t.year(), t.month() + 1)
+            };
+            let first_of_next = chrono::NaiveDate::from_ymd_opt(year, month, 1);
+            match first_of_next.and_then(|d| d.pred_opt()) {
+                Some(last) => last.day(),
+                None => return f64::NAN,
+            }
+        }
+        "month" => t.month(),
+        _ => return f64::from(t.year()),
+    })
+}
+
+/// Go's `math.Max`: NaN when either is NaN.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// Go's `math.Min`: NaN when either is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
 /// Applies `f` to the window of every series at every step.
 fn over_windows(m: &RangeVector, keep_name: bool, mut f: impl FnMut(&[(i64, f64)], usize) -> Option<f64>) -> Vec<StepSeries> {
     (0..m.series.len())
@@ -302,7 +353,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
         }
         "timestamp" => {
             check_args(call, 1, 1)?;
-            let series = match arg(call, 0)? {
+            let mut argument = arg(call, 0)?;
+            while let Expr::Paren(inner) = argument {
+                argument = &inner.expr;
+            }
+            let series = match argument {
                 Expr::VectorSelector(vs) => ev.instant_selector(vs, steps, true)?,
                 other => {
                     let series = ev.vector_arg(other, steps, "the argument of timestamp")?;
@@ -318,6 +373,18 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
                     })
                     .collect(),
             )
+        }
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month" | "month" | "year" => {
+            check_args(call, 0, 1)?;
+            // Without an argument, the evaluation time (`vector(time())`).
+            let series = match call.args.args.first() {
+                None => vec![StepSeries {
+                    labels: Arc::new(Vec::new()),
+                    values: steps.iter().map(|&t| Some(t as f64 / 1000.0)).collect(),
+                }],
+                Some(argument) => ev.vector_arg(argument, steps, &format!("the argument of {name}"))?,
+            };
+            vector(map_values(series, |v, _| date_part(name, v)))
         }
         "abs" | "ceil" | "floor" | "sqrt" | "exp" | "ln" | "log2" | "log10" | "sgn" | "sin" | "cos" | "tan" | "asin" | "acos" | "atan"
         | "sinh" | "cosh" | "tanh" | "asinh" | "acosh" | "atanh" | "deg" | "rad" => {
@@ -381,7 +448,8 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
             };
             if name == "clamp" {
                 // max < min yields nothing at that step.
-                let series = map_values(series, |v, i| v.max(a[i]).min(b[i]));
+                // Go's math.Max and math.Min: a NaN bound makes NaN.
+                let series = map_values(series, |v, i| go_min(b[i], go_max(a[i], v)));
                 return vector(
                     series
                         .into_iter()
@@ -397,10 +465,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
                         .collect(),
                 );
             }
-            vector(map_values(
-                series,
-                |v, i| if name == "clamp_min" { v.max(a[i]) } else { v.min(a[i]) },
-            ))
+            vector(map_values(series, |v, i| {
+                if name == "clamp_min" { go_max(a[i], v) } else { go_min(a[i], v) }
+            }))
         }
         "sort" | "sort_desc" => {
             check_args(call, 1, 1)?;
@@ -503,7 +570,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
             check_args(call, 2, 2)?;
             let q = ev.scalar_arg(arg(call, 0)?, steps, "the φ of histogram_quantile")?;
             let series = ev.vector_arg(arg(call, 1)?, steps, "the buckets of histogram_quantile")?;
-            vector(histogram_quantile(&q, series, n))
+            vector(histogram_quantile(&q, series, n)?)
         }
         "rate" | "increase" | "delta" | "irate" | "idelta" | "deriv" | "changes" | "resets" | "avg_over_time" | "min_over_time"
         | "max_over_time" | "sum_over_time" | "count_over_time" | "last_over_time" | "present_over_time" | "stddev_over_time"
@@ -551,10 +618,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
             check_args(call, 2, 2)?;
             let m = ev.matrix_arg(arg(call, 0)?, steps, "the argument of predict_linear")?;
             let seconds = ev.scalar_arg(arg(call, 1)?, steps, "the duration of predict_linear")?;
-            let ends = m.ends.clone();
+            // The intercept is at the evaluation time, not at the window's end (they differ
+            // under `@` and `offset`), as Prometheus computes it.
             vector(over_windows(&m, false, |w, i| {
                 (w.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(w, ends[i]);
+                    let (slope, intercept) = linear_regression(w, steps[i]);
                     slope * seconds[i] + intercept
                 })
             }))
@@ -567,14 +635,17 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
 
 /// `histogram_quantile(φ, buckets)`: the buckets of each histogram (series equal but for
 /// `le`), interpolated linearly within the bucket holding the rank.
-fn histogram_quantile(q: &[f64], series: Vec<StepSeries>, steps: usize) -> Vec<StepSeries> {
+/// Buckets are grouped by their labels but `le`, the metric name included, so buckets of
+/// two metrics never mix; two groups equal once the name is dropped are an error where
+/// both have a value, as in Prometheus.
+fn histogram_quantile(q: &[f64], series: Vec<StepSeries>, steps: usize) -> Result<Vec<StepSeries>> {
     let mut groups: FxHashMap<Labels, Vec<(f64, usize)>> = FxHashMap::default();
     let mut order: Vec<Labels> = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let Some(upper) = label(&s.labels, "le").and_then(parse_bucket_bound) else {
             continue;
         };
-        let key: Labels = Arc::new(s.labels.iter().filter(|(n, _)| n != "le" && n != METRIC_NAME).cloned().collect());
+        let key: Labels = Arc::new(s.labels.iter().filter(|(n, _)| n != "le").cloned().collect());
         groups
             .entry(key.clone())
             .or_insert_with(|| {
@@ -583,7 +654,7 @@ fn histogram_quantile(q: &[f64], series: Vec<StepSeries>, steps: usize) -> Vec<S
             })
             .push((upper, i));
     }
-    order
+    let quantiles = order
         .into_iter()
         .map(|key| {
             let members = &groups[&key];
@@ -596,9 +667,13 @@ fn histogram_quantile(q: &[f64], series: Vec<StepSeries>, steps: usize) -> Vec<S
                     (!buckets.is_empty()).then(|| bucket_quantile(q[i], &mut buckets))
                 })
                 .collect();
-            StepSeries { labels: key, values }
+            StepSeries {
+                labels: drop_name(&key),
+                values,
+            }
         })
-        .collect()
+        .collect();
+    super::eval::merge_same_labels(quantiles)
 }
 
 fn parse_bucket_bound(text: &str) -> Option<f64> {

@@ -306,6 +306,20 @@ fn resolve_streams(view: &ReadView<'_>, matchers: &[Matcher], range: TimeRange) 
     Ok(out)
 }
 
+/// Counts `records` more read by a query against its budget of scanned points.
+fn charge(view: &ReadView<'_>, scanned: &mut u64, records: usize) -> Result<()> {
+    *scanned += records as u64;
+    if *scanned > view.limits.max_points_scanned {
+        return Err(Error::LimitExceeded {
+            limit: Limit::QueryPointsScanned,
+            value: *scanned,
+            max: view.limits.max_points_scanned,
+            context: Some("LogQL query".into()),
+        });
+    }
+    Ok(())
+}
+
 /// Calls `each(time_ns, line)` for the records of series `id` in `range`, in `order`, until
 /// it returns false; counts the records read against the query's budget.
 fn for_each_line(
@@ -319,15 +333,7 @@ fn for_each_line(
     let fields: Arc<[String]> = Arc::from(vec![MESSAGE.to_string()]);
     for chunk in view.series_chunks(id, range, Some(fields), order)? {
         let chunk = chunk?;
-        *scanned += chunk.timestamps.len() as u64;
-        if *scanned > view.limits.max_points_scanned {
-            return Err(Error::LimitExceeded {
-                limit: Limit::QueryPointsScanned,
-                value: *scanned,
-                max: view.limits.max_points_scanned,
-                context: Some("LogQL query".into()),
-            });
-        }
+        charge(view, scanned, chunk.timestamps.len())?;
         let messages = chunk.columns.iter().find_map(|c| match &c.values {
             ColumnValues::Str(values) if &*c.name == MESSAGE => Some((c, values)),
             _ => None,
@@ -356,6 +362,12 @@ fn index_query(filters: &[LineFilter]) -> Option<String> {
             let bounded_left = token.offsets.start > 0;
             let bounded_right = token.offsets.end < needle.len();
             if !bounded_left || token.term.len() > MAX_TERM_BYTES || atoms.len() >= MAX_INDEX_TERMS {
+                continue;
+            }
+            // A word cut by the needle's end is a prefix of the line's word; its lower case is
+            // a prefix of that word's only for ASCII (Greek capital sigma lowercases by
+            // position), so other prefixes are left to the check on the line.
+            if !bounded_right && !token.term.is_ascii() {
                 continue;
             }
             // Terms are word characters only, so quoting them needs no escapes.
@@ -395,6 +407,8 @@ fn select_lines(view: &ReadView<'_>, selector: &LogSelector, range: TimeRange, l
             };
             'pages: loop {
                 let page = search::search(view, &query)?;
+                // Candidates read count against the query's budget, as scanned lines do.
+                charge(view, &mut scanned, page.hits.len())?;
                 for hit in page.hits {
                     let Some(&stream) = stream_of.get(&hit.series) else { continue };
                     let line = hit.fields.iter().find_map(|(name, value)| match value {
@@ -669,7 +683,14 @@ mod tests {
         assert_eq!(refused, expected);
         // `refused` is a whole word of this needle: the full-text index finds the candidates,
         // and the answer is the same.
-        assert!(index_query(&[LineFilter::Contains("connection refused by".into())]).is_some());
+        assert_eq!(
+            index_query(&[LineFilter::Contains("connection refused by".into())]).as_deref(),
+            Some(r#""refused" "by"*"#)
+        );
+        // A word touching the needle's start may be the end of a longer word: not looked up;
+        // a non-ASCII word at its end is no safe prefix.
+        assert_eq!(index_query(&[LineFilter::Contains("refused".into())]), None);
+        assert_eq!(index_query(&[LineFilter::Contains("x ΟΔΟΣ".into())]), None);
         assert_eq!(
             lines(&engine, r#"{job="api"} |= "connection refused by""#, 3, Direction::Backward),
             expected

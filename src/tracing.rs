@@ -343,25 +343,20 @@ fn write_loop(engine: &Engine, shared: &Shared, receiver: Receiver<Message>) {
         }
         let dropped = shared.counters.dropped.load(Ordering::Relaxed);
         if dropped > reported_drops {
-            let warning = LogEntry {
-                timestamp: crate::time::now_ns(),
-                level: LogLevel::Warning,
-                logger_name: LAYER_LOGGER.into(),
-                message: format!(
+            let mut warning = LogEntry::new(
+                crate::time::now_ns(),
+                LogLevel::Warning,
+                LAYER_LOGGER,
+                format!(
                     "the tracing layer dropped {} events: its queue of {} was full",
                     dropped - reported_drops,
                     shared.options.queue_capacity
                 ),
-                module: None,
-                function_name: None,
-                line_number: None,
-                thread_id: None,
-                process_id: Some(i64::from(std::process::id())),
-                extra_data: [("dropped_total".to_string(), FieldValue::I64(dropped as i64))]
-                    .into_iter()
-                    .collect(),
-                tags: BTreeMap::new(),
-            };
+            );
+            warning.process_id = Some(i64::from(std::process::id()));
+            warning.extra_data = [("dropped_total".to_string(), FieldValue::I64(dropped as i64))]
+                .into_iter()
+                .collect();
             if batch.add_log(&warning).is_ok() {
                 rows += 1;
                 reported_drops = dropped;

@@ -556,23 +556,14 @@ fn logql_store() -> Option<&'static crate::Engine> {
             for (job, every, count) in [("api", 10, 30), ("db", 30, 10)] {
                 for i in 0..count {
                     let error = job == "api" && i % 5 == 0;
-                    let entry = LogEntry {
-                        timestamp: t0 + i * every * 1_000_000_000,
-                        level: if error { LogLevel::Error } else { LogLevel::Info },
-                        logger_name: job.to_string(),
-                        message: if error {
-                            format!("request {i} failed: connection refused by 10.0.0.{i}")
-                        } else {
-                            format!("GET /items/{i} 200 {}ms", i * 7 % 50)
-                        },
-                        module: None,
-                        function_name: None,
-                        line_number: None,
-                        thread_id: None,
-                        process_id: None,
-                        extra_data: Default::default(),
-                        tags: [("job".to_string(), job.to_string())].into_iter().collect(),
+                    let level = if error { LogLevel::Error } else { LogLevel::Info };
+                    let message = if error {
+                        format!("request {i} failed: connection refused by 10.0.0.{i}")
+                    } else {
+                        format!("GET /items/{i} 200 {}ms", i * 7 % 50)
                     };
+                    let mut entry = LogEntry::new(t0 + i * every * 1_000_000_000, level, job, message);
+                    entry.tags = [("job".to_string(), job.to_string())].into_iter().collect();
                     batch.add_log(&entry).ok()?;
                 }
             }

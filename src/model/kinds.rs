@@ -280,6 +280,24 @@ impl PerformanceData {
 }
 
 impl LogEntry {
+    /// A record of `message` at `level` from `logger_name`, with no module, location,
+    /// thread, extra data or tags (set the fields for those).
+    pub fn new(timestamp: i64, level: LogLevel, logger_name: impl Into<String>, message: impl Into<String>) -> LogEntry {
+        LogEntry {
+            timestamp,
+            level,
+            logger_name: logger_name.into(),
+            message: message.into(),
+            module: None,
+            function_name: None,
+            line_number: None,
+            thread_id: None,
+            process_id: None,
+            extra_data: Metadata::new(),
+            tags: BTreeMap::new(),
+        }
+    }
+
     /// The series this record belongs to.
     pub fn series_key(&self) -> Result<SeriesKey> {
         let key = SeriesKey::new(

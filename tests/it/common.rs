@@ -149,19 +149,7 @@ pub fn assert_verifies(store: &std::path::Path, context: &str) {
 
 /// A log record with only the fields the tests vary.
 pub fn log_entry(timestamp: i64, level: annals::LogLevel, logger: &str, message: String) -> annals::LogEntry {
-    annals::LogEntry {
-        timestamp,
-        level,
-        logger_name: logger.into(),
-        message,
-        module: None,
-        function_name: None,
-        line_number: None,
-        thread_id: None,
-        process_id: None,
-        extra_data: Default::default(),
-        tags: Default::default(),
-    }
+    annals::LogEntry::new(timestamp, level, logger, message)
 }
 
 /// A count from the environment variable `name` (e.g. `ANNALS_CRASH_ITERATIONS`, the rounds

@@ -547,21 +547,11 @@ mod tests {
     const T0: i64 = 1_767_225_600 * S;
 
     fn entry(at_s: i64, level: LogLevel, logger: &str, job: Option<&str>, message: String) -> LogEntry {
-        LogEntry {
-            timestamp: T0 + at_s * S,
-            level,
-            logger_name: logger.to_string(),
-            message,
-            module: None,
-            function_name: None,
-            line_number: None,
-            thread_id: None,
-            process_id: None,
-            extra_data: Default::default(),
-            tags: job
-                .map(|j| [("job".to_string(), j.to_string())].into_iter().collect())
-                .unwrap_or_default(),
-        }
+        let mut entry = LogEntry::new(T0 + at_s * S, level, logger, message);
+        entry.tags = job
+            .map(|j| [("job".to_string(), j.to_string())].into_iter().collect())
+            .unwrap_or_default();
+        entry
     }
 
     /// A store with, from T0:

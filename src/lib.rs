@@ -38,6 +38,8 @@ mod catalog;
 pub mod chunk;
 pub(crate) mod codec;
 mod commit_index;
+#[cfg(feature = "parquet")]
+pub mod dataset;
 mod engine;
 pub mod error;
 pub mod events;

@@ -267,7 +267,12 @@ impl Engine {
         &self.inner.dir
     }
 
-    /// The file system the store writes through.
+    /// The file system the store writes through (exports beside the store use it too, so
+    /// fault injection reaches them).
+    pub(crate) fn fs(&self) -> &crate::io::Fs {
+        &self.inner.fs
+    }
+
     /// The store's object store (large diffs).
     pub(crate) fn objects(&self) -> &crate::objects::Objects {
         &self.inner.objects

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "s3")]
-mod s3;
+pub(crate) mod s3;
 
 /// Where the store keeps objects (diffs over the inline limit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

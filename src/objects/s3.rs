@@ -11,30 +11,29 @@ use super::{S3Config, is_key, key_of};
 use crate::error::{CorruptionKind, Error, Result};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, RetryConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A bucket of objects.
-pub(crate) struct S3Objects {
+/// A client of one S3-compatible bucket: whole objects put, read, listed and deleted by
+/// path, and large ones streamed up in parts ([`Upload`]). The content-addressed objects
+/// of large diffs ([`S3Objects`]) and the partitioned exports (`crate::dataset`) both
+/// talk to their bucket through it.
+pub(crate) struct Bucket {
     store: Arc<AmazonS3>,
     /// `Some` until dropped (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
-    bucket: String,
-    prefix: String,
+    name: String,
 }
 
-impl std::fmt::Debug for S3Objects {
+impl std::fmt::Debug for Bucket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Objects")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("Bucket").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
-impl Drop for S3Objects {
+impl Drop for Bucket {
     fn drop(&mut self) {
         // Dropping a runtime inside another runtime's task panics; letting it go in the
         // background never does.
@@ -51,9 +50,19 @@ fn store_error(bucket: &str, key: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-impl S3Objects {
-    /// A client for the bucket of `config`; nothing is sent until the first request.
-    pub(crate) fn connect(config: &S3Config) -> Result<S3Objects> {
+/// An object of a listing: its path in the bucket and its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// The object's path (its key).
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Bucket {
+    /// A client for the bucket of `config` (its prefix is not used here); nothing is sent
+    /// until the first request.
+    pub(crate) fn connect(config: &S3Config) -> Result<Bucket> {
         // rustls needs one process-wide crypto provider; a second install is refused
         // harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -90,11 +99,10 @@ impl S3Objects {
             .enable_all()
             .build()
             .map_err(|e| store_error(&config.bucket, &config.prefix, format!("starting the S3 client's runtime: {e}")))?;
-        Ok(S3Objects {
+        Ok(Bucket {
             store: Arc::new(store),
             runtime: Some(runtime),
-            bucket: config.bucket.clone(),
-            prefix: config.prefix.clone(),
+            name: config.bucket.clone(),
         })
     }
 
@@ -110,22 +118,195 @@ impl S3Objects {
         rx.recv().map_err(|_| Error::Invariant("the S3 client's runtime stopped".into()))
     }
 
-    fn location(&self, key: &str) -> StorePath {
-        StorePath::from(format!("{}{key}", self.prefix))
+    fn error(&self, path: &str, e: impl std::fmt::Display) -> Error {
+        store_error(&self.name, path, e)
+    }
+
+    /// Stores `bytes` at `path` in one request: the object appears whole or not at all.
+    pub(crate) fn put(&self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let (store, location) = (self.store.clone(), StorePath::from(path));
+        self.call(async move { store.put(&location, bytes.into()).await })?
+            .map(|_| ())
+            .map_err(|e| self.error(path, e))
+    }
+
+    /// The bytes at `path`; `None` when the bucket has no such object.
+    pub(crate) fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let (store, location) = (self.store.clone(), StorePath::from(path));
+        let fetched = self.call(async move {
+            match store.get(&location).await {
+                Ok(result) => result.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(fetched.map_err(|e| self.error(path, e))?.map(|bytes| bytes.to_vec()))
+    }
+
+    /// Every object under `prefix` (a folder path without its trailing slash; empty for
+    /// the whole bucket), at any depth, sorted by path.
+    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let store = self.store.clone();
+        let location = (!prefix.is_empty()).then(|| StorePath::from(prefix));
+        let listed = self
+            .call(async move {
+                use futures_util::TryStreamExt;
+                store.list(location.as_ref()).try_collect::<Vec<_>>().await
+            })?
+            .map_err(|e| self.error(prefix, e))?;
+        let mut out: Vec<Listed> = listed
+            .into_iter()
+            .map(|meta| Listed {
+                path: meta.location.to_string(),
+                size: meta.size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Deletes the object at `path`; a missing one is not an error.
+    pub(crate) fn delete(&self, path: &str) -> Result<()> {
+        let (store, location) = (self.store.clone(), StorePath::from(path));
+        match self.call(async move { store.delete(&location).await })? {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(path, e)),
+        }
+    }
+
+    /// A writer of the object at `path`, which appears only when [`Upload::finish`]
+    /// succeeds (a multipart upload is invisible until completed).
+    pub(crate) fn upload(&self, path: &str) -> Upload<'_> {
+        Upload {
+            bucket: self,
+            path: path.to_string(),
+            buffer: Vec::new(),
+            multipart: None,
+            written: 0,
+        }
+    }
+}
+
+/// Bytes held before a part is sent: S3 wants parts of at least 5 MiB but the last.
+const PART_BYTES: usize = 8 << 20;
+
+/// An object being written ([`Bucket::upload`]): bytes are held until a part is full,
+/// then sent; a small object is one `PUT`. Dropped unfinished, a started multipart upload
+/// is aborted so the bucket keeps no parts.
+pub(crate) struct Upload<'a> {
+    bucket: &'a Bucket,
+    path: String,
+    buffer: Vec<u8>,
+    multipart: Option<Box<dyn MultipartUpload>>,
+    written: u64,
+}
+
+impl Upload<'_> {
+    /// Sends the held bytes as one part, starting the multipart upload first if needed.
+    fn send_part(&mut self) -> Result<()> {
+        let mut upload = match self.multipart.take() {
+            Some(upload) => upload,
+            None => {
+                let (store, location) = (self.bucket.store.clone(), StorePath::from(self.path.as_str()));
+                self.bucket
+                    .call(async move { store.put_multipart(&location).await })?
+                    .map_err(|e| self.bucket.error(&self.path, e))?
+            }
+        };
+        let part = std::mem::take(&mut self.buffer);
+        let (upload, sent) = self.bucket.call(async move {
+            let sent = upload.put_part(part.into()).await;
+            (upload, sent)
+        })?;
+        self.multipart = Some(upload);
+        sent.map_err(|e| self.bucket.error(&self.path, e))
+    }
+
+    /// Sends what remains and makes the object visible; the bytes written in all.
+    pub(crate) fn finish(mut self) -> Result<u64> {
+        match self.multipart.take() {
+            None => {
+                let bytes = std::mem::take(&mut self.buffer);
+                self.bucket.put(&self.path, bytes)?;
+            }
+            Some(upload) => {
+                self.multipart = Some(upload);
+                if !self.buffer.is_empty() {
+                    self.send_part()?;
+                }
+                let Some(mut upload) = self.multipart.take() else {
+                    return Err(Error::Invariant("the multipart upload went missing".into()));
+                };
+                self.bucket
+                    .call(async move { upload.complete().await })?
+                    .map_err(|e| self.bucket.error(&self.path, e))?;
+            }
+        }
+        Ok(self.written)
+    }
+}
+
+impl std::io::Write for Upload<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        self.written += bytes.len() as u64;
+        if self.buffer.len() >= PART_BYTES {
+            self.send_part().map_err(std::io::Error::other)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        if let Some(mut upload) = self.multipart.take() {
+            // Best effort: a failed abort leaves parts that S3's lifecycle rules remove.
+            let _ = self.bucket.call(async move { upload.abort().await });
+        }
+    }
+}
+
+/// A bucket of objects.
+pub(crate) struct S3Objects {
+    bucket: Bucket,
+    prefix: String,
+}
+
+impl std::fmt::Debug for S3Objects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Objects")
+            .field("bucket", &self.bucket.name)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Objects {
+    /// A client for the bucket of `config`; nothing is sent until the first request.
+    pub(crate) fn connect(config: &S3Config) -> Result<S3Objects> {
+        Ok(S3Objects {
+            bucket: Bucket::connect(config)?,
+            prefix: config.prefix.clone(),
+        })
+    }
+
+    fn location(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     /// `s3://bucket/prefix+key`, for messages.
     pub(crate) fn describe(&self, key: &str) -> PathBuf {
-        PathBuf::from(format!("s3://{}/{}{key}", self.bucket, self.prefix))
+        PathBuf::from(format!("s3://{}/{}{key}", self.bucket.name, self.prefix))
     }
 
     /// Stores `bytes` under their key (the same bytes twice are one object).
     pub(crate) fn put(&self, bytes: &[u8]) -> Result<String> {
         let key = key_of(bytes);
-        let (store, location) = (self.store.clone(), self.location(&key));
-        let payload = bytes.to_vec();
-        self.call(async move { store.put(&location, payload.into()).await })?
-            .map_err(|e| store_error(&self.bucket, &format!("{}{key}", self.prefix), e))?;
+        self.bucket.put(&self.location(&key), bytes.to_vec())?;
         Ok(key)
     }
 
@@ -134,15 +315,7 @@ impl S3Objects {
         if !is_key(key) {
             return Err(Error::invalid(format!("{key:?} is not an object key (64 lower-case hex digits)")));
         }
-        let (store, location) = (self.store.clone(), self.location(key));
-        let fetched = self.call(async move {
-            match store.get(&location).await {
-                Ok(result) => result.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })?;
-        let Some(bytes) = fetched.map_err(|e| store_error(&self.bucket, &format!("{}{key}", self.prefix), e))? else {
+        let Some(bytes) = self.bucket.get(&self.location(key))? else {
             return Ok(None);
         };
         let found = key_of(&bytes);
@@ -153,20 +326,16 @@ impl S3Objects {
                 kind: CorruptionKind::Malformed(format!("object {key} holds bytes whose sha256 is {found}")),
             });
         }
-        Ok(Some(bytes.to_vec()))
+        Ok(Some(bytes))
     }
 
     /// The keys of every object under the prefix, sorted.
     pub(crate) fn keys(&self) -> Result<Vec<String>> {
-        let store = self.store.clone();
         let prefix = self.prefix.trim_end_matches('/').to_string();
-        let listed = self
-            .call(async move { store.list_with_delimiter(Some(&StorePath::from(prefix))).await })?
-            .map_err(|e| store_error(&self.bucket, &self.prefix, e))?;
+        let listed = self.bucket.list(&prefix)?;
         let mut keys: Vec<String> = listed
-            .objects
             .iter()
-            .filter_map(|o| o.location.filename().map(str::to_string))
+            .filter_map(|o| o.path.strip_prefix(self.prefix.as_str()).map(str::to_string))
             .filter(|k| is_key(k))
             .collect();
         keys.sort();
@@ -178,10 +347,6 @@ impl S3Objects {
         if !is_key(key) {
             return Err(Error::invalid(format!("{key:?} is not an object key")));
         }
-        let (store, location) = (self.store.clone(), self.location(key));
-        match self.call(async move { store.delete(&location).await })? {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_error(&self.bucket, &format!("{}{key}", self.prefix), e)),
-        }
+        self.bucket.delete(&self.location(key))
     }
 }

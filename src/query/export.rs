@@ -131,7 +131,9 @@ pub fn export_rows(
         ExportFormat::Csv => true,
         ExportFormat::Ndjson => false,
         #[cfg(feature = "parquet")]
-        ExportFormat::Parquet => return super::parquet::export_parquet(result, options, out, progress),
+        ExportFormat::Parquet => {
+            return super::parquet::export_parquet(result, options, &super::parquet::ParquetLayout::default(), out, progress);
+        }
         #[cfg(not(feature = "parquet"))]
         ExportFormat::Parquet => return Err(no_parquet()),
     };

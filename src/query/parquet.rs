@@ -25,6 +25,17 @@ use parquet::schema::types::Type;
 use std::io::Write;
 use std::sync::Arc;
 
+/// How a Parquet file lays out its columns beyond the query's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ParquetLayout {
+    /// Times in microseconds (`TIMESTAMP(MICROS)`, which Spark reads) rather than
+    /// nanoseconds; the nanoseconds below a microsecond are dropped (rounded down).
+    pub micros: bool,
+    /// Leading string columns holding one value on every row, after `time` (a dataset
+    /// export's `kind` and `measurement` where they are not partition keys).
+    pub constants: Vec<(String, String)>,
+}
+
 /// Rows per row group at most.
 pub const ROW_GROUP_ROWS: usize = 1 << 17;
 /// Bytes of buffered values after which a row group is written early (long log messages).
@@ -167,15 +178,23 @@ fn write_error(source: std::io::Error) -> Error {
 }
 
 /// The file's schema: `time`, the tags, the values.
-fn schema(result: &QueryResult, options: ExportOptions, value_types: &[ColumnType]) -> Result<Type> {
+fn schema(result: &QueryResult, options: ExportOptions, layout: &ParquetLayout, value_types: &[ColumnType]) -> Result<Type> {
     let build = |builder: parquet::schema::types::PrimitiveTypeBuilder<'_>| builder.build().map(Arc::new).map_err(parquet_error);
     let mut fields = Vec::new();
     if result.time_column {
-        let time_type = (!options.integer_times).then(|| LogicalType::timestamp(true, TimeUnit::NANOS));
+        let unit = if layout.micros { TimeUnit::MICROS } else { TimeUnit::NANOS };
+        let time_type = (!options.integer_times).then(|| LogicalType::timestamp(true, unit));
         fields.push(build(
             Type::primitive_type_builder("time", PhysicalType::INT64)
                 .with_repetition(Repetition::OPTIONAL)
                 .with_logical_type(time_type),
+        )?);
+    }
+    for (name, _) in &layout.constants {
+        fields.push(build(
+            Type::primitive_type_builder(name, PhysicalType::BYTE_ARRAY)
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(Some(LogicalType::String)),
         )?);
     }
     for tag in &result.tag_columns {
@@ -208,6 +227,10 @@ fn schema(result: &QueryResult, options: ExportOptions, value_types: &[ColumnTyp
 /// A row group being gathered: the time column, the tag columns, the value columns.
 struct RowGroup {
     time: ColumnBuffer,
+    /// Divides times: 1 (nanoseconds) or 1,000 (microseconds).
+    time_divisor: i64,
+    /// The constant columns: each one's value, and its buffer.
+    constants: Vec<(ByteArray, ColumnBuffer)>,
     tags: Vec<ColumnBuffer>,
     values: Vec<ColumnBuffer>,
     rows: usize,
@@ -215,9 +238,15 @@ struct RowGroup {
 }
 
 impl RowGroup {
-    fn new(tags: usize, value_types: &[ColumnType]) -> RowGroup {
+    fn new(tags: usize, value_types: &[ColumnType], layout: &ParquetLayout) -> RowGroup {
         RowGroup {
             time: ColumnBuffer::new(ColumnType::Int64),
+            time_divisor: if layout.micros { 1_000 } else { 1 },
+            constants: layout
+                .constants
+                .iter()
+                .map(|(_, value)| (ByteArray::from(value.as_bytes().to_vec()), ColumnBuffer::new(ColumnType::Text)))
+                .collect(),
             tags: (0..tags).map(|_| ColumnBuffer::new(ColumnType::Text)).collect(),
             values: value_types.iter().map(|t| ColumnBuffer::new(*t)).collect(),
             rows: 0,
@@ -229,10 +258,15 @@ impl RowGroup {
     fn push(&mut self, row: &super::QueryRow, value_names: &[String], number: u64) -> Result<()> {
         match row.time {
             Some(t) => {
-                self.time.integers.push(t);
+                self.time.integers.push(t.div_euclid(self.time_divisor));
                 self.time.levels.push(1);
             }
             None => self.time.push_missing(),
+        }
+        for (value, buffer) in &mut self.constants {
+            // A clone shares the bytes.
+            buffer.bytes.push(value.clone());
+            buffer.levels.push(1);
         }
         let mut bytes = 8;
         for (buffer, tag) in self.tags.iter_mut().zip(row.tags.iter()) {
@@ -276,6 +310,7 @@ impl RowGroup {
         let columns = time_column
             .then_some(&mut self.time)
             .into_iter()
+            .chain(self.constants.iter_mut().map(|(_, buffer)| buffer))
             .chain(self.tags.iter_mut())
             .chain(self.values.iter_mut());
         for buffer in columns {
@@ -306,12 +341,26 @@ impl RowGroup {
 pub(crate) fn export_parquet(
     result: &mut QueryResult,
     options: ExportOptions,
+    layout: &ParquetLayout,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary> {
+    write_parquet(result, options, layout, out, progress).map(|(summary, _)| summary)
+}
+
+/// [`export_parquet`], also answering the earliest and latest row times written (`None`
+/// without a timed row).
+pub(crate) fn write_parquet(
+    result: &mut QueryResult,
+    options: ExportOptions,
+    layout: &ParquetLayout,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(ExportSummary, Option<(i64, i64)>)> {
+    let mut span: Option<(i64, i64)> = None;
     let time_column = result.time_column;
     let value_names = result.value_columns.clone();
-    if !time_column && result.tag_columns.is_empty() && value_names.is_empty() {
+    if !time_column && layout.constants.is_empty() && result.tag_columns.is_empty() && value_names.is_empty() {
         // Parquet counts rows by their columns' values: a file without columns has none.
         return Err(Error::invalid("a Parquet file needs a column, and this query's rows have none"));
     }
@@ -345,9 +394,13 @@ pub(crate) fn export_parquet(
         .set_created_by(format!("annals {}", env!("CARGO_PKG_VERSION")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
-    let mut file = SerializedFileWriter::new(Vec::new(), Arc::new(schema(result, options, &value_types)?), Arc::new(properties))
-        .map_err(parquet_error)?;
-    let mut group = RowGroup::new(result.tag_columns.len(), &value_types);
+    let mut file = SerializedFileWriter::new(
+        Vec::new(),
+        Arc::new(schema(result, options, layout, &value_types)?),
+        Arc::new(properties),
+    )
+    .map_err(parquet_error)?;
+    let mut group = RowGroup::new(result.tag_columns.len(), &value_types, layout);
     let mut rows = 0u64;
     let mut bytes = 0u64;
     // The file writer writes into a vector, drained into `out` after each row group, so a
@@ -364,6 +417,9 @@ pub(crate) fn export_parquet(
     for row in first_rows.chain(result.by_ref()) {
         let row = row?;
         rows += 1;
+        if let Some(t) = row.time {
+            span = Some(span.map_or((t, t), |(first, last)| (first.min(t), last.max(t))));
+        }
         group.push(&row, &value_names, rows)?;
         if group.full() {
             group.write(&mut file, time_column)?;
@@ -379,10 +435,11 @@ pub(crate) fn export_parquet(
     out.write_all(&tail).map_err(write_error)?;
     out.flush().map_err(write_error)?;
     progress(rows);
-    Ok(ExportSummary {
+    let summary = ExportSummary {
         rows,
         bytes: bytes + tail.len() as u64,
-    })
+    };
+    Ok((summary, span))
 }
 
 fn approximate_size(value: &FieldValue) -> usize {
@@ -475,7 +532,7 @@ mod tests {
             };
             let mut file = tempfile::NamedTempFile::new().unwrap();
             let options = ExportOptions { format: super::super::export::ExportFormat::Parquet, integer_times: false };
-            let summary = export_parquet(&mut result, options, file.as_file_mut(), &mut |_| {}).unwrap();
+            let summary = export_parquet(&mut result, options, &ParquetLayout::default(), file.as_file_mut(), &mut |_| {}).unwrap();
             prop_assert_eq!(summary.rows, rows.len() as u64);
             prop_assert_eq!(summary.bytes, std::fs::metadata(file.path()).unwrap().len());
             let reader = SerializedFileReader::new(file.reopen().unwrap()).unwrap();

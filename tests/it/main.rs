@@ -11,6 +11,7 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod crash_matrix;
+mod dataset;
 mod disk_full;
 mod engine_basics;
 mod faults;

@@ -304,3 +304,121 @@ fn a_bucket_that_goes_away_mid_import_fails_commits_and_stores_nothing_half() {
     let verified = annals::history::verify_store(&dir.path().join("store"), false, config).unwrap();
     assert!(verified.is_clean(), "{verified:?}");
 }
+
+/// A partitioned Parquet export to a bucket (`annals::dataset`): every row once, a file
+/// over the part size sent as a multipart upload, reruns adding only what is new and
+/// removing a replaced file's object.
+#[test]
+fn a_partitioned_export_to_a_bucket_is_whole_and_incremental() {
+    use crate::dataset::{BASE, HOUR, exported_rows, store_rows_of, write_hours};
+    use annals::dataset::{DatasetOptions, Destination, PartitionKey, export_dataset};
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = annals::Engine::open(dir.path().join("store"), options()).unwrap();
+    write_hours(&engine, 0, 24 * 40);
+    // March: 1.2 million values that do not compress, so the file is over 8 MiB and goes
+    // up in parts.
+    let mut batch = annals::Batch::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..1_200_000i64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = annals::SeriesKey::metric("noise")
+            .unwrap()
+            .with_tag("host", format!("n{}", i % 4))
+            .unwrap();
+        let value = annals::FieldValue::F64(f64::from_bits((x >> 12) | 0x3ff0_0000_0000_0000));
+        batch
+            .add_row(&key, BASE + 24 * 62 * HOUR + i * 1_000_000, [("usage", value)])
+            .unwrap();
+        if batch.len() == 400_000 {
+            engine.write(&std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    engine.flush().unwrap();
+    let ObjectStoreConfig::S3(mut config) = s3(moto.port) else {
+        unreachable!()
+    };
+    config.prefix = "lake/".into();
+    let options = |incremental| DatasetOptions {
+        destination: Destination::S3(config.clone()),
+        partition: PartitionKey::default_list(),
+        kind: None,
+        measurement: None,
+        predicates: Vec::new(),
+        from: None,
+        to: None,
+        incremental,
+    };
+    let first = export_dataset(&engine, &options(false), &mut |_| {}).unwrap();
+    assert_eq!((first.units_new, first.files_written), (5, 5), "{first:?}");
+    let objects = list(moto.port, "lake/");
+    let noise = objects
+        .iter()
+        .find(|(key, _)| key == "lake/kind=metric/month=2016-03/part-00000.parquet")
+        .unwrap_or_else(|| panic!("{objects:?}"));
+    assert!(noise.1 > 8 << 20, "the noise file is over one part: {} bytes", noise.1);
+    let expected = store_rows_of(&engine, &["cpu", "noise"]);
+    assert_eq!(
+        exported_rows(&download(moto.port, &objects, dir.path().join("first").as_path())),
+        expected
+    );
+
+    let again = export_dataset(&engine, &options(true), &mut |_| {}).unwrap();
+    assert_eq!((again.files_written, again.units_unchanged), (0, 5), "{again:?}");
+    assert_eq!(list(moto.port, "lake/"), objects, "nothing new, nothing written");
+
+    let mut late = annals::Batch::new();
+    let key = annals::SeriesKey::metric("cpu").unwrap().with_tag("host", "h7").unwrap();
+    late.add_row(&key, BASE + 3 * HOUR, [("usage", annals::FieldValue::F64(2.5))])
+        .unwrap();
+    engine.write(&late).unwrap();
+    let rewritten = export_dataset(&engine, &options(true), &mut |_| {}).unwrap();
+    assert_eq!((rewritten.units_rewritten, rewritten.files_removed), (1, 1), "{rewritten:?}");
+    let objects = list(moto.port, "lake/");
+    assert!(
+        !objects
+            .iter()
+            .any(|(key, _)| key == "lake/kind=metric/month=2016-01/part-00000.parquet"),
+        "{objects:?}"
+    );
+    let expected = store_rows_of(&engine, &["cpu", "noise"]);
+    assert_eq!(
+        exported_rows(&download(moto.port, &objects, dir.path().join("second").as_path())),
+        expected
+    );
+    engine.close().unwrap();
+}
+
+/// (key, size) of every object under `prefix`, sorted (ListObjectsV2, one page).
+fn list(port: u16, prefix: &str) -> Vec<(String, u64)> {
+    let (status, body) = http(port, "GET", &format!("/{BUCKET}?list-type=2&max-keys=1000&prefix={prefix}"), b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.contains("<IsTruncated>true"), "one page holds the listing");
+    let field = |item: &str, name: &str| -> String {
+        let start = item.find(&format!("<{name}>")).unwrap() + name.len() + 2;
+        let end = item.find(&format!("</{name}>")).unwrap();
+        item[start..end].to_string()
+    };
+    let mut out: Vec<(String, u64)> = text
+        .split("<Contents>")
+        .skip(1)
+        .map(|item| (field(item, "Key"), field(item, "Size").parse().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Downloads the objects (keys under `lake/`) into `to`, as a directory of the export.
+fn download(port: u16, objects: &[(String, u64)], to: &std::path::Path) -> std::path::PathBuf {
+    for (key, size) in objects {
+        let (status, body) = http(port, "GET", &format!("/{BUCKET}/{key}"), b"");
+        assert_eq!((status, body.len() as u64), (200, *size), "{key}");
+        let path = to.join(key.strip_prefix("lake/").unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    to.to_path_buf()
+}

@@ -14,9 +14,10 @@ use std::path::Path;
 /// What to read and how to print it: the flags `scan` and `query` share.
 #[derive(Args)]
 pub struct SelectArgs {
-    /// Measurement to read (e.g. cpu, log, alert, performance).
+    /// Measurement to read (e.g. cpu, log, alert, performance); required, except by a
+    /// partitioned export (--to DIR), which then writes every measurement.
     #[arg(long, short = 'm')]
-    measurement: String,
+    measurement: Option<String>,
     /// Only these fields (repeat or separate with commas) [default: all].
     #[arg(long = "field", short = 'f', value_delimiter = ',')]
     fields: Vec<String>,
@@ -33,9 +34,11 @@ pub struct SelectArgs {
     /// Start of the range, inclusive: RFC 3339, a date, nanoseconds, or now-1h.
     #[arg(long)]
     from: Option<String>,
-    /// End of the range, exclusive.
-    #[arg(long)]
-    to: Option<String>,
+    /// End of the range, exclusive. `export --format parquet` also takes a directory or
+    /// s3://bucket/prefix here, for a partitioned export (repeat --to for both; name a
+    /// directory that looks like a time as ./2016-01-01).
+    #[arg(long, value_name = "TIME")]
+    to: Vec<String>,
     /// Output format [default: table on a terminal, csv otherwise; export: csv].
     #[arg(long, value_enum)]
     format: Option<RowFormat>,
@@ -108,9 +111,12 @@ enum OrderArg {
 
 impl SelectArgs {
     /// These flags as the library's text form of a query (no aggregates).
-    fn spec(&self) -> QuerySpec {
-        QuerySpec {
-            measurement: self.measurement.clone(),
+    fn spec(&self) -> Result<QuerySpec, CliError> {
+        if self.to.len() > 1 {
+            return Err(invalid("--to is given twice (only a partitioned export takes a destination there)"));
+        }
+        Ok(QuerySpec {
+            measurement: self.measurement.clone().unwrap_or_default(),
             fields: self.fields.clone(),
             predicates: self.filters.clone(),
             value_filters: self.value_filters.clone(),
@@ -124,7 +130,7 @@ impl SelectArgs {
                 .to_string()
             }),
             from: self.from.clone(),
-            to: self.to.clone(),
+            to: self.to.first().cloned(),
             order: Some(
                 match self.order {
                     OrderArg::Asc => "asc",
@@ -136,30 +142,30 @@ impl SelectArgs {
             offset: Some(self.offset.to_string()),
             cursor: self.cursor.clone(),
             ..QuerySpec::default()
-        }
+        })
     }
 }
 
 impl QueryArgs {
-    fn spec(&self) -> QuerySpec {
-        QuerySpec {
+    fn spec(&self) -> Result<QuerySpec, CliError> {
+        Ok(QuerySpec {
             aggregates: self.agg.clone(),
             every: self.every.clone(),
             group_by: self.group_by.clone(),
             fill: Some(self.fill.clone()),
             lastpoint: self.lastpoint,
-            ..self.select.spec()
-        }
+            ..self.select.spec()?
+        })
     }
 }
 
 pub fn scan(data: &Path, args: SelectArgs) -> Result<(), CliError> {
-    let query = args.spec().to_query(now_ns())?;
+    let query = args.spec()?.to_query(now_ns())?;
     run(data, &query, args.format, args.time_format)
 }
 
 pub fn query(data: &Path, args: QueryArgs) -> Result<(), CliError> {
-    let query = args.spec().to_query(now_ns())?;
+    let query = args.spec()?.to_query(now_ns())?;
     run(data, &query, args.select.format, args.select.time_format)
 }
 
@@ -252,11 +258,43 @@ pub struct ExportArgs {
     /// absent. Formats: --format csv (default), json (NDJSON) or parquet.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<std::path::PathBuf>,
+    /// Partitioned export (--to DIR|s3://bucket/prefix): the folder levels, from kind,
+    /// measurement and month, or none.
+    #[arg(long, value_name = "KEYS", default_value = "kind,month")]
+    partition: String,
+    /// Partitioned export: continue the export already at the destination, writing only
+    /// what is new (without it the destination must be empty).
+    #[arg(long)]
+    incremental: bool,
 }
 
-/// `annals export`: a query's rows as CSV, NDJSON or Parquet, streamed, to a file or stdout.
+/// `annals export`: a query's rows as CSV, NDJSON or Parquet, streamed, to a file or stdout;
+/// or, with a destination in --to, the store's rows as a partitioned Parquet dataset.
 pub fn export(data: &Path, args: ExportArgs) -> Result<(), CliError> {
     let select = &args.query.select;
+    let mut times = Vec::new();
+    let mut destinations = Vec::new();
+    for value in &select.to {
+        if !value.starts_with("s3://") && annals::time::parse_time(value, now_ns()).is_ok() {
+            times.push(value.clone());
+        } else {
+            destinations.push(value.clone());
+        }
+    }
+    if destinations.len() > 1 {
+        return Err(invalid("--to names two destinations"));
+    }
+    if times.len() > 1 {
+        return Err(invalid("--to names two end times"));
+    }
+    if let Some(destination) = destinations.pop() {
+        return export_dataset(data, &args, &destination, times.pop());
+    }
+    if args.incremental {
+        return Err(invalid(
+            "--incremental continues a partitioned export: name its directory or s3://bucket/prefix with --to",
+        ));
+    }
     let format = match export_format(select.format.unwrap_or(RowFormat::Csv)) {
         None => {
             return Err(invalid(
@@ -268,7 +306,7 @@ pub fn export(data: &Path, args: ExportArgs) -> Result<(), CliError> {
     if format == ExportFormat::Parquet && args.output.is_none() && output::stdout_is_terminal() {
         return Err(binary_to_terminal());
     }
-    let query = args.query.spec().to_query(now_ns())?;
+    let query = args.query.spec()?.to_query(now_ns())?;
     let engine = crate::open_existing(data)?;
     let mut result = engine.snapshot().query(&query)?;
     note_resolutions(&result);
@@ -315,6 +353,84 @@ pub fn export(data: &Path, args: ExportArgs) -> Result<(), CliError> {
         eprintln!("{} rows; next page: --cursor {cursor}", summary.rows);
     }
     Ok(())
+}
+
+/// `annals export --format parquet --to DIR|s3://bucket/prefix`: see `annals::dataset`.
+#[cfg(feature = "parquet")]
+fn export_dataset(data: &Path, args: &ExportArgs, destination: &str, to: Option<String>) -> Result<(), CliError> {
+    use annals::dataset::{DatasetOptions, Destination, PartitionKey, export_dataset};
+    let select = &args.query.select;
+    if select.format != Some(RowFormat::Parquet) {
+        return Err(invalid(
+            "a partitioned export (--to DIR or s3://...) is written as Parquet: add --format parquet",
+        ));
+    }
+    let query = &args.query;
+    let refused = [
+        (!select.fields.is_empty(), "--field"),
+        (!select.value_filters.is_empty(), "--filter"),
+        (select.limit.is_some(), "--limit"),
+        (select.offset != 0, "--offset"),
+        (select.cursor.is_some(), "--cursor"),
+        (!query.agg.is_empty(), "--agg"),
+        (query.every.is_some(), "--every"),
+        (!query.group_by.is_empty(), "--group-by"),
+        (query.lastpoint, "--lastpoint"),
+        (args.output.is_some(), "--output"),
+    ];
+    if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+        return Err(invalid(&format!(
+            "a partitioned export writes whole rows of every field; {flag} is for single-file exports (-o FILE)"
+        )));
+    }
+    let now = now_ns();
+    let time = |text: &Option<String>| text.as_deref().map(|t| annals::time::parse_time(t, now)).transpose();
+    let options = DatasetOptions {
+        destination: Destination::parse(destination)?,
+        partition: PartitionKey::parse_list(&args.partition)?,
+        kind: select.kind.map(|k| match k {
+            KindArg::Metric => annals::SeriesKind::Metric,
+            KindArg::Performance => annals::SeriesKind::Performance,
+            KindArg::Log => annals::SeriesKind::Log,
+            KindArg::Alert => annals::SeriesKind::Alert,
+        }),
+        measurement: select.measurement.clone().filter(|m| !m.trim().is_empty()),
+        predicates: select.filters.clone(),
+        from: time(&select.from)?,
+        to: time(&to)?,
+        incremental: args.incremental,
+    };
+    let engine = crate::open_existing(data)?;
+    let bar = output::rows_spinner("exporting");
+    let summary = export_dataset(&engine, &options, &mut |p| {
+        bar.set_position(p.rows);
+        bar.set_message(format!("unit {}/{}, {}", p.units_done, p.units_total, output::bytes(p.bytes)));
+    });
+    bar.finish_and_clear();
+    let summary = summary?;
+    eprintln!(
+        "exported {} rows in {} files ({}) to {}: {} units new, {} appended, {} rewritten, {} unchanged; {} files removed",
+        output::count(summary.rows),
+        summary.files_written,
+        output::bytes(summary.bytes),
+        options.destination,
+        summary.units_new,
+        summary.units_appended,
+        summary.units_rewritten,
+        summary.units_unchanged,
+        summary.files_removed,
+    );
+    for unit in &summary.units_kept {
+        eprintln!("kept the exported files of {unit}: the store now holds fewer of its rows (retention)");
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "parquet"))]
+fn export_dataset(_: &Path, _: &ExportArgs, _: &str, _: Option<String>) -> Result<(), CliError> {
+    Err(invalid(
+        "this build of annals writes no Parquet (it was compiled without the cargo feature `parquet`)",
+    ))
 }
 
 fn file_error(op: &'static str, path: &Path, source: std::io::Error) -> annals::Error {

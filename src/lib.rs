@@ -44,6 +44,8 @@ mod engine;
 pub mod error;
 pub mod events;
 mod files;
+#[cfg(feature = "forward")]
+pub mod forward;
 /// The file-system seam ([`fs::FileSystem`], set in [`Options::file_system`]) and the
 /// fault-injecting implementation tests use ([`fs::FaultyFileSystem`]).
 pub mod fs {

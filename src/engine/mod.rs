@@ -226,6 +226,14 @@ struct FlusherState {
     last_error: Option<String>,
 }
 
+/// So that what takes a store can take an [`Engine`] or what wraps one
+/// ([`crate::history::History`]).
+impl AsRef<Engine> for Engine {
+    fn as_ref(&self) -> &Engine {
+        self
+    }
+}
+
 impl Engine {
     /// Opens the store in `dir`, creating it if `options.create_if_missing`, and recovers:
     /// leftover temporary and unlisted segment files are removed and the WAL is replayed

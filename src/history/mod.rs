@@ -243,6 +243,12 @@ pub struct History {
     engine: Engine,
 }
 
+impl AsRef<Engine> for History {
+    fn as_ref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 impl History {
     /// Opens the store in `dir`.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<History> {

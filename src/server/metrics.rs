@@ -42,6 +42,10 @@ pub(crate) struct ServerMetrics {
     store_rows: Gauge,
     subscribers: Gauge,
     dropped_events: Counter,
+    forward_position: Gauge<f64, std::sync::atomic::AtomicU64>,
+    forward_samples: Gauge,
+    forward_failed_attempts: Gauge,
+    forward_rejected_samples: Gauge,
 }
 
 impl ServerMetrics {
@@ -86,7 +90,35 @@ impl ServerMetrics {
             "Events dropped from the queues of WebSocket clients that fell behind",
             dropped_events.clone(),
         );
+        let forward_position = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "forward_position_seconds",
+            "Time up to which every selected metric row was sent to the remote-write receiver (Unix seconds)",
+            forward_position.clone(),
+        );
+        let forward_samples = Gauge::default();
+        registry.register(
+            "forward_sent_samples",
+            "Samples the remote-write receiver acknowledged since the server started",
+            forward_samples.clone(),
+        );
+        let forward_failed_attempts = Gauge::default();
+        registry.register(
+            "forward_failed_attempts",
+            "Remote-write requests that failed and were retried since the server started",
+            forward_failed_attempts.clone(),
+        );
+        let forward_rejected_samples = Gauge::default();
+        registry.register(
+            "forward_rejected_samples",
+            "Samples of requests the remote-write receiver refused for good (4xx) since the server started",
+            forward_rejected_samples.clone(),
+        );
         ServerMetrics {
+            forward_position,
+            forward_samples,
+            forward_failed_attempts,
+            forward_rejected_samples,
             registry,
             requests,
             latency,
@@ -150,6 +182,14 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(Ok(stats)) = tokio::task::spawn_blocking(move || history.storage_stats()).await {
         state.metrics.store_bytes.set(stats.bytes as i64);
         state.metrics.store_rows.set(stats.rows as i64);
+    }
+    if let Some(forward) = &state.forward {
+        let stats = forward.stats();
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        state.metrics.forward_position.set(stats.position_ns as f64 / 1e9);
+        state.metrics.forward_samples.set(gauge(stats.samples_sent));
+        state.metrics.forward_failed_attempts.set(gauge(stats.failed_attempts));
+        state.metrics.forward_rejected_samples.set(gauge(stats.rejected_samples));
     }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry) {

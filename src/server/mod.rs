@@ -88,6 +88,9 @@ pub struct ServerConfig {
     /// Series whose new points the anomaly detector scores while the server runs,
     /// publishing `trend_alert` events (see [`crate::history::TrendWatcher`]).
     pub watch: Option<crate::history::WatchOptions>,
+    /// Replicates the store's metrics to a remote-write receiver while the server runs
+    /// (see [`crate::forward`]); its progress is in `GET /metrics` (`annals_forward_*`).
+    pub forward: Option<crate::forward::ForwardOptions>,
 }
 
 impl ServerConfig {
@@ -95,6 +98,9 @@ impl ServerConfig {
     /// network without one would let anyone read and write it), a token is not empty, and
     /// the limits are above zero.
     pub fn check(&self) -> Result<()> {
+        if let Some(forward) = &self.forward {
+            forward.check()?;
+        }
         if !self.listen.ip().is_loopback() && self.token.is_none() {
             return Err(Error::invalid(format!(
                 "refusing to listen on {} without a token: give --token-file or ANNALS_TOKEN, or listen on 127.0.0.1",
@@ -124,6 +130,8 @@ impl ServerConfig {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub history: Arc<History>,
+    /// The forwarder's statistics, when one runs.
+    pub forward: Option<crate::forward::ForwardStatsHandle>,
     pub token: Option<Arc<str>>,
     pub webhook_secret: Option<Arc<str>>,
     pub limits: ServerLimits,
@@ -142,8 +150,20 @@ pub async fn serve(
     config: &ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_with(history, listener, config, shutdown, None).await
+}
+
+/// [`serve`], with the statistics of a running forwarder for `GET /metrics`.
+async fn serve_with(
+    history: Arc<History>,
+    listener: tokio::net::TcpListener,
+    config: &ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    forward: Option<crate::forward::ForwardStatsHandle>,
+) -> Result<()> {
     config.check()?;
     let state = AppState {
+        forward,
         history,
         token: config.token.as_deref().map(Arc::from),
         webhook_secret: config.webhook_secret.as_deref().map(Arc::from),
@@ -194,6 +214,11 @@ pub fn serve_until_signal(history: History, config: &ServerConfig, ready: impl F
         Some(options) => Some(crate::history::TrendWatcher::start(history.clone(), options.clone())?),
         None => None,
     };
+    let forwarder = match &config.forward {
+        Some(options) => Some(crate::forward::Forwarder::start(history.clone(), options.clone())?),
+        None => None,
+    };
+    let forward_stats = forwarder.as_ref().map(|f| f.stats_handle());
     let outcome = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| Error::Io {
             op: "listen on",
@@ -206,7 +231,7 @@ pub fn serve_until_signal(history: History, config: &ServerConfig, ready: impl F
             source: e,
         })?;
         ready(bound);
-        serve(history.clone(), listener, config, shutdown_signal()).await
+        serve_with(history.clone(), listener, config, shutdown_signal(), forward_stats).await
     });
     // Blocking calls still running (a write cut off by the grace period) finish first:
     // they hold the store.
@@ -214,6 +239,10 @@ pub fn serve_until_signal(history: History, config: &ServerConfig, ready: impl F
     // The watcher holds the store too: it stops before the store closes.
     if let Some(watcher) = watcher {
         watcher.stop();
+    }
+    // So does the forwarder; its position stays where the last acknowledgement put it.
+    if let Some(forwarder) = forwarder {
+        forwarder.stop();
     }
     let closed = match Arc::try_unwrap(history) {
         Ok(history) => history.close(),
@@ -257,6 +286,7 @@ mod tests {
             webhook_secret: None,
             limits: ServerLimits::default(),
             watch: None,
+            forward: None,
         };
         match config.check() {
             Err(Error::InvalidInput { reason, .. }) => assert!(reason.contains("without a token"), "{reason}"),

@@ -15,6 +15,7 @@ mod dataset;
 mod disk_full;
 mod engine_basics;
 mod faults;
+mod forward;
 mod fuzz_seeds;
 #[cfg(feature = "git")]
 mod git_import;

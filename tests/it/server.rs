@@ -1726,3 +1726,86 @@ fn prometheus_query_api_answers_promql_in_prometheus_envelope() {
     let (status, answer) = server.post("/api/v1/query", b"{\"query\": \"up\"}", &[("Content-Type", "application/json")]);
     assert_eq!((status, answer["errorType"].as_str()), (400, Some("bad_data")), "{answer}");
 }
+
+/// `annals serve --config FILE` with a `[forward]` section replicates the store's metrics
+/// to the remote-write URL it names, shows its progress in `/metrics`, and keeps its
+/// position in the store; a bad section is refused before the store is opened.
+#[test]
+fn serve_forwards_the_metrics_its_config_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("store");
+    let lines: String = (0..10)
+        .map(|i| {
+            format!(
+                "cpu,host=h{} usage={i}.5,procs={i}i {}\n",
+                i % 2,
+                1_451_606_400_000_000_000i64 + i * 60_000_000_000
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("cpu.lp"), lines).unwrap();
+    assert!(
+        run_annals(&data, &["ingest", dir.path().join("cpu.lp").to_str().unwrap()])
+            .status
+            .success()
+    );
+    let remote = crate::forward::ScriptedRemote::start(Vec::new());
+    let config = dir.path().join("annals.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[forward]\nurl = \"{}\"\nfrom = \"2016-01-01\"\nsettle = \"0s\"\ninterval = \"50ms\"\nbearer_token = \"t0k\"\nmeasurements = [\"cpu\"]\n",
+            remote.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&data, None, &["--config", config.to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    while remote.received.lock().unwrap().values().map(Vec::len).sum::<usize>() < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the remote got {:?}",
+            remote.received.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let received = remote.received.lock().unwrap().clone();
+    let usage: Vec<(String, String)> = vec![("__name__".into(), "cpu_usage".into()), ("host".into(), "h1".into())];
+    assert_eq!(
+        received[&usage],
+        [
+            (1_451_606_460_000, 1.5),
+            (1_451_606_580_000, 3.5),
+            (1_451_606_700_000, 5.5),
+            (1_451_606_820_000, 7.5),
+            (1_451_606_940_000, 9.5)
+        ]
+    );
+    assert_eq!(
+        remote.requests.lock().unwrap()[0].1.get("authorization").map(String::as_str),
+        Some("Bearer t0k")
+    );
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains("annals_forward_sent_samples 20"), "{metrics}");
+    assert!(server.stop().success());
+    let position = std::fs::read_to_string(data.join("forward/default.json")).unwrap();
+    assert!(position.contains("\"samples_sent\": 20"), "{position}");
+
+    std::fs::write(
+        &config,
+        "[forward]\nurl = \"http://127.0.0.1:1/api/v1/write\"\nintervall = \"1s\"\n",
+    )
+    .unwrap();
+    let refused = run_annals(&data, &["serve", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("unknown field `intervall`"), "{said}");
+    std::fs::write(&config, "[forward]\nurl = \"udp://x\"\n").unwrap();
+    let refused = run_annals(&data, &["serve", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("is not an http:// or https:// URL"),
+        "{said}"
+    );
+}

@@ -64,6 +64,7 @@ pub fn serve_http(args: &crate::Args) -> Result<(), BenchError> {
         webhook_secret: None,
         limits: annals::server::ServerLimits::default(),
         watch: None,
+        forward: None,
     };
     annals::server::serve_until_signal(history, &config, |address| {
         let mut out = std::io::stdout().lock();

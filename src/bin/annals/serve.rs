@@ -65,6 +65,115 @@ pub struct ServeArgs {
     /// Also store each anomaly as an alert (category anomaly, level WARNING).
     #[arg(long)]
     watch_store_alerts: bool,
+    /// A TOML file with a [forward] section: replicate the store's metrics by Prometheus
+    /// remote write (keys: url, name, bearer_token(_file), username, password(_file),
+    /// measurements, where, from, settle, interval, max_samples_per_request, max_backoff,
+    /// request_timeout; see the README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The `--config` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    forward: Option<ForwardSection>,
+}
+
+/// Its `[forward]` section.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardSection {
+    url: String,
+    name: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    measurements: Vec<String>,
+    #[serde(default, rename = "where")]
+    predicates: Vec<String>,
+    from: Option<String>,
+    settle: Option<String>,
+    interval: Option<String>,
+    max_samples_per_request: Option<usize>,
+    max_backoff: Option<String>,
+    request_timeout: Option<String>,
+}
+
+fn config_error(file: &Path, reason: impl std::fmt::Display) -> CliError {
+    CliError::Annals(annals::Error::InvalidInput {
+        line: None,
+        column: None,
+        reason: format!("{}: {reason}", file.display()),
+    })
+}
+
+/// The forwarding options of a `--config` file, if it has a `[forward]` section.
+fn forward_options(file: &Path) -> Result<Option<annals::forward::ForwardOptions>, CliError> {
+    use annals::forward::{ForwardAuth, ForwardOptions};
+    let text = std::fs::read_to_string(file).map_err(|e| config_error(file, format!("cannot be read: {e}")))?;
+    let config: ConfigFile = toml::from_str(&text).map_err(|e| config_error(file, e))?;
+    let Some(section) = config.forward else {
+        return Ok(None);
+    };
+    let read_secret = |value: &Option<String>, path: &Option<PathBuf>, key: &str| -> Result<Option<String>, CliError> {
+        match (value, path) {
+            (Some(_), Some(_)) => Err(config_error(file, format!("[forward] gives both {key} and {key}_file"))),
+            (Some(value), None) => Ok(Some(value.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|e| config_error(file, format!("[forward] {key}_file {} cannot be read: {e}", path.display()))),
+            (None, None) => Ok(None),
+        }
+    };
+    let token = read_secret(&section.bearer_token, &section.bearer_token_file, "bearer_token")?;
+    let password = read_secret(&section.password, &section.password_file, "password")?;
+    let auth = match (token, &section.username, password) {
+        (None, None, None) => ForwardAuth::None,
+        (Some(token), None, None) => ForwardAuth::Bearer(token),
+        (None, Some(username), Some(password)) => ForwardAuth::Basic {
+            username: username.clone(),
+            password,
+        },
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(config_error(file, "[forward] basic auth needs both username and password"));
+        }
+        (Some(_), _, _) => {
+            return Err(config_error(
+                file,
+                "[forward] gives a bearer token and a username or password: pick one",
+            ));
+        }
+    };
+    let span = |value: &Option<String>, key: &str, default: Duration| -> Result<Duration, CliError> {
+        match value {
+            None => Ok(default),
+            Some(text) => annals::time::parse_duration(text).map_err(|e| config_error(file, format!("[forward] {key}: {e}"))),
+        }
+    };
+    let defaults = ForwardOptions::new(section.url.clone());
+    let start = section
+        .from
+        .as_deref()
+        .map(|t| annals::time::parse_time(t, annals::time::now_ns()))
+        .transpose()
+        .map_err(|e| config_error(file, format!("[forward] from: {e}")))?;
+    Ok(Some(ForwardOptions {
+        name: section.name.clone().unwrap_or(defaults.name.clone()),
+        auth,
+        measurements: section.measurements,
+        predicates: section.predicates,
+        start,
+        settle: span(&section.settle, "settle", defaults.settle)?,
+        interval: span(&section.interval, "interval", defaults.interval)?,
+        max_samples_per_request: section.max_samples_per_request.unwrap_or(defaults.max_samples_per_request),
+        max_backoff: span(&section.max_backoff, "max_backoff", defaults.max_backoff)?,
+        request_timeout: span(&section.request_timeout, "request_timeout", defaults.request_timeout)?,
+        ..defaults
+    }))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -112,6 +221,10 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
             subscriber_queue: args.subscriber_queue,
         },
         watch,
+        forward: match &args.config {
+            Some(file) => forward_options(file)?,
+            None => None,
+        },
     };
     // Refuse a bad configuration before opening (and perhaps creating) the store.
     config.check()?;
@@ -125,8 +238,16 @@ pub fn run(data: &Path, args: ServeArgs) -> Result<(), CliError> {
     };
     let history = History::open(data, options)?;
     let secured = if config.token.is_some() { "token required" } else { "no token" };
+    let forwarding = config
+        .forward
+        .as_ref()
+        .map(|f| format!("; forwarding metrics to {}", f.url))
+        .unwrap_or_default();
     annals::server::serve_until_signal(history, &config, |bound| {
-        eprintln!("annals serve: listening on http://{bound} ({secured}); data {}", data.display());
+        eprintln!(
+            "annals serve: listening on http://{bound} ({secured}); data {}{forwarding}",
+            data.display()
+        );
     })?;
     eprintln!("annals serve: stopped; the store is flushed and closed");
     Ok(())

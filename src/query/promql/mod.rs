@@ -27,6 +27,7 @@
 mod eval;
 mod functions;
 mod select;
+pub(crate) use select::metric_name;
 
 pub use eval::{AGGREGATIONS, MAX_STEPS, PromOptions};
 pub(crate) use eval::{Evaluator, ExternalVectors, StepSeries, absent_labels_of};

@@ -232,10 +232,17 @@ struct RowGroup {
     /// The constant columns: each one's value, and its buffer.
     constants: Vec<(ByteArray, ColumnBuffer)>,
     tags: Vec<ColumnBuffer>,
+    /// The tag values of the series seen, as Parquet byte arrays, keyed by the address of
+    /// the rows' shared tag list (kept alive here, so an address is never reused): a row
+    /// clones them (a reference count) instead of copying its strings.
+    tag_cache: std::collections::HashMap<usize, (Arc<[Option<String>]>, Vec<Option<ByteArray>>)>,
     values: Vec<ColumnBuffer>,
     rows: usize,
     bytes: usize,
 }
+
+/// Series whose tags [`RowGroup`] keeps converted at most; past it the cache starts over.
+const TAG_CACHE_SERIES: usize = 65_536;
 
 impl RowGroup {
     fn new(tags: usize, value_types: &[ColumnType], layout: &ParquetLayout) -> RowGroup {
@@ -248,6 +255,7 @@ impl RowGroup {
                 .map(|(_, value)| (ByteArray::from(value.as_bytes().to_vec()), ColumnBuffer::new(ColumnType::Text)))
                 .collect(),
             tags: (0..tags).map(|_| ColumnBuffer::new(ColumnType::Text)).collect(),
+            tag_cache: std::collections::HashMap::new(),
             values: value_types.iter().map(|t| ColumnBuffer::new(*t)).collect(),
             rows: 0,
             bytes: 0,
@@ -269,9 +277,27 @@ impl RowGroup {
             buffer.levels.push(1);
         }
         let mut bytes = 8;
-        for (buffer, tag) in self.tags.iter_mut().zip(row.tags.iter()) {
+        if self.tag_cache.len() >= TAG_CACHE_SERIES {
+            self.tag_cache.clear();
+        }
+        let (_, converted) = self
+            .tag_cache
+            .entry(Arc::as_ptr(&row.tags) as *const () as usize)
+            .or_insert_with(|| {
+                let converted = row
+                    .tags
+                    .iter()
+                    .map(|tag| tag.as_ref().map(|text| ByteArray::from(text.as_bytes().to_vec())))
+                    .collect();
+                (row.tags.clone(), converted)
+            });
+        for (buffer, tag) in self.tags.iter_mut().zip(converted.iter()) {
             match tag {
-                Some(text) => bytes += buffer.push_text(text),
+                Some(value) => {
+                    bytes += value.len();
+                    buffer.bytes.push(value.clone());
+                    buffer.levels.push(1);
+                }
                 None => buffer.push_missing(),
             }
         }

@@ -13,6 +13,7 @@ mod emit;
 #[allow(dead_code)]
 #[path = "../annals/output.rs"]
 mod output;
+mod remote_write;
 mod report;
 mod results;
 mod sqlite;

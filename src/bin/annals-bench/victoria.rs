@@ -155,6 +155,22 @@ impl Victoria {
         Ok(())
     }
 
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The value of the line of its own `/metrics` that starts with `series` (a name with
+    /// its labels), `None` when there is none.
+    pub fn own_metric(&self, series: &str) -> Result<Option<f64>, BenchError> {
+        let text = self.get("/metrics")?;
+        Ok(text
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok()))
+    }
+
     /// Makes everything written searchable.
     pub fn flush(&self) -> Result<(), BenchError> {
         self.get("/internal/force_flush").map(|_| ())

@@ -178,6 +178,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
     for ((kind, _), times) in queries.iter().zip(&mut annals_times) {
         run.latencies(W, kind.name(), "annals", times);
     }
+    parquet_export(run, config, &store, dir)?;
     queries_over_http(run, &queries, &reference, &store)?;
     if engines.sqlite {
         // The original schema takes about 320 bytes per point (measured at quick scale).
@@ -217,6 +218,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
             "not embeddable",
         );
         annals_over_http(run, config, &lp, &dir.join("annals-w1-http"))?;
+        remote_write(run, config, dir, binary.as_ref().ok().map(|b| b.as_path()))?;
         match binary {
             Ok(binary) => victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?,
             Err(why) => {
@@ -358,6 +360,93 @@ fn annals_over_http(run: &mut Run, config: &W1Config, lp: &Path, store: &Path) -
             config.points()
         )));
     }
+    Ok(())
+}
+
+/// The store exported as a partitioned Parquet dataset (`annals::dataset`): Parquet bytes
+/// written per second, and their size against the store's.
+fn parquet_export(run: &mut Run, config: &W1Config, store: &Path, dir: &Path) -> Result<(), BenchError> {
+    use annals::dataset::{DatasetOptions, Destination, PartitionKey, export_dataset};
+    const RATE: (&str, &str, Better) = ("Parquet export, partitioned", "MB/s", Better::Higher);
+    const SIZE: (&str, &str, Better) = ("Parquet bytes / store bytes", "x", Better::Lower);
+    let out = dir.join("annals-w1-parquet");
+    let _ = std::fs::remove_dir_all(&out);
+    let engine = Engine::open(store, crate::store_options())?;
+    let options = DatasetOptions {
+        destination: Destination::Directory(out.clone()),
+        partition: PartitionKey::default_list(),
+        kind: None,
+        measurement: None,
+        predicates: Vec::new(),
+        from: None,
+        to: None,
+        incremental: false,
+    };
+    let started = Instant::now();
+    let summary = export_dataset(&engine, &options, &mut |_| {})?;
+    let seconds = started.elapsed().as_secs_f64();
+    engine.close()?;
+    // The store holds the durable single writes too: its rows, not W1's, are the count.
+    if summary.rows < config.rows() {
+        return Err(BenchError::Peer(format!("the Parquet export wrote {} of {} rows", summary.rows, config.rows())));
+    }
+    run.add(W, RATE.0, RATE.1, RATE.2, "annals", summary.bytes as f64 / 1e6 / seconds);
+    run.add(W, SIZE.0, SIZE.1, SIZE.2, "annals", summary.bytes as f64 / dir_bytes(store) as f64);
+    for (figure, unit, better) in [RATE, SIZE] {
+        run.missing(W, figure, unit, better, "victoria", "no Parquet export");
+    }
+    println!(
+        "W1 as Parquet: {} rows, {:.1} MB in {} files, {seconds:.2} s",
+        summary.rows,
+        summary.bytes as f64 / 1e6,
+        summary.files_written
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
+
+/// W1 as remote-write requests to `annals serve` and to VictoriaMetrics (a fresh instance
+/// of each): samples per second until the last request is answered, and a check that each
+/// stored every sample once.
+fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&Path>) -> Result<(), BenchError> {
+    use crate::remote_write::{INGEST_RW, emit, send};
+    let bodies = dir.join("w1.rw");
+    let started = Instant::now();
+    let samples = emit(config, &bodies)?;
+    println!(
+        "W1 as remote-write requests: {samples} samples, {:.1} MB in {:.1?}",
+        std::fs::metadata(&bodies).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
+        started.elapsed()
+    );
+    let store = dir.join("annals-w1-rw");
+    let server = crate::child::HttpServer::start(&store)?;
+    let seconds = send(&bodies, &format!("{}/api/v1/write", server.base))?;
+    run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "annals", samples as f64 / seconds);
+    server.stop()?;
+    let engine = Engine::open(&store, crate::store_options())?;
+    let stored = engine.stats()?.points;
+    engine.close()?;
+    let _ = std::fs::remove_dir_all(&store);
+    if stored != samples {
+        return Err(BenchError::Peer(format!("annals stored {stored} of {samples} remote-write samples")));
+    }
+    match victoria {
+        None => run.missing(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "victoria", "not available"),
+        Some(binary) => {
+            let storage = dir.join("victoria-w1-rw");
+            let vm = Victoria::start(binary, &storage)?;
+            let seconds = send(&bodies, &format!("{}/api/v1/write", vm.base()))?;
+            vm.flush()?;
+            run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "victoria", samples as f64 / seconds);
+            let inserted = vm.own_metric("vm_rows_inserted_total{type=\"promremotewrite\"}")?.unwrap_or(0.0);
+            drop(vm);
+            let _ = std::fs::remove_dir_all(&storage);
+            if inserted as u64 != samples {
+                return Err(BenchError::Peer(format!("VictoriaMetrics took {inserted} of {samples} remote-write samples")));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&bodies);
     Ok(())
 }
 

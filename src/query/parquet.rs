@@ -235,11 +235,14 @@ struct RowGroup {
     /// The tag values of the series seen, as Parquet byte arrays, keyed by the address of
     /// the rows' shared tag list (kept alive here, so an address is never reused): a row
     /// clones them (a reference count) instead of copying its strings.
-    tag_cache: std::collections::HashMap<usize, (Arc<[Option<String>]>, Vec<Option<ByteArray>>)>,
+    tag_cache: std::collections::HashMap<usize, CachedTags>,
     values: Vec<ColumnBuffer>,
     rows: usize,
     bytes: usize,
 }
+
+/// A series' shared tag list and its values as Parquet byte arrays.
+type CachedTags = (Arc<[Option<String>]>, Vec<Option<ByteArray>>);
 
 /// Series whose tags [`RowGroup`] keeps converted at most; past it the cache starts over.
 const TAG_CACHE_SERIES: usize = 65_536;

@@ -30,7 +30,9 @@ pub fn emit(config: &W1Config, path: &Path) -> Result<u64, BenchError> {
         let mut series: std::collections::BTreeMap<(usize, usize), Vec<Sample>> = std::collections::BTreeMap::new();
         let mut readings = 0;
         while readings < READINGS_PER_REQUEST {
-            let Some((host, time, values)) = generator.next_reading() else { break };
+            let Some((host, time, values)) = generator.next_reading() else {
+                break;
+            };
             readings += 1;
             for (field, value) in values.iter().enumerate() {
                 series.entry((host, field)).or_default().push(Sample {
@@ -42,7 +44,9 @@ pub fn emit(config: &W1Config, path: &Path) -> Result<u64, BenchError> {
         if readings == 0 {
             break;
         }
-        let mut request = WriteRequest { timeseries: Vec::with_capacity(series.len()) };
+        let mut request = WriteRequest {
+            timeseries: Vec::with_capacity(series.len()),
+        };
         for ((host, field), points) in series {
             while labels.len() <= host {
                 let key = generator.series_key(labels.len()).clone();
@@ -73,7 +77,8 @@ pub fn emit(config: &W1Config, path: &Path) -> Result<u64, BenchError> {
         let body = snap::raw::Encoder::new()
             .compress_vec(&prost::Message::encode_to_vec(&request))
             .map_err(|e| BenchError::Peer(format!("snappy: {e}")))?;
-        let write = |out: &mut BufWriter<std::fs::File>, bytes: &[u8]| out.write_all(bytes).map_err(|e| BenchError::Io(path.to_path_buf(), e));
+        let write =
+            |out: &mut BufWriter<std::fs::File>, bytes: &[u8]| out.write_all(bytes).map_err(|e| BenchError::Io(path.to_path_buf(), e));
         write(&mut out, &(body.len() as u32).to_le_bytes())?;
         write(&mut out, &body)?;
     }

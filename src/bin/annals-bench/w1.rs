@@ -388,7 +388,11 @@ fn parquet_export(run: &mut Run, config: &W1Config, store: &Path, dir: &Path) ->
     engine.close()?;
     // The store holds the durable single writes too: its rows, not W1's, are the count.
     if summary.rows < config.rows() {
-        return Err(BenchError::Peer(format!("the Parquet export wrote {} of {} rows", summary.rows, config.rows())));
+        return Err(BenchError::Peer(format!(
+            "the Parquet export wrote {} of {} rows",
+            summary.rows,
+            config.rows()
+        )));
     }
     run.add(W, RATE.0, RATE.1, RATE.2, "annals", summary.bytes as f64 / 1e6 / seconds);
     run.add(W, SIZE.0, SIZE.1, SIZE.2, "annals", summary.bytes as f64 / dir_bytes(store) as f64);
@@ -428,7 +432,9 @@ fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&
     engine.close()?;
     let _ = std::fs::remove_dir_all(&store);
     if stored != samples {
-        return Err(BenchError::Peer(format!("annals stored {stored} of {samples} remote-write samples")));
+        return Err(BenchError::Peer(format!(
+            "annals stored {stored} of {samples} remote-write samples"
+        )));
     }
     match victoria {
         None => run.missing(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "victoria", "not available"),
@@ -442,7 +448,9 @@ fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&
             drop(vm);
             let _ = std::fs::remove_dir_all(&storage);
             if inserted as u64 != samples {
-                return Err(BenchError::Peer(format!("VictoriaMetrics took {inserted} of {samples} remote-write samples")));
+                return Err(BenchError::Peer(format!(
+                    "VictoriaMetrics took {inserted} of {samples} remote-write samples"
+                )));
             }
         }
     }

@@ -250,6 +250,10 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if engines.victoria.is_some() {
         names.push("victoria");
     }
+    // Prometheus answers W1's PromQL queries when its binary is there (see remote_write).
+    if figures.figures.iter().any(|f| f.engine == "prometheus") {
+        names.push("prometheus");
+    }
     for baseline in [report::RAW, report::ZSTD, w1::DISK, w4::GIT, "git gc", "git gc --aggressive"] {
         if figures.figures.iter().any(|f| f.engine == baseline) {
             names.push(baseline);

@@ -4,8 +4,9 @@
 
 use crate::BenchError;
 use crate::report::Better;
+use annals::TagPredicate;
 use annals::ingest::remote_write::{Label, Sample, TimeSeries, WriteRequest};
-use annals::workload::w1::{FIELDS, W1, W1Config};
+use annals::workload::w1::{FIELDS, TsbsQuery, W1, W1Config};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -138,4 +139,187 @@ pub fn send(path: &Path, url: &str) -> Result<f64, BenchError> {
         Ok(())
     })?;
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// TSBS queries written in PromQL that Prometheus, VictoriaMetrics and annals all answer
+/// alike: the whole minute or hour buckets of the instance, each evaluated 1 ms before
+/// the bucket ends, so a left-open window (VictoriaMetrics) and a closed one (Prometheus
+/// 2.x, annals) hold the same samples (W1's are on whole 10 s).
+pub const PROMQL_QUERIES: [TsbsQuery; 2] = [TsbsQuery::SingleGroupby111, TsbsQuery::DoubleGroupby1];
+
+/// A query of [`PROMQL_QUERIES`] as (PromQL, first evaluation, last evaluation, step),
+/// times in ns.
+pub fn promql(kind: TsbsQuery, query: &annals::Query) -> Option<(String, i64, i64, i64)> {
+    let (first, last, step) = crate::victoria::whole_buckets(query)?;
+    let hosts = match &query.selector.predicate {
+        Some(TagPredicate::Eq(_, host)) => format!("{{hostname=\"{host}\"}}"),
+        Some(TagPredicate::In(_, hosts)) => format!("{{hostname=~\"{}\"}}", hosts.join("|")),
+        _ => String::new(),
+    };
+    let expr = match kind {
+        TsbsQuery::SingleGroupby111 => format!("max_over_time(cpu_usage_user{hosts}[1m])"),
+        TsbsQuery::DoubleGroupby1 => format!("avg_over_time(cpu_usage_user{hosts}[1h])"),
+        _ => return None,
+    };
+    Some((expr, first + step - MS, last + step - MS, step))
+}
+
+const MS: i64 = 1_000_000;
+
+/// A matrix answer: sorted labels (without `__name__`) to (ms, value) points.
+pub type Matrix = std::collections::BTreeMap<Vec<(String, String)>, Vec<(i64, f64)>>;
+
+/// Prometheus' HTTP query API of one engine.
+pub struct PromApi {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl PromApi {
+    /// The API at `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> PromApi {
+        PromApi {
+            base: base.to_string(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(600)))
+                .build()
+                .new_agent(),
+        }
+    }
+
+    /// `query_range`, answered and parsed, and the time it took (request and JSON).
+    pub fn query_range(&self, expr: &str, start: i64, end: i64, step: i64) -> Result<(Matrix, std::time::Duration), BenchError> {
+        let seconds = |ns: i64| format!("{}.{:03}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) / MS);
+        let started = Instant::now();
+        let mut response = self
+            .agent
+            .get(&format!("{}/api/v1/query_range", self.base))
+            .query("query", expr)
+            .query("start", seconds(start))
+            .query("end", seconds(end))
+            .query("step", format!("{}ms", step / MS))
+            .query("nocache", "1")
+            .call()
+            .map_err(|e| BenchError::Peer(format!("{}: {e}", self.base)))?;
+        let text = response.body_mut().read_to_string().map_err(|e| BenchError::Peer(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| BenchError::Peer(format!("{}: {e}: {text}", self.base)))?;
+        let elapsed = started.elapsed();
+        let Some(result) = json["data"]["result"].as_array() else {
+            return Err(BenchError::Peer(format!("{} answered {expr}: {text}", self.base)));
+        };
+        let mut matrix = Matrix::new();
+        for series in result {
+            let mut labels: Vec<(String, String)> = series["metric"]
+                .as_object()
+                // The metric name is not compared: VictoriaMetrics 1.79 keeps it on the
+                // results of rollups such as max_over_time, Prometheus drops it.
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| k.as_str() != "__name__")
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            labels.sort();
+            let points = series["values"]
+                .as_array()
+                .map(|values| {
+                    values
+                        .iter()
+                        .filter_map(|p| {
+                            let t = p[0].as_f64()?;
+                            let v: f64 = p[1].as_str()?.parse().ok()?;
+                            Some(((t * 1000.0).round() as i64, v))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            matrix.insert(labels, points);
+        }
+        Ok((matrix, elapsed))
+    }
+}
+
+/// Why two answers differ, or `Ok` (values within 1e-9 relative).
+pub fn agree(reference: &Matrix, other: &Matrix) -> Result<(), String> {
+    if reference.keys().ne(other.keys()) {
+        let theirs = other.keys().find(|k| !reference.contains_key(*k));
+        let ours = reference.keys().find(|k| !other.contains_key(*k));
+        return Err(format!(
+            "{} series against {}: {theirs:?} is not annals', {ours:?} is not theirs",
+            other.len(),
+            reference.len()
+        ));
+    }
+    for (labels, points) in reference {
+        let theirs = &other[labels];
+        if points.len() != theirs.len() {
+            return Err(format!("{labels:?}: {} points against {}", theirs.len(), points.len()));
+        }
+        for ((t, v), (u, w)) in points.iter().zip(theirs) {
+            if t != u || (v - w).abs() > 1e-9 * v.abs().max(w.abs()).max(1e-300) {
+                return Err(format!("{labels:?} at {t}: {w} at {u} against {v}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prometheus (Debian's `prometheus`) on a free loopback port, taking remote writes of any
+/// age (an out-of-order window of 100 years) and keeping them (retention 100 years).
+pub struct Prometheus {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Prometheus {
+    /// Starts it in `dir`; `Err` with the reason when there is no `prometheus` binary.
+    pub fn start(dir: &Path) -> Result<Prometheus, BenchError> {
+        std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))?;
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, "storage:\n  tsdb:\n    out_of_order_time_window: 100y\n")
+            .map_err(|e| BenchError::Io(config.clone(), e))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| BenchError::Io("127.0.0.1".into(), e))?
+            .port();
+        let log = std::fs::File::create(dir.join("prometheus.log")).map_err(|e| BenchError::Io(dir.join("prometheus.log"), e))?;
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--storage.tsdb.retention.time=100y")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| BenchError::Peer(format!("prometheus could not start: {e}")))?;
+        let prometheus = Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let api = PromApi::new(&prometheus.base);
+        let started = Instant::now();
+        loop {
+            if let Ok(mut response) = api.agent.get(&format!("{}/-/ready", prometheus.base)).call()
+                && response.status().is_success()
+            {
+                let _ = response.body_mut().read_to_string();
+                return Ok(prometheus);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                return Err(BenchError::Peer("prometheus was not ready within 60 s".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -395,7 +395,7 @@ pub fn comparable(kind: TsbsQuery, query: &Query, reference: &Answer) -> Answer 
 
 /// First and last start of the buckets that lie wholly inside the query's range, and the
 /// bucket width. groupby-orderby-limit has no lower bound: its newest `limit` buckets.
-fn whole_buckets(query: &Query) -> Option<(i64, i64, i64)> {
+pub fn whole_buckets(query: &Query) -> Option<(i64, i64, i64)> {
     let bucket = match query.every {
         Some(annals::Bucket::Fixed(ns)) => ns,
         _ => return None,

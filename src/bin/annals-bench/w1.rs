@@ -218,7 +218,7 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
             "not embeddable",
         );
         annals_over_http(run, config, &lp, &dir.join("annals-w1-http"))?;
-        remote_write(run, config, dir, binary.as_ref().ok().map(|b| b.as_path()))?;
+        remote_write(run, config, dir, binary.as_ref().ok().map(|b| b.as_path()), &queries)?;
         match binary {
             Ok(binary) => victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?,
             Err(why) => {
@@ -409,11 +409,18 @@ fn parquet_export(run: &mut Run, config: &W1Config, store: &Path, dir: &Path) ->
     Ok(())
 }
 
-/// W1 as remote-write requests to `annals serve` and to VictoriaMetrics (a fresh instance
-/// of each): samples per second until the last request is answered, and a check that each
-/// stored every sample once.
-fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&Path>) -> Result<(), BenchError> {
-    use crate::remote_write::{INGEST_RW, emit, send};
+/// W1 as remote-write requests to `annals serve`, VictoriaMetrics and Prometheus (a fresh
+/// instance of each): samples per second until the last request is answered, a check that
+/// each stored every sample once, and then the TSBS queries written in PromQL
+/// (`query_range`), every answer checked against annals'.
+fn remote_write(
+    run: &mut Run,
+    config: &W1Config,
+    dir: &Path,
+    victoria: Option<&Path>,
+    queries: &[(TsbsQuery, Vec<annals::Query>)],
+) -> Result<(), BenchError> {
+    use crate::remote_write::{INGEST_RW, PROMQL_QUERIES, PromApi, Prometheus, agree, emit, promql, send};
     let bodies = dir.join("w1.rw");
     let started = Instant::now();
     let samples = emit(config, &bodies)?;
@@ -422,10 +429,57 @@ fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&
         std::fs::metadata(&bodies).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
         started.elapsed()
     );
+    let instances: Vec<(TsbsQuery, Vec<(String, i64, i64, i64)>)> = queries
+        .iter()
+        .filter(|(kind, _)| PROMQL_QUERIES.contains(kind))
+        .map(|(kind, list)| (*kind, list.iter().filter_map(|q| promql(*kind, q)).collect()))
+        .collect();
+    let figure = |kind: TsbsQuery| format!("{} in PromQL (query_range)", kind.name());
+    // Every instance asked of `api`: its answers and times, per query.
+    let ask = |api: &PromApi| -> Result<Vec<Vec<(crate::remote_write::Matrix, std::time::Duration)>>, BenchError> {
+        instances
+            .iter()
+            .map(|(_, list)| {
+                list.iter()
+                    .map(|(expr, start, end, step)| api.query_range(expr, *start, *end, *step))
+                    .collect()
+            })
+            .collect()
+    };
+    // A peer's answers against annals': the times of those that agree.
+    let compare = |run: &mut Run,
+                   engine: &str,
+                   reference: &[Vec<(crate::remote_write::Matrix, std::time::Duration)>],
+                   api: &PromApi|
+     -> Result<(), BenchError> {
+        let answers = ask(api)?;
+        for (((kind, _), expected), got) in instances.iter().zip(reference).zip(answers) {
+            let mut times = Vec::new();
+            for (n, ((want, _), (answer, elapsed))) in expected.iter().zip(got).enumerate() {
+                match agree(want, &answer) {
+                    Ok(()) => times.push(elapsed),
+                    Err(why) => run
+                        .disagreements
+                        .push(format!("W1 {} instance {n}: annals vs {engine}: {why}", figure(*kind))),
+                }
+            }
+            run.latencies(W, &figure(*kind), engine, &mut times);
+        }
+        Ok(())
+    };
+
     let store = dir.join("annals-w1-rw");
     let server = crate::child::HttpServer::start(&store)?;
     let seconds = send(&bodies, &format!("{}/api/v1/write", server.base))?;
     run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "annals", samples as f64 / seconds);
+    let reference = ask(&PromApi::new(&server.base))?;
+    if reference.iter().flatten().any(|(answer, _)| answer.is_empty()) {
+        return Err(BenchError::Peer("annals answered a PromQL query of W1 with no series".into()));
+    }
+    for ((kind, _), answers) in instances.iter().zip(&reference) {
+        let mut times: Vec<std::time::Duration> = answers.iter().map(|(_, t)| *t).collect();
+        run.latencies(W, &figure(*kind), "annals", &mut times);
+    }
     server.stop()?;
     let engine = Engine::open(&store, crate::store_options())?;
     let stored = engine.stats()?.points;
@@ -445,15 +499,36 @@ fn remote_write(run: &mut Run, config: &W1Config, dir: &Path, victoria: Option<&
             vm.flush()?;
             run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "victoria", samples as f64 / seconds);
             let inserted = vm.own_metric("vm_rows_inserted_total{type=\"promremotewrite\"}")?.unwrap_or(0.0);
-            drop(vm);
-            let _ = std::fs::remove_dir_all(&storage);
             if inserted as u64 != samples {
                 return Err(BenchError::Peer(format!(
                     "VictoriaMetrics took {inserted} of {samples} remote-write samples"
                 )));
             }
+            compare(run, "victoria", &reference, &PromApi::new(vm.base()))?;
+            drop(vm);
+            let _ = std::fs::remove_dir_all(&storage);
         }
     }
+    let storage = dir.join("prometheus-w1-rw");
+    match Prometheus::start(&storage) {
+        Err(why) => {
+            run.missing(
+                W,
+                INGEST_RW.0,
+                INGEST_RW.1,
+                INGEST_RW.2,
+                "prometheus",
+                &format!("not available: {why}"),
+            );
+        }
+        Ok(prometheus) => {
+            let seconds = send(&bodies, &format!("{}/api/v1/write", prometheus.base))?;
+            run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "prometheus", samples as f64 / seconds);
+            compare(run, "prometheus", &reference, &PromApi::new(&prometheus.base))?;
+            drop(prometheus);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&storage);
     let _ = std::fs::remove_file(&bodies);
     Ok(())
 }

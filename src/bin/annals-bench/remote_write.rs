@@ -147,9 +147,15 @@ pub fn send(path: &Path, url: &str) -> Result<f64, BenchError> {
 /// 2.x, annals) hold the same samples (W1's are on whole 10 s).
 pub const PROMQL_QUERIES: [TsbsQuery; 2] = [TsbsQuery::SingleGroupby111, TsbsQuery::DoubleGroupby1];
 
-/// A query of [`PROMQL_QUERIES`] as (PromQL, first evaluation, last evaluation, step),
-/// times in ns.
-pub fn promql(kind: TsbsQuery, query: &annals::Query) -> Option<(String, i64, i64, i64)> {
+/// A query instance in PromQL: (expression, first evaluation, last evaluation, step), times
+/// in ns.
+pub type PromqlInstance = (String, i64, i64, i64);
+
+/// An answer and the time it took.
+pub type Timed = (Matrix, std::time::Duration);
+
+/// A query of [`PROMQL_QUERIES`] in PromQL.
+pub fn promql(kind: TsbsQuery, query: &annals::Query) -> Option<PromqlInstance> {
     let (first, last, step) = crate::victoria::whole_buckets(query)?;
     let hosts = match &query.selector.predicate {
         Some(TagPredicate::Eq(_, host)) => format!("{{hostname=\"{host}\"}}"),

@@ -420,7 +420,7 @@ fn remote_write(
     victoria: Option<&Path>,
     queries: &[(TsbsQuery, Vec<annals::Query>)],
 ) -> Result<(), BenchError> {
-    use crate::remote_write::{INGEST_RW, PROMQL_QUERIES, PromApi, Prometheus, agree, emit, promql, send};
+    use crate::remote_write::{INGEST_RW, PROMQL_QUERIES, PromApi, Prometheus, PromqlInstance, Timed, agree, emit, promql, send};
     let bodies = dir.join("w1.rw");
     let started = Instant::now();
     let samples = emit(config, &bodies)?;
@@ -429,14 +429,14 @@ fn remote_write(
         std::fs::metadata(&bodies).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
         started.elapsed()
     );
-    let instances: Vec<(TsbsQuery, Vec<(String, i64, i64, i64)>)> = queries
+    let instances: Vec<(TsbsQuery, Vec<PromqlInstance>)> = queries
         .iter()
         .filter(|(kind, _)| PROMQL_QUERIES.contains(kind))
         .map(|(kind, list)| (*kind, list.iter().filter_map(|q| promql(*kind, q)).collect()))
         .collect();
     let figure = |kind: TsbsQuery| format!("{} in PromQL (query_range)", kind.name());
     // Every instance asked of `api`: its answers and times, per query.
-    let ask = |api: &PromApi| -> Result<Vec<Vec<(crate::remote_write::Matrix, std::time::Duration)>>, BenchError> {
+    let ask = |api: &PromApi| -> Result<Vec<Vec<Timed>>, BenchError> {
         instances
             .iter()
             .map(|(_, list)| {
@@ -447,11 +447,7 @@ fn remote_write(
             .collect()
     };
     // A peer's answers against annals': the times of those that agree.
-    let compare = |run: &mut Run,
-                   engine: &str,
-                   reference: &[Vec<(crate::remote_write::Matrix, std::time::Duration)>],
-                   api: &PromApi|
-     -> Result<(), BenchError> {
+    let compare = |run: &mut Run, engine: &str, reference: &[Vec<Timed>], api: &PromApi| -> Result<(), BenchError> {
         let answers = ask(api)?;
         for (((kind, _), expected), got) in instances.iter().zip(reference).zip(answers) {
             let mut times = Vec::new();

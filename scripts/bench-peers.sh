@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the benchmark peers that annals-bench runs as separate processes.
 #
-#   scripts/bench-peers.sh [victoria-metrics]
+#   scripts/bench-peers.sh [victoria-metrics|prometheus]
 #
-# VictoriaMetrics comes from Debian's `victoria-metrics` package. It is installed with
+# VictoriaMetrics comes from Debian's `victoria-metrics` package, Prometheus from its
+# `prometheus` package (2.42). It is installed with
 # apt-get when this runs as root (or with passwordless sudo); otherwise the script says
 # why not and exits 1, and annals-bench reports the peer as "not available".
 set -eu
@@ -11,8 +12,9 @@ set -eu
 want="${1:-victoria-metrics}"
 case "$want" in
 victoria-metrics) package=victoria-metrics ;;
+prometheus) package=prometheus ;;
 *)
-    echo "bench-peers.sh: unknown peer $want (known: victoria-metrics)" >&2
+    echo "bench-peers.sh: unknown peer $want (known: victoria-metrics, prometheus)" >&2
     exit 2
     ;;
 esac

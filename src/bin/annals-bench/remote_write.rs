@@ -281,8 +281,10 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts it in `dir`; `Err` with the reason when there is no `prometheus` binary.
+    /// Starts it in `dir` (installing it through `scripts/bench-peers.sh` when missing);
+    /// `Err` with the reason when it cannot be.
     pub fn start(dir: &Path) -> Result<Prometheus, BenchError> {
+        let binary = crate::victoria::locate_peer("prometheus").map_err(BenchError::Peer)?;
         std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))?;
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "storage:\n  tsdb:\n    out_of_order_time_window: 100y\n")
@@ -292,7 +294,7 @@ impl Prometheus {
             .map_err(|e| BenchError::Io("127.0.0.1".into(), e))?
             .port();
         let log = std::fs::File::create(dir.join("prometheus.log")).map_err(|e| BenchError::Io(dir.join("prometheus.log"), e))?;
-        let child = std::process::Command::new("prometheus")
+        let child = std::process::Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))

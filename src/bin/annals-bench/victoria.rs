@@ -24,20 +24,26 @@ const TEN_SECONDS: i64 = 10_000 * MS;
 /// The binary, installing it through `scripts/bench-peers.sh` when it is missing; the reason
 /// it is not available otherwise.
 pub fn locate() -> Result<PathBuf, String> {
-    if let Some(found) = on_path("victoria-metrics") {
+    locate_peer("victoria-metrics")
+}
+
+/// A peer's binary (`victoria-metrics`, `prometheus`), installed through
+/// `scripts/bench-peers.sh` when it is missing; the reason it is not available otherwise.
+pub fn locate_peer(name: &str) -> Result<PathBuf, String> {
+    if let Some(found) = on_path(name) {
         return Ok(found);
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-peers.sh");
-    println!("victoria-metrics is not installed; running {}", script.display());
+    println!("{name} is not installed; running {}", script.display());
     let status = Command::new("sh")
         .arg(&script)
-        .arg("victoria-metrics")
+        .arg(name)
         .status()
         .map_err(|e| format!("{}: {e}", script.display()))?;
     if !status.success() {
         return Err(format!("not installed, and {} could not install it", script.display()));
     }
-    on_path("victoria-metrics").ok_or_else(|| "not on PATH after installation".to_string())
+    on_path(name).ok_or_else(|| "not on PATH after installation".to_string())
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {

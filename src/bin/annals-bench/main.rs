@@ -282,6 +282,15 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    if !figures.peer_errors.is_empty() {
+        eprintln!(
+            "queries a peer could not answer ({}), left out of its times:",
+            figures.peer_errors.len()
+        );
+        for e in figures.peer_errors.iter().take(20) {
+            eprintln!("  {e}");
+        }
+    }
     if figures.disagreements.is_empty() {
         Ok(true)
     } else {

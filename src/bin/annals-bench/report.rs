@@ -35,6 +35,9 @@ pub struct Run {
     /// Query instances whose answers differed between engines (their times are not
     /// counted); a correct run has none.
     pub disagreements: Vec<String>,
+    /// Queries a peer failed to answer (an error of its own, twice), left out of its
+    /// times; printed, not a failure of the run.
+    pub peer_errors: Vec<String>,
 }
 
 impl Run {

@@ -928,7 +928,7 @@ fn aggregate(
                     }
                     out[g].values[i] = Some(match op {
                         "sum" => values.iter().sum(),
-                        "avg" => functions::incremental_mean(&values),
+                        "avg" => functions::incremental_mean(&values[..]),
                         "count" => values.len() as f64,
                         "group" => 1.0,
                         "min" => values
@@ -939,8 +939,8 @@ fn aggregate(
                             .iter()
                             .copied()
                             .fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m }),
-                        "stddev" => functions::variance(&values).sqrt(),
-                        "stdvar" => functions::variance(&values),
+                        "stddev" => functions::variance(&values[..]).sqrt(),
+                        "stdvar" => functions::variance(&values[..]),
                         "quantile" => functions::quantile(quantile.map_or(f64::NAN, |q| q[i]), &mut values),
                         other => {
                             return Err(Error::Unsupported {

@@ -80,7 +80,7 @@ pub const SUPPORTED: &[&str] = &[
 ];
 
 /// The mean as Prometheus 2.x computes it: incrementally, so large values do not overflow.
-pub(crate) fn incremental_mean(values: &[f64]) -> f64 {
+pub(crate) fn incremental_mean<'a>(values: impl IntoIterator<Item = &'a f64>) -> f64 {
     let mut mean: f64 = 0.0;
     let mut count = 0.0;
     for &v in values {
@@ -99,7 +99,7 @@ pub(crate) fn incremental_mean(values: &[f64]) -> f64 {
 }
 
 /// The population variance, by Welford's method as Prometheus computes it.
-pub(crate) fn variance(values: &[f64]) -> f64 {
+pub(crate) fn variance<'a>(values: impl IntoIterator<Item = &'a f64>) -> f64 {
     let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
     for &v in values {
         count += 1.0;
@@ -592,15 +592,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_, '_>, call: &Call, steps: &[i64]) -> Re
                         .count() as f64,
                 ),
                 "resets" => Some(w.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64),
-                "avg_over_time" => Some(incremental_mean(&w.iter().map(|p| p.1).collect::<Vec<f64>>())),
+                "avg_over_time" => Some(incremental_mean(w.iter().map(|p| &p.1))),
                 "min_over_time" => Some(w.iter().map(|p| p.1).fold(f64::NAN, |m, v| if m.is_nan() || v < m { v } else { m })),
                 "max_over_time" => Some(w.iter().map(|p| p.1).fold(f64::NAN, |m, v| if m.is_nan() || v > m { v } else { m })),
                 "sum_over_time" => Some(w.iter().map(|p| p.1).sum()),
                 "count_over_time" => Some(w.len() as f64),
                 "last_over_time" => w.last().map(|p| p.1),
                 "present_over_time" => Some(1.0),
-                "stddev_over_time" => Some(variance(&w.iter().map(|p| p.1).collect::<Vec<f64>>()).sqrt()),
-                _ => Some(variance(&w.iter().map(|p| p.1).collect::<Vec<f64>>())),
+                "stddev_over_time" => Some(variance(w.iter().map(|p| &p.1)).sqrt()),
+                _ => Some(variance(w.iter().map(|p| &p.1))),
             }))
         }
         "quantile_over_time" => {

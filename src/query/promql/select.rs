@@ -158,15 +158,27 @@ pub(crate) fn load(view: &ReadView<'_>, series: &[SeriesRef], lo_ms: i64, hi_ms:
         for chunk in view.series_chunks(s.id, range, Some(fields), Order::Ascending)? {
             let chunk = chunk?;
             let columns: Vec<&crate::chunk::Column> = chunk.columns.iter().filter(|c| *c.name == *s.field).collect();
-            for (row, &ts) in chunk.timestamps.iter().enumerate() {
-                let Some(value) = columns.iter().find_map(|c| c.value(row).and_then(|v| numeric(&v))) else {
-                    continue;
-                };
+            let mut push = |ts: i64, value: f64| {
                 let ms = ts.div_euclid(1_000_000);
                 match points.last_mut() {
                     // Two samples in one millisecond: the later one stands.
                     Some(last) if last.0 == ms => last.1 = value,
                     _ => points.push((ms, value)),
+                }
+            };
+            // The common case, one float column with a value in every row, read as a slice.
+            if let [column] = columns.as_slice()
+                && column.validity.is_empty()
+                && let crate::chunk::ColumnValues::F64(values) = &column.values
+            {
+                for (&ts, &value) in chunk.timestamps.iter().zip(values) {
+                    push(ts, value);
+                }
+                continue;
+            }
+            for (row, &ts) in chunk.timestamps.iter().enumerate() {
+                if let Some(value) = columns.iter().find_map(|c| c.value(row).and_then(|v| numeric(&v))) {
+                    push(ts, value);
                 }
             }
         }

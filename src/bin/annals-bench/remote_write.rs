@@ -145,7 +145,13 @@ pub fn send(path: &Path, url: &str) -> Result<f64, BenchError> {
 /// alike: the whole minute or hour buckets of the instance, each evaluated 1 ms before
 /// the bucket ends, so a left-open window (VictoriaMetrics) and a closed one (Prometheus
 /// 2.x, annals) hold the same samples (W1's are on whole 10 s).
-pub const PROMQL_QUERIES: [TsbsQuery; 2] = [TsbsQuery::SingleGroupby111, TsbsQuery::DoubleGroupby1];
+pub const PROMQL_QUERIES: [TsbsQuery; 5] = [
+    TsbsQuery::SingleGroupby111,
+    TsbsQuery::SingleGroupby5112,
+    TsbsQuery::CpuMaxAll8,
+    TsbsQuery::DoubleGroupby1,
+    TsbsQuery::GroupbyOrderbyLimit,
+];
 
 /// A query instance in PromQL: (expression, first evaluation, last evaluation, step), times
 /// in ns.
@@ -162,9 +168,22 @@ pub fn promql(kind: TsbsQuery, query: &annals::Query) -> Option<PromqlInstance> 
         Some(TagPredicate::In(_, hosts)) => format!("{{hostname=~\"{}\"}}", hosts.join("|")),
         _ => String::new(),
     };
+    // The maximum of several fields per bucket: one rollup per field, told apart by a
+    // `field` label (a rollup drops the metric name, and Prometheus refuses two series
+    // that are then the same).
+    let fields_max = |fields: &[&str], window: &str| {
+        fields
+            .iter()
+            .map(|f| format!("label_replace(max_over_time(cpu_{f}{hosts}[{window}]), \"field\", \"{f}\", \"\", \"\")"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
     let expr = match kind {
         TsbsQuery::SingleGroupby111 => format!("max_over_time(cpu_usage_user{hosts}[1m])"),
+        TsbsQuery::SingleGroupby5112 => fields_max(&FIELDS[..5], "1m"),
+        TsbsQuery::CpuMaxAll8 => fields_max(&FIELDS, "1h"),
         TsbsQuery::DoubleGroupby1 => format!("avg_over_time(cpu_usage_user{hosts}[1h])"),
+        TsbsQuery::GroupbyOrderbyLimit => format!("max(max_over_time(cpu_usage_user{hosts}[1m]))"),
         _ => return None,
     };
     Some((expr, first + step - MS, last + step - MS, step))

@@ -635,34 +635,45 @@ fn set_operation(
     let matching = modifier.and_then(|m| m.matching.as_ref());
     let lhs_sigs: Vec<Vec<(String, String)>> = lhs.iter().map(|s| signature(&s.labels, matching)).collect();
     let rhs_sigs: Vec<Vec<(String, String)>> = rhs.iter().map(|s| signature(&s.labels, matching)).collect();
-    let present_at =
-        |series: &[StepSeries], sigs: &[Vec<(String, String)>], i: usize| -> std::collections::HashSet<Vec<(String, String)>> {
-            series
-                .iter()
-                .zip(sigs)
-                .filter(|(s, _)| s.values[i].is_some())
-                .map(|(_, sig)| sig.clone())
-                .collect()
-        };
+    // Each distinct signature gets a number once, so a step only marks numbers present
+    // (rather than hashing and cloning every signature at every step).
+    let mut numbers: std::collections::HashMap<&[(String, String)], usize> = std::collections::HashMap::new();
+    let mut lhs_ids = Vec::with_capacity(lhs_sigs.len());
+    let mut rhs_ids = Vec::with_capacity(rhs_sigs.len());
+    for (sigs, ids) in [(&lhs_sigs, &mut lhs_ids), (&rhs_sigs, &mut rhs_ids)] {
+        for sig in sigs {
+            let next = numbers.len();
+            ids.push(*numbers.entry(sig.as_slice()).or_insert(next));
+        }
+    }
+    let mut present = vec![false; numbers.len()];
+    let mark = |present: &mut Vec<bool>, series: &[StepSeries], ids: &[usize], i: usize| {
+        present.fill(false);
+        for (s, &id) in series.iter().zip(ids) {
+            if s.values[i].is_some() {
+                present[id] = true;
+            }
+        }
+    };
     let mut out_lhs = without_values(&lhs, steps);
     let mut out_rhs = if op == "or" { without_values(&rhs, steps) } else { Vec::new() };
     for i in 0..steps {
         match op {
             "and" | "unless" => {
-                let right = present_at(&rhs, &rhs_sigs, i);
+                mark(&mut present, &rhs, &rhs_ids, i);
                 for (j, s) in lhs.iter().enumerate() {
-                    if s.values[i].is_some() && right.contains(&lhs_sigs[j]) == (op == "and") {
+                    if s.values[i].is_some() && present[lhs_ids[j]] == (op == "and") {
                         out_lhs[j].values[i] = s.values[i];
                     }
                 }
             }
             _ => {
-                let left = present_at(&lhs, &lhs_sigs, i);
+                mark(&mut present, &lhs, &lhs_ids, i);
                 for (j, s) in lhs.iter().enumerate() {
                     out_lhs[j].values[i] = s.values[i];
                 }
                 for (j, s) in rhs.iter().enumerate() {
-                    if s.values[i].is_some() && !left.contains(&rhs_sigs[j]) {
+                    if s.values[i].is_some() && !present[rhs_ids[j]] {
                         out_rhs[j].values[i] = s.values[i];
                     }
                 }

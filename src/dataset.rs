@@ -185,6 +185,23 @@ pub struct DatasetOptions {
     pub incremental: bool,
 }
 
+impl DatasetOptions {
+    /// Everything in the store, to `destination`, partitioned by kind and month, into an
+    /// empty destination (set `incremental` to continue an export).
+    pub fn new(destination: Destination) -> DatasetOptions {
+        DatasetOptions {
+            destination,
+            partition: PartitionKey::default_list(),
+            kind: None,
+            measurement: None,
+            predicates: Vec::new(),
+            from: None,
+            to: None,
+            incremental: false,
+        }
+    }
+}
+
 /// How far an export has come, for a progress bar.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DatasetProgress {

@@ -123,14 +123,8 @@ pub fn exported_rows(root: &Path) -> Vec<ExportedRow> {
 
 fn dataset(to: &Path, incremental: bool) -> DatasetOptions {
     DatasetOptions {
-        destination: Destination::Directory(to.to_path_buf()),
-        partition: PartitionKey::default_list(),
-        kind: None,
-        measurement: None,
-        predicates: Vec::new(),
-        from: None,
-        to: None,
         incremental,
+        ..DatasetOptions::new(Destination::Directory(to.to_path_buf()))
     }
 }
 

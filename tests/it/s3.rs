@@ -311,7 +311,7 @@ fn a_bucket_that_goes_away_mid_import_fails_commits_and_stores_nothing_half() {
 #[test]
 fn a_partitioned_export_to_a_bucket_is_whole_and_incremental() {
     use crate::dataset::{BASE, HOUR, exported_rows, store_rows_of, write_hours};
-    use annals::dataset::{DatasetOptions, Destination, PartitionKey, export_dataset};
+    use annals::dataset::{DatasetOptions, Destination, export_dataset};
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
     let engine = annals::Engine::open(dir.path().join("store"), options()).unwrap();
@@ -342,14 +342,8 @@ fn a_partitioned_export_to_a_bucket_is_whole_and_incremental() {
     };
     config.prefix = "lake/".into();
     let options = |incremental| DatasetOptions {
-        destination: Destination::S3(config.clone()),
-        partition: PartitionKey::default_list(),
-        kind: None,
-        measurement: None,
-        predicates: Vec::new(),
-        from: None,
-        to: None,
         incremental,
+        ..DatasetOptions::new(Destination::S3(config.clone()))
     };
     let first = export_dataset(&engine, &options(false), &mut |_| {}).unwrap();
     assert_eq!((first.units_new, first.files_written), (5, 5), "{first:?}");

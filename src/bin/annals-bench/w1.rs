@@ -366,22 +366,13 @@ fn annals_over_http(run: &mut Run, config: &W1Config, lp: &Path, store: &Path) -
 /// The store exported as a partitioned Parquet dataset (`annals::dataset`): Parquet bytes
 /// written per second, and their size against the store's.
 fn parquet_export(run: &mut Run, config: &W1Config, store: &Path, dir: &Path) -> Result<(), BenchError> {
-    use annals::dataset::{DatasetOptions, Destination, PartitionKey, export_dataset};
+    use annals::dataset::{DatasetOptions, Destination, export_dataset};
     const RATE: (&str, &str, Better) = ("Parquet export, partitioned", "MB/s", Better::Higher);
     const SIZE: (&str, &str, Better) = ("Parquet bytes / store bytes", "x", Better::Lower);
     let out = dir.join("annals-w1-parquet");
     let _ = std::fs::remove_dir_all(&out);
     let engine = Engine::open(store, crate::store_options())?;
-    let options = DatasetOptions {
-        destination: Destination::Directory(out.clone()),
-        partition: PartitionKey::default_list(),
-        kind: None,
-        measurement: None,
-        predicates: Vec::new(),
-        from: None,
-        to: None,
-        incremental: false,
-    };
+    let options = DatasetOptions::new(Destination::Directory(out.clone()));
     let started = Instant::now();
     let summary = export_dataset(&engine, &options, &mut |_| {})?;
     let seconds = started.elapsed().as_secs_f64();

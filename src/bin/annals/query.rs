@@ -386,7 +386,6 @@ fn export_dataset(data: &Path, args: &ExportArgs, destination: &str, to: Option<
     let now = now_ns();
     let time = |text: &Option<String>| text.as_deref().map(|t| annals::time::parse_time(t, now)).transpose();
     let options = DatasetOptions {
-        destination: Destination::parse(destination)?,
         partition: PartitionKey::parse_list(&args.partition)?,
         kind: select.kind.map(|k| match k {
             KindArg::Metric => annals::SeriesKind::Metric,
@@ -399,6 +398,7 @@ fn export_dataset(data: &Path, args: &ExportArgs, destination: &str, to: Option<
         from: time(&select.from)?,
         to: time(&to)?,
         incremental: args.incremental,
+        ..DatasetOptions::new(Destination::parse(destination)?)
     };
     let engine = crate::open_existing(data)?;
     let bar = output::rows_spinner("exporting");

@@ -110,31 +110,17 @@ pub fn send(path: &Path, url: &str) -> Result<f64, BenchError> {
         Ok(Some(body))
     };
     let started = Instant::now();
-    std::thread::scope(|scope| -> Result<(), BenchError> {
-        let senders: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| -> Result<(), BenchError> {
-                    while let Some(body) = next()? {
-                        let mut response = agent
-                            .post(url)
-                            .header("Content-Encoding", "snappy")
-                            .header("Content-Type", "application/x-protobuf")
-                            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                            .send(&body[..])
-                            .map_err(|e| BenchError::Peer(format!("{url}: {e}")))?;
-                        if !response.status().is_success() {
-                            let text = response.body_mut().read_to_string().unwrap_or_default();
-                            return Err(BenchError::Peer(format!("{url}: {}: {text}", response.status())));
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for sender in senders {
-            sender
-                .join()
-                .unwrap_or_else(|_| Err(BenchError::Peer("a sender thread panicked".into())))?;
+    crate::w1::two_senders(&next, &|body| {
+        let mut response = agent
+            .post(url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .send(body)
+            .map_err(|e| BenchError::Peer(format!("{url}: {e}")))?;
+        if !response.status().is_success() {
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            return Err(BenchError::Peer(format!("{url}: {}: {text}", response.status())));
         }
         Ok(())
     })?;

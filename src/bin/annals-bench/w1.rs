@@ -285,28 +285,37 @@ fn load_annals_line_protocol(lp: &Path, store: &Path) -> Result<f64, BenchError>
 fn send_line_protocol(lp: &Path, post: &(dyn Fn(&[u8]) -> Result<(), BenchError> + Sync)) -> Result<(), BenchError> {
     let file = std::fs::File::open(lp).map_err(|e| BenchError::Io(lp.to_path_buf(), e))?;
     let reader = parking_lot::Mutex::new(BufReader::with_capacity(1 << 22, file));
+    two_senders(
+        &|| {
+            let mut chunk = Vec::with_capacity(8 << 20);
+            let mut reader = reader.lock();
+            for _ in 0..10_000 {
+                match reader.read_until(b'\n', &mut chunk) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(BenchError::Io(lp.to_path_buf(), e)),
+                }
+            }
+            Ok((!chunk.is_empty()).then_some(chunk))
+        },
+        post,
+    )
+}
+
+/// Two sender threads, each taking the next request body from `next` (until `None`) and
+/// posting it with `post`, as TSBS's loaders and Prometheus' queue do.
+pub fn two_senders(
+    next: &(dyn Fn() -> Result<Option<Vec<u8>>, BenchError> + Sync),
+    post: &(dyn Fn(&[u8]) -> Result<(), BenchError> + Sync),
+) -> Result<(), BenchError> {
     std::thread::scope(|scope| -> Result<(), BenchError> {
         let senders: Vec<_> = (0..2)
             .map(|_| {
                 scope.spawn(|| -> Result<(), BenchError> {
-                    let mut chunk = Vec::with_capacity(8 << 20);
-                    loop {
-                        chunk.clear();
-                        {
-                            let mut reader = reader.lock();
-                            for _ in 0..10_000 {
-                                match reader.read_until(b'\n', &mut chunk) {
-                                    Ok(0) => break,
-                                    Ok(_) => {}
-                                    Err(e) => return Err(BenchError::Io(lp.to_path_buf(), e)),
-                                }
-                            }
-                        }
-                        if chunk.is_empty() {
-                            return Ok(());
-                        }
-                        post(&chunk)?;
+                    while let Some(body) = next()? {
+                        post(&body)?;
                     }
+                    Ok(())
                 })
             })
             .collect();

@@ -277,6 +277,7 @@ impl Engine {
 
     /// The file system the store writes through (exports beside the store use it too, so
     /// fault injection reaches them).
+    #[cfg(any(feature = "parquet", feature = "forward"))]
     pub(crate) fn fs(&self) -> &crate::io::Fs {
         &self.inner.fs
     }

@@ -9,9 +9,11 @@
 
 use super::{S3Config, is_key, key_of};
 use crate::error::{CorruptionKind, Error, Result};
+#[cfg(feature = "parquet")]
+use object_store::MultipartUpload;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ClientOptions, MultipartUpload, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,6 +178,7 @@ impl Bucket {
 
     /// A writer of the object at `path`, which appears only when [`Upload::finish`]
     /// succeeds (a multipart upload is invisible until completed).
+    #[cfg(feature = "parquet")]
     pub(crate) fn upload(&self, path: &str) -> Upload<'_> {
         Upload {
             bucket: self,
@@ -188,11 +191,13 @@ impl Bucket {
 }
 
 /// Bytes held before a part is sent: S3 wants parts of at least 5 MiB but the last.
+#[cfg(feature = "parquet")]
 const PART_BYTES: usize = 8 << 20;
 
 /// An object being written ([`Bucket::upload`]): bytes are held until a part is full,
 /// then sent; a small object is one `PUT`. Dropped unfinished, a started multipart upload
 /// is aborted so the bucket keeps no parts.
+#[cfg(feature = "parquet")]
 pub(crate) struct Upload<'a> {
     bucket: &'a Bucket,
     path: String,
@@ -201,6 +206,7 @@ pub(crate) struct Upload<'a> {
     written: u64,
 }
 
+#[cfg(feature = "parquet")]
 impl Upload<'_> {
     /// Sends the held bytes as one part, starting the multipart upload first if needed.
     fn send_part(&mut self) -> Result<()> {
@@ -246,6 +252,7 @@ impl Upload<'_> {
     }
 }
 
+#[cfg(feature = "parquet")]
 impl std::io::Write for Upload<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.buffer.extend_from_slice(bytes);
@@ -261,6 +268,7 @@ impl std::io::Write for Upload<'_> {
     }
 }
 
+#[cfg(feature = "parquet")]
 impl Drop for Upload<'_> {
     fn drop(&mut self) {
         if let Some(mut upload) = self.multipart.take() {

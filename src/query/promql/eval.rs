@@ -198,6 +198,7 @@ impl<'a, 'v> Evaluator<'a, 'v> {
     }
 
     /// Answers the selectors `external` knows from it rather than from metric series.
+    #[cfg(feature = "loki")]
     pub fn with_external(mut self, external: &'a mut dyn ExternalVectors) -> Evaluator<'a, 'v> {
         self.external = Some(external);
         self

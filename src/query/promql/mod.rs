@@ -27,11 +27,15 @@
 mod eval;
 mod functions;
 mod select;
+#[cfg(feature = "forward")]
 pub(crate) use select::metric_name;
 
 pub use eval::{AGGREGATIONS, MAX_STEPS, PromOptions};
+// What LogQL's metric queries reuse of the evaluator.
+#[cfg(feature = "loki")]
 pub(crate) use eval::{Evaluator, ExternalVectors, StepSeries, absent_labels_of};
 pub use functions::SUPPORTED as FUNCTIONS;
+#[cfg(feature = "loki")]
 pub(crate) use select::selector_matchers;
 
 use crate::error::{Error, Result};

@@ -88,15 +88,8 @@ impl Destination {
             return Err(Error::invalid(format!("{text:?} names no bucket (s3://bucket/prefix)")));
         }
         let prefix = prefix.trim_matches('/');
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Ok(Destination::S3(S3Config {
-            bucket: bucket.to_string(),
-            region: var("AWS_REGION"),
-            endpoint: var("AWS_ENDPOINT_URL"),
-            access_key_id: var("AWS_ACCESS_KEY_ID"),
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
-            prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
-        }))
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        Ok(Destination::S3(S3Config::from_env(bucket, prefix)))
     }
 }
 

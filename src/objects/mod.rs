@@ -62,19 +62,31 @@ impl ObjectStoreConfig {
     /// (with `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`), the local directory otherwise.
     pub fn from_env() -> ObjectStoreConfig {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        match var("AWS_S3_BUCKET") {
-            Some(bucket) => ObjectStoreConfig::S3(S3Config {
-                bucket,
-                region: var("AWS_REGION"),
-                endpoint: var("AWS_ENDPOINT_URL"),
-                access_key_id: var("AWS_ACCESS_KEY_ID"),
-                secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
-                prefix: "objects/".to_string(),
-            }),
+        match env_var("AWS_S3_BUCKET") {
+            Some(bucket) => ObjectStoreConfig::S3(S3Config::from_env(bucket, "objects/")),
             None => ObjectStoreConfig::Local,
         }
     }
+}
+
+impl S3Config {
+    /// `bucket` and `prefix`, with the region, endpoint and keys the environment gives
+    /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub fn from_env(bucket: impl Into<String>, prefix: impl Into<String>) -> S3Config {
+        S3Config {
+            bucket: bucket.into(),
+            region: env_var("AWS_REGION"),
+            endpoint: env_var("AWS_ENDPOINT_URL"),
+            access_key_id: env_var("AWS_ACCESS_KEY_ID"),
+            secret_access_key: env_var("AWS_SECRET_ACCESS_KEY"),
+            prefix: prefix.into(),
+        }
+    }
+}
+
+/// An environment variable's value, `None` when unset or empty.
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The object store of an open store.

@@ -260,6 +260,11 @@ impl Head {
         self.rows == 0
     }
 
+    /// Oldest and newest timestamps held, inclusive; `None` when empty.
+    pub(crate) fn time_span(&self) -> Option<(i64, i64)> {
+        (self.rows > 0).then_some((self.min_ts, self.max_ts))
+    }
+
     /// True when the head may hold rows of `series` in `range`.
     pub(crate) fn may_contain(&self, series: SeriesId, range: TimeRange) -> bool {
         self.rows > 0 && range.overlaps(self.min_ts, self.max_ts) && self.series.contains_key(&series)

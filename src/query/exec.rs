@@ -14,7 +14,7 @@ use crate::error::{Error, Limit, Result};
 use crate::manifest::Resolution;
 use crate::model::{FieldValue, SeriesId, SeriesKey};
 use crate::options::QueryLimits;
-use crate::read::{BlockPruner, Order, ReadView, SeriesChunks, UnitData};
+use crate::read::{BlockPruner, Order, ReadView, SeriesChunks, SummarySources, UnitData};
 use crate::rollup as summary;
 use crate::scan::Scan;
 use crate::segment::{BlockMeta, ColumnStats, SegmentReader};
@@ -448,6 +448,8 @@ type Partial = FxHashMap<(u32, i64), Vec<Acc>>;
 struct SeriesAggregator<'a> {
     plan: &'a Plan,
     query: &'a Query,
+    /// The part of the query's range being aggregated.
+    range: TimeRange,
     group: u32,
     series: SeriesId,
     bucket: i64,
@@ -500,7 +502,7 @@ impl SeriesAggregator<'_> {
     /// Answers a lone block from its statistics when the block lies inside the range and
     /// one bucket, no filter applies and every slot's aggregates can use statistics.
     fn try_stats(&mut self, segment: &SegmentReader, meta: &BlockMeta) -> bool {
-        let range = self.query.range;
+        let range = self.range;
         if !self.query.filters.is_empty() || meta.min_ts < range.start || meta.max_ts >= range.end {
             return false;
         }
@@ -682,80 +684,20 @@ fn aggregate(
     fingerprint: u64,
     after: Option<CursorKey>,
 ) -> Result<QueryResult> {
-    let scanned = AtomicU64::new(0);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 2)
-        .min(plan.series.len().max(1));
-    let used: Mutex<BTreeSet<Resolution>> = Mutex::new(BTreeSet::new());
-    let sources = view.summary_sources();
-    let summary_fields: Arc<[String]> = Arc::from(summary_columns(plan));
-    let work = |part: usize| -> Result<Partial> {
-        let mut out = Partial::default();
-        for (i, (id, key)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
-            // Detail before the series' retention horizon is gone: that part of the range
-            // is answered from summaries.
-            let floor = view.detail_floor(key).unwrap_or(i64::MIN);
-            let summary_range = TimeRange::new(query.range.start, floor.min(query.range.end));
-            let detail_range = TimeRange::new(query.range.start.max(floor), query.range.end);
-            let summaries = if summary_range.is_empty() {
-                None
-            } else {
-                let tier = summary_tier(query, summary_range, floor)?;
-                used.lock().insert(tier);
-                Some(sources.chunks(tier, *id, summary_range, &summary_fields)?)
-            };
-            if !detail_range.is_empty() {
-                used.lock().insert(Resolution::Detail);
-            }
-            let chunks = view
-                .series_chunks(*id, detail_range, plan.read_fields.clone(), Order::Ascending)?
-                .keep_rows_without_fields(plan.counts_rows);
-            let mut aggregator = SeriesAggregator {
-                plan,
-                query,
-                group: plan.series_group[i],
-                series: *id,
-                bucket: 0,
-                accs: vec![Acc::default(); plan.slots.len()],
-                started: false,
-                out: &mut out,
-                scanned: &scanned,
-                max_scanned: limits.max_points_scanned,
-            };
-            if let Some(summaries) = summaries {
-                aggregator.add_summaries(summaries)?;
-            }
-            aggregator.run(chunks.with_pruner(pruner(&query.filters)))?;
-        }
-        Ok(out)
+    let pass = AggregatePass {
+        view,
+        query,
+        plan,
+        limits,
+        scanned: AtomicU64::new(0),
+        used: Mutex::new(BTreeSet::new()),
+        sources: view.summary_sources(),
+        summary_fields: Arc::from(summary_columns(plan)),
     };
-    let partials: Vec<Result<Partial>> = if threads == 1 {
-        vec![work(0)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || work(t))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
+    let merged = match query.every {
+        Some(every) if query.limit.is_some() && query.fill == Fill::None => pass.first_buckets(every, after.as_ref())?,
+        _ => pass.range(query.range)?,
     };
-    let mut merged = Partial::default();
-    for partial in partials {
-        for (key, accs) in partial? {
-            match merged.get_mut(&key) {
-                Some(existing) => {
-                    for (e, a) in existing.iter_mut().zip(accs) {
-                        e.merge(a);
-                    }
-                }
-                None => {
-                    merged.insert(key, accs);
-                }
-            }
-        }
-    }
     let rows = finalize(query, plan, merged, limits)?;
     let value_columns = query.aggregates.iter().map(|a| a.column_name()).collect();
     let mut result = page(
@@ -767,11 +709,193 @@ fn aggregate(
         query.group_by.clone(),
         value_columns,
     )?;
-    let used = used.into_inner();
+    let used = pass.used.into_inner();
     if !used.is_empty() {
         result.resolutions = used.into_iter().collect();
     }
     Ok(result)
+}
+
+/// One aggregate query's shared state while its range is aggregated, whole or in steps.
+struct AggregatePass<'q, 'v> {
+    view: &'q ReadView<'v>,
+    query: &'q Query,
+    plan: &'q Plan,
+    limits: &'q QueryLimits,
+    /// Values read so far, over every step, against the points-scanned limit.
+    scanned: AtomicU64,
+    /// Resolutions that answered.
+    used: Mutex<BTreeSet<Resolution>>,
+    sources: SummarySources,
+    summary_fields: Arc<[String]>,
+}
+
+impl AggregatePass<'_, '_> {
+    /// Aggregates every series' rows in `range` (part of the query's range, on bucket
+    /// boundaries), on up to two threads.
+    fn range(&self, range: TimeRange) -> Result<Partial> {
+        let plan = self.plan;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 2)
+            .min(plan.series.len().max(1));
+        let work = |part: usize| -> Result<Partial> {
+            let mut out = Partial::default();
+            for (i, (id, key)) in plan.series.iter().enumerate().skip(part).step_by(threads) {
+                self.series(i, *id, key, range, &mut out)?;
+            }
+            Ok(out)
+        };
+        let partials: Vec<Result<Partial>> = if threads == 1 {
+            vec![work(0)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads).map(|t| scope.spawn(move || work(t))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        let mut merged = Partial::default();
+        for partial in partials {
+            merge_partial(&mut merged, partial?);
+        }
+        Ok(merged)
+    }
+
+    /// Aggregates series `i` of the plan over `range` into `out`.
+    fn series(&self, i: usize, id: SeriesId, key: &SeriesKey, range: TimeRange, out: &mut Partial) -> Result<()> {
+        let (view, query, plan) = (self.view, self.query, self.plan);
+        // Detail before the series' retention horizon is gone: that part of the range is
+        // answered from summaries.
+        let floor = view.detail_floor(key).unwrap_or(i64::MIN);
+        let summary_range = TimeRange::new(range.start, floor.min(range.end));
+        let detail_range = TimeRange::new(range.start.max(floor), range.end);
+        let summaries = if summary_range.is_empty() {
+            None
+        } else {
+            let tier = summary_tier(query, summary_range, floor)?;
+            self.used.lock().insert(tier);
+            Some(self.sources.chunks(tier, id, summary_range, &self.summary_fields)?)
+        };
+        if !detail_range.is_empty() {
+            self.used.lock().insert(Resolution::Detail);
+        }
+        let chunks = view
+            .series_chunks(id, detail_range, plan.read_fields.clone(), Order::Ascending)?
+            .keep_rows_without_fields(plan.counts_rows);
+        let mut aggregator = SeriesAggregator {
+            plan,
+            query,
+            range,
+            group: plan.series_group[i],
+            series: id,
+            bucket: 0,
+            accs: vec![Acc::default(); plan.slots.len()],
+            started: false,
+            out,
+            scanned: &self.scanned,
+            max_scanned: self.limits.max_points_scanned,
+        };
+        if let Some(summaries) = summaries {
+            aggregator.add_summaries(summaries)?;
+        }
+        aggregator.run(chunks.with_pruner(pruner(&query.filters)))
+    }
+
+    /// The buckets a limited query returns first, without aggregating the whole range:
+    /// windows of whole buckets are aggregated from the end the order starts at (the newest
+    /// for descending), each twice as long as the one before, until the rows past the
+    /// cursor fill the page with one to spare (so the next cursor is right) or the data
+    /// runs out. Buckets of finished windows are final: a later window only holds buckets
+    /// further along the order.
+    fn first_buckets(&self, every: Bucket, after: Option<&CursorKey>) -> Result<Partial> {
+        let query = self.query;
+        let Some((oldest, newest)) = self.view.time_bounds() else {
+            return Ok(Partial::default());
+        };
+        // Where data is: the range clipped to what the view holds.
+        let data = TimeRange::new(query.range.start.max(oldest), query.range.end.min(newest.saturating_add(1)));
+        if data.is_empty() {
+            return Ok(Partial::default());
+        }
+        let descending = query.order == Order::Descending;
+        // Rows before the cursor (in order) are no use: start at the cursor's bucket.
+        let (mut lo, mut hi) = (data.start, data.end);
+        if let Some(CursorKey::Group(Some(time), _)) = after {
+            if descending {
+                hi = hi.min(every.next(*time));
+            } else {
+                lo = lo.max(*time);
+            }
+        }
+        let wanted = query.offset.saturating_add(query.limit.unwrap_or(usize::MAX)).saturating_add(1);
+        let mut width = nominal_length(every).saturating_mul(i64::try_from(wanted).unwrap_or(i64::MAX));
+        let mut merged = Partial::default();
+        while lo < hi {
+            // The next window, cut on a bucket boundary inside the range.
+            let window = if descending {
+                let cut = every.start(hi.saturating_sub(width));
+                let cut = if cut >= hi { every.start(hi - 1) } else { cut };
+                TimeRange::new(cut.max(lo), hi)
+            } else {
+                let cut = every.start(lo.saturating_add(width));
+                let cut = if cut <= lo { every.next(every.start(lo)) } else { cut };
+                TimeRange::new(lo, cut.min(hi))
+            };
+            merge_partial(&mut merged, self.range(window)?);
+            if descending {
+                hi = window.start;
+            } else {
+                lo = window.end;
+            }
+            let past_cursor = match after {
+                None => merged.len(),
+                Some(key) => merged
+                    .keys()
+                    .filter(|(group, bucket)| {
+                        let row = CursorKey::Group(Some(*bucket), self.plan.groups[*group as usize].clone());
+                        cursor::after_in_order(&row, key, query.order)
+                    })
+                    .count(),
+            };
+            if past_cursor >= wanted {
+                break;
+            }
+            width = width.saturating_mul(2);
+        }
+        Ok(merged)
+    }
+}
+
+/// About how long a bucket is, to size the first window of [`AggregatePass::first_buckets`].
+fn nominal_length(every: Bucket) -> i64 {
+    match every {
+        Bucket::Fixed(d) => d,
+        Bucket::Week => 7 * DAY,
+        Bucket::Month => 31 * DAY,
+    }
+}
+
+/// Adds the accumulators of `partial` into `into`.
+fn merge_partial(into: &mut Partial, partial: Partial) {
+    if into.is_empty() {
+        *into = partial;
+        return;
+    }
+    for (key, accs) in partial {
+        match into.get_mut(&key) {
+            Some(existing) => {
+                for (e, a) in existing.iter_mut().zip(accs) {
+                    e.merge(a);
+                }
+            }
+            None => {
+                into.insert(key, accs);
+            }
+        }
+    }
 }
 
 const HOUR: i64 = 3600 * crate::time::NANOS_PER_SECOND;

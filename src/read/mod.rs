@@ -16,7 +16,7 @@
 
 mod view;
 
-pub(crate) use view::ReadView;
+pub(crate) use view::{ReadView, SummarySources};
 
 use crate::chunk::{Chunk, Duplicates, merge_versions};
 use crate::error::{Error, Result};

@@ -66,6 +66,18 @@ impl ReadView<'_> {
         }
     }
 
+    /// Oldest and newest timestamps of anything the view holds (detail segments, heads and
+    /// summaries), inclusive, from metadata only; `None` when it holds nothing. A query
+    /// that walks its range in steps uses it to know where the data ends.
+    pub(crate) fn time_bounds(&self) -> Option<(i64, i64)> {
+        let segments = self.state.segments.iter().chain(&self.state.summaries).map(|s| {
+            let meta = s.meta();
+            (meta.min_ts, meta.max_ts)
+        });
+        let heads = self.state.heads.iter().filter_map(|h| h.rows.read().time_span());
+        segments.chain(heads).reduce(|(lo, hi), (min, max)| (lo.min(min), hi.max(max)))
+    }
+
     /// Start of the detail rows retention kept for a series: before it, only summaries.
     pub(crate) fn detail_floor(&self, key: &SeriesKey) -> Option<i64> {
         self.state.horizons.for_series(self.retention, key).map(|h| h.detail)

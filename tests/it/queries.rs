@@ -481,3 +481,73 @@ fn capped_pages_equal_slices_of_the_whole_answer() {
         }
     }
 }
+
+/// A bucketed query with a limit aggregates windows from the end its order starts at,
+/// doubling them until the page is full: over data with long gaps (so windows must grow),
+/// groups that appear and vanish, rows in segments and in the head, every page in both
+/// orders, by offset and by cursor, is the corresponding slice of the whole answer.
+#[test]
+fn limited_bucket_pages_equal_slices_of_the_whole_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let minute = 60_000_000_000i64;
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for i in 0..3000i64 {
+        // Bursts of minutes separated by gaps that grow towards both ends.
+        let burst = i / 100;
+        let ts = (burst * burst * 40 + i % 100) * minute + (i * 7_919) % minute;
+        let host = ["a", "b", "c"][(i % 3) as usize];
+        if host == "c" && burst % 4 == 0 {
+            continue;
+        }
+        rows.push((host, ts, vec![("v", FieldValue::F64((i % 97) as f64))]));
+    }
+    let (flushed, in_head) = rows.split_at(2000);
+    write(&engine, flushed);
+    engine.flush().unwrap();
+    write(&engine, in_head);
+    for group_by in [vec![], vec!["host".to_string()]] {
+        for order in [Order::Ascending, Order::Descending] {
+            for range in [TimeRange::ALL, TimeRange::new(500 * minute, 20_000 * minute + 17)] {
+                let whole = Query {
+                    selector: SeriesSelector::measurement("m"),
+                    range,
+                    aggregates: vec![Aggregate::of(AggregateFn::Max, "v"), Aggregate::of(AggregateFn::Count, "v")],
+                    group_by: group_by.clone(),
+                    every: Some(Bucket::Fixed(minute)),
+                    order,
+                    ..Query::default()
+                };
+                let all = values(&engine, &whole);
+                assert!(all.len() > 200, "{} rows", all.len());
+                let context = format!("{group_by:?} {order:?} {range:?}");
+                for (limit, offset) in [(1, 0), (5, 0), (7, 3), (5, 150), (333, 17), (100_000, 0)] {
+                    let page = values(
+                        &engine,
+                        &Query {
+                            limit: Some(limit),
+                            offset,
+                            ..whole.clone()
+                        },
+                    );
+                    let end = (offset + limit).min(all.len());
+                    assert_eq!(page, all[offset.min(end)..end], "{context} limit {limit} offset {offset}");
+                }
+                let mut paged = Vec::new();
+                let mut query = Query {
+                    limit: Some(37),
+                    ..whole.clone()
+                };
+                loop {
+                    let (rows, cursor) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
+                    paged.extend(rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)));
+                    match cursor {
+                        Some(c) => query.cursor = Some(c),
+                        None => break,
+                    }
+                }
+                assert_eq!(paged, all, "{context} by cursor");
+            }
+        }
+    }
+}

@@ -1,11 +1,18 @@
 //! A bounded, least-recently-used cache of decoded blocks, shared by all segment readers of
 //! an engine. Keys name a segment (month and generation, never reused), a block offset and
 //! the exact set of decoded fields, so a hit is always the same bytes decoded the same way.
+//!
+//! A block is kept the second time it is decoded within a while (the keys of recently
+//! decoded blocks are remembered, not their rows): a scan over more blocks than the cache
+//! holds would otherwise evict everything for blocks it reads once, and filling and
+//! emptying the cache made such a scan twice as slow (double-groupby-1 at full scale: 124
+//! ms against 68 ms with no cache), through allocation, page faults and the lock.
 
 use crate::chunk::Chunk;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Identifies a decoded block.
@@ -32,7 +39,13 @@ struct State {
     bytes: usize,
     hits: u64,
     misses: u64,
+    /// Hashes of blocks decoded once and not kept, oldest first, and as a set.
+    seen_order: VecDeque<u64>,
+    seen: rustc_hash::FxHashSet<u64>,
 }
+
+/// About the size of a decoded block, to size the memory of blocks seen once.
+const TYPICAL_BLOCK_BYTES: usize = 8 << 10;
 
 /// The cache. A capacity of 0 disables it.
 pub(crate) struct BlockCache {
@@ -81,26 +94,46 @@ impl BlockCache {
         Some(chunk)
     }
 
+    /// Offers a block just decoded: kept when it was offered before within the last
+    /// (capacity / 8 KiB) offers, else remembered by its key's hash only.
     pub(crate) fn insert(&self, key: BlockKey, chunk: Arc<Chunk>) {
         let bytes = chunk_bytes(&chunk);
         if bytes > self.capacity / 4 {
             return;
         }
-        let mut st = self.state.lock();
-        st.tick += 1;
-        let tick = st.tick;
-        if let Some(old) = st.map.insert(key.clone(), Entry { chunk, tick, bytes }) {
-            st.by_tick.remove(&old.tick);
-            st.bytes -= old.bytes;
-        }
-        st.by_tick.insert(tick, key);
-        st.bytes += bytes;
-        while st.bytes > self.capacity {
-            let Some((_, oldest)) = st.by_tick.pop_first() else { break };
-            if let Some(e) = st.map.remove(&oldest) {
-                st.bytes -= e.bytes;
+        let hash = rustc_hash::FxBuildHasher.hash_one(&key);
+        let mut evicted = Vec::new();
+        {
+            let mut st = self.state.lock();
+            if !st.seen.remove(&hash) {
+                st.seen.insert(hash);
+                st.seen_order.push_back(hash);
+                while st.seen_order.len() > (self.capacity / TYPICAL_BLOCK_BYTES).max(64) {
+                    if let Some(old) = st.seen_order.pop_front() {
+                        st.seen.remove(&old);
+                    }
+                }
+                return;
+            }
+            st.tick += 1;
+            let tick = st.tick;
+            if let Some(old) = st.map.insert(key.clone(), Entry { chunk, tick, bytes }) {
+                st.by_tick.remove(&old.tick);
+                st.bytes -= old.bytes;
+                evicted.push(old);
+            }
+            st.by_tick.insert(tick, key);
+            st.bytes += bytes;
+            while st.bytes > self.capacity {
+                let Some((_, oldest)) = st.by_tick.pop_first() else { break };
+                if let Some(e) = st.map.remove(&oldest) {
+                    st.bytes -= e.bytes;
+                    evicted.push(e);
+                }
             }
         }
+        // Freed after the lock: other readers need not wait for the allocator.
+        drop(evicted);
     }
 
     /// (hits, misses) so far.
@@ -130,23 +163,47 @@ mod tests {
         })
     }
 
+    /// Offers a block twice, as two reads would: the second offer keeps it.
+    fn keep(cache: &BlockCache, offset: u64, rows: usize) {
+        cache.insert(key(offset), chunk(rows));
+        cache.insert(key(offset), chunk(rows));
+    }
+
     #[test]
     fn evicts_the_least_recently_used_within_capacity() {
         let cache = BlockCache::new(4 * (100 * 8 + 128));
         for i in 0..4 {
-            cache.insert(key(i), chunk(100));
+            keep(&cache, i, 100);
         }
         assert!(cache.get(&key(0)).is_some(), "touch 0 so 1 is the oldest");
-        cache.insert(key(4), chunk(100));
+        keep(&cache, 4, 100);
         assert!(cache.get(&key(1)).is_none());
         assert!(cache.get(&key(0)).is_some());
         assert!(cache.get(&key(4)).is_some());
         let (hits, misses) = cache.counters();
         assert_eq!((hits, misses), (3, 1));
-        cache.insert(key(9), chunk(10_000));
+        keep(&cache, 9, 10_000);
         assert!(
             cache.get(&key(9)).is_none(),
             "a chunk larger than a quarter of the cache is not kept"
         );
+    }
+
+    #[test]
+    fn a_block_read_once_is_not_kept_and_a_scan_does_not_evict_what_is_read_again() {
+        let cache = BlockCache::new(64 * (100 * 8 + 128));
+        keep(&cache, 0, 100);
+        // A scan of many blocks, each read once: none is kept, block 0 stays.
+        for offset in 1..1000 {
+            cache.insert(key(offset), chunk(100));
+            assert!(cache.get(&key(offset)).is_none(), "block {offset} read once was kept");
+        }
+        assert!(cache.get(&key(0)).is_some(), "the scan evicted a block read twice");
+        // Read again soon after, a block is kept.
+        cache.insert(key(998), chunk(100));
+        assert!(cache.get(&key(998)).is_some());
+        // Read again only after many others, it is not: its first read is forgotten.
+        cache.insert(key(1), chunk(100));
+        assert!(cache.get(&key(1)).is_none());
     }
 }

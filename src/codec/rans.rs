@@ -33,7 +33,7 @@ pub(crate) fn bin_of(v: u64) -> u8 {
 
 /// (smallest value, raw offset bits) of a bin symbol.
 #[inline]
-pub(crate) fn bin_range(sym: u8) -> (u64, u32) {
+pub(crate) const fn bin_range(sym: u8) -> (u64, u32) {
     if (sym as u64) < DIRECT {
         return (sym as u64, 0);
     }
@@ -42,6 +42,17 @@ pub(crate) fn bin_range(sym: u8) -> (u64, u32) {
     let sub = (s % 4) as u64;
     ((1u64 << k) | (sub << (k - 2)), k - 2)
 }
+
+/// [`bin_range`] of every symbol.
+static BINS: [(u64, u32); SYMBOLS] = {
+    let mut bins = [(0u64, 0u32); SYMBOLS];
+    let mut s = 0;
+    while s < SYMBOLS {
+        bins[s] = bin_range(s as u8);
+        s += 1;
+    }
+    bins
+};
 
 /// Estimated size in bits of coding `values` with bins (entropy of the symbols plus raw
 /// bits, without the table). Used to choose between transforms before encoding.
@@ -318,36 +329,43 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result
     }
     let scale = model.scale_bits;
     let mask = (1u32 << scale) - 1;
-    let mut slot_symbol = vec![0u8; 1 << scale];
-    let mut freq = [0u32; SYMBOLS];
-    let mut cum = [0u32; SYMBOLS];
+    // One packed entry per slot with what a step needs (frequency, offset in the symbol's
+    // range, symbol), so the state's chain of dependent loads is one load long. With at
+    // least two symbols every frequency is below 2^12, and so is every offset.
+    let mut slots = vec![0u32; 1 << scale];
     let mut c = 0u32;
     for (&s, &f) in model.symbols.iter().zip(&model.freqs) {
-        freq[s as usize] = f;
-        cum[s as usize] = c;
-        slot_symbol[c as usize..(c + f) as usize].fill(s);
+        for (bias, slot) in slots[c as usize..(c + f) as usize].iter_mut().enumerate() {
+            *slot = f | (bias as u32) << 12 | (s as u32) << 24;
+        }
         c += f;
-    }
-    let mut bins = [(0u64, 0u32); SYMBOLS];
-    for (s, b) in bins.iter_mut().enumerate() {
-        *b = bin_range(s as u8);
     }
     let mut input = Reader::new(rans);
     let mut x = input.u32_le()?;
     if !(RANS_L..RANS_L << 8).contains(&x) {
         return Err(DecodeError("rANS state out of range"));
     }
+    let bytes = input.bytes(input.remaining())?;
+    let mut pos = 0usize;
+    let mut next_byte = || -> Result<u32, DecodeError> {
+        let b = *bytes.get(pos).ok_or(DecodeError("unexpected end of data"))?;
+        pos += 1;
+        Ok(b as u32)
+    };
     for _ in 0..n {
-        let slot = x & mask;
-        let s = slot_symbol[slot as usize] as usize;
-        x = freq[s] * (x >> scale) + slot - cum[s];
-        while x < RANS_L {
-            x = (x << 8) | input.u8()? as u32;
+        let slot = slots[(x & mask) as usize];
+        x = (slot & 0xfff) * (x >> scale) + ((slot >> 12) & 0xfff);
+        // A step shrinks the state by at most `scale` (<= 12) bits: two bytes restore it.
+        if x < RANS_L {
+            x = (x << 8) | next_byte()?;
+            if x < RANS_L {
+                x = (x << 8) | next_byte()?;
+            }
         }
-        let (base, nbits) = bins[s];
+        let (base, nbits) = BINS[(slot >> 24) as usize];
         out.push(base | raw.take(nbits)?);
     }
-    if x != RANS_L || !input.is_empty() {
+    if x != RANS_L || pos != bytes.len() {
         return Err(DecodeError("rANS stream does not end in its initial state"));
     }
     Ok(())

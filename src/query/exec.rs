@@ -546,8 +546,9 @@ impl SeriesAggregator<'_> {
         true
     }
 
-    fn add_rows(&mut self, chunk: &Chunk) -> Result<()> {
-        self.count_scanned((chunk.len() * chunk.columns.len().max(1)) as u64)?;
+    /// Adds rows `rows` (in time order) of `chunk`.
+    fn add_rows(&mut self, chunk: &Chunk, rows: std::ops::Range<usize>) -> Result<()> {
+        self.count_scanned((rows.len() * chunk.columns.len().max(1)) as u64)?;
         let slot_columns: Vec<Vec<usize>> = self
             .plan
             .slots
@@ -555,18 +556,18 @@ impl SeriesAggregator<'_> {
             .map(|s| s.field.as_deref().map_or_else(Vec::new, |f| columns_named(chunk, f)))
             .collect();
         if !self.query.filters.is_empty() {
-            return self.add_filtered_rows(chunk, &slot_columns);
+            return self.add_filtered_rows(chunk, rows, &slot_columns);
         }
         // Rows are in time order: take them in runs that share a bucket.
-        let mut i = 0;
-        while i < chunk.len() {
+        let mut i = rows.start;
+        while i < rows.end {
             let bucket = self.bucket_of(chunk.timestamps[i]);
             let end = match self.query.every {
                 Some(every) => {
                     let next = every.next(bucket);
-                    i + chunk.timestamps[i..].partition_point(|&t| t < next)
+                    i + chunk.timestamps[i..rows.end].partition_point(|&t| t < next)
                 }
-                None => chunk.len(),
+                None => rows.end,
             };
             self.add_run(chunk, i..end.max(i + 1), bucket, &slot_columns);
             i = end.max(i + 1);
@@ -624,9 +625,9 @@ impl SeriesAggregator<'_> {
     }
 
     /// Row by row, for queries with value filters.
-    fn add_filtered_rows(&mut self, chunk: &Chunk, slot_columns: &[Vec<usize>]) -> Result<()> {
+    fn add_filtered_rows(&mut self, chunk: &Chunk, rows: std::ops::Range<usize>, slot_columns: &[Vec<usize>]) -> Result<()> {
         let filter_columns: Vec<Vec<usize>> = self.query.filters.iter().map(|f| columns_named(chunk, &f.field)).collect();
-        for i in 0..chunk.len() {
+        for i in rows {
             if passes(chunk, i, &self.query.filters, &filter_columns) {
                 self.add_run(chunk, i..i + 1, self.bucket_of(chunk.timestamps[i]), slot_columns);
             }
@@ -663,12 +664,12 @@ impl SeriesAggregator<'_> {
             match unit? {
                 UnitData::Lone { segment, meta } => {
                     if !self.try_stats(&segment, &meta)
-                        && let Some(chunk) = chunks.decode_lone(&segment, &meta)?
+                        && let Some((block, rows)) = chunks.lend_lone(&segment, &meta)?
                     {
-                        self.add_rows(&chunk)?;
+                        self.add_rows(&block, rows)?;
                     }
                 }
-                UnitData::Rows(chunk) => self.add_rows(&chunk)?,
+                UnitData::Rows(chunk) => self.add_rows(&chunk, 0..chunk.len())?,
             }
         }
         self.flush();

@@ -326,11 +326,9 @@ impl SeriesChunks {
         while let Some(unit) = self.next_unit() {
             match unit? {
                 UnitData::Lone { segment, meta } => {
-                    let wanted = self.wanted_fields(&segment);
-                    let chunk = segment.read_block(self.series, &meta, wanted.as_deref())?;
-                    let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
-                    let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
-                    if start < end && visit(&chunk, start..end) {
+                    if let Some((chunk, rows)) = self.lend_lone(&segment, &meta)?
+                        && visit(&chunk, rows)
+                    {
                         return Ok(());
                     }
                 }
@@ -342,6 +340,19 @@ impl SeriesChunks {
             }
         }
         Ok(())
+    }
+
+    /// A lone block handed out by [`SeriesChunks::next_unit`] as stored, from the block
+    /// cache without a copy, with the rows of it in range; `None` when none are. Rows come
+    /// oldest first and are not trimmed to the row cap; rows without any wanted field are
+    /// kept. A reader that visits rows in time order (aggregation) saves the copy
+    /// [`SeriesChunks::decode_lone`] makes.
+    pub(crate) fn lend_lone(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Arc<Chunk>, Range<usize>)>> {
+        let wanted = self.wanted_fields(segment);
+        let chunk = segment.read_block(self.series, meta, wanted.as_deref())?;
+        let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
+        let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
+        Ok((start < end).then_some((chunk, start..end)))
     }
 
     /// Decodes a lone block handed out by [`SeriesChunks::next_unit`], finished like any

@@ -6,6 +6,8 @@
 //! ```
 //!
 //! `cargo test` runs every committed seed through its target (`tests/it/fuzz_seeds.rs`).
+//! Seeds named `*-v2.*` are not written here: they are the same files in segment version
+//! 2 (whole-block checksums), kept so the fuzzers keep reaching the older layout's reader.
 
 use annals::{Batch, Engine, FieldValue, LogEntry, LogLevel, Options, SeriesKey};
 use std::path::Path;

@@ -87,16 +87,19 @@ impl FileKind {
     /// The version this build writes.
     pub(crate) const fn version(self) -> u32 {
         match self {
-            // Version 2 of segments adds the bytes value type; of archives, objects.
-            FileKind::Manifest | FileKind::Segment | FileKind::Archive => 2,
+            // Version 2 of segments adds the bytes value type, version 3 checksums per
+            // column; version 2 of archives adds objects.
+            FileKind::Segment => 3,
+            FileKind::Manifest | FileKind::Archive => 2,
             _ => 1,
         }
     }
 
-    /// Whether this build reads `version` (manifests, segments and archives of version 1
-    /// are still read).
+    /// Whether this build reads `version` (every earlier version of manifests, segments and
+    /// archives is still read).
     fn reads(self, version: u32) -> bool {
-        version == self.version() || (matches!(self, FileKind::Manifest | FileKind::Segment | FileKind::Archive) && version == 1)
+        version == self.version()
+            || (matches!(self, FileKind::Manifest | FileKind::Segment | FileKind::Archive) && (1..self.version()).contains(&version))
     }
 
     const fn layout(self) -> Layout {

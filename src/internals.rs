@@ -238,9 +238,15 @@ impl EncodedBlock {
 
     /// Verifies and decodes the block; returns its row count.
     pub fn decode(&self) -> Option<usize> {
-        crate::segment::decode_block(&self.bytes, &self.meta, &self.fields, &|_| true)
-            .ok()
-            .map(|c| c.len())
+        crate::segment::decode_block(
+            &self.bytes,
+            &self.meta,
+            &self.fields,
+            &|_| true,
+            crate::segment::BlockLayout::ColumnChecksums,
+        )
+        .ok()
+        .map(|c| c.len())
     }
 }
 

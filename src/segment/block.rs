@@ -8,7 +8,7 @@
 //! crc32 u32 LE of all preceding block bytes
 //! ```
 
-use super::BLOCK_HAS_RECORD_IDS;
+use super::{BLOCK_COLUMN_CHECKSUMS, BLOCK_HAS_RECORD_IDS};
 use crate::chunk::{Chunk, Column, ColumnValues};
 use crate::codec::bytes::{Reader, put_bytes, put_ivarint, put_varint};
 use crate::codec::{self, DecodeError, bools, ints};
@@ -286,7 +286,7 @@ pub(crate) fn encode_block(
     let block_start = out.len();
     let rows = end - start;
     put_varint(out, rows as u64);
-    out.push(if with_record_ids { BLOCK_HAS_RECORD_IDS } else { 0 });
+    out.push(BLOCK_COLUMN_CHECKSUMS | if with_record_ids { BLOCK_HAS_RECORD_IDS } else { 0 });
     let mut section = Vec::new();
     ints::encode(&chunk.timestamps[start..end], &mut section);
     put_bytes(out, &section);
@@ -297,7 +297,9 @@ pub(crate) fn encode_block(
         put_bytes(out, &section);
     }
     let mut metas = Vec::with_capacity(columns.len());
-    let mut body = Vec::new();
+    // The column directory goes in the header; the columns' bytes follow it.
+    let mut directory = Vec::new();
+    let mut data = Vec::new();
     for input in columns {
         let c = input.column;
         let validity: &[bool] = if c.validity.is_empty() { &[] } else { &c.validity[start..end] };
@@ -312,15 +314,16 @@ pub(crate) fn encode_block(
         let dense = c.values.gather(&present);
         let all_present = present.len() == rows;
         let stats = ColumnStats::of(&dense, &[]);
-        put_varint(&mut body, input.field as u64);
-        section.clear();
+        let column_start = data.len();
         if !all_present {
-            bools::encode(validity, &mut section);
+            bools::encode(validity, &mut data);
         }
-        put_bytes(&mut body, &section);
-        section.clear();
-        codec::encode_values(&dense, zstd_level, &mut section);
-        put_bytes(&mut body, &section);
+        let validity_len = data.len() - column_start;
+        codec::encode_values(&dense, zstd_level, &mut data);
+        put_varint(&mut directory, input.field as u64);
+        put_varint(&mut directory, validity_len as u64);
+        put_varint(&mut directory, (data.len() - column_start - validity_len) as u64);
+        directory.extend_from_slice(&crc32fast::hash(&data[column_start..]).to_le_bytes());
         metas.push(ColumnMeta {
             field: input.field,
             count: present.len() as u32,
@@ -328,9 +331,13 @@ pub(crate) fn encode_block(
         });
     }
     put_varint(out, metas.len() as u64);
-    out.extend_from_slice(&body);
-    let crc = crc32fast::hash(&out[block_start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(&directory);
+    let header_len = out.len() - block_start;
+    let header_crc = crc32fast::hash(&out[block_start..]);
+    out.extend_from_slice(&data);
+    // Header length and checksum last: a reader finds them from the block's length.
+    out.extend_from_slice(&(header_len as u32).to_le_bytes());
+    out.extend_from_slice(&header_crc.to_le_bytes());
     BlockMeta {
         offset: block_start as u64,
         len: (out.len() - block_start) as u32,
@@ -338,6 +345,27 @@ pub(crate) fn encode_block(
         min_ts: chunk.timestamps[start],
         max_ts: chunk.timestamps[end - 1],
         columns: metas,
+    }
+}
+
+/// How a block's bytes are checked, by the version of the segment holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockLayout {
+    /// Segment versions 1 and 2: one crc32 of the whole block, at its end.
+    WholeChecksum,
+    /// Segment version 3: a checksum of the header (which holds the column directory) and
+    /// one per column, so a reader checks only what it decodes.
+    ColumnChecksums,
+}
+
+impl BlockLayout {
+    /// The layout of blocks in a segment of `version`.
+    pub(crate) fn of_version(version: u32) -> BlockLayout {
+        if version >= 3 {
+            BlockLayout::ColumnChecksums
+        } else {
+            BlockLayout::WholeChecksum
+        }
     }
 }
 
@@ -361,25 +389,44 @@ pub(crate) fn decode_block(
     meta: &BlockMeta,
     fields: &[(Arc<str>, ValueType)],
     wanted: &dyn Fn(u32) -> bool,
+    layout: BlockLayout,
 ) -> Result<Chunk, BlockError> {
-    let (body, crc) = bytes
-        .split_at_checked(bytes.len().saturating_sub(4))
-        .ok_or(DecodeError("block shorter than its checksum"))?;
-    if crc.len() != 4 {
-        return Err(BlockError::Malformed(DecodeError("block shorter than its checksum")));
-    }
-    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    let computed = crc32fast::hash(body);
-    if stored != computed {
-        return Err(BlockError::Checksum { stored, computed });
-    }
-    let mut r = Reader::new(body);
+    // The bytes checked before anything is parsed: the whole block, or the header.
+    let (header, data) = match layout {
+        BlockLayout::WholeChecksum => {
+            let (body, crc) = split_trailer(bytes, 4)?;
+            let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+            let computed = crc32fast::hash(body);
+            if stored != computed {
+                return Err(BlockError::Checksum { stored, computed });
+            }
+            (body, None)
+        }
+        BlockLayout::ColumnChecksums => {
+            let (body, trailer) = split_trailer(bytes, 8)?;
+            let header_len = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]) as usize;
+            let stored = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+            let (header, data) = body
+                .split_at_checked(header_len)
+                .ok_or(DecodeError("block header longer than the block"))?;
+            let computed = crc32fast::hash(header);
+            if stored != computed {
+                return Err(BlockError::Checksum { stored, computed });
+            }
+            (header, Some(data))
+        }
+    };
+    let mut r = Reader::new(header);
     let rows = r.len(meta.rows as usize)?;
     if rows != meta.rows as usize {
         return Err(DecodeError("block row count differs from the index").into());
     }
     let flags = r.u8()?;
-    if flags & !BLOCK_HAS_RECORD_IDS != 0 {
+    let known = match layout {
+        BlockLayout::WholeChecksum => BLOCK_HAS_RECORD_IDS,
+        BlockLayout::ColumnChecksums => BLOCK_HAS_RECORD_IDS | BLOCK_COLUMN_CHECKSUMS,
+    };
+    if flags & !known != 0 || (layout == BlockLayout::ColumnChecksums) != (flags & BLOCK_COLUMN_CHECKSUMS != 0) {
         return Err(DecodeError("unknown block flags").into());
     }
     let mut timestamps = Vec::with_capacity(rows);
@@ -397,14 +444,30 @@ pub(crate) fn decode_block(
     if n != meta.columns.len() {
         return Err(DecodeError("block column count differs from the index").into());
     }
+    let mut data = data.map(Reader::new);
     let mut columns = Vec::new();
     for col_meta in &meta.columns {
         let field = r.varint()?;
         if field != col_meta.field as u64 {
             return Err(DecodeError("block column differs from the index").into());
         }
-        let validity_bytes = r.prefixed()?;
-        let value_bytes = r.prefixed()?;
+        let (validity_bytes, value_bytes) = match &mut data {
+            None => (r.prefixed()?, r.prefixed()?),
+            Some(data) => {
+                let validity_len = r.len(data.remaining())?;
+                let values_len = r.len(data.remaining())?;
+                let stored = r.u32_le()?;
+                let column = data.bytes(validity_len.checked_add(values_len).ok_or(DecodeError("length overflow"))?)?;
+                if !wanted(col_meta.field) {
+                    continue;
+                }
+                let computed = crc32fast::hash(column);
+                if stored != computed {
+                    return Err(BlockError::Checksum { stored, computed });
+                }
+                column.split_at(validity_len)
+            }
+        };
         if !wanted(col_meta.field) {
             continue;
         }
@@ -432,7 +495,7 @@ pub(crate) fn decode_block(
             validity,
         });
     }
-    if !r.is_empty() {
+    if !r.is_empty() || data.is_some_and(|d| !d.is_empty()) {
         return Err(DecodeError("trailing bytes in block").into());
     }
     Ok(Chunk {
@@ -441,6 +504,14 @@ pub(crate) fn decode_block(
         record_ids,
         columns,
     })
+}
+
+/// Splits a block into its body and its last `n` bytes.
+fn split_trailer(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), BlockError> {
+    if bytes.len() < n {
+        return Err(BlockError::Malformed(DecodeError("block shorter than its checksum")));
+    }
+    Ok(bytes.split_at(bytes.len() - n))
 }
 
 /// Spreads dense values over the valid slots of `validity`.
@@ -467,4 +538,91 @@ pub(crate) fn check_stats(chunk: &Chunk, meta: &BlockMeta) -> Result<(), String>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment's field table.
+    type Fields = Vec<(Arc<str>, ValueType)>;
+
+    /// A block of two float columns, "a" (field 0) and "b" (field 1), 100 rows.
+    fn two_columns() -> (Vec<u8>, BlockMeta, Fields) {
+        let column = |name: &str, scale: f64| Column {
+            name: Arc::from(name),
+            values: ColumnValues::F64((0..100).map(|i| i as f64 * scale).collect()),
+            validity: Vec::new(),
+        };
+        let chunk = Chunk {
+            series: 0,
+            timestamps: (0..100).map(|i| i * 10).collect(),
+            record_ids: Vec::new(),
+            columns: vec![column("a", 0.5), column("b", 3.25)],
+        };
+        let inputs = [
+            ColumnInput {
+                field: 0,
+                column: &chunk.columns[0],
+            },
+            ColumnInput {
+                field: 1,
+                column: &chunk.columns[1],
+            },
+        ];
+        let mut bytes = Vec::new();
+        let meta = encode_block(&chunk, 0, 100, &inputs, false, 3, &mut bytes);
+        (
+            bytes,
+            meta,
+            vec![(Arc::from("a"), ValueType::F64), (Arc::from("b"), ValueType::F64)],
+        )
+    }
+
+    /// Where column `field`'s bytes lie: after the header, in directory order.
+    fn column_span(bytes: &[u8], field: usize) -> std::ops::Range<usize> {
+        let trailer = &bytes[bytes.len() - 8..];
+        let header_len = u32::from_le_bytes(trailer[..4].try_into().unwrap()) as usize;
+        // Column 0 starts right after the header; column 1 ends right before the trailer.
+        match field {
+            0 => header_len..header_len + 1,
+            _ => bytes.len() - 9..bytes.len() - 8,
+        }
+    }
+
+    #[test]
+    fn a_reader_checks_the_header_and_the_columns_it_decodes_and_no_other() {
+        let (bytes, meta, fields) = two_columns();
+        let only = |f: u32| move |x: u32| x == f;
+        let decode = |b: &[u8], f: u32| decode_block(b, &meta, &fields, &only(f), BlockLayout::ColumnChecksums);
+        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums).unwrap();
+        assert_eq!(whole.columns.len(), 2);
+        assert_eq!(whole.timestamps.len(), 100);
+
+        for (damaged, other) in [(0u32, 1u32), (1, 0)] {
+            let mut bad = bytes.clone();
+            let at = column_span(&bytes, damaged as usize).start;
+            bad[at] ^= 0x10;
+            let read = decode(&bad, other).unwrap();
+            assert_eq!(
+                read.columns[0].values, whole.columns[other as usize].values,
+                "column {other} reads past damage in {damaged}"
+            );
+            assert!(
+                matches!(decode(&bad, damaged), Err(BlockError::Checksum { .. })),
+                "damage in column {damaged} is reported when it is read"
+            );
+        }
+        // Damage in the header (the timestamps) or its trailer is reported whatever is read.
+        for at in [2, bytes.len() - 1, bytes.len() - 6] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x01;
+            assert!(
+                matches!(decode(&bad, 0), Err(BlockError::Checksum { .. } | BlockError::Malformed(_))),
+                "damage at {at} went unnoticed"
+            );
+        }
+        // A block of the old layout is refused by the new reader, and the reverse.
+        assert!(decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::WholeChecksum).is_err());
+    }
 }

@@ -17,9 +17,9 @@ mod block;
 mod reader;
 mod writer;
 
-pub(crate) use block::{BlockMeta, ColumnStats};
 #[cfg(feature = "internals")]
-pub(crate) use block::{ColumnInput, decode_block, encode_block};
+pub(crate) use block::{BlockLayout, ColumnInput, decode_block, encode_block};
+pub(crate) use block::{BlockMeta, ColumnStats};
 pub(crate) use reader::SegmentReader;
 pub(crate) use writer::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, WrittenSegment, map_interleaved, write_segment};
 
@@ -34,3 +34,7 @@ const DIRECTORY_ENTRY_LEN: usize = 8;
 
 /// Flag bit of a block: it carries record ids.
 const BLOCK_HAS_RECORD_IDS: u8 = 1;
+/// Flag bit of a block (segment version 3 and later, set in every block): a checksum per
+/// column and one of the header, rather than one of the whole block, so a reader checks
+/// only the bytes it decodes.
+const BLOCK_COLUMN_CHECKSUMS: u8 = 2;

@@ -35,6 +35,8 @@ pub(crate) struct SegmentReader {
     /// The series the segment holds, for pruning.
     series_set: roaring::RoaringBitmap,
     cache: Option<Arc<BlockCache>>,
+    /// How its blocks are checked (by the file's version).
+    block_layout: block::BlockLayout,
     /// Set, to the file system to delete through, when the manifest no longer lists the
     /// file (compaction replaced it, or its
     /// month was archived or expired): the file is deleted when the last reader drops, so
@@ -230,6 +232,7 @@ impl SegmentReader {
             file_crc,
             series_set,
             cache: None,
+            block_layout: block::BlockLayout::of_version(version),
             retired: std::sync::OnceLock::new(),
             file_map: None,
         })
@@ -343,12 +346,14 @@ impl SegmentReader {
         }
         let start = meta.offset as usize;
         let bytes = &self.map[start..start + meta.len as usize];
-        let mut chunk = block::decode_block(bytes, meta, &self.fields, &|f| wanted.binary_search(&f).is_ok()).map_err(|e| match e {
-            BlockError::Checksum { stored, computed } => {
-                Error::corruption(&self.path, meta.offset, CorruptionKind::Checksum { stored, computed })
-            }
-            BlockError::Malformed(d) => Error::malformed(&self.path, meta.offset, d.0),
-        })?;
+        let mut chunk = block::decode_block(bytes, meta, &self.fields, &|f| wanted.binary_search(&f).is_ok(), self.block_layout).map_err(
+            |e| match e {
+                BlockError::Checksum { stored, computed } => {
+                    Error::corruption(&self.path, meta.offset, CorruptionKind::Checksum { stored, computed })
+                }
+                BlockError::Malformed(d) => Error::malformed(&self.path, meta.offset, d.0),
+            },
+        )?;
         chunk.series = series;
         let chunk = Arc::new(chunk);
         if let (Some(cache), Some(key)) = (&self.cache, key) {

@@ -3,6 +3,10 @@
 //! manifest's version 2 (its files are the ones the fuzz seeds were taken from): a version
 //! 1 MANIFEST listing one segment of January 2016, its CATALOG, the segment, and the WAL
 //! file holding the same batch written again after the flush. No TAGS file: it is rebuilt.
+//!
+//! `tests/fixtures/segment-v2/` is a store written at commit d085b74, before segment
+//! version 3 (a checksum per block column): one version 2 segment of January 2016 holding
+//! the rows of [`segment_v2_rows`] (written with `block_max_rows` 256), and its text index.
 
 use crate::common::{copy_dir, options, scan_all};
 use annals::{Engine, FieldValue};
@@ -43,4 +47,125 @@ fn a_store_with_a_version_1_manifest_opens_verifies_and_is_upgraded() {
     assert_eq!(scan_all(&engine, "cpu").len(), 40);
     assert_eq!(scan_all(&engine, "log").len(), 10);
     engine.close().unwrap();
+}
+
+/// The rows of `tests/fixtures/segment-v2/`: three hosts of a metric with a float, an
+/// integer, a boolean and a sparse string field (700 rows each, blocks of 256 rows), and an
+/// event series whose rows share timestamps (two per second, so record ids are stored).
+fn segment_v2_rows() -> annals::Batch {
+    let jan_2016 = 1_451_606_400_000_000_000i64;
+    let mut batch = annals::Batch::new();
+    for host in ["a", "b", "c"] {
+        let key = annals::SeriesKey::metric("cpu").unwrap().with_tag("host", host).unwrap();
+        for i in 0..700i64 {
+            let mut fields = vec![
+                ("usage", FieldValue::F64(i as f64 * 0.25 + host.len() as f64)),
+                ("n", FieldValue::I64(i * i - 300)),
+                ("up", FieldValue::Bool(i % 3 == 0)),
+            ];
+            if i % 50 == 7 {
+                fields.push(("note", FieldValue::Str(format!("{host} note {i}"))));
+            }
+            batch.add_row(&key, jan_2016 + i * 10_000_000_000, fields).unwrap();
+        }
+    }
+    let events = annals::SeriesKey::new(annals::SeriesKind::Log, "log", [("app", "x")]).unwrap();
+    for i in 0..600i64 {
+        let message = FieldValue::Str(format!("request {i} took {} ms", i % 37));
+        batch
+            .add_row(&events, jan_2016 + (i / 2) * 1_000_000_000, vec![("message", message)])
+            .unwrap();
+    }
+    batch
+}
+
+/// Segment files of version 3 and later.
+fn segment_versions(dir: &Path) -> Vec<u32> {
+    let month = dir.join("data/2016-01");
+    let mut versions: Vec<(String, u32)> = std::fs::read_dir(&month)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p.display().to_string(), u32::from_le_bytes(bytes[8..12].try_into().unwrap()))
+        })
+        .collect();
+    versions.sort();
+    versions.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Every row of the cpu and log series, as (time, fields) per series in order.
+fn all_rows(engine: &Engine) -> Vec<(i64, Vec<(String, FieldValue)>)> {
+    scan_all(engine, "cpu")
+        .into_iter()
+        .chain(scan_all(engine, "log"))
+        .map(|r| (r.timestamp, r.fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect()))
+        .collect()
+}
+
+#[test]
+fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_rewritten_as_version_3() {
+    let dir = fixture("segment-v2");
+    assert_eq!(segment_versions(dir.path()), vec![2], "the fixture's segment is version 2");
+    let report = annals::verify::verify(dir.path(), false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    // The same rows written into a new store: its segment is version 3.
+    let fresh = tempfile::tempdir().unwrap();
+    let written = Engine::open(
+        fresh.path(),
+        annals::Options {
+            block_max_rows: 256,
+            ..options()
+        },
+    )
+    .unwrap();
+    written.write(&segment_v2_rows()).unwrap();
+    written.flush().unwrap();
+    assert_eq!(segment_versions(fresh.path()), vec![3]);
+    let want = all_rows(&written);
+    assert_eq!(want.len(), 3 * 700 + 600);
+
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(all_rows(&engine), want, "the version 2 segment reads back the rows written");
+    let aggregate = annals::Query {
+        selector: annals::SeriesSelector::measurement("cpu"),
+        aggregates: vec![
+            annals::Aggregate::of(annals::AggregateFn::Sum, "usage"),
+            annals::Aggregate::of(annals::AggregateFn::Max, "n"),
+            annals::Aggregate::of(annals::AggregateFn::Count, "note"),
+        ],
+        group_by: vec!["host".into()],
+        every: Some(annals::Bucket::Fixed(3_600_000_000_000)),
+        ..annals::Query::default()
+    };
+    let answer = |e: &Engine| e.snapshot().query(&aggregate).unwrap().collect_rows().unwrap().0;
+    assert_eq!(answer(&engine), answer(&written));
+    let search = annals::SearchQuery::new("took 36");
+    let hits = |e: &Engine| e.snapshot().search(&search).unwrap().hits.len();
+    assert_eq!(hits(&engine), hits(&written));
+    assert!(hits(&engine) > 0);
+
+    // A new flush beside the old segment, then compaction rewrites both as version 3.
+    let mut late = annals::Batch::new();
+    let key = annals::SeriesKey::metric("cpu").unwrap().with_tag("host", "a").unwrap();
+    late.add_row(&key, 1_451_606_400_000_000_000 + 5, [("usage", FieldValue::F64(-1.0))])
+        .unwrap();
+    engine.write(&late).unwrap();
+    written.write(&late).unwrap();
+    engine.flush().unwrap();
+    assert_eq!(segment_versions(dir.path()), vec![2, 3]);
+    engine.compact().unwrap();
+    assert_eq!(
+        segment_versions(dir.path()),
+        vec![3],
+        "compaction merged the month into a version 3 segment"
+    );
+    assert_eq!(all_rows(&engine), all_rows(&written));
+    assert_eq!(answer(&engine), answer(&written));
+    engine.close().unwrap();
+    written.close().unwrap();
+    let report = annals::verify::verify(dir.path(), false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }

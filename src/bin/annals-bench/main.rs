@@ -24,10 +24,16 @@ mod w3;
 mod w4;
 
 /// Options of every store the harness opens: retention never runs by itself (the workloads
-/// are history from 2016 and later, which the default policy would drop).
+/// are history from 2016 and later, which the default policy would drop), and neither does
+/// compaction: every figure is of the store as loaded, whether or not the load outlasts the
+/// compactor's first minute on a given machine (`benches/lifecycle.rs` measures compaction).
 fn store_options() -> annals::Options {
     annals::Options {
         retention: annals::lifecycle::RetentionOptions::manual(),
+        compaction: annals::CompactionOptions {
+            background: false,
+            ..annals::CompactionOptions::default()
+        },
         ..annals::Options::default()
     }
 }

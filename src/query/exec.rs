@@ -836,12 +836,14 @@ impl AggregatePass<'_, '_> {
         let mut merged = Partial::default();
         while lo < hi {
             // The next window, cut on a bucket boundary inside the range.
+            // Cut points are clamped to the data first: bucket starts are only taken of
+            // times that exist (a month of a time near i64::MIN is out of range).
             let window = if descending {
-                let cut = every.start(hi.saturating_sub(width));
+                let cut = every.start(hi.saturating_sub(width).max(lo));
                 let cut = if cut >= hi { every.start(hi - 1) } else { cut };
                 TimeRange::new(cut.max(lo), hi)
             } else {
-                let cut = every.start(lo.saturating_add(width));
+                let cut = every.start(lo.saturating_add(width).min(hi));
                 let cut = if cut <= lo { every.next(every.start(lo)) } else { cut };
                 TimeRange::new(lo, cut.min(hi))
             };

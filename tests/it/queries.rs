@@ -28,6 +28,23 @@ fn values(engine: &Engine, query: &Query) -> Out {
     rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)).collect()
 }
 
+/// Every row of `query`, read in pages of `page` rows by following the cursors.
+fn by_cursor(engine: &Engine, query: &Query, page: usize) -> Out {
+    let mut paged = Vec::new();
+    let mut query = Query {
+        limit: Some(page),
+        ..query.clone()
+    };
+    loop {
+        let (rows, cursor) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
+        paged.extend(rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)));
+        match cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return paged,
+        }
+    }
+}
+
 #[test]
 fn first_and_last_of_sparse_columns_use_the_rows_that_have_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -464,20 +481,7 @@ fn capped_pages_equal_slices_of_the_whole_answer() {
                     "{measurement} {order:?} limit {limit} offset {offset}"
                 );
             }
-            let mut paged = Vec::new();
-            let mut query = Query {
-                limit: Some(37),
-                ..whole.clone()
-            };
-            loop {
-                let (rows, cursor) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
-                paged.extend(rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)));
-                match cursor {
-                    Some(c) => query.cursor = Some(c),
-                    None => break,
-                }
-            }
-            assert_eq!(paged, all, "{measurement} {order:?} by cursor");
+            assert_eq!(by_cursor(&engine, &whole, 37), all, "{measurement} {order:?} by cursor");
         }
     }
 }
@@ -533,20 +537,7 @@ fn limited_bucket_pages_equal_slices_of_the_whole_answer() {
                     let end = (offset + limit).min(all.len());
                     assert_eq!(page, all[offset.min(end)..end], "{context} limit {limit} offset {offset}");
                 }
-                let mut paged = Vec::new();
-                let mut query = Query {
-                    limit: Some(37),
-                    ..whole.clone()
-                };
-                loop {
-                    let (rows, cursor) = engine.snapshot().query(&query).unwrap().collect_rows().unwrap();
-                    paged.extend(rows.into_iter().map(|r| (r.time, r.tags.to_vec(), r.values)));
-                    match cursor {
-                        Some(c) => query.cursor = Some(c),
-                        None => break,
-                    }
-                }
-                assert_eq!(paged, all, "{context} by cursor");
+                assert_eq!(by_cursor(&engine, &whole, 37), all, "{context} by cursor");
             }
         }
     }

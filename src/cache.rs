@@ -39,9 +39,11 @@ struct State {
     bytes: usize,
     hits: u64,
     misses: u64,
-    /// Hashes of blocks decoded once and not kept, oldest first, and as a set.
-    seen_order: VecDeque<u64>,
-    seen: rustc_hash::FxHashSet<u64>,
+    /// Blocks decoded once and not kept: (key hash, offer number), oldest first, and each
+    /// hash's offer number (a hash kept or offered again since has a newer one, or none).
+    seen_order: VecDeque<(u64, u64)>,
+    seen: FxHashMap<u64, u64>,
+    offers: u64,
 }
 
 /// About the size of a decoded block, to size the memory of blocks seen once.
@@ -105,14 +107,21 @@ impl BlockCache {
         let mut evicted = Vec::new();
         {
             let mut st = self.state.lock();
-            if !st.seen.remove(&hash) {
-                st.seen.insert(hash);
-                st.seen_order.push_back(hash);
-                while st.seen_order.len() > (self.capacity / TYPICAL_BLOCK_BYTES).max(64) {
-                    if let Some(old) = st.seen_order.pop_front() {
-                        st.seen.remove(&old);
-                    }
+            st.offers += 1;
+            let offer = st.offers;
+            let window = (self.capacity / TYPICAL_BLOCK_BYTES).max(64) as u64;
+            while let Some(&(old, at)) = st.seen_order.front() {
+                if offer - at <= window {
+                    break;
                 }
+                st.seen_order.pop_front();
+                if st.seen.get(&old) == Some(&at) {
+                    st.seen.remove(&old);
+                }
+            }
+            if st.seen.remove(&hash).is_none() {
+                st.seen.insert(hash, offer);
+                st.seen_order.push_back((hash, offer));
                 return;
             }
             st.tick += 1;

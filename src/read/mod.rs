@@ -292,13 +292,9 @@ impl SeriesChunks {
 
     /// Decodes a block and trims it to the range; `versions` come with it.
     fn decode_block(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Chunk, Vec<u64>)>> {
-        let wanted = self.wanted_fields(segment);
-        let chunk = segment.read_block(self.series, meta, wanted.as_deref())?;
-        let mut start = chunk.timestamps.partition_point(|&t| t < self.range.start);
-        let mut end = chunk.timestamps.partition_point(|&t| t < self.range.end);
-        if start == end {
+        let Some((chunk, Range { mut start, mut end })) = self.lend_lone(segment, meta)? else {
             return Ok(None);
-        }
+        };
         if let Some(cap) = self.row_cap {
             match self.order {
                 Order::Ascending => end = end.min(start.saturating_add(cap)),

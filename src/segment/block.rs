@@ -451,25 +451,26 @@ pub(crate) fn decode_block(
         if field != col_meta.field as u64 {
             return Err(DecodeError("block column differs from the index").into());
         }
-        let (validity_bytes, value_bytes) = match &mut data {
-            None => (r.prefixed()?, r.prefixed()?),
+        // (validity, values, and in version 3 the column's bytes and their stored crc32).
+        let (validity_bytes, value_bytes, checked) = match &mut data {
+            None => (r.prefixed()?, r.prefixed()?, None),
             Some(data) => {
                 let validity_len = r.len(data.remaining())?;
                 let values_len = r.len(data.remaining())?;
                 let stored = r.u32_le()?;
                 let column = data.bytes(validity_len.checked_add(values_len).ok_or(DecodeError("length overflow"))?)?;
-                if !wanted(col_meta.field) {
-                    continue;
-                }
-                let computed = crc32fast::hash(column);
-                if stored != computed {
-                    return Err(BlockError::Checksum { stored, computed });
-                }
-                column.split_at(validity_len)
+                let (validity, values) = column.split_at(validity_len);
+                (validity, values, Some((column, stored)))
             }
         };
         if !wanted(col_meta.field) {
             continue;
+        }
+        if let Some((column, stored)) = checked {
+            let computed = crc32fast::hash(column);
+            if stored != computed {
+                return Err(BlockError::Checksum { stored, computed });
+            }
         }
         let (name, value_type) = &fields[col_meta.field as usize];
         let count = col_meta.count as usize;

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Installs the benchmark peers that annals-bench runs as separate processes.
 #
-#   scripts/bench-peers.sh [victoria-metrics|prometheus]
+#   scripts/bench-peers.sh [victoria-metrics|prometheus|influxd]
 #
 # VictoriaMetrics comes from Debian's `victoria-metrics` package, Prometheus from its
-# `prometheus` package (2.42). It is installed with
+# `prometheus` package (2.42), InfluxDB's `influxd` from its `influxdb` package (1.6). Each is
+# installed with
 # apt-get when this runs as root (or with passwordless sudo); otherwise the script says
 # why not and exits 1, and annals-bench reports the peer as "not available".
 set -eu
@@ -13,8 +14,9 @@ want="${1:-victoria-metrics}"
 case "$want" in
 victoria-metrics) package=victoria-metrics ;;
 prometheus) package=prometheus ;;
+influxd) package=influxdb ;;
 *)
-    echo "bench-peers.sh: unknown peer $want (known: victoria-metrics, prometheus)" >&2
+    echo "bench-peers.sh: unknown peer $want (known: victoria-metrics, prometheus, influxd)" >&2
     exit 2
     ;;
 esac

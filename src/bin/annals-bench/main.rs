@@ -9,10 +9,12 @@
 
 mod child;
 mod emit;
+mod influx;
 // The annals CLI's value formatting, shared rather than copied; the harness uses part of it.
 #[allow(dead_code)]
 #[path = "../annals/output.rs"]
 mod output;
+mod peer;
 mod remote_write;
 mod report;
 mod results;
@@ -61,9 +63,10 @@ pub struct Args {
     /// Seeded instances per query [default: 50, 5 with --quick].
     #[arg(long)]
     runs: Option<usize>,
-    /// Peers to run beside annals (comma separated): sqlite, victoria (VictoriaMetrics,
-    /// installed by scripts/bench-peers.sh when missing; "not available" when it cannot be).
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,victoria")]
+    /// Peers to run beside annals (comma separated): sqlite, victoria (VictoriaMetrics),
+    /// influxdb (InfluxDB 1.x, W1 only). The servers are installed by scripts/bench-peers.sh
+    /// when missing; "not available" when they cannot be.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,victoria,influxdb")]
     peers: Vec<String>,
     /// Where the engines keep their files [default: a new temporary directory, removed
     /// afterwards].
@@ -141,6 +144,9 @@ pub struct Engines<'a> {
     pub sqlite: bool,
     /// The VictoriaMetrics binary, or why it is not available; `None` when not asked for.
     pub victoria: Option<&'a Result<PathBuf, String>>,
+    /// The InfluxDB 1.x binary (`influxd`), or why it is not available; `None` when not
+    /// asked for.
+    pub influxdb: Option<&'a Result<PathBuf, String>>,
     /// The run's arguments, for starting child processes.
     pub args: &'a Args,
 }
@@ -201,17 +207,29 @@ fn main() -> ExitCode {
 
 /// Runs everything asked; false when engines disagreed on an answer.
 fn run(args: &Args) -> Result<bool, BenchError> {
-    if let Some(unknown) = args.peers.iter().find(|p| !matches!(p.as_str(), "sqlite" | "victoria" | "")) {
-        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria)");
+    if let Some(unknown) = args
+        .peers
+        .iter()
+        .find(|p| !matches!(p.as_str(), "sqlite" | "victoria" | "influxdb" | ""))
+    {
+        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria, influxdb)");
         return Ok(false);
     }
-    let victoria = args.peers.iter().any(|p| p == "victoria").then(victoria::locate);
+    let asked = |peer: &str| args.peers.iter().any(|p| p == peer);
+    // Only W1 has questions for the metric servers.
+    let metric_peers = args.runs(Workload::W1);
+    let victoria = (metric_peers && asked("victoria")).then(victoria::locate);
     if let Some(Err(why)) = &victoria {
         println!("VictoriaMetrics not available: {why}");
     }
+    let influxdb = (metric_peers && asked("influxdb")).then(influx::locate);
+    if let Some(Err(why)) = &influxdb {
+        println!("InfluxDB not available: {why}");
+    }
     let engines = Engines {
-        sqlite: args.peers.iter().any(|p| p == "sqlite"),
+        sqlite: asked("sqlite"),
         victoria: victoria.as_ref(),
+        influxdb: influxdb.as_ref(),
         args,
     };
     let (dir, temporary) = match &args.dir {
@@ -255,6 +273,9 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     }
     if engines.victoria.is_some() {
         names.push("victoria");
+    }
+    if engines.influxdb.is_some() {
+        names.push("influxdb");
     }
     // Prometheus answers W1's PromQL queries when its binary is there (see remote_write).
     if figures.figures.iter().any(|f| f.engine == "prometheus") {

@@ -289,15 +289,12 @@ impl Prometheus {
     /// Starts it in `dir` (installing it through `scripts/bench-peers.sh` when missing);
     /// `Err` with the reason when it cannot be.
     pub fn start(dir: &Path) -> Result<Prometheus, BenchError> {
-        let binary = crate::victoria::locate_peer("prometheus").map_err(BenchError::Peer)?;
+        let binary = crate::peer::locate("prometheus").map_err(BenchError::Peer)?;
         std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))?;
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, "storage:\n  tsdb:\n    out_of_order_time_window: 100y\n")
             .map_err(|e| BenchError::Io(config.clone(), e))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| BenchError::Io("127.0.0.1".into(), e))?
-            .port();
+        let port = crate::peer::free_port()?;
         let log = std::fs::File::create(dir.join("prometheus.log")).map_err(|e| BenchError::Io(dir.join("prometheus.log"), e))?;
         let child = std::process::Command::new(binary)
             .arg(format!("--config.file={}", config.display()))

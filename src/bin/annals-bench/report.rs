@@ -195,14 +195,17 @@ pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
     String::from_utf8_lossy(&output.stdout).lines().nth(1)?.trim().parse().ok()
 }
 
-/// Bytes of every file under `dir`.
+/// Bytes of every file under `dir`: what the files hold, not the blocks preallocated for
+/// them.
 pub fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
+            // A sparse file (InfluxDB preallocates its series file's segments) counts the
+            // blocks written, any other its length (not its last block's slack).
+            Ok(m) => m.len().min(std::os::unix::fs::MetadataExt::blocks(&m) * 512),
             Err(_) => 0,
         })
         .sum()

@@ -24,34 +24,7 @@ const TEN_SECONDS: i64 = 10_000 * MS;
 /// The binary, installing it through `scripts/bench-peers.sh` when it is missing; the reason
 /// it is not available otherwise.
 pub fn locate() -> Result<PathBuf, String> {
-    locate_peer("victoria-metrics")
-}
-
-/// A peer's binary (`victoria-metrics`, `prometheus`), installed through
-/// `scripts/bench-peers.sh` when it is missing; the reason it is not available otherwise.
-pub fn locate_peer(name: &str) -> Result<PathBuf, String> {
-    if let Some(found) = on_path(name) {
-        return Ok(found);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bench-peers.sh");
-    println!("{name} is not installed; running {}", script.display());
-    let status = Command::new("sh")
-        .arg(&script)
-        .arg(name)
-        .status()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!("not installed, and {} could not install it", script.display()));
-    }
-    on_path(name).ok_or_else(|| "not on PATH after installation".to_string())
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/local/bin")])
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+    crate::peer::locate("victoria-metrics")
 }
 
 /// A running VictoriaMetrics process; killed when dropped.
@@ -72,17 +45,8 @@ impl Victoria {
     /// until it answers.
     pub fn start(binary: &Path, dir: &Path) -> Result<Victoria, BenchError> {
         std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| BenchError::Io(dir.to_path_buf(), e))?
-            .port();
-        let log_path = dir.join("victoria-metrics.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| BenchError::Io(log_path.clone(), e))?;
-        let log_err = log.try_clone().map_err(|e| BenchError::Io(log_path.clone(), e))?;
+        let port = crate::peer::free_port()?;
+        let (log, log_err) = crate::peer::log_file(&dir.join("victoria-metrics.log"))?;
         let child = Command::new(binary)
             .arg(format!("-storageDataPath={}", dir.join("storage").display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
@@ -92,11 +56,7 @@ impl Victoria {
             .stderr(log_err)
             .spawn()
             .map_err(|e| BenchError::Io(binary.to_path_buf(), e))?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(3600)))
-            .build()
-            .new_agent();
+        let agent = crate::peer::agent(Duration::from_secs(3600));
         let mut vm = Victoria {
             binary: binary.to_path_buf(),
             dir: dir.to_path_buf(),

@@ -3,6 +3,7 @@
 //! writes, bytes per point, reopen, and every TSBS query with answers checked equal.
 
 use crate::child;
+use crate::influx::InfluxDb;
 use crate::report::{Better, Run, dir_bytes};
 use crate::results::{Answer, Materialized};
 use crate::sqlite::Sqlite;
@@ -198,38 +199,48 @@ pub fn run(run: &mut Run, config: &W1Config, runs: usize, dir: &Path, engines: E
             _ => sqlite(run, config, &queries, &reference, dir, &engines)?,
         }
     }
-    if let Some(binary) = engines.victoria {
-        let lp = dir.join("w1.lp");
-        let started = Instant::now();
-        let rows = crate::emit::w1_line_protocol(config, &lp)?;
-        println!(
-            "W1 as line protocol: {rows} rows, {:.1} MB in {:.1?}",
-            std::fs::metadata(&lp).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
-            started.elapsed()
-        );
-        let seconds = load_annals_line_protocol(&lp, &dir.join("annals-w1-lp"))?;
-        run.add(W, INGEST_LP_FILE.0, INGEST_LP_FILE.1, INGEST_LP_FILE.2, "annals", points / seconds);
-        run.missing(
-            W,
-            INGEST_LP_FILE.0,
-            INGEST_LP_FILE.1,
-            INGEST_LP_FILE.2,
-            "victoria",
-            "not embeddable",
-        );
-        annals_over_http(run, config, &lp, &dir.join("annals-w1-http"))?;
-        remote_write(run, config, dir, binary.as_ref().ok().map(|b| b.as_path()), &queries)?;
-        match binary {
-            Ok(binary) => victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?,
+    if engines.victoria.is_none() && engines.influxdb.is_none() {
+        return Ok(());
+    }
+    // The servers are fed the same line-protocol file, as is annals (embedded and served).
+    let lp = dir.join("w1.lp");
+    let started = Instant::now();
+    let rows = crate::emit::w1_line_protocol(config, &lp)?;
+    println!(
+        "W1 as line protocol: {rows} rows, {:.1} MB in {:.1?}",
+        std::fs::metadata(&lp).map(|m| m.len()).unwrap_or(0) as f64 / 1e6,
+        started.elapsed()
+    );
+    let seconds = load_annals_line_protocol(&lp, &dir.join("annals-w1-lp"))?;
+    run.add(W, INGEST_LP_FILE.0, INGEST_LP_FILE.1, INGEST_LP_FILE.2, "annals", points / seconds);
+    annals_over_http(run, config, &lp, &dir.join("annals-w1-http"))?;
+    let servers = [("victoria", engines.victoria), ("influxdb", engines.influxdb)];
+    for (engine, binary) in servers {
+        let Some(binary) = binary else { continue };
+        run.missing(W, INGEST_LP_FILE.0, INGEST_LP_FILE.1, INGEST_LP_FILE.2, engine, "not embeddable");
+        let binary = match binary {
+            Ok(binary) => binary,
             Err(why) => {
                 let why = format!("not available: {why}");
                 for (figure, unit, better) in [INGEST_LP, BYTES, RSS, RSS_HTTP] {
-                    run.missing(W, figure, unit, better, "victoria", &why);
+                    run.missing(W, figure, unit, better, engine, &why);
                 }
+                continue;
             }
+        };
+        match engine {
+            "victoria" => {
+                remote_write(run, config, dir, Some(binary), &queries)?;
+                victoria_metrics(run, config, &queries, &reference, dir, binary, &lp)?;
+            }
+            _ => influxdb(run, config, &queries, &reference, dir, binary, &lp)?,
         }
-        let _ = std::fs::remove_file(&lp);
     }
+    if engines.victoria.is_some_and(|binary| binary.is_err()) {
+        // Prometheus' remote-write row still runs without VictoriaMetrics.
+        remote_write(run, config, dir, None, &queries)?;
+    }
+    let _ = std::fs::remove_file(&lp);
     Ok(())
 }
 
@@ -712,6 +723,83 @@ fn victoria_metrics(
         }
         if HTTP_QUERIES.contains(kind) {
             // VictoriaMetrics is only ever asked over HTTP: the same times in both rows.
+            run.latencies(W, &over_http(*kind), ENGINE, &mut times.clone());
+        }
+        run.latencies(W, kind.name(), ENGINE, &mut times);
+    }
+    Ok(())
+}
+
+/// Feeds the line-protocol file to InfluxDB 1.x over HTTP (the senders VictoriaMetrics
+/// gets), checks it stored every row, then measures bytes at rest, peak RSS, restart,
+/// durable single writes and every query in InfluxQL, each answer checked against annals'
+/// whole answer.
+fn influxdb(
+    run: &mut Run,
+    config: &W1Config,
+    queries: &[(TsbsQuery, Vec<annals::Query>)],
+    reference: &[Vec<Answer>],
+    dir: &Path,
+    binary: &Path,
+    lp: &Path,
+) -> Result<(), BenchError> {
+    const ENGINE: &str = "influxdb";
+    let points = config.points() as f64;
+    let mut influx = InfluxDb::start(binary, &dir.join("influxdb-w1"))?;
+    let started = Instant::now();
+    send_line_protocol(lp, &|chunk| influx.write(chunk))?;
+    let ingest = started.elapsed();
+    run.add(W, INGEST_LP.0, INGEST_LP.1, INGEST_LP.2, ENGINE, points / ingest.as_secs_f64());
+    run.missing(W, INGEST.0, INGEST.1, INGEST.2, ENGINE, "not embeddable");
+    let counted = influx.statement(&format!("SELECT count({}) FROM cpu", FIELDS[0]))?;
+    let stored = counted["series"][0]["values"][0][1].as_u64().unwrap_or(0);
+    if stored != config.rows() {
+        return Err(BenchError::Peer(format!("InfluxDB stored {stored} of {} W1 rows", config.rows())));
+    }
+    influx.settle(std::time::Duration::from_secs(1800))?;
+    let bytes: u64 = influx.storage().iter().map(|d| dir_bytes(d)).sum();
+    run.add(W, BYTES.0, BYTES.1, BYTES.2, ENGINE, bytes as f64 / points);
+    match influx.peak_rss() {
+        Some(bytes) => {
+            // InfluxDB is only ever fed over HTTP: one figure for both rows.
+            run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64);
+            run.add(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, bytes as f64 / (1 << 20) as f64);
+        }
+        None => {
+            run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc");
+            run.missing(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, "no /proc");
+        }
+    }
+    let probe = format!(
+        "SELECT count({}) FROM cpu WHERE time >= {}",
+        FIELDS[0],
+        config.end_ns() - 3_600_000_000_000
+    );
+    let reopen = influx.restart(&probe)?;
+    run.add(W, "reopen", "ms", Better::Lower, ENGINE, reopen.as_secs_f64() * 1e3);
+    let mut latencies = Vec::with_capacity(SINGLE_WRITES);
+    for i in 0..SINGLE_WRITES {
+        let line = format!("latency,hostname=host_0 v={i} {}\n", config.start_ns + i as i64);
+        let t = Instant::now();
+        influx.write(line.as_bytes())?;
+        latencies.push(t.elapsed());
+    }
+    run.latencies(W, "durable single write", ENGINE, &mut latencies);
+    for ((kind, list), answers) in queries.iter().zip(reference) {
+        let mut times = Vec::with_capacity(list.len());
+        for (n, (q, expected)) in list.iter().zip(answers).enumerate() {
+            match influx.tsbs(*kind, q) {
+                Err(e) => run.peer_errors.push(format!("W1 {} instance {n}: {ENGINE}: {e}", kind.name())),
+                Ok((answer, elapsed)) => match expected.agrees_with(&answer) {
+                    Ok(()) => times.push(elapsed),
+                    Err(why) => run
+                        .disagreements
+                        .push(format!("W1 {} instance {n}: annals vs {ENGINE}: {why}", kind.name())),
+                },
+            }
+        }
+        if HTTP_QUERIES.contains(kind) {
+            // InfluxDB is only ever asked over HTTP: the same times in both rows.
             run.latencies(W, &over_http(*kind), ENGINE, &mut times.clone());
         }
         run.latencies(W, kind.name(), ENGINE, &mut times);

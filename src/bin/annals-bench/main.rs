@@ -10,6 +10,7 @@
 mod child;
 mod emit;
 mod influx;
+mod loki;
 // The annals CLI's value formatting, shared rather than copied; the harness uses part of it.
 #[allow(dead_code)]
 #[path = "../annals/output.rs"]
@@ -64,9 +65,11 @@ pub struct Args {
     #[arg(long)]
     runs: Option<usize>,
     /// Peers to run beside annals (comma separated): sqlite, victoria (VictoriaMetrics),
-    /// influxdb (InfluxDB 1.x, W1 only). The servers are installed by scripts/bench-peers.sh
-    /// when missing; "not available" when they cannot be.
-    #[arg(long, value_delimiter = ',', default_value = "sqlite,victoria,influxdb")]
+    /// influxdb (InfluxDB 1.x, W1 only), loki (Grafana Loki, W2 only: the binary named by
+    /// ANNALS_BENCH_LOKI or a Grafana `loki` on PATH). VictoriaMetrics and InfluxDB are
+    /// installed by scripts/bench-peers.sh when missing; a peer that cannot run is "not
+    /// available" in its column, with the reason.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,victoria,influxdb,loki")]
     peers: Vec<String>,
     /// Where the engines keep their files [default: a new temporary directory, removed
     /// afterwards].
@@ -147,6 +150,8 @@ pub struct Engines<'a> {
     /// The InfluxDB 1.x binary (`influxd`), or why it is not available; `None` when not
     /// asked for.
     pub influxdb: Option<&'a Result<PathBuf, String>>,
+    /// The Grafana Loki binary, or why it is not available; `None` when not asked for.
+    pub loki: Option<&'a Result<PathBuf, String>>,
     /// The run's arguments, for starting child processes.
     pub args: &'a Args,
 }
@@ -210,9 +215,9 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if let Some(unknown) = args
         .peers
         .iter()
-        .find(|p| !matches!(p.as_str(), "sqlite" | "victoria" | "influxdb" | ""))
+        .find(|p| !matches!(p.as_str(), "sqlite" | "victoria" | "influxdb" | "loki" | ""))
     {
-        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria, influxdb)");
+        eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria, influxdb, loki)");
         return Ok(false);
     }
     let asked = |peer: &str| args.peers.iter().any(|p| p == peer);
@@ -226,10 +231,15 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     if let Some(Err(why)) = &influxdb {
         println!("InfluxDB not available: {why}");
     }
+    let loki = (args.runs(Workload::W2) && asked("loki")).then(loki::locate);
+    if let Some(Err(why)) = &loki {
+        println!("Loki not available: {why}");
+    }
     let engines = Engines {
         sqlite: asked("sqlite"),
         victoria: victoria.as_ref(),
         influxdb: influxdb.as_ref(),
+        loki: loki.as_ref(),
         args,
     };
     let (dir, temporary) = match &args.dir {
@@ -276,6 +286,9 @@ fn run(args: &Args) -> Result<bool, BenchError> {
     }
     if engines.influxdb.is_some() {
         names.push("influxdb");
+    }
+    if engines.loki.is_some() {
+        names.push("loki");
     }
     // Prometheus answers W1's PromQL queries when its binary is there (see remote_write).
     if figures.figures.iter().any(|f| f.engine == "prometheus") {

@@ -142,7 +142,7 @@ fn loaded(run: &mut Run, engine: &str, lines: f64, loaded: &child::Loaded) {
 }
 
 /// Count-by-level-per-hour answers: (hour, level) → lines.
-type Counts = BTreeMap<(i64, String), u64>;
+pub type Counts = BTreeMap<(i64, String), u64>;
 
 pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize, dir: &Path, engines: Engines) -> Result<(), BenchError> {
     let mut generator = W2::new(corpus, config.clone());
@@ -241,8 +241,10 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
     drop(snapshot);
     engine.close()?;
 
-    let mut peer: Vec<Option<Duration>> = vec![None; searches.len()];
+    // Each peer's time per search instance, `None` where it disagreed with annals.
+    let mut peers: Vec<(&str, Vec<Option<Duration>>)> = Vec::new();
     if engines.sqlite {
+        let mut peer: Vec<Option<Duration>> = vec![None; searches.len()];
         let db_dir = dir.join("sqlite-w2");
         let load = child::load(&engines, Workload::W2, "sqlite", &db_dir)?;
         loaded(run, "sqlite", lines, &load);
@@ -289,18 +291,161 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
                 ));
             }
         }
+        peers.push(("sqlite", peer));
     }
+    if let Some(binary) = engines.loki {
+        match binary {
+            Ok(binary) => {
+                let times = loki(run, corpus, &searches, &reference, &counts, config, runs, dir, binary)?;
+                peers.push(("loki", times));
+            }
+            Err(why) => {
+                let why = format!("not available: {why}");
+                for (figure, unit, better) in [
+                    ("ingest, incl. flush and index", "lines/s", Better::Higher),
+                    ("bytes per line (all files)", "B", Better::Lower),
+                ] {
+                    run.missing(W, figure, unit, better, "loki", &why);
+                }
+            }
+        }
+    }
+    // Every engine's times are of the instances on which all of them agreed.
     for shape in ["term", "phrase", "boolean"] {
         let figure = format!("search {shape} + level + 1 day, newest 100");
         let agreed: Vec<usize> = (0..searches.len())
-            .filter(|&n| searches[n].shape == shape && (!engines.sqlite || peer[n].is_some()))
+            .filter(|&n| searches[n].shape == shape && peers.iter().all(|(_, times)| times[n].is_some()))
             .collect();
         let mut mine: Vec<Duration> = agreed.iter().map(|&n| annals_times[n]).collect();
         run.latencies(W, &figure, "annals", &mut mine);
-        if engines.sqlite {
-            let mut theirs: Vec<Duration> = agreed.iter().filter_map(|&n| peer[n]).collect();
-            run.latencies(W, &figure, "sqlite", &mut theirs);
+        for (engine, times) in &peers {
+            let mut theirs: Vec<Duration> = agreed.iter().filter_map(|&n| times[n]).collect();
+            run.latencies(W, &figure, engine, &mut theirs);
         }
     }
     Ok(())
+}
+
+/// Pushes W2 to Loki (JSON push requests of 1000 lines, one stream per level, one sender in
+/// time order, the bodies written to a file first as every HTTP peer's are), flushes it, and measures
+/// bytes, peak RSS, the counts by level per hour and every search, each checked against
+/// annals' answer. Returns Loki's time per search, `None` where it disagreed.
+#[allow(clippy::too_many_arguments)]
+fn loki(
+    run: &mut Run,
+    corpus: &LoghubCorpus,
+    searches: &[Search],
+    reference: &[Vec<i64>],
+    counts: &Counts,
+    config: &W2Config,
+    runs: usize,
+    dir: &Path,
+    binary: &Path,
+) -> Result<Vec<Option<Duration>>, BenchError> {
+    use crate::loki::{Loki, push_body};
+    use std::io::{Read, Write};
+    const ENGINE: &str = "loki";
+    let lines = config.lines as f64;
+    let bodies = dir.join("w2.loki");
+    {
+        let file = std::fs::File::create(&bodies).map_err(|e| BenchError::Io(bodies.clone(), e))?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut generator = W2::new(corpus, config.clone());
+        let mut chunk = Vec::with_capacity(1000);
+        loop {
+            chunk.clear();
+            while chunk.len() < 1000
+                && let Some(e) = generator.next_entry()
+            {
+                chunk.push(e);
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let body = push_body(chunk.iter().map(|e| (e.timestamp, e.level.as_str(), e.message.as_str())));
+            out.write_all(&(body.len() as u32).to_le_bytes())
+                .and_then(|()| out.write_all(&body))
+                .map_err(|e| BenchError::Io(bodies.clone(), e))?;
+        }
+        out.flush().map_err(|e| BenchError::Io(bodies.clone(), e))?;
+    }
+    let loki = Loki::start(binary, &dir.join("loki-w2"))?;
+    println!("W2 on {}", loki.version);
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&bodies).map_err(|e| BenchError::Io(bodies.clone(), e))?);
+    let started = Instant::now();
+    // One sender, as a log shipper sends a stream: Loki refuses a line more than half its
+    // chunk age (an hour) older than the newest of its stream, and a second sender would
+    // race ahead by a whole request (1.5 days of W2 at quick scale).
+    loop {
+        let mut length = [0u8; 4];
+        match reader.read_exact(&mut length) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            other => other.map_err(|e| BenchError::Io(bodies.clone(), e))?,
+        }
+        let mut body = vec![0; u32::from_le_bytes(length) as usize];
+        reader.read_exact(&mut body).map_err(|e| BenchError::Io(bodies.clone(), e))?;
+        loki.push(&body)?;
+    }
+    let pushed = started.elapsed();
+    loki.flush()?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "W2 pushed to Loki in {:.2} s, flushed {:.2} s later",
+        pushed.as_secs_f64(),
+        seconds - pushed.as_secs_f64()
+    );
+    let _ = std::fs::remove_file(&bodies);
+    run.add(
+        W,
+        "ingest, incl. flush and index",
+        "lines/s",
+        Better::Higher,
+        ENGINE,
+        lines / seconds,
+    );
+    if let Some(bytes) = loki.peak_rss() {
+        run.add(W, "peak RSS, ingest", "MiB", Better::Lower, ENGINE, bytes as f64 / (1 << 20) as f64);
+    }
+    let bytes: u64 = loki.storage().iter().map(|d| dir_bytes(d)).sum();
+    run.add(W, "bytes per line (all files)", "B", Better::Lower, ENGINE, bytes as f64 / lines);
+    let mut times = Vec::new();
+    for _ in 0..runs.clamp(1, 20) {
+        let (theirs, elapsed) = loki.count_by_level_per_hour(config.start_ns, config.start_ns + config.span_ns)?;
+        if &theirs == counts {
+            times.push(elapsed);
+        } else {
+            let total: u64 = theirs.values().sum();
+            run.disagreements.push(format!(
+                "W2 count by level per hour: annals {} buckets of {} lines, loki {} of {total}",
+                counts.len(),
+                counts.values().sum::<u64>(),
+                theirs.len()
+            ));
+            break;
+        }
+    }
+    run.latencies(W, "count by level per hour, whole month", ENGINE, &mut times);
+    let mut agreed = vec![None; searches.len()];
+    for (n, (s, expected)) in searches.iter().zip(reference).enumerate() {
+        match loki.search(&s.annals, s.level, s.range.start, s.range.end, 100) {
+            Err(e) => run.peer_errors.push(format!("W2 {} search {n}: {ENGINE}: {e}", s.shape)),
+            Ok((found, elapsed)) => {
+                let mut expected = expected.clone();
+                expected.sort_unstable_by(|a, b| b.cmp(a));
+                if found == expected {
+                    agreed[n] = Some(elapsed);
+                } else {
+                    run.disagreements.push(format!(
+                        "W2 {} search {n} {:?} (level {}): annals {} hits, loki {}",
+                        s.shape,
+                        s.annals,
+                        s.level,
+                        expected.len(),
+                        found.len()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(agreed)
 }

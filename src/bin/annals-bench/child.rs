@@ -37,6 +37,12 @@ pub fn load(engines: &Engines, workload: Workload, engine: &str, dir: &Path) -> 
     if args.quick {
         command.arg("--quick");
     }
+    if let Some(hosts) = args.hosts {
+        command.arg("--hosts").arg(hosts.to_string());
+    }
+    if let Some(lines) = args.lines {
+        command.arg("--lines").arg(lines.to_string());
+    }
     let output = command.output().map_err(|e| BenchError::Io(exe.clone(), e))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {

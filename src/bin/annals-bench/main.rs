@@ -19,6 +19,7 @@ mod peer;
 mod remote_write;
 mod report;
 mod results;
+mod scaling;
 mod sqlite;
 mod victoria;
 mod w1;
@@ -61,6 +62,18 @@ pub struct Args {
     /// lines, 5 instances per query.
     #[arg(long)]
     quick: bool,
+    /// W1 hosts, in place of the scale's (its days stay).
+    #[arg(long, value_name = "N")]
+    hosts: Option<usize>,
+    /// W2 lines, in place of the scale's.
+    #[arg(long, value_name = "N")]
+    lines: Option<u64>,
+    /// How each cost grows with the data: W1 at 10, 100 and 1000 hosts (the scale's days)
+    /// and W2 at 100,000, 1,000,000 and 5,000,000 lines, printing each figure at each size
+    /// and its growth per 10x of data (with --quick: 2, 20 and 200 hosts x 6 h; 2,000,
+    /// 20,000 and 200,000 lines).
+    #[arg(long)]
+    scaling: bool,
     /// Seeded instances per query [default: 50, 5 with --quick].
     #[arg(long)]
     runs: Option<usize>,
@@ -121,6 +134,9 @@ impl Args {
             config.hosts = 20;
             config.epochs = 6 * 360;
         }
+        if let Some(hosts) = self.hosts {
+            config.hosts = hosts;
+        }
         config
     }
 
@@ -132,6 +148,9 @@ impl Args {
         };
         if self.quick {
             config.lines = 20_000;
+        }
+        if let Some(lines) = self.lines {
+            config.lines = lines;
         }
         config
     }
@@ -210,6 +229,49 @@ fn main() -> ExitCode {
     }
 }
 
+/// The peer servers' binaries, or why each is not available; `None` when not asked for.
+pub struct Binaries {
+    victoria: Option<Result<PathBuf, String>>,
+    influxdb: Option<Result<PathBuf, String>>,
+    loki: Option<Result<PathBuf, String>>,
+}
+
+impl Binaries {
+    /// Locates (installing when it can) each peer server that `args` asks for and whose
+    /// workload runs.
+    fn locate(args: &Args) -> Binaries {
+        let asked = |peer: &str| args.peers.iter().any(|p| p == peer);
+        // Only W1 has questions for the metric servers, only W2 for Loki.
+        let metric_peers = args.runs(Workload::W1);
+        let binaries = Binaries {
+            victoria: (metric_peers && asked("victoria")).then(victoria::locate),
+            influxdb: (metric_peers && asked("influxdb")).then(influx::locate),
+            loki: (args.runs(Workload::W2) && asked("loki")).then(loki::locate),
+        };
+        for (name, binary) in [
+            ("VictoriaMetrics", &binaries.victoria),
+            ("InfluxDB", &binaries.influxdb),
+            ("Loki", &binaries.loki),
+        ] {
+            if let Some(Err(why)) = binary {
+                println!("{name} not available: {why}");
+            }
+        }
+        binaries
+    }
+
+    /// The engines of a run with `args`.
+    fn engines<'a>(&'a self, args: &'a Args) -> Engines<'a> {
+        Engines {
+            sqlite: args.peers.iter().any(|p| p == "sqlite"),
+            victoria: self.victoria.as_ref(),
+            influxdb: self.influxdb.as_ref(),
+            loki: self.loki.as_ref(),
+            args,
+        }
+    }
+}
+
 /// Runs everything asked; false when engines disagreed on an answer.
 fn run(args: &Args) -> Result<bool, BenchError> {
     if let Some(unknown) = args
@@ -220,28 +282,7 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         eprintln!("annals-bench: unknown peer {unknown:?} (known: sqlite, victoria, influxdb, loki)");
         return Ok(false);
     }
-    let asked = |peer: &str| args.peers.iter().any(|p| p == peer);
-    // Only W1 has questions for the metric servers.
-    let metric_peers = args.runs(Workload::W1);
-    let victoria = (metric_peers && asked("victoria")).then(victoria::locate);
-    if let Some(Err(why)) = &victoria {
-        println!("VictoriaMetrics not available: {why}");
-    }
-    let influxdb = (metric_peers && asked("influxdb")).then(influx::locate);
-    if let Some(Err(why)) = &influxdb {
-        println!("InfluxDB not available: {why}");
-    }
-    let loki = (args.runs(Workload::W2) && asked("loki")).then(loki::locate);
-    if let Some(Err(why)) = &loki {
-        println!("Loki not available: {why}");
-    }
-    let engines = Engines {
-        sqlite: asked("sqlite"),
-        victoria: victoria.as_ref(),
-        influxdb: influxdb.as_ref(),
-        loki: loki.as_ref(),
-        args,
-    };
+    let binaries = Binaries::locate(args);
     let (dir, temporary) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (std::env::temp_dir().join(format!("annals-bench-{}", std::process::id())), true),
@@ -250,58 +291,37 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         std::fs::remove_dir_all(&dir).map_err(|e| BenchError::Io(dir.clone(), e))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Io(dir.clone(), e))?;
-    let mut figures = report::Run::default();
-    let runs = args.runs.unwrap_or(if args.quick { 5 } else { 50 });
-    if args.runs(Workload::W1) {
-        w1::run(&mut figures, &args.w1_config(), runs, &dir, engines)?;
-    }
-    if args.runs(Workload::W2) {
-        let loghub = annals::workload::w2::default_loghub_dir();
-        match annals::workload::w2::LoghubCorpus::load(&loghub) {
-            Ok(corpus) => w2::run(&mut figures, &corpus, &args.w2_config(), runs, &dir, engines)?,
-            Err(e) => println!("W2 skipped: the Loghub samples are not readable at {}: {e}", loghub.display()),
-        }
-    }
-    if args.runs(Workload::W3) {
-        let nab = annals::workload::w3::default_nab_dir();
-        match annals::workload::w3::NabCorpus::load(&nab) {
-            Ok(corpus) => w3::run(&mut figures, &corpus, &dir)?,
-            Err(e) => println!("W3 skipped: the NAB series are not readable at {}: {e}", nab.display()),
-        }
-    }
-    if args.runs(Workload::W4) {
-        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-        if repo.join(".git").exists() || repo.join("HEAD").is_file() {
-            w4::run(&mut figures, &repo, runs, &dir, engines.sqlite)?;
-        } else {
-            println!("W4 skipped: {} is not a git repository (give one with --repo)", repo.display());
-        }
-    }
-    let mut names = vec!["annals"];
-    if engines.sqlite {
-        names.push("sqlite");
-    }
-    if engines.victoria.is_some() {
-        names.push("victoria");
-    }
-    if engines.influxdb.is_some() {
-        names.push("influxdb");
-    }
-    if engines.loki.is_some() {
-        names.push("loki");
-    }
-    // Prometheus answers W1's PromQL queries when its binary is there (see remote_write).
-    if figures.figures.iter().any(|f| f.engine == "prometheus") {
-        names.push("prometheus");
-    }
-    for baseline in [report::RAW, report::ZSTD, w1::DISK, w4::GIT, "git gc", "git gc --aggressive"] {
-        if figures.figures.iter().any(|f| f.engine == baseline) {
-            names.push(baseline);
-        }
-    }
-    println!();
-    println!("{}", figures.markdown(&names));
     let machine = report::machine();
+    let (figures, json) = if args.scaling {
+        let steps = scaling::run(args, &binaries, &dir)?;
+        println!();
+        println!("{}", scaling::markdown(&steps));
+        let mut all = report::Run::default();
+        for step in &steps {
+            all.disagreements.extend(step.run.disagreements.iter().cloned());
+            all.peer_errors.extend(step.run.peer_errors.iter().cloned());
+        }
+        let json = serde_json::json!({
+            "machine": machine,
+            "scaling": steps,
+            "disagreements": all.disagreements,
+            "quick": args.quick,
+            "scale": format!("{:?}", args.scale).to_lowercase(),
+        });
+        (all, json)
+    } else {
+        let figures = measure(args, &binaries.engines(args), &dir)?;
+        println!();
+        println!("{}", figures.markdown(&columns(&figures)));
+        let json = serde_json::json!({
+            "machine": machine,
+            "figures": figures.figures,
+            "disagreements": figures.disagreements,
+            "quick": args.quick,
+            "scale": format!("{:?}", args.scale).to_lowercase(),
+        });
+        (figures, json)
+    };
     println!(
         "{} cores, {:.1} GiB, kernel {}, {}; {}",
         machine.cores,
@@ -310,13 +330,6 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         machine.cpu,
         machine.date
     );
-    let json = serde_json::json!({
-        "machine": machine,
-        "figures": figures.figures,
-        "disagreements": figures.disagreements,
-        "quick": args.quick,
-        "scale": format!("{:?}", args.scale).to_lowercase(),
-    });
     std::fs::write(&args.json, serde_json::to_vec_pretty(&json).unwrap_or_default()).map_err(|e| BenchError::Io(args.json.clone(), e))?;
     println!("figures written to {}", args.json.display());
     if temporary {
@@ -340,6 +353,61 @@ fn run(args: &Args) -> Result<bool, BenchError> {
         }
         Ok(false)
     }
+}
+
+/// The engines and baselines with figures in `run`, in the table's order.
+pub fn columns(run: &report::Run) -> Vec<&'static str> {
+    let order = [
+        "annals",
+        "sqlite",
+        "victoria",
+        "influxdb",
+        "loki",
+        // Prometheus answers W1's PromQL queries when its binary is there (see remote_write).
+        "prometheus",
+        report::RAW,
+        report::ZSTD,
+        w1::DISK,
+        w4::GIT,
+        "git gc",
+        "git gc --aggressive",
+    ];
+    order
+        .into_iter()
+        .filter(|name| run.figures.iter().any(|f| f.engine == *name))
+        .collect()
+}
+
+/// Runs the workloads `args` asks for with `engines`, their files under `dir`.
+pub fn measure(args: &Args, engines: &Engines, dir: &Path) -> Result<report::Run, BenchError> {
+    let mut figures = report::Run::default();
+    let runs = args.runs.unwrap_or(if args.quick { 5 } else { 50 });
+    if args.runs(Workload::W1) {
+        w1::run(&mut figures, &args.w1_config(), runs, dir, *engines)?;
+    }
+    if args.runs(Workload::W2) {
+        let loghub = annals::workload::w2::default_loghub_dir();
+        match annals::workload::w2::LoghubCorpus::load(&loghub) {
+            Ok(corpus) => w2::run(&mut figures, &corpus, &args.w2_config(), runs, dir, *engines)?,
+            Err(e) => println!("W2 skipped: the Loghub samples are not readable at {}: {e}", loghub.display()),
+        }
+    }
+    if args.runs(Workload::W3) {
+        let nab = annals::workload::w3::default_nab_dir();
+        match annals::workload::w3::NabCorpus::load(&nab) {
+            Ok(corpus) => w3::run(&mut figures, &corpus, dir)?,
+            Err(e) => println!("W3 skipped: the NAB series are not readable at {}: {e}", nab.display()),
+        }
+    }
+    if args.runs(Workload::W4) {
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        if repo.join(".git").exists() || repo.join("HEAD").is_file() {
+            w4::run(&mut figures, &repo, runs, dir, engines.sqlite)?;
+        } else {
+            println!("W4 skipped: {} is not a git repository (give one with --repo)", repo.display());
+        }
+    }
+    Ok(figures)
 }
 
 /// Creates a directory (and its parents).

@@ -129,7 +129,7 @@ impl Run {
     }
 }
 
-fn format_value(v: f64) -> String {
+pub fn format_value(v: f64) -> String {
     if v >= 1000.0 {
         crate::output::count(v.round() as u64)
     } else if v >= 10.0 {

@@ -402,7 +402,7 @@ fn encode_summary(id: SeriesId, buckets: &Buckets, fields: &FieldTable, encode: 
         out.add_blocks(
             &summary::to_chunk(id, buckets),
             fields,
-            encode.block_max_rows.max(1),
+            encode.block_limits(SeriesKind::Metric),
             encode.zstd_level,
         );
     }

@@ -192,7 +192,8 @@ fn plan_series(inputs: &[Arc<SegmentReader>]) -> Result<Vec<SeriesPlan>> {
     Ok(plans)
 }
 
-/// One series' rows of the month, merged, re-blocked into blocks of `block_max_rows`.
+/// One series' rows of the month, merged, re-blocked into blocks within the limits of its
+/// kind (`block_max_rows`, and `block_max_span` for numeric samples).
 fn merge_series(
     state: &ReadState,
     month: Month,
@@ -201,7 +202,8 @@ fn merge_series(
     fields: &FieldTable,
     encode: EncodeOptions,
 ) -> Result<EncodedSeries> {
-    let block_rows = encode.block_max_rows.max(1);
+    let limits = encode.block_limits(plan.kind);
+    let block_rows = limits.max_rows;
     let mut out = EncodedSeries::new(plan.id, plan.kind);
     let mut pending = Chunk::default();
     let range = month.range();
@@ -220,17 +222,12 @@ fn merge_series(
         }
         // Keep up to two blocks' worth so the last blocks can be split evenly.
         while pending.len() >= 2 * block_rows {
-            out.add_blocks(
-                &pending.slice_rows(0..block_rows),
-                fields,
-                block_rows,
-                encode.zstd_level_for(plan.kind),
-            );
+            out.add_blocks(&pending.slice_rows(0..block_rows), fields, limits, encode.zstd_level_for(plan.kind));
             pending = pending.slice_rows(block_rows..pending.len());
         }
     }
     if !pending.is_empty() {
-        out.add_blocks(&pending, fields, block_rows, encode.zstd_level_for(plan.kind));
+        out.add_blocks(&pending, fields, limits, encode.zstd_level_for(plan.kind));
     }
     Ok(out)
 }

@@ -66,18 +66,44 @@ impl FieldTable {
     }
 }
 
-/// Encodes one series' rows (sorted by time) into blocks of at most `block_max_rows`.
+/// Encodes one series' rows (sorted by time) into blocks within `limits`.
 pub(crate) fn encode_series(
     id: SeriesId,
     kind: SeriesKind,
     chunk: &Chunk,
     fields: &FieldTable,
-    block_max_rows: usize,
+    limits: BlockLimits,
     zstd_level: i32,
 ) -> EncodedSeries {
     let mut encoded = EncodedSeries::new(id, kind);
-    encoded.add_blocks(chunk, fields, block_max_rows, zstd_level);
+    encoded.add_blocks(chunk, fields, limits, zstd_level);
     encoded
+}
+
+/// How large a block may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockLimits {
+    /// Rows at most.
+    pub max_rows: usize,
+    /// Time from a block's first row to its last, about at most (`i64::MAX`: unbounded).
+    pub max_span_ns: i64,
+}
+
+/// Below this many rows a block is not cut further for its span: a block carries a header
+/// and per-column tables, which a few rows would not pay for.
+const SPAN_CUT_MIN_ROWS: usize = 1024;
+
+impl BlockLimits {
+    /// Into how many blocks of equal row counts `rows` rows spanning `first..=last` are
+    /// cut: enough for `max_rows`, and for `max_span_ns` while blocks keep at least
+    /// [`SPAN_CUT_MIN_ROWS`] rows.
+    fn block_count(self, rows: usize, first: i64, last: i64) -> usize {
+        let by_rows = rows.div_ceil(self.max_rows.max(1));
+        let span = (last as i128 - first as i128).max(0);
+        let by_span = (span / self.max_span_ns.max(1) as i128 + 1).min(usize::MAX as i128) as usize;
+        let span_cap = (rows / SPAN_CUT_MIN_ROWS).max(1);
+        by_rows.max(by_span.min(span_cap))
+    }
 }
 
 impl EncodedSeries {
@@ -94,9 +120,9 @@ impl EncodedSeries {
         }
     }
 
-    /// Appends `chunk`'s rows (all later than the rows already added) as blocks of at most
-    /// `block_max_rows`, spread evenly so no block is a tiny remainder.
-    pub(crate) fn add_blocks(&mut self, chunk: &Chunk, fields: &FieldTable, block_max_rows: usize, zstd_level: i32) {
+    /// Appends `chunk`'s rows (all later than the rows already added) as blocks within
+    /// `limits`, of equal row counts so no block is a tiny remainder.
+    pub(crate) fn add_blocks(&mut self, chunk: &Chunk, fields: &FieldTable, limits: BlockLimits, zstd_level: i32) {
         let mut columns: Vec<ColumnInput<'_>> = chunk
             .columns
             .iter()
@@ -104,7 +130,10 @@ impl EncodedSeries {
             .collect();
         columns.sort_by_key(|c| c.field);
         let rows = chunk.len();
-        let block_count = rows.div_ceil(block_max_rows.max(1));
+        if rows == 0 {
+            return;
+        }
+        let block_count = limits.block_count(rows, chunk.timestamps[0], chunk.timestamps[rows - 1]);
         for b in 0..block_count {
             let start = rows * b / block_count;
             let end = rows * (b + 1) / block_count;
@@ -334,6 +363,8 @@ pub(crate) struct Lineage {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EncodeOptions {
     pub block_max_rows: usize,
+    /// See [`crate::Options::block_max_span`].
+    pub block_max_span_ns: i64,
     pub zstd_level: i32,
     /// The zstd level of commit series' columns.
     pub commit_zstd_level: i32,
@@ -346,9 +377,22 @@ impl EncodeOptions {
     pub(crate) fn of(options: &crate::options::Options) -> EncodeOptions {
         EncodeOptions {
             block_max_rows: options.block_max_rows,
+            block_max_span_ns: i64::try_from(options.block_max_span.as_nanos()).unwrap_or(i64::MAX),
             zstd_level: options.zstd_level,
             commit_zstd_level: options.commit_zstd_level,
             threads: options.flush_threads,
+        }
+    }
+
+    /// The block limits of a series of `kind`: numeric samples are bounded in time too.
+    pub(crate) fn block_limits(&self, kind: SeriesKind) -> BlockLimits {
+        let max_span_ns = match kind {
+            SeriesKind::Metric | SeriesKind::Performance => self.block_max_span_ns,
+            SeriesKind::Log | SeriesKind::Alert | SeriesKind::Commit => i64::MAX,
+        };
+        BlockLimits {
+            max_rows: self.block_max_rows.max(1),
+            max_span_ns,
         }
     }
 
@@ -376,14 +420,21 @@ pub(crate) fn write_segment(
     series: &[(SeriesId, SeriesKind, Chunk)],
     options: EncodeOptions,
 ) -> Result<WrittenSegment> {
-    let (block_max_rows, threads) = (options.block_max_rows, options.threads);
+    let threads = options.threads;
     let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
     let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
     // A window of series at a time: the encoded bytes of a million small series would
     // otherwise all be held at once, on top of the head and its chunks.
     for window in series.chunks(ENCODE_WINDOW_SERIES) {
         let encoded = map_interleaved(window, threads, |(id, kind, chunk)| {
-            encode_series(*id, *kind, chunk, &fields, block_max_rows, options.zstd_level_for(*kind))
+            encode_series(
+                *id,
+                *kind,
+                chunk,
+                &fields,
+                options.block_limits(*kind),
+                options.zstd_level_for(*kind),
+            )
         });
         for e in encoded {
             writer.append(e)?;
@@ -423,4 +474,47 @@ pub(crate) fn map_interleaved<T: Sync, R: Send>(items: &[T], threads: usize, f: 
     let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
     all.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    #[test]
+    fn blocks_are_cut_by_rows_and_for_numeric_series_by_span() {
+        let rows_only = BlockLimits {
+            max_rows: 16_384,
+            max_span_ns: i64::MAX,
+        };
+        assert_eq!(rows_only.block_count(16_384, 0, 45 * HOUR), 1);
+        assert_eq!(rows_only.block_count(16_385, 0, 45 * HOUR), 2);
+        let six_hours = BlockLimits {
+            max_rows: 16_384,
+            max_span_ns: 6 * HOUR,
+        };
+        // W1 at 10 s: 45.5 h of one host in a full block becomes 8 blocks of 2,048 rows.
+        assert_eq!(six_hours.block_count(16_384, 0, 16_383 * 10_000_000_000), 8);
+        // A span within the bound, or exactly on it, is one block.
+        assert_eq!(six_hours.block_count(5_000, 0, 6 * HOUR), 2);
+        assert_eq!(six_hours.block_count(5_000, 0, 6 * HOUR - 1), 1);
+        // Sparse series keep 1,024 rows per block whatever their span.
+        assert_eq!(six_hours.block_count(2_000, 0, 30 * 24 * HOUR), 1);
+        assert_eq!(six_hours.block_count(4_096, 0, 30 * 24 * HOUR), 4);
+        // Times at the ends of i64 do not overflow.
+        assert_eq!(six_hours.block_count(10_000, i64::MIN, i64::MAX), 9);
+        let options = EncodeOptions {
+            block_max_rows: 16_384,
+            block_max_span_ns: 6 * HOUR,
+            zstd_level: 3,
+            commit_zstd_level: 9,
+            threads: 1,
+        };
+        assert_eq!(options.block_limits(SeriesKind::Metric), six_hours);
+        assert_eq!(options.block_limits(SeriesKind::Performance), six_hours);
+        for kind in [SeriesKind::Log, SeriesKind::Alert, SeriesKind::Commit] {
+            assert_eq!(options.block_limits(kind), rows_only);
+        }
+    }
 }

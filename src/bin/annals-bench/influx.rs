@@ -9,12 +9,13 @@
 //! default (`wal-fsync-delay = "0s"`), so a single write is durable when answered.
 
 use crate::BenchError;
+use crate::peer::Server;
 use crate::results::Answer;
 use annals::TagPredicate;
 use annals::query::{AggregateFn, CmpOp, Query};
 use annals::workload::w1::{FIELDS, TsbsQuery};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The database every W1 point is written to.
@@ -30,13 +31,7 @@ pub fn locate() -> Result<PathBuf, String> {
 pub struct InfluxDb {
     binary: PathBuf,
     dir: PathBuf,
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
-}
-
-fn http_error(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError::Peer(format!("influxdb {what}: {e}"))
+    server: Server,
 }
 
 impl InfluxDb {
@@ -47,44 +42,25 @@ impl InfluxDb {
         let (http, rpc) = (crate::peer::free_port()?, crate::peer::free_port()?);
         let config_path = dir.join("influxdb.conf");
         std::fs::write(&config_path, config(dir, http, rpc)).map_err(|e| BenchError::Io(config_path.clone(), e))?;
-        let (log, log_err) = crate::peer::log_file(&dir.join("influxdb.log"))?;
-        let child = Command::new(binary)
-            .arg("-config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| BenchError::Io(binary.to_path_buf(), e))?;
-        let mut influx = InfluxDb {
+        let mut command = Command::new(binary);
+        command.arg("-config").arg(&config_path);
+        // `/ping` answers 204 with no body once the HTTP service is up.
+        let server = Server::start(
+            "influxdb",
+            command,
+            http,
+            &dir.join("influxdb.log"),
+            "/ping",
+            str::is_empty,
+            Duration::from_secs(120),
+        )?;
+        let influx = InfluxDb {
             binary: binary.to_path_buf(),
             dir: dir.to_path_buf(),
-            child,
-            base: format!("http://127.0.0.1:{http}"),
-            agent: crate::peer::agent(Duration::from_secs(3600)),
+            server,
         };
-        influx.wait_ready()?;
         influx.statement(&format!("CREATE DATABASE {DATABASE}"))?;
         Ok(influx)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), BenchError> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = self.dir.join("influxdb.log");
-                return Err(http_error("exited on start", format!("{status}; see {}", log.display())));
-            }
-            if let Ok(response) = self.agent.get(&format!("{}/ping", self.base)).call()
-                && response.status().as_u16() == 204
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(http_error("start", "no answer to /ping within 120 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// The directories of its shards and WAL, whose size is the bytes on disk.
@@ -97,16 +73,17 @@ impl InfluxDb {
     /// until a snapshot is written) the request is sent again, as TSBS's loader backs off,
     /// for up to a minute.
     pub fn write(&self, lines: &[u8]) -> Result<(), BenchError> {
-        let url = format!("{}/write?db={DATABASE}&precision=ns", self.base);
+        let path = format!("/write?db={DATABASE}&precision=ns");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let mut response = self.agent.post(&url).send(lines).map_err(|e| http_error("/write", e))?;
-            if response.status().as_u16() == 204 {
-                return Ok(());
-            }
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            if !body.contains("cache-max-memory-size exceeded") || Instant::now() > deadline {
-                return Err(http_error("/write", format!("{}: {body}", response.status())));
+            match self.server.post(&path, None, lines, Some(204)) {
+                Ok(()) => return Ok(()),
+                Err(Err(e)) => return Err(e),
+                Err(Ok(refused)) => {
+                    if !refused.body.contains("cache-max-memory-size exceeded") || Instant::now() > deadline {
+                        return Err(self.server.error("/write", format!("{}: {}", refused.status, refused.body)));
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -115,28 +92,13 @@ impl InfluxDb {
     /// Runs one InfluxQL statement (times as epoch nanoseconds) and returns its first
     /// result, or the error InfluxDB reported for it.
     pub fn statement(&self, influxql: &str) -> Result<serde_json::Value, BenchError> {
-        let mut response = self
-            .agent
-            .get(&format!("{}/query", self.base))
-            .query("db", DATABASE)
-            .query("epoch", "ns")
-            .query("q", influxql)
-            .call()
-            .map_err(|e| http_error("/query", e))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| http_error("/query", e))?;
-        if !status.is_success() {
-            return Err(http_error(influxql, format!("{status}: {body}")));
-        }
-        let mut json: serde_json::Value = serde_json::from_str(&body).map_err(|e| http_error(influxql, e))?;
+        let body = self
+            .server
+            .get_with("/query", &[("db", DATABASE), ("epoch", "ns"), ("q", influxql)])?;
+        let mut json: serde_json::Value = serde_json::from_str(&body).map_err(|e| self.server.error(influxql, e))?;
         let first = json["results"][0].take();
         if let Some(error) = first["error"].as_str().or(json["error"].as_str()) {
-            return Err(http_error(influxql, error));
+            return Err(self.server.error(influxql, error));
         }
         Ok(first)
     }
@@ -162,7 +124,7 @@ impl InfluxDb {
             };
             last = now;
             if started.elapsed() > limit {
-                return Err(http_error("compaction", format!("still writing after {limit:?}")));
+                return Err(self.server.error("compaction", format!("still writing after {limit:?}")));
             }
         }
         Ok(())
@@ -170,20 +132,19 @@ impl InfluxDb {
 
     /// Peak resident memory of the process so far.
     pub fn peak_rss(&self) -> Option<u64> {
-        crate::report::peak_rss_of(self.child.id())
+        self.server.peak_rss()
     }
 
     /// Stops the process gracefully (SIGTERM) and starts it again on the same files;
     /// returns the time until `probe` (a statement over the data) answers with a series.
     pub fn restart(&mut self, probe: &str) -> Result<Duration, BenchError> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        self.server.terminate();
         let started = Instant::now();
         let fresh = InfluxDb::start(&self.binary, &self.dir)?;
         drop(std::mem::replace(self, fresh));
         let answer = self.statement(probe)?;
         if answer["series"].as_array().is_none_or(|s| s.is_empty()) {
-            return Err(http_error("after restart", format!("{probe} found no data")));
+            return Err(self.server.error("after restart", format!("{probe} found no data")));
         }
         Ok(started.elapsed())
     }
@@ -215,13 +176,6 @@ impl InfluxDb {
             }
         }
         Ok((answer, took))
-    }
-}
-
-impl Drop for InfluxDb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

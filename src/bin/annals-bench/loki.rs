@@ -12,8 +12,9 @@
 //! are not word characters.
 
 use crate::BenchError;
+use crate::peer::{Server, metric_sum};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The environment variable naming a Grafana Loki binary.
@@ -29,8 +30,7 @@ pub fn locate() -> Result<PathBuf, String> {
                 Some(found) => found,
                 None => {
                     return Err(format!(
-                        "Grafana Loki has no Debian package (Debian's `loki` is a pedigree-analysis program); \
-                         set {BINARY_VARIABLE} to a Grafana Loki binary"
+                        "no Grafana Loki binary (Debian's `loki` is another program); set {BINARY_VARIABLE}"
                     ));
                 }
             }
@@ -51,15 +51,9 @@ pub fn locate() -> Result<PathBuf, String> {
 /// A running Loki; killed when dropped.
 pub struct Loki {
     dir: PathBuf,
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
+    server: Server,
     /// The version it reports, for the table's notes.
     pub version: String,
-}
-
-fn http_error(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError::Peer(format!("loki {what}: {e}"))
 }
 
 impl Loki {
@@ -70,49 +64,28 @@ impl Loki {
         let (http, grpc) = (crate::peer::free_port()?, crate::peer::free_port()?);
         let config_path = dir.join("loki.yaml");
         std::fs::write(&config_path, config(dir, http, grpc)).map_err(|e| BenchError::Io(config_path.clone(), e))?;
-        let (log, log_err) = crate::peer::log_file(&dir.join("loki.log"))?;
         let version = Command::new(binary)
             .arg("-version")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let child = Command::new(binary)
-            .arg(format!("-config.file={}", config_path.display()))
-            .arg("-target=all")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| BenchError::Io(binary.to_path_buf(), e))?;
-        let mut loki = Loki {
+        let mut command = Command::new(binary);
+        command.arg(format!("-config.file={}", config_path.display())).arg("-target=all");
+        // Its ingester waits about 15 s before it says it is ready.
+        let server = Server::start(
+            "loki",
+            command,
+            http,
+            &dir.join("loki.log"),
+            "/ready",
+            |body| body == "ready",
+            Duration::from_secs(120),
+        )?;
+        Ok(Loki {
             dir: dir.to_path_buf(),
-            child,
-            base: format!("http://127.0.0.1:{http}"),
-            agent: crate::peer::agent(Duration::from_secs(3600)),
+            server,
             version,
-        };
-        loki.wait_ready()?;
-        Ok(loki)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), BenchError> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = self.dir.join("loki.log");
-                return Err(http_error("exited on start", format!("{status}; see {}", log.display())));
-            }
-            if let Ok(mut response) = self.agent.get(&format!("{}/ready", self.base)).call()
-                && response.status().is_success()
-                && response.body_mut().read_to_string().is_ok_and(|b| b.trim() == "ready")
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(http_error("start", "not ready within 120 s"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 
     /// Its files at rest: chunks and index, not the WAL (a copy of what is not yet
@@ -123,90 +96,38 @@ impl Loki {
 
     /// Pushes one request body (JSON); Loki answers 204 once its ingester holds the lines.
     pub fn push(&self, body: &[u8]) -> Result<(), BenchError> {
-        let mut response = self
-            .agent
-            .post(&format!("{}/loki/api/v1/push", self.base))
-            .header("Content-Type", "application/json")
-            .send(body)
-            .map_err(|e| http_error("push", e))?;
-        if response.status().as_u16() != 204 {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(http_error("push", format!("{}: {body}", response.status())));
-        }
-        Ok(())
+        self.server
+            .post_expecting("/loki/api/v1/push", Some("application/json"), body, Some(204))
     }
 
     /// Asks the ingester to write every chunk it holds to the store, and waits until it has
     /// written as many chunks as it made. (Its count of chunks in memory falls only at its
     /// next periodic sweep, up to 30 s later, so that count would time the sweep.)
     pub fn flush(&self) -> Result<(), BenchError> {
-        let mut response = self
-            .agent
-            .post(&format!("{}/flush", self.base))
-            .send_empty()
-            .map_err(|e| http_error("/flush", e))?;
-        if !response.status().is_success() {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(http_error("/flush", format!("{}: {body}", response.status())));
-        }
+        self.server.post_expecting("/flush", None, b"", None)?;
         let deadline = Instant::now() + Duration::from_secs(1800);
         loop {
-            let metrics = self.get("/metrics")?;
+            let metrics = self.server.get("/metrics")?;
             let created = metric_sum(&metrics, "loki_ingester_chunks_created_total");
             let flushed = metric_sum(&metrics, "loki_ingester_chunks_flushed_total");
             if flushed >= created {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(http_error(
-                    "/flush",
-                    format!("{flushed} of {created} chunks written after 30 minutes"),
-                ));
+                return Err(self
+                    .server
+                    .error("/flush", format!("{flushed} of {created} chunks written after 30 minutes")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    fn get(&self, path: &str) -> Result<String, BenchError> {
-        let mut response = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .call()
-            .map_err(|e| http_error(path, e))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| http_error(path, e))?;
-        if !status.is_success() {
-            return Err(http_error(path, format!("{status}: {body}")));
-        }
-        Ok(body)
-    }
-
     /// A LogQL range query; its `data.result`.
     pub fn query_range(&self, logql: &str, params: &[(&str, String)]) -> Result<serde_json::Value, BenchError> {
-        let mut request = self
-            .agent
-            .get(&format!("{}/loki/api/v1/query_range", self.base))
-            .query("query", logql);
-        for (k, v) in params {
-            request = request.query(*k, v);
-        }
-        let mut response = request.call().map_err(|e| http_error("query_range", e))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| http_error("query_range", e))?;
-        if !status.is_success() {
-            return Err(http_error(logql, format!("{status}: {body}")));
-        }
-        let mut json: serde_json::Value = serde_json::from_str(&body).map_err(|e| http_error(logql, e))?;
+        let mut all: Vec<(&str, &str)> = vec![("query", logql)];
+        all.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
+        let body = self.server.get_with("/loki/api/v1/query_range", &all)?;
+        let mut json: serde_json::Value = serde_json::from_str(&body).map_err(|e| self.server.error(logql, e))?;
         Ok(json["data"]["result"].take())
     }
 
@@ -273,26 +194,8 @@ impl Loki {
 
     /// Peak resident memory of the process so far.
     pub fn peak_rss(&self) -> Option<u64> {
-        crate::report::peak_rss_of(self.child.id())
+        self.server.peak_rss()
     }
-}
-
-impl Drop for Loki {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The sum of a metric's samples (all label sets) in Prometheus' text format.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A push request body of `entries` (time, level, line): one stream per level.

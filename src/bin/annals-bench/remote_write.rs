@@ -280,9 +280,7 @@ pub fn agree(reference: &Matrix, other: &Matrix) -> Result<(), String> {
 /// Prometheus (Debian's `prometheus`) on a free loopback port, taking remote writes of any
 /// age (an out-of-order window of 100 years) and keeping them (retention 100 years).
 pub struct Prometheus {
-    child: std::process::Child,
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
+    server: crate::peer::Server,
 }
 
 impl Prometheus {
@@ -295,41 +293,27 @@ impl Prometheus {
         std::fs::write(&config, "storage:\n  tsdb:\n    out_of_order_time_window: 100y\n")
             .map_err(|e| BenchError::Io(config.clone(), e))?;
         let port = crate::peer::free_port()?;
-        let log = std::fs::File::create(dir.join("prometheus.log")).map_err(|e| BenchError::Io(dir.join("prometheus.log"), e))?;
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
-            .arg("--storage.tsdb.retention.time=100y")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| BenchError::Peer(format!("prometheus could not start: {e}")))?;
-        let prometheus = Prometheus {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let api = PromApi::new(&prometheus.base);
-        let started = Instant::now();
-        loop {
-            if let Ok(mut response) = api.agent.get(&format!("{}/-/ready", prometheus.base)).call()
-                && response.status().is_success()
-            {
-                let _ = response.body_mut().read_to_string();
-                return Ok(prometheus);
-            }
-            if started.elapsed() > std::time::Duration::from_secs(60) {
-                return Err(BenchError::Peer("prometheus was not ready within 60 s".into()));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+            .arg("--storage.tsdb.retention.time=100y");
+        let server = crate::peer::Server::start(
+            "prometheus",
+            command,
+            port,
+            &dir.join("prometheus.log"),
+            "/-/ready",
+            |_| true,
+            std::time::Duration::from_secs(60),
+        )?;
+        Ok(Prometheus { server })
     }
-}
 
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> &str {
+        &self.server.base
     }
 }

@@ -10,12 +10,13 @@
 //! those buckets. It therefore answers a slightly smaller question than annals does.
 
 use crate::BenchError;
+use crate::peer::Server;
 use crate::results::Answer;
 use annals::TagPredicate;
 use annals::query::Query;
 use annals::workload::w1::{FIELDS, TsbsQuery};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MS: i64 = 1_000_000;
@@ -31,13 +32,7 @@ pub fn locate() -> Result<PathBuf, String> {
 pub struct Victoria {
     binary: PathBuf,
     dir: PathBuf,
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
-}
-
-fn http_error(what: &str, e: impl std::fmt::Display) -> BenchError {
-    BenchError::Peer(format!("victoria-metrics {what}: {e}"))
+    server: Server,
 }
 
 impl Victoria {
@@ -46,46 +41,25 @@ impl Victoria {
     pub fn start(binary: &Path, dir: &Path) -> Result<Victoria, BenchError> {
         std::fs::create_dir_all(dir).map_err(|e| BenchError::Io(dir.to_path_buf(), e))?;
         let port = crate::peer::free_port()?;
-        let (log, log_err) = crate::peer::log_file(&dir.join("victoria-metrics.log"))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg(format!("-storageDataPath={}", dir.join("storage").display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg("-retentionPeriod=100y")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| BenchError::Io(binary.to_path_buf(), e))?;
-        let agent = crate::peer::agent(Duration::from_secs(3600));
-        let mut vm = Victoria {
+            .arg("-retentionPeriod=100y");
+        let server = Server::start(
+            "victoria-metrics",
+            command,
+            port,
+            &dir.join("victoria-metrics.log"),
+            "/health",
+            |body| body == "OK",
+            Duration::from_secs(60),
+        )?;
+        Ok(Victoria {
             binary: binary.to_path_buf(),
             dir: dir.to_path_buf(),
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            agent,
-        };
-        vm.wait_ready()?;
-        Ok(vm)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), BenchError> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(http_error("exited on start", format!("{status}; see {}", self.log().display())));
-            }
-            if matches!(self.get("/health"), Ok(body) if body.trim() == "OK") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(http_error("start", "no answer within 60 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("victoria-metrics.log")
+            server,
+        })
     }
 
     /// The storage directory, whose size is the bytes on disk.
@@ -93,43 +67,20 @@ impl Victoria {
         self.dir.join("storage")
     }
 
-    fn get(&self, path_and_query: &str) -> Result<String, BenchError> {
-        let mut response = self
-            .agent
-            .get(&format!("{}{path_and_query}", self.base))
-            .call()
-            .map_err(|e| http_error(path_and_query, e))?;
-        let status = response.status();
-        let body = response.body_mut().read_to_string().map_err(|e| http_error(path_and_query, e))?;
-        if !status.is_success() {
-            return Err(http_error(path_and_query, format!("{status}: {body}")));
-        }
-        Ok(body)
-    }
-
     /// Sends line protocol; VictoriaMetrics acknowledges once it holds the rows in memory.
     pub fn write(&self, lines: &[u8]) -> Result<(), BenchError> {
-        let mut response = self
-            .agent
-            .post(&format!("{}/write", self.base))
-            .send(lines)
-            .map_err(|e| http_error("/write", e))?;
-        if !response.status().is_success() {
-            let body = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(http_error("/write", format!("{}: {body}", response.status())));
-        }
-        Ok(())
+        self.server.post_expecting("/write", None, lines, None)
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.server.base
     }
 
     /// The value of the line of its own `/metrics` that starts with `series` (a name with
     /// its labels), `None` when there is none.
     pub fn own_metric(&self, series: &str) -> Result<Option<f64>, BenchError> {
-        let text = self.get("/metrics")?;
+        let text = self.server.get("/metrics")?;
         Ok(text
             .lines()
             .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
@@ -139,21 +90,17 @@ impl Victoria {
 
     /// Makes everything written searchable.
     pub fn flush(&self) -> Result<(), BenchError> {
-        self.get("/internal/force_flush").map(|_| ())
+        self.server.get("/internal/force_flush").map(|_| ())
     }
 
     /// Merges the month's partition and waits until no merge runs.
     pub fn force_merge(&self, partition: &str) -> Result<(), BenchError> {
-        self.get(&format!("/internal/force_merge?partition_prefix={partition}"))?;
+        self.server.get(&format!("/internal/force_merge?partition_prefix={partition}"))?;
         let mut idle = 0;
         while idle < 3 {
             std::thread::sleep(Duration::from_millis(500));
-            let metrics = self.get("/metrics")?;
-            let active: f64 = metrics
-                .lines()
-                .filter(|l| l.starts_with("vm_active_merges"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum();
+            let metrics = self.server.get("/metrics")?;
+            let active = crate::peer::metric_sum(&metrics, "vm_active_merges");
             idle = if active == 0.0 { idle + 1 } else { 0 };
         }
         Ok(())
@@ -161,39 +108,24 @@ impl Victoria {
 
     /// Peak resident memory of the process so far.
     pub fn peak_rss(&self) -> Option<u64> {
-        crate::report::peak_rss_of(self.child.id())
+        self.server.peak_rss()
     }
 
     /// Stops the process gracefully (SIGTERM) and starts it again on the same storage;
     /// returns the time until the first query over the data answers.
     pub fn restart(&mut self, probe: &str) -> Result<Duration, BenchError> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        self.server.terminate();
         let started = Instant::now();
         let fresh = Victoria::start(&self.binary, &self.dir)?;
-        let old = std::mem::replace(self, fresh);
-        drop(old);
-        self.get(probe)?;
+        drop(std::mem::replace(self, fresh));
+        self.server.get(probe)?;
         Ok(started.elapsed())
     }
 
     fn query(&self, path: &str, params: &[(&str, String)]) -> Result<serde_json::Value, BenchError> {
-        let mut request = self.agent.get(&format!("{}{path}", self.base));
-        for (k, v) in params {
-            request = request.query(*k, v);
-        }
-        let mut response = request.call().map_err(|e| http_error(path, e))?;
-        let status = response.status();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 30)
-            .read_to_string()
-            .map_err(|e| http_error(path, e))?;
-        if !status.is_success() {
-            return Err(http_error(path, format!("{status}: {body}")));
-        }
-        serde_json::from_str(&body).map_err(|e| http_error(path, e))
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = self.server.get_with(path, &params)?;
+        serde_json::from_str(&body).map_err(|e| self.server.error(path, e))
     }
 
     /// A range query evaluated at `start_ns, start_ns + step_ns, ..., <= end_ns`, uncached
@@ -330,13 +262,6 @@ impl Victoria {
     }
 }
 
-impl Drop for Victoria {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The part of annals' answer that VictoriaMetrics is asked for: for bucketed queries the
 /// buckets that lie wholly inside the query's range (and among its newest `limit` for
 /// groupby-orderby-limit); raw answers whole.
@@ -393,7 +318,7 @@ fn seconds(ns: i64) -> String {
 fn result(json: &serde_json::Value) -> Result<&Vec<serde_json::Value>, BenchError> {
     json["data"]["result"]
         .as_array()
-        .ok_or_else(|| http_error("answer", format!("no data.result in {json}")))
+        .ok_or_else(|| BenchError::Peer(format!("victoria-metrics answer: no data.result in {json}")))
 }
 
 fn label(series: &serde_json::Value, name: &str) -> String {

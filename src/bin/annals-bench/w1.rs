@@ -535,10 +535,10 @@ fn remote_write(
                 &format!("not available: {why}"),
             );
         }
-        Ok(prometheus) => match send(&bodies, &format!("{}/api/v1/write", prometheus.base)) {
+        Ok(prometheus) => match send(&bodies, &format!("{}/api/v1/write", prometheus.base())) {
             Ok(seconds) => {
                 run.add(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "prometheus", samples as f64 / seconds);
-                compare(run, "prometheus", &reference, &PromApi::new(&prometheus.base));
+                compare(run, "prometheus", &reference, &PromApi::new(prometheus.base()));
             }
             Err(e) => {
                 run.missing(W, INGEST_RW.0, INGEST_RW.1, INGEST_RW.2, "prometheus", &format!("failed: {e}"));
@@ -685,17 +685,7 @@ fn victoria_metrics(
     vm.force_merge(&format!("{:04}_{:02}", month.year(), month.month()))?;
     let storage = vm.storage();
     run.add(W, BYTES.0, BYTES.1, BYTES.2, ENGINE, dir_bytes(&storage) as f64 / points);
-    match vm.peak_rss() {
-        Some(bytes) => {
-            // VictoriaMetrics is only ever fed over HTTP: one figure for both rows.
-            run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64);
-            run.add(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, bytes as f64 / (1 << 20) as f64);
-        }
-        None => {
-            run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc");
-            run.missing(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, "no /proc");
-        }
-    }
+    server_rss(run, ENGINE, vm.peak_rss());
     let probe = format!(
         "/api/v1/query?query=count(cpu_usage_user)&time={}",
         (config.end_ns() / 1_000_000_000) + 1
@@ -710,24 +700,57 @@ fn victoria_metrics(
         ENGINE,
         "none: /write is acknowledged before fsync",
     );
+    ask_server(
+        run,
+        ENGINE,
+        queries,
+        reference,
+        |kind, q| vm.tsbs(kind, q, config.end_ns()),
+        victoria::comparable,
+    );
+    Ok(())
+}
+
+/// A server's peak RSS as both RSS rows: it is only ever fed over HTTP.
+fn server_rss(run: &mut Run, engine: &str, peak: Option<u64>) {
+    for (figure, unit, better) in [RSS, RSS_HTTP] {
+        match peak {
+            Some(bytes) => run.add(W, figure, unit, better, engine, bytes as f64 / (1 << 20) as f64),
+            None => run.missing(W, figure, unit, better, engine, "no /proc"),
+        }
+    }
+}
+
+/// Asks a server every query instance, checks each answer against the part of annals'
+/// that `asked_of` says it was asked for, and records the times of those that agree (in
+/// the over-HTTP rows too: a server is only ever asked over HTTP). A query the server
+/// fails is its error, left out of its times.
+fn ask_server(
+    run: &mut Run,
+    engine: &str,
+    queries: &[(TsbsQuery, Vec<annals::Query>)],
+    reference: &[Vec<Answer>],
+    ask: impl Fn(TsbsQuery, &annals::Query) -> Result<(Answer, std::time::Duration), BenchError>,
+    asked_of: impl Fn(TsbsQuery, &annals::Query, &Answer) -> Answer,
+) {
     for ((kind, list), answers) in queries.iter().zip(reference) {
         let mut times = Vec::with_capacity(list.len());
         for (n, (q, expected)) in list.iter().zip(answers).enumerate() {
-            let (answer, elapsed) = vm.tsbs(*kind, q, config.end_ns())?;
-            match victoria::comparable(*kind, q, expected).agrees_with(&answer) {
-                Ok(()) => times.push(elapsed),
-                Err(why) => run
-                    .disagreements
-                    .push(format!("W1 {} instance {n}: annals vs victoria: {why}", kind.name())),
+            match ask(*kind, q) {
+                Err(e) => run.peer_errors.push(format!("W1 {} instance {n}: {engine}: {e}", kind.name())),
+                Ok((answer, elapsed)) => match asked_of(*kind, q, expected).agrees_with(&answer) {
+                    Ok(()) => times.push(elapsed),
+                    Err(why) => run
+                        .disagreements
+                        .push(format!("W1 {} instance {n}: annals vs {engine}: {why}", kind.name())),
+                },
             }
         }
         if HTTP_QUERIES.contains(kind) {
-            // VictoriaMetrics is only ever asked over HTTP: the same times in both rows.
-            run.latencies(W, &over_http(*kind), ENGINE, &mut times.clone());
+            run.latencies(W, &over_http(*kind), engine, &mut times.clone());
         }
-        run.latencies(W, kind.name(), ENGINE, &mut times);
+        run.latencies(W, kind.name(), engine, &mut times);
     }
-    Ok(())
 }
 
 /// Feeds the line-protocol file to InfluxDB 1.x over HTTP (the senders VictoriaMetrics
@@ -759,17 +782,7 @@ fn influxdb(
     influx.settle(std::time::Duration::from_secs(1800))?;
     let bytes: u64 = influx.storage().iter().map(|d| dir_bytes(d)).sum();
     run.add(W, BYTES.0, BYTES.1, BYTES.2, ENGINE, bytes as f64 / points);
-    match influx.peak_rss() {
-        Some(bytes) => {
-            // InfluxDB is only ever fed over HTTP: one figure for both rows.
-            run.add(W, RSS.0, RSS.1, RSS.2, ENGINE, bytes as f64 / (1 << 20) as f64);
-            run.add(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, bytes as f64 / (1 << 20) as f64);
-        }
-        None => {
-            run.missing(W, RSS.0, RSS.1, RSS.2, ENGINE, "no /proc");
-            run.missing(W, RSS_HTTP.0, RSS_HTTP.1, RSS_HTTP.2, ENGINE, "no /proc");
-        }
-    }
+    server_rss(run, ENGINE, influx.peak_rss());
     let probe = format!(
         "SELECT count({}) FROM cpu WHERE time >= {}",
         FIELDS[0],
@@ -785,25 +798,15 @@ fn influxdb(
         latencies.push(t.elapsed());
     }
     run.latencies(W, "durable single write", ENGINE, &mut latencies);
-    for ((kind, list), answers) in queries.iter().zip(reference) {
-        let mut times = Vec::with_capacity(list.len());
-        for (n, (q, expected)) in list.iter().zip(answers).enumerate() {
-            match influx.tsbs(*kind, q) {
-                Err(e) => run.peer_errors.push(format!("W1 {} instance {n}: {ENGINE}: {e}", kind.name())),
-                Ok((answer, elapsed)) => match expected.agrees_with(&answer) {
-                    Ok(()) => times.push(elapsed),
-                    Err(why) => run
-                        .disagreements
-                        .push(format!("W1 {} instance {n}: annals vs {ENGINE}: {why}", kind.name())),
-                },
-            }
-        }
-        if HTTP_QUERIES.contains(kind) {
-            // InfluxDB is only ever asked over HTTP: the same times in both rows.
-            run.latencies(W, &over_http(*kind), ENGINE, &mut times.clone());
-        }
-        run.latencies(W, kind.name(), ENGINE, &mut times);
-    }
+    // InfluxQL asks every query as annals does: the whole answer is compared.
+    ask_server(
+        run,
+        ENGINE,
+        queries,
+        reference,
+        |kind, q| influx.tsbs(kind, q),
+        |_, _, whole| Answer(whole.0.clone()),
+    );
     Ok(())
 }
 

@@ -168,8 +168,8 @@ pub struct Options {
     pub block_max_rows: usize,
     /// A block of a metric or performance series spans about this much time at most
     /// (default 6 hours), so a query of a short range decodes little more than it asks for
-    /// once compaction has merged a month: at W1's 10 s interval, blocks of 2,160 rows
-    /// rather than 16,384. Blocks keep at least 1,024 rows whatever their span, so sparse
+    /// once compaction has merged a month: at W1's 10 s interval, 16,384 rows become 8
+    /// blocks of 2,048. Blocks keep at least 1,024 rows whatever their span, so sparse
     /// series do not pay a block header per few rows. Log, alert and commit blocks are
     /// bounded by rows only: their text is zstd-compressed per block and gains from size.
     pub block_max_span: Duration,

@@ -281,14 +281,7 @@ pub fn run(run: &mut Run, corpus: &LoghubCorpus, config: &W2Config, runs: usize,
             if &found == expected {
                 peer[n] = Some(elapsed);
             } else {
-                run.disagreements.push(format!(
-                    "W2 {} search {n} {:?} (level {}): annals {} hits, sqlite {}",
-                    s.shape,
-                    s.annals,
-                    s.level,
-                    expected.len(),
-                    found.len()
-                ));
+                run.disagreements.push(search_disagreement(n, s, expected, &found, "sqlite"));
             }
         }
         peers.push(("sqlite", peer));
@@ -429,23 +422,22 @@ fn loki(
     for (n, (s, expected)) in searches.iter().zip(reference).enumerate() {
         match loki.search(&s.annals, s.level, s.range.start, s.range.end, 100) {
             Err(e) => run.peer_errors.push(format!("W2 {} search {n}: {ENGINE}: {e}", s.shape)),
-            Ok((found, elapsed)) => {
-                let mut expected = expected.clone();
-                expected.sort_unstable_by(|a, b| b.cmp(a));
-                if found == expected {
-                    agreed[n] = Some(elapsed);
-                } else {
-                    run.disagreements.push(format!(
-                        "W2 {} search {n} {:?} (level {}): annals {} hits, loki {}",
-                        s.shape,
-                        s.annals,
-                        s.level,
-                        expected.len(),
-                        found.len()
-                    ));
-                }
-            }
+            // Both lists are newest first: annals' search order, and Loki's sorted times.
+            Ok((found, elapsed)) if &found == expected => agreed[n] = Some(elapsed),
+            Ok((found, _)) => run.disagreements.push(search_disagreement(n, s, expected, &found, ENGINE)),
         }
     }
     Ok(agreed)
+}
+
+/// How a peer's hits for search `n` differ from annals'.
+fn search_disagreement(n: usize, s: &Search, expected: &[i64], found: &[i64], engine: &str) -> String {
+    format!(
+        "W2 {} search {n} {:?} (level {}): annals {} hits, {engine} {}",
+        s.shape,
+        s.annals,
+        s.level,
+        expected.len(),
+        found.len()
+    )
 }

@@ -142,7 +142,7 @@ fn write_path(c: &mut Criterion) {
         dir.path(),
         Options {
             durability: Durability::None,
-            head_max_bytes: 1 << 30,
+            head_max_bytes: Some(1 << 30),
             background_flush: false,
             retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()

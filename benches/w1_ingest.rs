@@ -99,7 +99,7 @@ fn main() -> annals::Result<()> {
     let engine = Engine::open(
         &crash_dir,
         Options {
-            head_max_bytes: 4 << 30,
+            head_max_bytes: Some(4 << 30),
             background_flush: false,
             ..options.clone()
         },

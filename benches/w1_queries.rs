@@ -74,7 +74,7 @@ fn main() -> annals::Result<()> {
             let engine = Engine::open(
                 &dir,
                 Options {
-                    block_cache_bytes: if cached { 256 << 20 } else { 0 },
+                    block_cache_bytes: Some(if cached { 256 << 20 } else { 0 }),
                     background_flush: false,
                     retention: annals::lifecycle::RetentionOptions::manual(),
                     ..Options::default()

@@ -53,6 +53,18 @@ impl ColumnValues {
         }
     }
 
+    /// Bytes the slots' vector has allocated (capacity), not counting what strings and
+    /// byte strings hold elsewhere.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        match self {
+            ColumnValues::F64(v) => v.capacity() * 8,
+            ColumnValues::I64(v) => v.capacity() * 8,
+            ColumnValues::Bool(v) => v.capacity(),
+            ColumnValues::Str(v) => v.capacity() * std::mem::size_of::<String>(),
+            ColumnValues::Bytes(v) => v.capacity() * std::mem::size_of::<Vec<u8>>(),
+        }
+    }
+
     /// True when there are no slots.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -6,9 +6,10 @@
 //! flush, and only when rows arrived out of order.
 
 use crate::chunk::{Chunk, Column, ColumnValues, Duplicates, merge_versions};
-use crate::model::{BatchRow, FieldValue, SeriesId, SeriesKind};
-use crate::time::TimeRange;
+use crate::model::{BatchRow, FieldValue, SeriesId, SeriesKind, ValueType};
+use crate::time::{Month, TimeRange};
 use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A batch ready to apply: rows referring to global series ids.
@@ -61,8 +62,10 @@ impl HeadSeries {
         }
     }
 
-    /// Appends one row; returns the bytes it added.
+    /// Appends one row; returns the bytes it added: what its vectors grew by (their
+    /// capacity, which runs ahead of their length) and the strings it copied.
     fn push(&mut self, timestamp: i64, seq: u64, fields: &[(u32, FieldValue)], names: &[Arc<str>]) -> usize {
+        let vectors_before = self.vector_bytes();
         let rows_before = self.timestamps.len();
         if let Some(&last) = self.timestamps.last()
             && timestamp < last
@@ -71,7 +74,7 @@ impl HeadSeries {
         }
         self.timestamps.push(timestamp);
         self.seqs.push(seq);
-        let mut bytes = 16;
+        let mut heap = 0;
         for (field, value) in fields {
             let name = &names[*field as usize];
             let value_type = value.value_type();
@@ -94,7 +97,6 @@ impl HeadSeries {
                         values,
                         validity: vec![false; rows_before],
                     });
-                    bytes += rows_before * 9 + name.len() + std::mem::size_of::<HeadColumn>();
                     let last = self.columns.len() - 1;
                     &mut self.columns[last]
                 }
@@ -103,20 +105,40 @@ impl HeadSeries {
             if !column.validity.is_empty() {
                 column.validity.push(true);
             }
-            bytes += match value {
-                FieldValue::Str(s) => s.len() + 25,
-                FieldValue::Bytes(b) => b.len() + 25,
-                _ => 9,
+            heap += match value {
+                FieldValue::Str(s) => string_heap_bytes(s.len()),
+                FieldValue::Bytes(b) => string_heap_bytes(b.len()),
+                _ => 0,
             };
         }
         // Columns the row did not mention get an absent slot.
         for column in &mut self.columns {
             if column.values.len() == rows_before {
                 column.mark_absent(rows_before);
-                bytes += 9;
             }
         }
-        bytes
+        (self.vector_bytes() + heap).saturating_sub(vectors_before)
+    }
+
+    /// Bytes the series' vectors have allocated (capacity, not length), strings' own
+    /// allocations aside.
+    fn vector_bytes(&self) -> usize {
+        (self.timestamps.capacity() + self.seqs.capacity()) * 8
+            + self.columns.capacity() * std::mem::size_of::<HeadColumn>()
+            + self
+                .columns
+                .iter()
+                .map(|c| c.values.capacity_bytes() + c.validity.capacity())
+                .sum::<usize>()
+    }
+
+    /// Oldest and newest timestamp; `None` without rows.
+    fn time_span(&self) -> Option<(i64, i64)> {
+        if self.sorted {
+            return Some((*self.timestamps.first()?, *self.timestamps.last()?));
+        }
+        let min = *self.timestamps.iter().min()?;
+        Some((min, *self.timestamps.iter().max()?))
     }
 
     /// Row indices with `seq <= visible` and timestamps in `range`, in (timestamp, seq)
@@ -195,11 +217,20 @@ pub(crate) struct TextRow {
     pub text: String,
 }
 
-/// What a series costs the head before its row data: its map slot at the map's usual load
-/// and the first allocations of its timestamp, sequence and value vectors. Measured with
-/// heaptrack on a million one-row series; undercounting it let a high-cardinality head
-/// grow to several times `head_max_bytes` before a flush.
-const SERIES_OVERHEAD_BYTES: usize = 192;
+/// What a series costs the head beyond its vectors' capacity: its map slot at the map's
+/// usual load (7/8) and the allocator's header of its first few allocations. Undercounting
+/// it once let a high-cardinality head of a million one-row series grow to several times
+/// its limit before a flush.
+const SERIES_OVERHEAD_BYTES: usize = (std::mem::size_of::<(SeriesId, HeadSeries)>() + 1) * 8 / 7 + 4 * MALLOC_HEADER_BYTES;
+
+/// What the allocator adds to an allocation: its header and the rounding of its size
+/// (glibc: 8 bytes and a multiple of 16, about 16 on average).
+const MALLOC_HEADER_BYTES: usize = 16;
+
+/// What a copied string of `len` bytes costs beyond its slot in a vector.
+fn string_heap_bytes(len: usize) -> usize {
+    if len == 0 { 0 } else { len + MALLOC_HEADER_BYTES }
+}
 
 /// The memtable.
 #[derive(Debug, Default)]
@@ -320,7 +351,7 @@ impl Head {
                         series: id,
                         timestamp: s.timestamps[row],
                         seq: s.seqs[row],
-                        text,
+                        text: text.into_owned(),
                     });
                 }
             }
@@ -333,17 +364,50 @@ impl Head {
         false
     }
 
-    /// Every series' rows, sorted, one row per metric timestamp, for a flush: (id, kind,
-    /// chunk) by id.
-    pub(crate) fn drain_sorted(&self) -> Vec<(SeriesId, SeriesKind, Chunk)> {
-        let mut ids: Vec<SeriesId> = self.series.keys().copied().collect();
-        ids.sort_unstable();
-        ids.into_iter()
-            .filter_map(|id| {
-                let s = &self.series[&id];
-                s.read(id, TimeRange::ALL, u64::MAX, None).map(|chunk| (id, s.kind, chunk))
-            })
-            .collect()
+    /// What a flush writes, without copying it: for each month the head's rows touch, the
+    /// series with rows in it (id and kind, by id). [`Head::flush_rows`] then reads one
+    /// series of one month at a time, so a flush holds a few series' copies, not the
+    /// head's.
+    pub(crate) fn flush_months(&self) -> BTreeMap<Month, Vec<(SeriesId, SeriesKind)>> {
+        let mut months: BTreeMap<Month, Vec<(SeriesId, SeriesKind)>> = BTreeMap::new();
+        for (&id, s) in &self.series {
+            let Some((first, last)) = s.time_span() else {
+                continue;
+            };
+            let (first, last) = (Month::of(first), Month::of(last));
+            if first == last {
+                months.entry(first).or_default().push((id, s.kind));
+                continue;
+            }
+            // Rare (a head across a month's end): list only the months with rows.
+            let touched: BTreeSet<Month> = s.timestamps.iter().map(|&t| Month::of(t)).collect();
+            for month in touched {
+                months.entry(month).or_default().push((id, s.kind));
+            }
+        }
+        for series in months.values_mut() {
+            series.sort_unstable_by_key(|(id, _)| *id);
+        }
+        months
+    }
+
+    /// One series' rows in `month` as a flush writes them: sorted, one row per metric
+    /// timestamp; only the columns in `fields` when given.
+    pub(crate) fn flush_rows(&self, series: SeriesId, month: Month, fields: Option<&[String]>) -> Option<Chunk> {
+        self.read(series, month.range(), u64::MAX, fields)
+    }
+
+    /// Columns (name and type) of the given series, for a segment's field table.
+    pub(crate) fn columns_of<'a>(&'a self, series: &'a [(SeriesId, SeriesKind)]) -> impl Iterator<Item = (Arc<str>, ValueType)> + 'a {
+        series
+            .iter()
+            .filter_map(|(id, _)| self.series.get(id))
+            .flat_map(|s| s.columns.iter().map(|c| (c.name.clone(), c.values.value_type())))
+    }
+
+    /// Each series' timestamps, in arrival order.
+    pub(crate) fn timestamps(&self) -> impl Iterator<Item = &[i64]> {
+        self.series.values().map(|s| s.timestamps.as_slice())
     }
 }
 
@@ -381,6 +445,33 @@ mod tests {
             rows: &batch_rows,
             values: &values,
         });
+    }
+
+    /// What a flush of `head` writes: (month, series, rows).
+    fn flushed(head: &Head) -> Vec<(Month, SeriesId, Chunk)> {
+        let mut out = Vec::new();
+        for (month, series) in head.flush_months() {
+            for (id, _) in series {
+                out.extend(head.flush_rows(id, month, None).map(|rows| (month, id, rows)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_flush_reads_each_series_per_month_it_has_rows_in() {
+        let july = Month::new(2025, 7).unwrap();
+        let august = Month::new(2025, 8).unwrap();
+        let september = Month::new(2025, 9).unwrap();
+        let (j, s) = (july.start_ns(), september.start_ns());
+        let mut head = Head::new();
+        let row = |t: i64| (t, vec![("a", FieldValue::F64(t as f64))]);
+        // Series 7 has rows in July and September, out of order; none in August.
+        apply(&mut head, 1, SeriesKind::Metric, &[row(s + 1), row(j + 2), row(j)]);
+        let rows: Vec<_> = flushed(&head).into_iter().map(|(m, id, c)| (m, id, c.timestamps)).collect();
+        assert_eq!(rows, vec![(july, 7, vec![j, j + 2]), (september, 7, vec![s + 1])]);
+        assert!(!head.flush_months().contains_key(&august));
+        assert!(Head::new().flush_months().is_empty());
     }
 
     #[test]
@@ -422,9 +513,9 @@ mod tests {
         assert_eq!(rows.columns.len(), 1);
         assert!(head.read(7, TimeRange::new(6, 10), u64::MAX, None).is_none());
         assert!(head.read(8, TimeRange::ALL, u64::MAX, None).is_none());
-        let drained = head.drain_sorted();
-        assert_eq!(drained.len(), 1);
-        assert_eq!(drained[0].2.len(), 2);
+        let flushed = flushed(&head);
+        assert_eq!(flushed.len(), 1);
+        assert_eq!(flushed[0].2.len(), 2);
     }
 
     #[test]
@@ -454,9 +545,9 @@ mod tests {
         // A read of one field takes it from the newest write that carried it.
         let rows = head.read(7, TimeRange::new(10, 11), 3, Some(&["a".to_string()])).unwrap();
         assert_eq!(rows.row(0), vec![(Arc::from("a"), FieldValue::F64(1.0))]);
-        let drained = head.drain_sorted();
+        let flushed = flushed(&head);
         assert_eq!(
-            drained[0].2.row(1),
+            flushed[0].2.row(1),
             vec![(Arc::from("a"), FieldValue::F64(3.0)), (Arc::from("b"), FieldValue::F64(2.0))]
         );
     }

@@ -96,7 +96,9 @@ pub use model::{
     quote_path,
 };
 pub use objects::{ObjectStoreConfig, S3Config};
-pub use options::{CompactionOptions, DEFAULT_INLINE_DIFF_MAX_BYTES, Durability, Limits, Options, QueryLimits};
+pub use options::{
+    CompactionOptions, DEFAULT_INLINE_DIFF_MAX_BYTES, DEFAULT_MEMORY_BUDGET, Durability, Limits, MemoryShares, Options, QueryLimits,
+};
 pub use query::{
     Aggregate, AggregateFn, Bucket, FieldFilter, Fill, MatchCount, Query, QueryResult, QueryRow, SearchHit, SearchOrder, SearchQuery,
     SearchResult, Snippet,

@@ -157,10 +157,16 @@ pub struct Options {
     pub durability: Durability,
     /// Bounds on input.
     pub limits: Limits,
-    /// The head is flushed to segments when it holds about this much memory (default
-    /// 128 MiB). Writers flush themselves at twice this, so memory stays bounded even when
-    /// the background flusher falls behind.
-    pub head_max_bytes: usize,
+    /// Memory the store may hold for writing and caching (default 512 MiB), shared out by
+    /// [`Options::memory`]: a quarter for the head being written (a flush starts when it
+    /// is full), a quarter for the head a flush is still writing, a quarter for the block
+    /// cache, an eighth for the full-text index writer, and an eighth left for a flush's
+    /// and the queries' working memory. docs/ARCHITECTURE.md, "Memory", explains each.
+    pub memory_budget: usize,
+    /// Overrides the head's share of `memory_budget`: the head is flushed to segments
+    /// when it holds about this much, and writers flush it themselves once the head being
+    /// written and the one being flushed hold twice this together.
+    pub head_max_bytes: Option<usize>,
     /// The head is flushed when its oldest row arrived this long ago (default 10 minutes),
     /// bounding WAL replay time after a crash.
     pub head_max_age: Duration,
@@ -195,11 +201,13 @@ pub struct Options {
     pub flush_threads: usize,
     /// Create the directory and an empty store when none exists (default true).
     pub create_if_missing: bool,
-    /// Memory for decoded blocks kept between reads (default 128 MiB; 0 disables).
-    pub block_cache_bytes: usize,
-    /// Memory the full-text index may use while indexing a flush (default 64 MiB, split
-    /// over `flush_threads`; at least 15 MB per thread is used).
-    pub text_index_memory_bytes: usize,
+    /// Overrides the block cache's share of `memory_budget`: memory for decoded blocks
+    /// kept between reads (0 disables the cache).
+    pub block_cache_bytes: Option<usize>,
+    /// Overrides the full-text index writer's share of `memory_budget`: memory it may use
+    /// while indexing a flush, split over `flush_threads` (at least 15 MB per thread is
+    /// used whatever this says).
+    pub text_index_memory_bytes: Option<usize>,
     /// Bounds on what one query may cost.
     pub query_limits: QueryLimits,
     /// When and how segments are merged.
@@ -268,6 +276,26 @@ impl Default for QueryLimits {
     }
 }
 
+/// The default of [`Options::memory_budget`]: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 512 << 20;
+
+/// The smallest [`Options::memory_budget`] accepted: 1 MiB.
+pub const MIN_MEMORY_BUDGET: usize = 1 << 20;
+
+/// How [`Options::memory_budget`] is shared out, after the overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryShares {
+    /// The head is flushed when it holds this much.
+    pub head_flush_bytes: usize,
+    /// Writers flush the head themselves when it and the head a flush is writing hold
+    /// this much together.
+    pub heads_max_bytes: usize,
+    /// The block cache's capacity.
+    pub block_cache_bytes: usize,
+    /// The full-text index writer's memory.
+    pub text_index_bytes: usize,
+}
+
 /// The default of [`Options::inline_diff_max_bytes`]: 256 KiB.
 pub const DEFAULT_INLINE_DIFF_MAX_BYTES: usize = 256 << 10;
 
@@ -276,7 +304,8 @@ impl Default for Options {
         Options {
             durability: Durability::default(),
             limits: Limits::default(),
-            head_max_bytes: 128 << 20,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            head_max_bytes: None,
             head_max_age: Duration::from_secs(600),
             block_max_rows: 16_384,
             block_max_span: Duration::from_secs(6 * 3600),
@@ -287,8 +316,8 @@ impl Default for Options {
             background_flush: true,
             flush_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             create_if_missing: true,
-            block_cache_bytes: 128 << 20,
-            text_index_memory_bytes: 64 << 20,
+            block_cache_bytes: None,
+            text_index_memory_bytes: None,
             query_limits: QueryLimits::default(),
             compaction: CompactionOptions::default(),
             low_disk_bytes: 1 << 30,
@@ -300,8 +329,26 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The shares of [`Options::memory_budget`], with the overrides applied.
+    pub fn memory(&self) -> MemoryShares {
+        let budget = self.memory_budget;
+        let head_flush_bytes = self.head_max_bytes.unwrap_or(budget / 4);
+        MemoryShares {
+            head_flush_bytes,
+            heads_max_bytes: head_flush_bytes.saturating_mul(2),
+            block_cache_bytes: self.block_cache_bytes.unwrap_or(budget / 4),
+            text_index_bytes: self.text_index_memory_bytes.unwrap_or(budget / 8),
+        }
+    }
+
     /// Checks the options for values the engine cannot honour.
     pub fn validate(&self) -> Result<()> {
+        if self.memory_budget < MIN_MEMORY_BUDGET {
+            return Err(Error::invalid(format!(
+                "memory_budget {} bytes is below the minimum of {MIN_MEMORY_BUDGET} (1 MiB)",
+                self.memory_budget
+            )));
+        }
         self.retention.validate()?;
         if self.limits.max_batch_bytes > crate::io::frame::MAX_PAYLOAD {
             return Err(Error::invalid(format!(
@@ -331,7 +378,7 @@ impl Options {
         if self.compaction.interval.is_zero() {
             return Err(Error::invalid("compaction.interval must be positive"));
         }
-        if self.head_max_bytes < 1 << 16 {
+        if self.head_max_bytes.is_some_and(|bytes| bytes < 1 << 16) {
             return Err(Error::invalid("head_max_bytes must be at least 64 KiB"));
         }
         Ok(())
@@ -359,6 +406,63 @@ mod tests {
                     ..Options::default()
                 },
                 "commit_zstd_level",
+            ),
+        ] {
+            match options.validate() {
+                Err(Error::InvalidInput { reason, .. }) => assert!(reason.starts_with(named), "{reason}"),
+                other => panic!("expected {named} to be refused, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_memory_budget_is_shared_out_and_overrides_take_their_share() {
+        let shares = Options::default().memory();
+        assert_eq!(
+            shares,
+            MemoryShares {
+                head_flush_bytes: 128 << 20,
+                heads_max_bytes: 256 << 20,
+                block_cache_bytes: 128 << 20,
+                text_index_bytes: 64 << 20,
+            }
+        );
+        let small = Options {
+            memory_budget: 64 << 20,
+            block_cache_bytes: Some(0),
+            ..Options::default()
+        };
+        assert_eq!(
+            small.memory(),
+            MemoryShares {
+                head_flush_bytes: 16 << 20,
+                heads_max_bytes: 32 << 20,
+                block_cache_bytes: 0,
+                text_index_bytes: 8 << 20,
+            }
+        );
+        let head_set = Options {
+            head_max_bytes: Some(1 << 20),
+            ..small
+        };
+        assert_eq!(
+            (head_set.memory().head_flush_bytes, head_set.memory().heads_max_bytes),
+            (1 << 20, 2 << 20)
+        );
+        for (options, named) in [
+            (
+                Options {
+                    memory_budget: (1 << 20) - 1,
+                    ..Options::default()
+                },
+                "memory_budget",
+            ),
+            (
+                Options {
+                    head_max_bytes: Some(1 << 10),
+                    ..Options::default()
+                },
+                "head_max_bytes",
             ),
         ] {
             match options.validate() {

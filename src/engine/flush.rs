@@ -17,18 +17,14 @@
 
 use super::publish::Change;
 use super::{FlushReport, FlushState, Inner};
-use crate::chunk::Chunk;
 use crate::error::Result;
 use crate::files::FileKind;
 use crate::head::Head;
 use crate::manifest::Manifest;
-use crate::model::{SeriesId, SeriesKind};
 use crate::read::HeadRef;
 use crate::read::ReadState;
-use crate::segment::{EncodeOptions, SegmentReader, WrittenSegment};
-use crate::time::Month;
+use crate::segment::{EncodeOptions, FieldTable, SegmentReader, SeriesRows, WrittenSegment};
 use crate::wal::{self, WalPosition};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 struct Frozen {
@@ -39,8 +35,6 @@ struct Frozen {
     /// Highest sequence number in the frozen head.
     seq_end: u64,
 }
-
-type MonthSeries = BTreeMap<Month, Vec<(SeriesId, SeriesKind, Chunk)>>;
 
 impl Inner {
     pub(crate) fn flush(&self) -> Result<FlushReport> {
@@ -98,40 +92,53 @@ impl Inner {
             self.fs.write_file_atomic(&FileKind::Commits.path(&self.dir), &encoded)?;
         }
 
-        let by_month = split_by_month(frozen.head.rows.read().drain_sorted());
+        // The frozen head stays readable until the flush publishes: the flush reads it one
+        // series at a time rather than copying it.
+        let head = frozen.head.rows.read();
+        let by_month = head.flush_months();
         // Queue the text rows first: the index's threads work while segments are encoded.
         let mut text_months = Vec::new();
         {
             let catalog = self.writes.catalog.read();
             let months_with_text = by_month
                 .values()
-                .filter(|series| series.iter().any(|(_, kind, _)| !kind.text_fields().is_empty()))
+                .filter(|series| series.iter().any(|(_, kind)| !kind.text_fields().is_empty()))
                 .count();
-            for (month, series) in &by_month {
-                if flush.text.add_chunks(*month, series, &catalog, months_with_text)? > 0 {
-                    text_months.push(*month);
+            for (&month, series) in &by_month {
+                let rows_of = |id, fields: &[String]| head.flush_rows(id, month, Some(fields));
+                if flush.text.add_series(month, series, rows_of, &catalog, months_with_text)? > 0 {
+                    text_months.push(month);
                 }
             }
         }
         let generation = flush.manifest.next_generation;
         let mut written: Vec<WrittenSegment> = Vec::with_capacity(by_month.len());
-        for (month, series) in &by_month {
+        for (&month, series) in &by_month {
+            let source = SeriesRows {
+                series,
+                fields: FieldTable::from_fields(head.columns_of(series)),
+                rows_of: |id| head.flush_rows(id, month, None),
+            };
             written.push(crate::segment::write_segment(
                 &self.fs,
                 &self.data_dir,
-                *month,
+                month,
                 generation,
                 frozen.seq_end,
-                series,
+                source,
                 EncodeOptions::of(&self.options),
             )?);
         }
 
         // Rows for days already summarised make those days be summarised again.
-        let late = self.late_days(
-            flush.manifest.summary.watermark,
-            &mut by_month.values().flat_map(|v| v.iter().map(|(_, _, c)| c.timestamps.as_slice())),
-        );
+        let late = self.late_days(flush.manifest.summary.watermark, &mut head.timestamps());
+        let report = FlushReport {
+            rows: head.rows(),
+            points: head.points(),
+            segments: written.len(),
+            bytes: written.iter().map(|w| w.meta.file_len).sum(),
+        };
+        drop(head);
         let readers = written
             .iter()
             .map(|w| SegmentReader::open(&w.path, &w.meta).map(|r| Arc::new(r.with_cache(self.cache.clone()))))
@@ -161,79 +168,6 @@ impl Inner {
                 self.fs.remove_file(&path)?;
             }
         }
-        let head = frozen.head.rows.read();
-        Ok(FlushReport {
-            rows: head.rows(),
-            points: head.points(),
-            segments: written.len(),
-            bytes: written.iter().map(|w| w.meta.file_len).sum(),
-        })
-    }
-}
-
-/// Splits each series' sorted rows at month boundaries.
-fn split_by_month(series: Vec<(SeriesId, SeriesKind, Chunk)>) -> MonthSeries {
-    let mut months: MonthSeries = BTreeMap::new();
-    // The usual head lies within one month: keep its list rather than copy it.
-    if let Some((_, _, first)) = series.first() {
-        let month = Month::of(first.timestamps[0]);
-        let within = |c: &Chunk| Month::of(c.timestamps[0]) == month && Month::of(c.timestamps[c.len() - 1]) == month;
-        if series.iter().all(|(_, _, c)| within(c)) {
-            months.insert(month, series);
-            return months;
-        }
-    }
-    for (id, kind, chunk) in series {
-        let first = Month::of(chunk.timestamps[0]);
-        let last = Month::of(chunk.timestamps[chunk.len() - 1]);
-        if first == last {
-            months.entry(first).or_default().push((id, kind, chunk));
-            continue;
-        }
-        let mut start = 0;
-        while start < chunk.len() {
-            let month = Month::of(chunk.timestamps[start]);
-            let end_ns = month.end_ns();
-            let end = start + chunk.timestamps[start..].partition_point(|&t| t < end_ns);
-            months.entry(month).or_default().push((id, kind, chunk.slice_rows(start..end)));
-            start = end;
-        }
-    }
-    months
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunk(series: SeriesId, timestamps: Vec<i64>) -> (SeriesId, SeriesKind, Chunk) {
-        let chunk = Chunk {
-            series,
-            timestamps,
-            record_ids: Vec::new(),
-            columns: Vec::new(),
-        };
-        (series, SeriesKind::Metric, chunk)
-    }
-
-    #[test]
-    fn a_head_within_one_month_stays_one_list_and_others_split_at_month_ends() {
-        let july = Month::new(2025, 7).unwrap();
-        let august = Month::new(2025, 8).unwrap();
-        let (j, a) = (july.start_ns(), august.start_ns());
-
-        let months = split_by_month(vec![chunk(1, vec![j, j + 5]), chunk(2, vec![j + 1])]);
-        assert_eq!(months.keys().copied().collect::<Vec<_>>(), vec![july]);
-        assert_eq!(
-            months[&july].iter().map(|(id, _, c)| (*id, c.len())).collect::<Vec<_>>(),
-            vec![(1, 2), (2, 1)]
-        );
-
-        // Series 2 lies in July and August; series 3 in August only.
-        let months = split_by_month(vec![chunk(1, vec![j]), chunk(2, vec![j + 1, a - 1, a]), chunk(3, vec![a + 1])]);
-        let rows = |m: Month| months[&m].iter().map(|(id, _, c)| (*id, c.timestamps.clone())).collect::<Vec<_>>();
-        assert_eq!(rows(july), vec![(1, vec![j]), (2, vec![j + 1, a - 1])]);
-        assert_eq!(rows(august), vec![(2, vec![a]), (3, vec![a + 1])]);
-        assert!(split_by_month(Vec::new()).is_empty());
+        Ok(report)
     }
 }

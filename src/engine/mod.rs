@@ -658,7 +658,7 @@ impl Inner {
             Durability::Group { max_delay } => self.sync_to(lsn, max_delay)?,
         }
         self.events.release_through(lsn);
-        if head_bytes >= self.options.head_max_bytes {
+        if head_bytes >= self.options.memory().head_flush_bytes {
             if self.options.background_flush {
                 self.wake_flusher();
             } else if let Err(e) = self.flush() {
@@ -670,11 +670,22 @@ impl Inner {
         Ok(receipt)
     }
 
-    /// Keeps memory bounded: when the head has grown to twice its limit (the background
-    /// flusher is behind), the writer flushes it itself.
+    /// Keeps memory within the heads' share of the budget: when the head being written and
+    /// the one a flush is still writing hold it all (the background flusher is behind),
+    /// the writer waits for that flush and flushes the head itself.
     fn make_head_room(&self) -> Result<()> {
-        let bytes = self.writes.writer.lock().head.bytes();
-        if bytes >= self.options.head_max_bytes.saturating_mul(2) {
+        let shares = self.options.memory();
+        let active = self.writes.writer.lock().head.bytes();
+        if active < shares.head_flush_bytes {
+            return Ok(());
+        }
+        let flushing: usize = {
+            let state = self.published.state.read();
+            // Every head but the last (the one being written) is frozen, being flushed.
+            let frozen = state.heads.len().saturating_sub(1);
+            state.heads[..frozen].iter().map(HeadRef::bytes).sum()
+        };
+        if active + flushing >= shares.heads_max_bytes {
             self.flush()?;
         }
         Ok(())
@@ -891,7 +902,7 @@ impl Inner {
     fn head_needs_flush(&self) -> bool {
         let w = self.writes.writer.lock();
         let bytes = w.head.bytes();
-        bytes >= self.options.head_max_bytes || w.head_started.is_some_and(|t| t.elapsed() >= self.options.head_max_age)
+        bytes >= self.options.memory().head_flush_bytes || w.head_started.is_some_and(|t| t.elapsed() >= self.options.head_max_age)
     }
 
     fn flusher_loop(self: Arc<Self>) {

@@ -103,7 +103,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
     }
 
     report.removed_files = remove_unlisted_segments(&fs, &data_dir, &manifest)?;
-    let cache = Arc::new(BlockCache::new(options.block_cache_bytes));
+    let cache = Arc::new(BlockCache::new(options.memory().block_cache_bytes));
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for meta in &manifest.segments {
         let path = meta.path(&data_dir);
@@ -134,7 +134,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Inner> {
         &data_dir,
         WriterOptions {
             threads: options.flush_threads,
-            memory_bytes: options.text_index_memory_bytes,
+            memory_bytes: options.memory().text_index_bytes,
         },
     );
     for &month in &months {

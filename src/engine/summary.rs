@@ -96,7 +96,8 @@ impl Inner {
         };
         let mut days = BTreeSet::new();
         for ts in timestamps {
-            for &t in ts.iter().take_while(|t| **t < limit) {
+            // A head series' rows may be out of order: look at all of them.
+            for &t in ts.iter().filter(|t| **t < limit) {
                 days.insert(day_start(t));
             }
         }

@@ -271,17 +271,18 @@ impl SeriesKind {
     }
 
     /// The indexed text of a row: its [`SeriesKind::text_fields`] that are present, joined by
-    /// a newline; `None` when it has none.
-    pub fn row_text<'a>(self, field: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
-        let mut text: Option<String> = None;
+    /// a newline; `None` when it has none. A single field is borrowed, not copied.
+    pub fn row_text<'a>(self, field: impl Fn(&str) -> Option<&'a str>) -> Option<std::borrow::Cow<'a, str>> {
+        let mut text: Option<std::borrow::Cow<'a, str>> = None;
         for name in self.text_fields() {
             if let Some(value) = field(name) {
                 match &mut text {
                     Some(t) => {
+                        let t = t.to_mut();
                         t.push('\n');
                         t.push_str(value);
                     }
-                    None => text = Some(value.to_string()),
+                    None => text = Some(std::borrow::Cow::Borrowed(value)),
                 }
             }
         }

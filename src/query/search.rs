@@ -542,6 +542,7 @@ fn row_text(kind: SeriesKind, fields: &[(Arc<str>, FieldValue)]) -> Option<Strin
             _ => None,
         })
     })
+    .map(std::borrow::Cow::into_owned)
 }
 
 /// The part of `text` with the most matches of `terms` ((term, is a prefix)), at most

@@ -21,7 +21,9 @@ mod writer;
 pub(crate) use block::{BlockLayout, ColumnInput, decode_block, encode_block};
 pub(crate) use block::{BlockMeta, ColumnStats};
 pub(crate) use reader::SegmentReader;
-pub(crate) use writer::{EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, WrittenSegment, map_interleaved, write_segment};
+pub(crate) use writer::{
+    EncodeOptions, EncodedSeries, FieldTable, Lineage, SegmentWriter, SeriesRows, WrittenSegment, map_interleaved, write_segment,
+};
 
 use crate::files::FileKind;
 

@@ -36,21 +36,6 @@ pub(crate) struct FieldTable {
 }
 
 impl FieldTable {
-    /// The table of all columns in `chunks`.
-    pub(crate) fn of<'a>(chunks: impl Iterator<Item = &'a Chunk>) -> FieldTable {
-        let mut index = BTreeMap::new();
-        for chunk in chunks {
-            for c in &chunk.columns {
-                index.entry((c.name.clone(), c.value_type())).or_insert(0);
-            }
-        }
-        let fields: Vec<_> = index.keys().cloned().collect();
-        for (i, v) in index.values_mut().enumerate() {
-            *v = i as u32;
-        }
-        FieldTable { fields, index }
-    }
-
     /// The table of the given columns (duplicates collapse).
     pub(crate) fn from_fields(fields: impl IntoIterator<Item = (Arc<str>, ValueType)>) -> FieldTable {
         let mut index: BTreeMap<(Arc<str>, ValueType), u32> = fields.into_iter().map(|f| (f, 0)).collect();
@@ -409,34 +394,49 @@ impl EncodeOptions {
 /// few enough that their encoded blocks stay small next to the chunks they come from.
 const ENCODE_WINDOW_SERIES: usize = 4096;
 
-/// Writes one month's series (sorted by id, each chunk sorted by time) as segment
-/// `generation`; `max_seq` is the highest sequence number the producing flush covered.
-pub(crate) fn write_segment(
+/// The rows a segment is written from, read one series at a time so that a flush never
+/// holds a copy of the whole head.
+pub(crate) struct SeriesRows<'a, F> {
+    /// The series, by id.
+    pub series: &'a [(SeriesId, SeriesKind)],
+    /// Every column any of them has.
+    pub fields: FieldTable,
+    /// One series' rows, sorted by time; `None` when it has none.
+    pub rows_of: F,
+}
+
+/// Writes one month's series as segment `generation`; `max_seq` is the highest sequence
+/// number the producing flush covered.
+pub(crate) fn write_segment<F>(
     fs: &Fs,
     data_dir: &Path,
     month: Month,
     generation: u64,
     max_seq: u64,
-    series: &[(SeriesId, SeriesKind, Chunk)],
+    source: SeriesRows<'_, F>,
     options: EncodeOptions,
-) -> Result<WrittenSegment> {
+) -> Result<WrittenSegment>
+where
+    F: Fn(SeriesId) -> Option<Chunk> + Sync,
+{
     let threads = options.threads;
-    let fields = FieldTable::of(series.iter().map(|(_, _, c)| c));
+    let SeriesRows { series, fields, rows_of } = source;
     let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
     // A window of series at a time: the encoded bytes of a million small series would
-    // otherwise all be held at once, on top of the head and its chunks.
+    // otherwise all be held at once. Each thread holds one series' rows while it encodes.
     for window in series.chunks(ENCODE_WINDOW_SERIES) {
-        let encoded = map_interleaved(window, threads, |(id, kind, chunk)| {
-            encode_series(
+        let encoded = map_interleaved(window, threads, |(id, kind)| {
+            let chunk = rows_of(*id)?;
+            Some(encode_series(
                 *id,
                 *kind,
-                chunk,
+                &chunk,
                 &fields,
                 options.block_limits(*kind),
                 options.zstd_level_for(*kind),
-            )
+            ))
         });
-        for e in encoded {
+        for e in encoded.into_iter().flatten() {
             writer.append(e)?;
         }
     }

@@ -28,12 +28,13 @@ use crate::segment::SegmentReader;
 use crate::time::Month;
 use index::{Opened, TextDoc};
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The text of each row of `chunk` that has some: (row, text).
-pub(crate) fn chunk_texts(kind: SeriesKind, chunk: &Chunk) -> Vec<(usize, String)> {
+pub(crate) fn chunk_texts(kind: SeriesKind, chunk: &Chunk) -> Vec<(usize, Cow<'_, str>)> {
     let fields = kind.text_fields();
     let columns: Vec<_> = chunk
         .columns
@@ -157,30 +158,31 @@ impl TextStore {
         result.map(|()| report)
     }
 
-    /// Queues the text rows of a flush's chunks of one month; returns how many.
-    /// `months` is how many months the caller adds to before committing: their writers
-    /// share the memory budget.
-    pub(crate) fn add_chunks(
+    /// Queues the text rows of a flush's series in one month, read one series at a time by
+    /// `rows_of(series, text fields)`; returns how many. `months` is how many months the
+    /// caller adds to before committing: their writers share the memory budget.
+    pub(crate) fn add_series(
         &mut self,
         month: Month,
-        chunks: &[(SeriesId, SeriesKind, Chunk)],
+        series: &[(SeriesId, SeriesKind)],
+        rows_of: impl Fn(SeriesId, &[String]) -> Option<Chunk>,
         catalog: &Catalog,
         months: usize,
     ) -> Result<u64> {
-        let with_text: Vec<_> = chunks
-            .iter()
-            .map(|c| (c, chunk_texts(c.1, &c.2)))
-            .filter(|(_, texts)| !texts.is_empty())
-            .collect();
-        if with_text.is_empty() {
-            return Ok(0);
-        }
         let options = self.options.shared_by(months);
-        let (index, _) = self.open_month(month)?;
         let mut added = 0;
-        for ((series, _, chunk), texts) in with_text {
-            let key = catalog.get(*series).cloned();
-            added += add_rows(index, *series, key.as_deref(), chunk, texts, 0, options)?;
+        for &(id, kind) in series {
+            let fields: Vec<String> = kind.text_fields().iter().map(|f| f.to_string()).collect();
+            if fields.is_empty() {
+                continue;
+            }
+            let Some(chunk) = rows_of(id, &fields) else { continue };
+            let texts = chunk_texts(kind, &chunk);
+            if texts.is_empty() {
+                continue;
+            }
+            let (index, _) = self.open_month(month)?;
+            added += add_rows(index, id, catalog.get(id).map(|k| &**k), &chunk, texts, 0, options)?;
         }
         Ok(added)
     }
@@ -289,7 +291,7 @@ fn add_rows(
     series: SeriesId,
     key: Option<&SeriesKey>,
     chunk: &Chunk,
-    texts: Vec<(usize, String)>,
+    texts: Vec<(usize, Cow<'_, str>)>,
     covered: u64,
     options: WriterOptions,
 ) -> Result<u64> {

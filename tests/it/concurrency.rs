@@ -61,7 +61,7 @@ fn readers_see_whole_batch_prefixes_during_writes_and_flushes() {
         dir.path(),
         Options {
             durability: Durability::None,
-            head_max_bytes: 64 << 10,
+            head_max_bytes: Some(64 << 10),
             background_flush: true,
             retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()

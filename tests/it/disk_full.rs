@@ -60,7 +60,7 @@ fn batch(rng: &mut ChaCha8Rng, first: i64) -> Batch {
 fn store_options() -> Options {
     Options {
         durability: Durability::Sync,
-        head_max_bytes: 256 << 10,
+        head_max_bytes: Some(256 << 10),
         // The compaction's free-space guard is not what is tested here.
         ..options()
     }

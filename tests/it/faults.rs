@@ -113,10 +113,10 @@ fn store_options(fs: &FaultyFileSystem, rng: &mut ChaCha8Rng) -> Options {
             }
         },
         // Small heads and segments: writers flush often, and compactions have inputs.
-        head_max_bytes: 64 << 10,
+        head_max_bytes: Some(64 << 10),
         block_max_rows: 64,
         flush_threads: 1,
-        text_index_memory_bytes: 15 << 20,
+        text_index_memory_bytes: Some(15 << 20),
         ..options()
     }
 }

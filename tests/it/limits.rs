@@ -114,3 +114,47 @@ fn invalid_batches_are_rejected_when_built() {
     );
     assert!(batch.is_empty(), "a rejected row leaves nothing behind");
 }
+
+#[test]
+fn the_memory_budget_bounds_the_head() {
+    // 4 MiB of 200-byte strings over 10 series, written in batches of 100 rows.
+    let write_all = |engine: &Engine| {
+        let mut max_head = 0;
+        for b in 0..200i64 {
+            let mut batch = Batch::new();
+            for r in 0..100i64 {
+                let text = format!("{:0>200}", b * 100 + r);
+                batch
+                    .add_row(&key((r % 10) as usize), b * 100 + r, [("text", FieldValue::Str(text))])
+                    .unwrap();
+            }
+            engine.write(&batch).unwrap();
+            max_head = max_head.max(engine.stats().unwrap().head_memory_bytes);
+        }
+        max_head
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let small = Options {
+        memory_budget: 4 << 20,
+        ..options()
+    };
+    assert_eq!(small.memory().head_flush_bytes, 1 << 20);
+    let engine = Engine::open(dir.path(), small).unwrap();
+    let max_head = write_all(&engine);
+    let stats = engine.stats().unwrap();
+    // A head of 1 MiB holds fewer than 5,000 of these rows (200 bytes each and their slots).
+    assert!(
+        stats.segments >= 4,
+        "{} segments for 4 MiB of strings with a 1 MiB head",
+        stats.segments
+    );
+    assert!(max_head < 1 << 20, "the head reached {max_head} bytes; it flushes at 1 MiB");
+    assert_eq!(scan_all(&engine, "m").len(), 20_000, "every row is kept across the flushes");
+
+    // The default budget holds all of it in the head.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let max_head = write_all(&engine);
+    assert_eq!(engine.stats().unwrap().segments, 0);
+    assert!(max_head > 4 << 20, "20,000 rows of 200-byte strings count {max_head} bytes");
+}

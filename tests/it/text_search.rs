@@ -357,7 +357,7 @@ fn acknowledged_lines_are_found_across_background_flushes() {
     let engine = Engine::open(
         dir.path(),
         Options {
-            head_max_bytes: 64 << 10,
+            head_max_bytes: Some(64 << 10),
             background_flush: true,
             retention: annals::lifecycle::RetentionOptions::manual(),
             ..Options::default()

@@ -33,12 +33,28 @@ mod w4;
 /// compactor's first minute on a given machine (`benches/lifecycle.rs` measures compaction).
 fn store_options() -> annals::Options {
     annals::Options {
+        memory_budget: memory_budget().ok().flatten().unwrap_or(annals::DEFAULT_MEMORY_BUDGET),
         retention: annals::lifecycle::RetentionOptions::manual(),
         compaction: annals::CompactionOptions {
             background: false,
             ..annals::CompactionOptions::default()
         },
         ..annals::Options::default()
+    }
+}
+
+/// `ANNALS_MEMORY_MB`, the memory budget of every annals store the harness opens (as for
+/// the `annals` command); its children inherit it. Checked once at start.
+fn memory_budget() -> Result<Option<usize>, BenchError> {
+    match std::env::var("ANNALS_MEMORY_MB") {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(mib) if mib > 0 => Ok(Some(mib << 20)),
+            _ => Err(BenchError::Peer(format!(
+                "ANNALS_MEMORY_MB={text:?} is not a positive number of MiB"
+            ))),
+        },
+        Err(e) => Err(BenchError::Peer(format!("ANNALS_MEMORY_MB: {e}"))),
     }
 }
 
@@ -210,7 +226,9 @@ impl From<rusqlite::Error> for BenchError {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let outcome = if let Some(engine) = &args.child_ingest {
+    let outcome = if let Err(e) = memory_budget() {
+        Err(e)
+    } else if let Some(engine) = &args.child_ingest {
         serve_child(&args, engine).map(|()| true)
     } else if args.child_serve {
         child::serve_http(&args).map(|()| true)

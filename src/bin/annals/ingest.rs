@@ -41,9 +41,10 @@ pub struct IngestArgs {
     /// Rows per batch; each batch is one WAL record and one commit.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_rows: u32,
-    /// Flush the in-memory head to segment files when it holds about this many MiB.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    head_mb: u32,
+    /// Flush the in-memory head to segment files when it holds about this many MiB
+    /// (default: a quarter of --memory-mb).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    head_mb: Option<u32>,
     /// Longest accepted input line in bytes; longer lines are reported and skipped.
     #[arg(long, default_value_t = 4 << 20)]
     max_line_bytes: usize,
@@ -137,7 +138,7 @@ pub fn run(data: &Path, args: IngestArgs) -> Result<(), CliError> {
         data,
         Options {
             durability,
-            head_max_bytes: args.head_mb as usize * (1 << 20),
+            head_max_bytes: args.head_mb.map(|mib| mib as usize * (1 << 20)),
             ..crate::store_options()
         },
     )?);

@@ -23,9 +23,17 @@ struct Cli {
     /// Data directory of the store.
     #[arg(long, global = true, env = "ANNALS_DATA", default_value = "./annals-data", value_name = "DIR")]
     data: PathBuf,
+    /// Memory the store may hold for writing and caching, in MiB (default 512): a quarter
+    /// for the head being written, a quarter for the head being flushed, a quarter for the
+    /// block cache, an eighth for the text index writer.
+    #[arg(long, global = true, env = "ANNALS_MEMORY_MB", value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    memory_mb: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
+
+/// `--memory-mb`, set once at start for [`store_options`].
+static MEMORY_BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 enum Command {
@@ -95,6 +103,7 @@ impl From<std::io::Error> for CliError {
 /// `AWS_*` variables name, if any.
 pub fn store_options() -> annals::Options {
     annals::Options {
+        memory_budget: MEMORY_BUDGET.get().copied().unwrap_or(annals::DEFAULT_MEMORY_BUDGET),
         retention: annals::lifecycle::RetentionOptions::manual(),
         objects: annals::ObjectStoreConfig::from_env(),
         ..annals::Options::default()
@@ -119,6 +128,9 @@ pub fn open_existing(data: &std::path::Path) -> Result<annals::Engine, annals::E
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(mib) = cli.memory_mb {
+        let _ = MEMORY_BUDGET.set(mib as usize * (1 << 20));
+    }
     let result = match cli.command {
         Command::Ingest(args) => ingest::run(&cli.data, args),
         Command::Scan(args) => query::scan(&cli.data, args),

@@ -1097,38 +1097,19 @@ fn lastpoint(
     let value_columns = value_columns(view, query, plan)?;
     let mut rows = Vec::new();
     let mut scanned = 0u64;
+    let newest_first = view.segments_newest_first();
     for (id, key) in &plan.series {
-        let mut chunks = view
-            .series_chunks(*id, query.range, plan.read_fields.clone(), Order::Descending)?
-            .with_pruner(pruner(&query.filters));
-        let mut found: Option<NewestRow> = None;
-        while found.is_none() {
-            let Some(unit) = chunks.next_unit() else { break };
-            let chunk = match unit? {
-                UnitData::Lone { segment, meta } => {
-                    if let Some(row) = lastpoint_from_stats(&segment, &meta, &chunks, query) {
-                        found = Some(row);
-                        break;
-                    }
-                    match chunks.decode_lone(&segment, &meta)? {
-                        Some(c) => c,
-                        None => continue,
-                    }
-                }
-                UnitData::Rows(c) => c,
-            };
-            scanned += (chunk.len() * chunk.columns.len().max(1)) as u64;
-            check_limit(Limit::QueryPointsScanned, scanned, limits.max_points_scanned)?;
-            let filter_columns: Vec<Vec<usize>> = query.filters.iter().map(|f| columns_named(&chunk, &f.field)).collect();
-            let requested: Option<Vec<usize>> = query.fields.as_ref().map(|f| columns_in(&chunk, f));
-            let wanted = |i: usize| {
-                requested
-                    .as_ref()
-                    .is_none_or(|cols| cols.iter().any(|&c| chunk.columns[c].is_valid(i)))
-            };
-            if let Some(i) = (0..chunk.len()).find(|&i| wanted(i) && passes(&chunk, i, &query.filters, &filter_columns)) {
-                found = Some((chunk.timestamps[i], chunk.record_ids.get(i).copied(), chunk.row(i)));
-            }
+        // Read from the series' newest block in the segments on: a store of many segments
+        // then sets up its reader over the few that reach that far, not over all of them.
+        // Only when nothing from there on passes (filters, absent fields) is the whole
+        // range read.
+        let mut found = None;
+        if let Some(from) = view.newest_block_end(&newest_first, *id, query.range)? {
+            let recent = TimeRange::new(from, query.range.end);
+            found = newest_row(view, *id, recent, query, plan, limits, &mut scanned)?;
+        }
+        if found.is_none() {
+            found = newest_row(view, *id, query.range, query, plan, limits, &mut scanned)?;
         }
         if let Some((ts, record_id, fields)) = found {
             rows.push(QueryRow {
@@ -1145,6 +1126,49 @@ fn lastpoint(
         }
     }
     page(rows, query, fingerprint, after, true, tag_columns, value_columns)
+}
+
+/// The newest row of `series` in `range` that passes the query's filters and has one of
+/// its fields; adds what it decodes to `scanned`.
+fn newest_row(
+    view: &ReadView<'_>,
+    series: SeriesId,
+    range: TimeRange,
+    query: &Query,
+    plan: &Plan,
+    limits: &QueryLimits,
+    scanned: &mut u64,
+) -> Result<Option<NewestRow>> {
+    let mut chunks = view
+        .series_chunks(series, range, plan.read_fields.clone(), Order::Descending)?
+        .with_pruner(pruner(&query.filters));
+    while let Some(unit) = chunks.next_unit() {
+        let chunk = match unit? {
+            UnitData::Lone { segment, meta } => {
+                if let Some(row) = lastpoint_from_stats(&segment, &meta, &chunks, query) {
+                    return Ok(Some(row));
+                }
+                match chunks.decode_lone(&segment, &meta)? {
+                    Some(c) => c,
+                    None => continue,
+                }
+            }
+            UnitData::Rows(c) => c,
+        };
+        *scanned += (chunk.len() * chunk.columns.len().max(1)) as u64;
+        check_limit(Limit::QueryPointsScanned, *scanned, limits.max_points_scanned)?;
+        let filter_columns: Vec<Vec<usize>> = query.filters.iter().map(|f| columns_named(&chunk, &f.field)).collect();
+        let requested: Option<Vec<usize>> = query.fields.as_ref().map(|f| columns_in(&chunk, f));
+        let wanted = |i: usize| {
+            requested
+                .as_ref()
+                .is_none_or(|cols| cols.iter().any(|&c| chunk.columns[c].is_valid(i)))
+        };
+        if let Some(i) = (0..chunk.len()).find(|&i| wanted(i) && passes(&chunk, i, &query.filters, &filter_columns)) {
+            return Ok(Some((chunk.timestamps[i], chunk.record_ids.get(i).copied(), chunk.row(i))));
+        }
+    }
+    Ok(None)
 }
 
 /// The newest row of a lone metric block from its statistics: possible when no filter

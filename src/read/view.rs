@@ -10,6 +10,7 @@ use crate::manifest::Resolution;
 use crate::model::{SeriesId, SeriesKey, SeriesKind};
 use crate::options::QueryLimits;
 use crate::retention::RetentionOptions;
+use crate::segment::SegmentReader;
 use crate::time::TimeRange;
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -64,6 +65,40 @@ impl ReadView<'_> {
                 order,
             ),
         }
+    }
+
+    /// The view's detail segments, the newest data first (by their newest timestamp), for
+    /// [`ReadView::newest_block_end`].
+    pub(crate) fn segments_newest_first(&self) -> Vec<Arc<SegmentReader>> {
+        let mut segments = self.state.segments.clone();
+        segments.sort_by_key(|s| std::cmp::Reverse(s.meta().max_ts));
+        segments
+    }
+
+    /// A timestamp in `range` at which `series` has a row in the segments, found from the
+    /// block index of the first of `newest_first` (see
+    /// [`ReadView::segments_newest_first`]) that holds the series there: the series'
+    /// newest row in `range` is no older. Reads one series entry rather than one per
+    /// segment. `None` when no segment has a block of it in `range`, or the newest such
+    /// block reaches past `range` (its rows' times within `range` are not known).
+    pub(crate) fn newest_block_end(&self, newest_first: &[Arc<SegmentReader>], series: SeriesId, range: TimeRange) -> Result<Option<i64>> {
+        for segment in newest_first {
+            let meta = segment.meta();
+            if !range.overlaps(meta.min_ts, meta.max_ts) || !segment.series_set().contains(series) {
+                continue;
+            }
+            let Some(entry) = segment.series(series)? else { continue };
+            let newest = entry
+                .blocks
+                .iter()
+                .filter(|b| range.overlaps(b.min_ts, b.max_ts))
+                .map(|b| b.max_ts)
+                .max();
+            if let Some(end) = newest {
+                return Ok(range.contains(end).then_some(end));
+            }
+        }
+        Ok(None)
     }
 
     /// Oldest and newest timestamps of anything the view holds (detail segments, heads and

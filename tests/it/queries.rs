@@ -138,6 +138,48 @@ fn buckets_fill_percentiles_and_row_counts() {
 }
 
 #[test]
+fn lastpoint_over_many_segments_finds_the_newest_row_wherever_it_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    let v = |x: f64| vec![("v", FieldValue::F64(x))];
+    // Segment 1: a at 0..10. Segment 2: a at 20 (v = -1) and b at 1000, the newest data.
+    // Segment 3: a late row of a at 15. Segment 4: field n of a's row at 20.
+    write(&engine, &(0..=10).map(|t| ("a", t, v(t as f64))).collect::<Vec<_>>());
+    engine.flush().unwrap();
+    write(&engine, &[("a", 20, v(-1.0)), ("b", 1000, v(5.0))]);
+    engine.flush().unwrap();
+    write(&engine, &[("a", 15, v(15.0))]);
+    engine.flush().unwrap();
+    write(&engine, &[("a", 20, vec![("n", FieldValue::I64(7))])]);
+    engine.flush().unwrap();
+    let lastpoint = |filters: Vec<FieldFilter>, range: TimeRange| Query {
+        selector: SeriesSelector::measurement("m"),
+        lastpoint: true,
+        range,
+        filters,
+        ..Query::default()
+    };
+    let newest_of_a = |query: &Query| values(&engine, query).into_iter().find(|r| r.1 == vec![Some("a".to_string())]);
+    // The row at 20 merges its two writes, from segments 2 and 4.
+    assert_eq!(
+        newest_of_a(&lastpoint(vec![], TimeRange::ALL)),
+        Some((
+            Some(20),
+            vec![Some("a".into())],
+            vec![Some(FieldValue::I64(7)), Some((-1.0).into())]
+        ))
+    );
+    // Nothing from 20 on passes the filter: the rest of the range is read.
+    let positive = vec![FieldFilter::parse("v >= 0").unwrap()];
+    assert_eq!(newest_of_a(&lastpoint(positive.clone(), TimeRange::ALL)).unwrap().0, Some(15));
+    assert_eq!(newest_of_a(&lastpoint(positive, TimeRange::new(0, 15))).unwrap().0, Some(10));
+    // A head row is newer than every segment's.
+    write(&engine, &[("a", 30, v(30.0))]);
+    assert_eq!(newest_of_a(&lastpoint(vec![], TimeRange::ALL)).unwrap().0, Some(30));
+    assert_eq!(newest_of_a(&lastpoint(vec![], TimeRange::new(0, 20))).unwrap().0, Some(15));
+}
+
+#[test]
 fn lastpoint_and_filters() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path(), options()).unwrap();

@@ -65,6 +65,17 @@ impl ColumnValues {
         }
     }
 
+    /// Makes room for `more` slots beyond the length, exactly.
+    pub(crate) fn reserve_exact(&mut self, more: usize) {
+        match self {
+            ColumnValues::F64(v) => v.reserve_exact(more),
+            ColumnValues::I64(v) => v.reserve_exact(more),
+            ColumnValues::Bool(v) => v.reserve_exact(more),
+            ColumnValues::Str(v) => v.reserve_exact(more),
+            ColumnValues::Bytes(v) => v.reserve_exact(more),
+        }
+    }
+
     /// True when there are no slots.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -67,6 +67,9 @@ impl HeadSeries {
     fn push(&mut self, timestamp: i64, seq: u64, fields: &[(u32, FieldValue)], names: &[Arc<str>]) -> usize {
         let vectors_before = self.vector_bytes();
         let rows_before = self.timestamps.len();
+        if rows_before == self.timestamps.capacity() {
+            self.grow(rows_before);
+        }
         if let Some(&last) = self.timestamps.last()
             && timestamp < last
         {
@@ -118,6 +121,23 @@ impl HeadSeries {
             }
         }
         (self.vector_bytes() + heap).saturating_sub(vectors_before)
+    }
+
+    /// Makes room for a quarter more rows in every vector. A vector that doubles holds on
+    /// average a quarter of its capacity unused, and at a flush up to half: memory the
+    /// budget counts but no row uses (a W1 series' 1,188 rows of a flush sat in vectors of
+    /// 2,048). Growing by a quarter keeps that under a fifth, for a few more copies of
+    /// short vectors.
+    fn grow(&mut self, rows: usize) {
+        let room = (rows / 4).max(4);
+        self.timestamps.reserve_exact(room);
+        self.seqs.reserve_exact(room);
+        for column in &mut self.columns {
+            column.values.reserve_exact(rows + room - column.values.len());
+            if !column.validity.is_empty() {
+                column.validity.reserve_exact(rows + room - column.validity.len());
+            }
+        }
     }
 
     /// Bytes the series' vectors have allocated (capacity, not length), strings' own

@@ -580,3 +580,45 @@ fn commits_come_in_as_json_lines_and_show_log_diff_and_search_them() {
         text(&out.stdout)
     );
 }
+
+#[test]
+fn the_memory_budget_sets_when_the_head_is_flushed() {
+    // 20,000 lines of 200-byte strings in batches of 500: about 5 MB in the head.
+    let input: String = (0..20_000)
+        .map(|i| format!("m,host=h{} s=\"{:0>200}\" {}\n", i % 3, i, i))
+        .collect();
+    let segments = |memory: Option<&str>, env: Option<&str>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["ingest", "--batch-rows", "500"];
+        if let Some(mb) = memory {
+            args = vec!["--memory-mb", mb, "ingest", "--batch-rows", "500"];
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_annals"))
+            .arg("--data")
+            .arg(dir.path())
+            .args(&args)
+            .env_remove("ANNALS_DATA")
+            .env_remove("ANNALS_MEMORY_MB")
+            .envs(env.map(|mb| ("ANNALS_MEMORY_MB", mb)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = annals(dir.path(), &["stats", "--format", "json"]);
+        let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(stats["points"], 20_000);
+        stats["segments"].as_u64().unwrap()
+    };
+    // 512 MiB by default: one flush, at the end. With 1 MiB the head flushes at 256 KiB.
+    assert_eq!(segments(None, None), 1);
+    assert!(segments(Some("1"), None) >= 10);
+    assert!(segments(None, Some("1")) >= 10);
+
+    let out = annals(Path::new("unused"), &["--memory-mb", "0", "stats"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--memory-mb"), "{}", text(&out.stderr));
+}

@@ -9,6 +9,7 @@ use crate::chunk::{Chunk, Column, ColumnValues, Duplicates, merge_versions};
 use crate::model::{BatchRow, FieldValue, SeriesId, SeriesKind, ValueType};
 use crate::time::{Month, TimeRange};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -150,6 +151,27 @@ impl HeadSeries {
                 .iter()
                 .map(|c| c.values.capacity_bytes() + c.validity.capacity())
                 .sum::<usize>()
+    }
+
+    /// The columns holding the kind's indexed text.
+    fn text_columns(&self) -> Vec<&HeadColumn> {
+        let fields = self.kind.text_fields();
+        self.columns
+            .iter()
+            .filter(|c| matches!(c.values, ColumnValues::Str(_)) && fields.contains(&&*c.name))
+            .collect()
+    }
+
+    /// The indexed text of `row` from its `text_columns`, borrowed when one field has it.
+    fn row_text<'a>(&'a self, columns: &[&'a HeadColumn], row: usize) -> Option<Cow<'a, str>> {
+        self.kind.row_text(|name| {
+            let column: &'a HeadColumn = columns.iter().find(|c| &*c.name == name)?;
+            let valid = column.validity.is_empty() || column.validity[row];
+            match &column.values {
+                ColumnValues::Str(v) if valid => Some(v[row].as_str()),
+                _ => None,
+            }
+        })
     }
 
     /// Oldest and newest timestamp; `None` without rows.
@@ -340,8 +362,7 @@ impl Head {
     pub(crate) fn text_rows(&self, done: &mut FxHashMap<SeriesId, usize>, budget: usize, out: &mut Vec<TextRow>) -> bool {
         let mut looked = 0;
         for (&id, s) in &self.series {
-            let fields = s.kind.text_fields();
-            if fields.is_empty() {
+            if s.kind.text_fields().is_empty() {
                 continue;
             }
             let start = done.get(&id).copied().unwrap_or(0);
@@ -351,21 +372,10 @@ impl Head {
             if looked >= budget {
                 return true;
             }
-            let columns: Vec<&HeadColumn> = s
-                .columns
-                .iter()
-                .filter(|c| matches!(c.values, ColumnValues::Str(_)) && fields.contains(&&*c.name))
-                .collect();
+            let columns = s.text_columns();
             let end = s.timestamps.len().min(start + (budget - looked));
             for row in start..end {
-                let text = s.kind.row_text(|name| {
-                    let column = columns.iter().find(|c| &*c.name == name)?;
-                    let valid = column.validity.is_empty() || column.validity[row];
-                    match &column.values {
-                        ColumnValues::Str(v) if valid => Some(v[row].as_str()),
-                        _ => None,
-                    }
-                });
+                let text = s.row_text(&columns, row);
                 if let Some(text) = text {
                     out.push(TextRow {
                         series: id,
@@ -411,10 +421,28 @@ impl Head {
         months
     }
 
+    /// The indexed text of one series' rows in `month` as a flush writes them, sorted:
+    /// (timestamp, sequence number, text), the text borrowed from the head. Empty for a
+    /// series without text fields (text is indexed for event kinds only, whose rows are
+    /// all kept, so no rows merge).
+    pub(crate) fn flush_texts(&self, series: SeriesId, month: Month) -> Vec<(i64, u64, Cow<'_, str>)> {
+        let Some(s) = self.series.get(&series) else {
+            return Vec::new();
+        };
+        let columns = s.text_columns();
+        if columns.is_empty() || !s.kind.is_event() {
+            return Vec::new();
+        }
+        s.selected_rows(month.range(), u64::MAX)
+            .into_iter()
+            .filter_map(|row| Some((s.timestamps[row], s.seqs[row], s.row_text(&columns, row)?)))
+            .collect()
+    }
+
     /// One series' rows in `month` as a flush writes them: sorted, one row per metric
-    /// timestamp; only the columns in `fields` when given.
-    pub(crate) fn flush_rows(&self, series: SeriesId, month: Month, fields: Option<&[String]>) -> Option<Chunk> {
-        self.read(series, month.range(), u64::MAX, fields)
+    /// timestamp.
+    pub(crate) fn flush_rows(&self, series: SeriesId, month: Month) -> Option<Chunk> {
+        self.read(series, month.range(), u64::MAX, None)
     }
 
     /// Columns (name and type) of the given series, for a segment's field table.
@@ -472,7 +500,7 @@ mod tests {
         let mut out = Vec::new();
         for (month, series) in head.flush_months() {
             for (id, _) in series {
-                out.extend(head.flush_rows(id, month, None).map(|rows| (month, id, rows)));
+                out.extend(head.flush_rows(id, month).map(|rows| (month, id, rows)));
             }
         }
         out
@@ -492,6 +520,42 @@ mod tests {
         assert_eq!(rows, vec![(july, 7, vec![j, j + 2]), (september, 7, vec![s + 1])]);
         assert!(!head.flush_months().contains_key(&august));
         assert!(Head::new().flush_months().is_empty());
+    }
+
+    #[test]
+    fn a_flush_reads_text_in_time_order_borrowed_and_joined() {
+        let july = Month::new(2025, 7).unwrap();
+        let j = july.start_ns();
+        let mut head = Head::new();
+        apply(
+            &mut head,
+            1,
+            SeriesKind::Log,
+            &[
+                (j + 2, vec![("message", "later".into())]),
+                (j + 1, vec![("level_no", FieldValue::I64(3))]),
+                (j, vec![("message", "first".into())]),
+            ],
+        );
+        let texts = head.flush_texts(7, july);
+        assert_eq!(
+            texts.iter().map(|(t, seq, text)| (*t, *seq, text.as_ref())).collect::<Vec<_>>(),
+            vec![(j, 3, "first"), (j + 2, 1, "later")],
+            "sorted by time; the row without a message has no text"
+        );
+        assert!(texts.iter().all(|(_, _, text)| matches!(text, Cow::Borrowed(_))));
+        assert!(head.flush_texts(7, july.next()).is_empty());
+        assert!(head.flush_texts(8, july).is_empty());
+
+        let mut alerts = Head::new();
+        apply(
+            &mut alerts,
+            1,
+            SeriesKind::Alert,
+            &[(j, vec![("title", "disk full".into()), ("description", "on /var".into())])],
+        );
+        let texts = alerts.flush_texts(7, july);
+        assert_eq!(texts[0].2, "disk full\non /var");
     }
 
     #[test]

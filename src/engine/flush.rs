@@ -105,8 +105,8 @@ impl Inner {
                 .filter(|series| series.iter().any(|(_, kind)| !kind.text_fields().is_empty()))
                 .count();
             for (&month, series) in &by_month {
-                let rows_of = |id, fields: &[String]| head.flush_rows(id, month, Some(fields));
-                if flush.text.add_series(month, series, rows_of, &catalog, months_with_text)? > 0 {
+                let texts_of = |id| head.flush_texts(id, month);
+                if flush.text.add_series(month, series, texts_of, &catalog, months_with_text)? > 0 {
                     text_months.push(month);
                 }
             }
@@ -117,7 +117,7 @@ impl Inner {
             let source = SeriesRows {
                 series,
                 fields: FieldTable::from_fields(head.columns_of(series)),
-                rows_of: |id| head.flush_rows(id, month, None),
+                rows_of: |id| head.flush_rows(id, month),
             };
             written.push(crate::segment::write_segment(
                 &self.fs,

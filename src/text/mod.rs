@@ -159,30 +159,40 @@ impl TextStore {
     }
 
     /// Queues the text rows of a flush's series in one month, read one series at a time by
-    /// `rows_of(series, text fields)`; returns how many. `months` is how many months the
-    /// caller adds to before committing: their writers share the memory budget.
-    pub(crate) fn add_series(
+    /// `texts_of` as (timestamp, record id, text); returns how many. `months` is how many
+    /// months the caller adds to before committing: their writers share the memory budget.
+    pub(crate) fn add_series<'t>(
         &mut self,
         month: Month,
         series: &[(SeriesId, SeriesKind)],
-        rows_of: impl Fn(SeriesId, &[String]) -> Option<Chunk>,
+        texts_of: impl Fn(SeriesId) -> Vec<(i64, u64, Cow<'t, str>)>,
         catalog: &Catalog,
         months: usize,
     ) -> Result<u64> {
         let options = self.options.shared_by(months);
         let mut added = 0;
         for &(id, kind) in series {
-            let fields: Vec<String> = kind.text_fields().iter().map(|f| f.to_string()).collect();
-            if fields.is_empty() {
+            if kind.text_fields().is_empty() {
                 continue;
             }
-            let Some(chunk) = rows_of(id, &fields) else { continue };
-            let texts = chunk_texts(kind, &chunk);
+            let texts = texts_of(id);
             if texts.is_empty() {
                 continue;
             }
+            let (level, logger) = catalog.get(id).map_or((None, None), |key| level_and_logger(key));
             let (index, _) = self.open_month(month)?;
-            added += add_rows(index, id, catalog.get(id).map(|k| &**k), &chunk, texts, 0, options)?;
+            for (timestamp, record_id, text) in &texts {
+                let doc = TextDoc {
+                    series: id,
+                    timestamp: *timestamp,
+                    record_id: *record_id,
+                    text,
+                    level,
+                    logger,
+                };
+                index.add(&doc, options)?;
+            }
+            added += texts.len() as u64;
         }
         Ok(added)
     }

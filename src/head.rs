@@ -50,6 +50,10 @@ struct HeadSeries {
     columns: Vec<HeadColumn>,
     /// True while rows arrived in (timestamp, seq) order.
     sorted: bool,
+    /// Bytes the vectors had allocated after the last row (capacity, strings' own
+    /// allocations aside): kept so that a row sums the capacities once, not before and
+    /// after.
+    allocated: usize,
 }
 
 impl HeadSeries {
@@ -60,13 +64,13 @@ impl HeadSeries {
             seqs: Vec::new(),
             columns: Vec::new(),
             sorted: true,
+            allocated: 0,
         }
     }
 
     /// Appends one row; returns the bytes it added: what its vectors grew by (their
     /// capacity, which runs ahead of their length) and the strings it copied.
     fn push(&mut self, timestamp: i64, seq: u64, fields: &[(u32, FieldValue)], names: &[Arc<str>]) -> usize {
-        let vectors_before = self.vector_bytes();
         let rows_before = self.timestamps.len();
         if rows_before == self.timestamps.capacity() {
             self.grow(rows_before);
@@ -115,13 +119,19 @@ impl HeadSeries {
                 _ => 0,
             };
         }
-        // Columns the row did not mention get an absent slot.
+        // Columns the row did not mention get an absent slot; the same pass sums what the
+        // vectors now hold.
+        let mut allocated =
+            (self.timestamps.capacity() + self.seqs.capacity()) * 8 + self.columns.capacity() * std::mem::size_of::<HeadColumn>();
         for column in &mut self.columns {
             if column.values.len() == rows_before {
                 column.mark_absent(rows_before);
             }
+            allocated += column.values.capacity_bytes() + column.validity.capacity();
         }
-        (self.vector_bytes() + heap).saturating_sub(vectors_before)
+        let grown = allocated.saturating_sub(self.allocated);
+        self.allocated = allocated;
+        grown + heap
     }
 
     /// Makes room for a quarter more rows in every vector. A vector that doubles holds on
@@ -139,18 +149,6 @@ impl HeadSeries {
                 column.validity.reserve_exact(rows + room - column.validity.len());
             }
         }
-    }
-
-    /// Bytes the series' vectors have allocated (capacity, not length), strings' own
-    /// allocations aside.
-    fn vector_bytes(&self) -> usize {
-        (self.timestamps.capacity() + self.seqs.capacity()) * 8
-            + self.columns.capacity() * std::mem::size_of::<HeadColumn>()
-            + self
-                .columns
-                .iter()
-                .map(|c| c.values.capacity_bytes() + c.validity.capacity())
-                .sum::<usize>()
     }
 
     /// The columns holding the kind's indexed text.

@@ -435,6 +435,7 @@ fn check_text_indexes(
     report: &mut VerifyReport,
 ) -> Result<()> {
     use crate::text::MonthIndex;
+    use crate::text::index::ReadOnly;
     let texts = crate::text::text_series(catalog);
     let mut months: Vec<Month> = manifest.segments.iter().map(|s| s.month).collect();
     months.dedup();
@@ -477,8 +478,16 @@ fn check_text_indexes(
             }
         }
         let index = match MonthIndex::open_read_only(&month_dir) {
-            Ok(Some(index)) => index,
-            Ok(None) => {
+            Ok(ReadOnly::Open(index)) => index,
+            Ok(ReadOnly::OtherFormat(format)) => {
+                report.notes.push(format!(
+                    "{} is a format {format} text index; opening the store rebuilds it as format {}",
+                    index_dir.display(),
+                    crate::text::index::FORMAT_VERSION
+                ));
+                continue;
+            }
+            Ok(ReadOnly::Absent) => {
                 if !stored.is_empty() {
                     report.notes.push(format!(
                         "{} has no text index for its {} text records (opening the store builds it)",

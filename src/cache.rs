@@ -107,19 +107,9 @@ impl BlockCache {
         let mut evicted = Vec::new();
         {
             let mut st = self.state.lock();
-            st.offers += 1;
-            let offer = st.offers;
-            let window = (self.capacity / TYPICAL_BLOCK_BYTES).max(64) as u64;
-            while let Some(&(old, at)) = st.seen_order.front() {
-                if offer - at <= window {
-                    break;
-                }
-                st.seen_order.pop_front();
-                if st.seen.get(&old) == Some(&at) {
-                    st.seen.remove(&old);
-                }
-            }
+            self.expire_offers(&mut st);
             if st.seen.remove(&hash).is_none() {
+                let offer = st.offers;
                 st.seen.insert(hash, offer);
                 st.seen_order.push_back((hash, offer));
                 return;
@@ -143,6 +133,41 @@ impl BlockCache {
         }
         // Freed after the lock: other readers need not wait for the allocator.
         drop(evicted);
+    }
+
+    /// Counts an offer and forgets the offers older than the window.
+    fn expire_offers(&self, st: &mut State) {
+        st.offers += 1;
+        let offer = st.offers;
+        let window = (self.capacity / TYPICAL_BLOCK_BYTES).max(64) as u64;
+        while let Some(&(old, at)) = st.seen_order.front() {
+            if offer - at <= window {
+                break;
+            }
+            st.seen_order.pop_front();
+            if st.seen.get(&old) == Some(&at) {
+                st.seen.remove(&old);
+            }
+        }
+    }
+
+    /// For a reader about to decode part of a block (a search's few rows): true when the
+    /// block was offered within the window, so that decoding it whole and offering it
+    /// with [`BlockCache::insert`] keeps it; otherwise this counts as its first offer.
+    pub(crate) fn would_keep(&self, key: &BlockKey) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        let hash = rustc_hash::FxBuildHasher.hash_one(key);
+        let mut st = self.state.lock();
+        if st.seen.contains_key(&hash) {
+            return true;
+        }
+        self.expire_offers(&mut st);
+        let offer = st.offers;
+        st.seen.insert(hash, offer);
+        st.seen_order.push_back((hash, offer));
+        false
     }
 
     /// (hits, misses) so far.
@@ -176,6 +201,19 @@ mod tests {
     fn keep(cache: &BlockCache, offset: u64, rows: usize) {
         cache.insert(key(offset), chunk(rows));
         cache.insert(key(offset), chunk(rows));
+    }
+
+    #[test]
+    fn a_block_read_in_part_twice_is_kept_when_decoded_whole() {
+        let cache = BlockCache::new(1 << 20);
+        assert!(!cache.would_keep(&key(1)), "first partial read: remembered only");
+        assert!(cache.would_keep(&key(1)), "second: decode it whole");
+        cache.insert(key(1), chunk(10));
+        assert!(cache.get(&key(1)).is_some());
+        assert!(!cache.would_keep(&key(2)));
+        cache.insert(key(2), chunk(10));
+        assert!(cache.get(&key(2)).is_some(), "a partial read counts as the first offer");
+        assert!(!BlockCache::new(0).would_keep(&key(3)));
     }
 
     #[test]

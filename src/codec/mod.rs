@@ -45,6 +45,40 @@ pub(crate) fn encode_values(values: &ColumnValues, zstd_level: i32, out: &mut Ve
     }
 }
 
+/// [`decode_values`], except that string and byte-string values `keep` does not mark
+/// (by position among the `n`) come back empty. Other types decode whole.
+pub(crate) fn decode_values_selected(
+    value_type: ValueType,
+    input: &[u8],
+    n: usize,
+    keep: Option<&[bool]>,
+) -> Result<ColumnValues, DecodeError> {
+    let Some(keep) = keep else {
+        return decode_values(value_type, input, n);
+    };
+    let mut r = Reader::new(input);
+    let values = match value_type {
+        ValueType::Str => {
+            let mut v = Vec::new();
+            strings::decode_selected(&mut r, n, keep, &mut v)?;
+            ColumnValues::Str(v)
+        }
+        ValueType::Bytes => {
+            let mut v = Vec::new();
+            strings::decode_bytes_selected(&mut r, n, keep, &mut v)?;
+            ColumnValues::Bytes(v)
+        }
+        _ => return decode_values(value_type, input, n),
+    };
+    if !r.is_empty() {
+        return Err(DecodeError("trailing bytes after column values"));
+    }
+    if values.len() != n {
+        return Err(DecodeError("column has the wrong number of values"));
+    }
+    Ok(values)
+}
+
 /// Decodes exactly `n` dense values of `value_type`; the whole input must be consumed.
 pub(crate) fn decode_values(value_type: ValueType, input: &[u8], n: usize) -> Result<ColumnValues, DecodeError> {
     let mut r = Reader::new(input);

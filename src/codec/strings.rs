@@ -77,6 +77,36 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<String>) -> Res
     })
 }
 
+/// Decodes `n` values, appending them to `out`, but only those `keep` marks: the others
+/// become empty strings, which allocate nothing (a search reading a few rows of a block).
+pub(crate) fn decode_selected(r: &mut Reader<'_>, n: usize, keep: &[bool], out: &mut Vec<String>) -> Result<(), DecodeError> {
+    out.reserve(n);
+    let mut row = 0;
+    decode_with(r, n, |v| {
+        let kept = keep.get(row).copied().unwrap_or(true);
+        row += 1;
+        if !kept {
+            out.push(String::new());
+            return Ok(());
+        }
+        let s = std::str::from_utf8(v).map_err(|_| DecodeError("string is not UTF-8"))?;
+        out.push(s.to_owned());
+        Ok(())
+    })
+}
+
+/// [`decode_selected`] for byte strings.
+pub(crate) fn decode_bytes_selected(r: &mut Reader<'_>, n: usize, keep: &[bool], out: &mut Vec<Vec<u8>>) -> Result<(), DecodeError> {
+    out.reserve(n);
+    let mut row = 0;
+    decode_with(r, n, |v| {
+        let kept = keep.get(row).copied().unwrap_or(true);
+        row += 1;
+        out.push(if kept { v.to_vec() } else { Vec::new() });
+        Ok(())
+    })
+}
+
 /// Decodes `n` byte strings, appending them to `out`.
 pub(crate) fn decode_bytes(r: &mut Reader<'_>, n: usize, out: &mut Vec<Vec<u8>>) -> Result<(), DecodeError> {
     out.reserve(n);
@@ -112,25 +142,90 @@ fn decode_with(r: &mut Reader<'_>, n: usize, mut push: impl FnMut(&[u8]) -> Resu
     }
 }
 
-fn decode_text(r: &mut Reader<'_>, n: usize, mut push: impl FnMut(&[u8]) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
+/// Largest decompressed text a thread keeps its buffer for between decodes.
+const KEPT_BUFFER_BYTES: usize = 4 << 20;
+
+/// A thread's zstd context and output buffer, reused from one text section to the next:
+/// a fresh context and a fresh buffer of a block's text (hundreds of KiB, which the
+/// allocator maps and the kernel zeroes page by page) cost more than decompressing it.
+struct Scratch {
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    buffer: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            decompressor: None,
+            buffer: Vec::new(),
+        })
+    };
+}
+
+/// Decompresses a zstd frame of exactly `raw_len` bytes and hands it to `use_text`.
+fn with_decompressed<T>(
+    compressed: &[u8],
+    raw_len: usize,
+    use_text: impl FnOnce(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    SCRATCH.with(|cell| {
+        // A decode inside `use_text` on this thread (none today) would find the scratch
+        // taken: it then works on its own.
+        let Ok(mut scratch) = cell.try_borrow_mut() else {
+            let text = zstd::bulk::decompress(compressed, raw_len).map_err(|_| DecodeError("zstd frame does not decode"))?;
+            if text.len() != raw_len {
+                return Err(DecodeError("zstd frame has the wrong length"));
+            }
+            return use_text(&text);
+        };
+        let scratch = &mut *scratch;
+        // A frame that records its size must record this one, before any room is made.
+        if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(compressed)
+            && size != raw_len as u64
+        {
+            return Err(DecodeError("zstd frame has the wrong length"));
+        }
+        if scratch.decompressor.is_none() {
+            scratch.decompressor = Some(zstd::bulk::Decompressor::new().map_err(|_| DecodeError("zstd context could not be made"))?);
+        }
+        let Some(decompressor) = scratch.decompressor.as_mut() else {
+            return Err(DecodeError("zstd context could not be made"));
+        };
+        scratch.buffer.clear();
+        scratch.buffer.reserve(raw_len);
+        let written = decompressor
+            .decompress_to_buffer(compressed, &mut scratch.buffer)
+            .map_err(|_| DecodeError("zstd frame does not decode"))?;
+        let result = if written != raw_len {
+            Err(DecodeError("zstd frame has the wrong length"))
+        } else {
+            use_text(&scratch.buffer)
+        };
+        if scratch.buffer.capacity() > KEPT_BUFFER_BYTES {
+            scratch.buffer = Vec::new();
+        }
+        result
+    })
+}
+
+fn decode_text(r: &mut Reader<'_>, n: usize, push: impl FnMut(&[u8]) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
     let mut lengths = Vec::with_capacity(n);
     ints::decode(r, n, &mut lengths)?;
     let raw_len = r.len(MAX_SECTION_BYTES)?;
-    let owned;
-    let text: &[u8] = match r.u8()? {
-        0 => r.bytes(raw_len)?,
+    match r.u8()? {
+        0 => split_text(r.bytes(raw_len)?, &lengths, push),
         1 => {
             let compressed = r.prefixed()?;
-            owned = zstd::bulk::decompress(compressed, raw_len).map_err(|_| DecodeError("zstd frame does not decode"))?;
-            if owned.len() != raw_len {
-                return Err(DecodeError("zstd frame has the wrong length"));
-            }
-            &owned
+            with_decompressed(compressed, raw_len, |text| split_text(text, &lengths, push))
         }
-        _ => return Err(DecodeError("unknown text compression")),
-    };
+        _ => Err(DecodeError("unknown text compression")),
+    }
+}
+
+/// Hands `text`, cut at `lengths`, to `push`; the lengths must cover it exactly.
+fn split_text(text: &[u8], lengths: &[i64], mut push: impl FnMut(&[u8]) -> Result<(), DecodeError>) -> Result<(), DecodeError> {
     let mut at = 0usize;
-    for len in lengths {
+    for &len in lengths {
         let len = usize::try_from(len).map_err(|_| DecodeError("negative string length"))?;
         let end = at
             .checked_add(len)
@@ -190,6 +285,20 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_whose_size_disagrees_with_the_section_is_refused() {
+        let text = "x".repeat(500);
+        let frame = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+        let cut = |len: usize| with_decompressed(&frame, len, |t| Ok(t.len()));
+        assert_eq!(cut(500), Ok(500));
+        assert_eq!(cut(499), Err(DecodeError("zstd frame has the wrong length")));
+        assert_eq!(cut(1 << 29), Err(DecodeError("zstd frame has the wrong length")));
+        assert_eq!(
+            with_decompressed(b"not zstd", 10, |t| Ok(t.len())),
+            Err(DecodeError("zstd frame does not decode"))
+        );
+    }
+
+    #[test]
     fn edge_cases() {
         round_trip(&[]);
         round_trip(&[String::new()]);
@@ -212,6 +321,31 @@ mod tests {
             decode_bytes(&mut r, values.len(), &mut got).unwrap();
             prop_assert!(r.is_empty());
             prop_assert_eq!(got, values);
+        }
+        /// A selected decode gives the kept values, and empty ones elsewhere, for plain
+        /// text and dictionaries alike; a frame whose recorded size disagrees is refused.
+        #[test]
+        fn selected_decodes_keep_exactly_the_marked_values(
+            values in prop::collection::vec(prop_oneof![".{0,40}", "(a|b|c)"], 0..200),
+            keep_seed in any::<u64>(),
+        ) {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let mut out = Vec::new();
+            encode(&refs, 3, &mut out);
+            let keep: Vec<bool> = (0..values.len()).map(|i| (keep_seed >> (i % 64)) & 1 == 1).collect();
+            let mut got = Vec::new();
+            let mut r = Reader::new(&out);
+            decode_selected(&mut r, values.len(), &keep, &mut got).unwrap();
+            prop_assert!(r.is_empty());
+            let expected: Vec<String> = values.iter().zip(&keep).map(|(v, k)| if *k { v.clone() } else { String::new() }).collect();
+            prop_assert_eq!(got, expected);
+            let bytes: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+            let mut out = Vec::new();
+            encode_bytes(&bytes, 3, &mut out);
+            let mut got = Vec::new();
+            decode_bytes_selected(&mut Reader::new(&out), values.len(), &keep, &mut got).unwrap();
+            let expected: Vec<Vec<u8>> = bytes.iter().zip(&keep).map(|(v, k)| if *k { v.to_vec() } else { Vec::new() }).collect();
+            prop_assert_eq!(got, expected);
         }
         #[test]
         fn repetitive_strings_round_trip(ids in prop::collection::vec(0usize..5, 0..300)) {

@@ -481,9 +481,10 @@ fn fetch_hits(ctx: &ReadView<'_>, page: &[Candidate], query: &TextQuery) -> Resu
         let mut chunks = ctx
             .series_chunks(series, range, fields.map(Arc::from), Order::Ascending)?
             .with_pruner(Some(pruner));
+        let keep_row = |timestamp: i64, record_id: u64| wanted.binary_search(&(timestamp, record_id)).is_ok();
         while let Some(unit) = chunks.next_unit() {
             let chunk = match unit? {
-                UnitData::Lone { segment, meta } => match chunks.decode_lone(&segment, &meta)? {
+                UnitData::Lone { segment, meta } => match chunks.decode_lone_rows(&segment, &meta, &keep_row)? {
                     Some(chunk) => chunk,
                     None => continue,
                 },

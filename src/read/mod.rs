@@ -292,7 +292,17 @@ impl SeriesChunks {
 
     /// Decodes a block and trims it to the range; `versions` come with it.
     fn decode_block(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Chunk, Vec<u64>)>> {
-        let Some((chunk, Range { mut start, mut end })) = self.lend_lone(segment, meta)? else {
+        self.decode_block_rows(segment, meta, None)
+    }
+
+    /// [`SeriesChunks::decode_block`] with the strings of rows `keep_row` rejects empty.
+    fn decode_block_rows(
+        &self,
+        segment: &Arc<SegmentReader>,
+        meta: &BlockMeta,
+        keep_row: Option<&dyn Fn(i64, u64) -> bool>,
+    ) -> Result<Option<(Chunk, Vec<u64>)>> {
+        let Some((chunk, Range { mut start, mut end })) = self.lend_lone_rows(segment, meta, keep_row)? else {
             return Ok(None);
         };
         if let Some(cap) = self.row_cap {
@@ -344,8 +354,18 @@ impl SeriesChunks {
     /// kept. A reader that visits rows in time order (aggregation) saves the copy
     /// [`SeriesChunks::decode_lone`] makes.
     pub(crate) fn lend_lone(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<(Arc<Chunk>, Range<usize>)>> {
+        self.lend_lone_rows(segment, meta, None)
+    }
+
+    /// [`SeriesChunks::lend_lone`] with the strings of rows `keep_row` rejects left empty.
+    fn lend_lone_rows(
+        &self,
+        segment: &Arc<SegmentReader>,
+        meta: &BlockMeta,
+        keep_row: Option<&dyn Fn(i64, u64) -> bool>,
+    ) -> Result<Option<(Arc<Chunk>, Range<usize>)>> {
         let wanted = self.wanted_fields(segment);
-        let chunk = segment.read_block(self.series, meta, wanted.as_deref())?;
+        let chunk = segment.read_block_rows(self.series, meta, wanted.as_deref(), keep_row)?;
         let start = chunk.timestamps.partition_point(|&t| t < self.range.start);
         let end = chunk.timestamps.partition_point(|&t| t < self.range.end);
         Ok((start < end).then_some((chunk, start..end)))
@@ -355,6 +375,21 @@ impl SeriesChunks {
     /// other output chunk (trimmed, in order); `None` when nothing of it is wanted.
     pub(crate) fn decode_lone(&self, segment: &Arc<SegmentReader>, meta: &BlockMeta) -> Result<Option<Chunk>> {
         Ok(self.decode_block(segment, meta)?.and_then(|(chunk, _)| self.finish(chunk)))
+    }
+
+    /// [`SeriesChunks::decode_lone`] for a reader that wants only the rows `keep_row`
+    /// accepts (by timestamp and record id), such as a search's hits: the other rows'
+    /// strings and byte strings come back empty, so a few rows of a block of thousands of
+    /// log lines cost no allocation per line. The block is not cached.
+    pub(crate) fn decode_lone_rows(
+        &self,
+        segment: &Arc<SegmentReader>,
+        meta: &BlockMeta,
+        keep_row: &dyn Fn(i64, u64) -> bool,
+    ) -> Result<Option<Chunk>> {
+        Ok(self
+            .decode_block_rows(segment, meta, Some(keep_row))?
+            .and_then(|(chunk, _)| self.finish(chunk)))
     }
 
     /// The next unit in order: a lone block undecoded, or decoded rows.

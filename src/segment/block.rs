@@ -391,6 +391,21 @@ pub(crate) fn decode_block(
     wanted: &dyn Fn(u32) -> bool,
     layout: BlockLayout,
 ) -> Result<Chunk, BlockError> {
+    decode_block_rows(bytes, meta, fields, wanted, layout, None)
+}
+
+/// [`decode_block`] for a reader that wants a few rows: the string and byte-string values
+/// of rows `keep_row(timestamp, record id)` rejects come back empty (no allocation, no
+/// UTF-8 check; the block's checksums are still verified). Every row is there, so the
+/// chunk has the block's shape, but it must not be cached as the block.
+pub(crate) fn decode_block_rows(
+    bytes: &[u8],
+    meta: &BlockMeta,
+    fields: &[(Arc<str>, ValueType)],
+    wanted: &dyn Fn(u32) -> bool,
+    layout: BlockLayout,
+    keep_row: Option<&dyn Fn(i64, u64) -> bool>,
+) -> Result<Chunk, BlockError> {
     // The bytes checked before anything is parsed: the whole block, or the header.
     let (header, data) = match layout {
         BlockLayout::WholeChecksum => {
@@ -440,6 +455,11 @@ pub(crate) fn decode_block(
         ints::decode(&mut Reader::new(r.prefixed()?), rows, &mut ids)?;
         record_ids = ids.into_iter().map(|i| i as u64).collect();
     }
+    let keep: Option<Vec<bool>> = keep_row.map(|keep_row| {
+        (0..rows)
+            .map(|row| keep_row(timestamps[row], record_ids.get(row).copied().unwrap_or(0)))
+            .collect()
+    });
     let n = r.len(fields.len())?;
     if n != meta.columns.len() {
         return Err(DecodeError("block column count differs from the index").into());
@@ -488,7 +508,15 @@ pub(crate) fn decode_block(
             }
             v
         };
-        let dense = codec::decode_values(*value_type, value_bytes, count)?;
+        // Which of the column's values (its valid rows) to keep.
+        let keep_values: Option<Vec<bool>> = keep.as_ref().map(|keep| {
+            if validity.is_empty() {
+                keep.clone()
+            } else {
+                keep.iter().zip(&validity).filter(|(_, valid)| **valid).map(|(k, _)| *k).collect()
+            }
+        });
+        let dense = codec::decode_values_selected(*value_type, value_bytes, count, keep_values.as_deref())?;
         let values = if validity.is_empty() { dense } else { expand(&dense, &validity) };
         columns.push(Column {
             name: name.clone(),
@@ -625,5 +653,70 @@ mod tests {
         }
         // A block of the old layout is refused by the new reader, and the reverse.
         assert!(decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::WholeChecksum).is_err());
+    }
+
+    #[test]
+    fn a_read_of_some_rows_leaves_the_other_rows_strings_empty() {
+        // An event block (record ids) with a message in every row, a note in even rows, and
+        // a number in every row.
+        let rows = 50usize;
+        let chunk = Chunk {
+            series: 0,
+            timestamps: (0..rows as i64).map(|i| i * 10).collect(),
+            record_ids: (0..rows as u64).map(|i| 1000 + i).collect(),
+            columns: vec![
+                Column {
+                    name: Arc::from("message"),
+                    values: ColumnValues::Str((0..rows).map(|i| format!("line {i} of the log")).collect()),
+                    validity: Vec::new(),
+                },
+                Column {
+                    name: Arc::from("note"),
+                    values: ColumnValues::Str(
+                        (0..rows)
+                            .map(|i| if i % 2 == 0 { format!("note {i}") } else { String::new() })
+                            .collect(),
+                    ),
+                    validity: (0..rows).map(|i| i % 2 == 0).collect(),
+                },
+                Column {
+                    name: Arc::from("n"),
+                    values: ColumnValues::I64((0..rows as i64).collect()),
+                    validity: Vec::new(),
+                },
+            ],
+        };
+        let inputs: Vec<ColumnInput<'_>> = chunk
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(field, column)| ColumnInput {
+                field: field as u32,
+                column,
+            })
+            .collect();
+        let fields: Fields = vec![
+            (Arc::from("message"), ValueType::Str),
+            (Arc::from("note"), ValueType::Str),
+            (Arc::from("n"), ValueType::I64),
+        ];
+        let mut bytes = Vec::new();
+        let meta = encode_block(&chunk, 0, rows, &inputs, true, 3, &mut bytes);
+        let wanted = [(40i64, 1004u64), (70, 1007), (480, 1048)];
+        let keep = |ts: i64, rid: u64| wanted.contains(&(ts, rid));
+        let some = decode_block_rows(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums, Some(&keep)).unwrap();
+        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums).unwrap();
+        assert_eq!((&some.timestamps, &some.record_ids), (&whole.timestamps, &whole.record_ids));
+        for (got, all) in some.columns.iter().zip(&whole.columns) {
+            assert_eq!(got.validity, all.validity, "{}", got.name);
+            for row in 0..rows {
+                let kept = keep(whole.timestamps[row], whole.record_ids[row]);
+                match (&got.values, &all.values) {
+                    (ColumnValues::Str(g), ColumnValues::Str(a)) if !kept => assert_eq!(g[row], "", "{} row {row}", got.name),
+                    (ColumnValues::Str(g), ColumnValues::Str(a)) => assert_eq!(g[row], a[row], "{} row {row}", got.name),
+                    (g, a) => assert_eq!(g, a, "{}: other types decode whole", got.name),
+                }
+            }
+        }
     }
 }

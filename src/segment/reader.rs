@@ -324,6 +324,20 @@ impl SegmentReader {
     /// Decodes a block, verifying its checksum: the columns of `fields` (field-table
     /// indexes, ascending), or all of them. Served from the shared cache when possible.
     pub(crate) fn read_block(&self, series: SeriesId, meta: &BlockMeta, fields: Option<&[u32]>) -> Result<Arc<Chunk>> {
+        self.read_block_rows(series, meta, fields, None)
+    }
+
+    /// [`SegmentReader::read_block`] for a reader that wants only the rows `keep_row`
+    /// accepts (by timestamp and record id): their strings are decoded, the other rows'
+    /// come back empty (see [`block::decode_block_rows`]). The whole block from the cache
+    /// when it is there; such a partial block is never put there.
+    pub(crate) fn read_block_rows(
+        &self,
+        series: SeriesId,
+        meta: &BlockMeta,
+        fields: Option<&[u32]>,
+        keep_row: Option<&dyn Fn(i64, u64) -> bool>,
+    ) -> Result<Arc<Chunk>> {
         let wanted: Box<[u32]> = match fields {
             Some(f) => meta
                 .columns
@@ -344,19 +358,33 @@ impl SegmentReader {
         {
             return Ok(hit);
         }
+        // A block read in part for the second time within a while is decoded whole, so
+        // that the cache keeps it, as it would a block read whole twice.
+        let keep_row = match (&self.cache, &key) {
+            (Some(cache), Some(key)) if keep_row.is_some() && cache.would_keep(key) => None,
+            _ => keep_row,
+        };
         let start = meta.offset as usize;
         let bytes = &self.map[start..start + meta.len as usize];
-        let mut chunk = block::decode_block(bytes, meta, &self.fields, &|f| wanted.binary_search(&f).is_ok(), self.block_layout).map_err(
-            |e| match e {
-                BlockError::Checksum { stored, computed } => {
-                    Error::corruption(&self.path, meta.offset, CorruptionKind::Checksum { stored, computed })
-                }
-                BlockError::Malformed(d) => Error::malformed(&self.path, meta.offset, d.0),
-            },
-        )?;
+        let mut chunk = block::decode_block_rows(
+            bytes,
+            meta,
+            &self.fields,
+            &|f| wanted.binary_search(&f).is_ok(),
+            self.block_layout,
+            keep_row,
+        )
+        .map_err(|e| match e {
+            BlockError::Checksum { stored, computed } => {
+                Error::corruption(&self.path, meta.offset, CorruptionKind::Checksum { stored, computed })
+            }
+            BlockError::Malformed(d) => Error::malformed(&self.path, meta.offset, d.0),
+        })?;
         chunk.series = series;
         let chunk = Arc::new(chunk);
-        if let (Some(cache), Some(key)) = (&self.cache, key) {
+        if keep_row.is_none()
+            && let (Some(cache), Some(key)) = (&self.cache, key)
+        {
             cache.insert(key, chunk.clone());
         }
         Ok(chunk)

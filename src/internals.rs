@@ -75,6 +75,15 @@ pub fn decode_strings(bytes: &[u8], n: usize) -> Option<Vec<String>> {
     }
 }
 
+/// Decodes `n` strings, keeping those `keep` marks and leaving the others empty (a
+/// search's read of a few rows).
+pub fn decode_strings_selected(bytes: &[u8], n: usize, keep: &[bool]) -> Option<Vec<String>> {
+    match codec::decode_values_selected(ValueType::Str, bytes, n, Some(keep)).ok()? {
+        ColumnValues::Str(v) => Some(v),
+        _ => None,
+    }
+}
+
 /// Decodes a WAL batch payload (version byte + body); returns its row count.
 pub fn decode_wal_payload(bytes: &[u8]) -> Option<usize> {
     crate::wal::decode_batch(bytes).ok().map(|b| b.rows.len())

@@ -125,6 +125,17 @@ pub fn codecs(data: &[u8]) {
                 decode_strings(&encode_strings(&values), values.len()),
                 Some(values.iter().map(|s| s.to_string()).collect())
             );
+            let keep: Vec<bool> = (0..values.len()).map(|i| i % 3 == 0).collect();
+            assert_eq!(
+                decode_strings_selected(&encode_strings(&values), values.len(), &keep),
+                Some(
+                    values
+                        .iter()
+                        .zip(&keep)
+                        .map(|(s, k)| if *k { s.to_string() } else { String::new() })
+                        .collect()
+                )
+            );
         }
         5 => {
             decode_i64s(rest, n);
@@ -135,6 +146,8 @@ pub fn codecs(data: &[u8]) {
         }
         _ => {
             decode_strings(rest, n);
+            let keep: Vec<bool> = (0..n).map(|i| i % 2 == 1).collect();
+            decode_strings_selected(rest, n, &keep);
         }
     }
 }

@@ -380,7 +380,8 @@ impl SeriesChunks {
     /// [`SeriesChunks::decode_lone`] for a reader that wants only the rows `keep_row`
     /// accepts (by timestamp and record id), such as a search's hits: the other rows'
     /// strings and byte strings come back empty, so a few rows of a block of thousands of
-    /// log lines cost no allocation per line. The block is not cached.
+    /// log lines cost no allocation per line. A partial block is not cached (see
+    /// [`SegmentReader::read_block_rows`] for when the block is read whole instead).
     pub(crate) fn decode_lone_rows(
         &self,
         segment: &Arc<SegmentReader>,

@@ -158,7 +158,7 @@ pub(crate) struct MonthIndex {
     covered: u64,
     /// Documents added since the last commit.
     pending: u64,
-    /// Time maps of the segments searched so far, shared with the views.
+    /// Time maps of the segments, built as views are taken and shared with them.
     time_maps: TimeMaps,
 }
 

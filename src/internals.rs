@@ -253,6 +253,7 @@ impl EncodedBlock {
             &self.fields,
             &|_| true,
             crate::segment::BlockLayout::ColumnChecksums,
+            None,
         )
         .ok()
         .map(|c| c.len())

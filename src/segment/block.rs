@@ -384,21 +384,12 @@ impl From<DecodeError> for BlockError {
 
 /// Decodes a block (its bytes including the crc). `wanted(field)` selects columns to
 /// decode; `fields` is the segment's field table.
-pub(crate) fn decode_block(
-    bytes: &[u8],
-    meta: &BlockMeta,
-    fields: &[(Arc<str>, ValueType)],
-    wanted: &dyn Fn(u32) -> bool,
-    layout: BlockLayout,
-) -> Result<Chunk, BlockError> {
-    decode_block_rows(bytes, meta, fields, wanted, layout, None)
-}
-
-/// [`decode_block`] for a reader that wants a few rows: the string and byte-string values
+///
+/// With `keep_row`, for a reader that wants a few rows: the string and byte-string values
 /// of rows `keep_row(timestamp, record id)` rejects come back empty (no allocation, no
 /// UTF-8 check; the block's checksums are still verified). Every row is there, so the
 /// chunk has the block's shape, but it must not be cached as the block.
-pub(crate) fn decode_block_rows(
+pub(crate) fn decode_block(
     bytes: &[u8],
     meta: &BlockMeta,
     fields: &[(Arc<str>, ValueType)],
@@ -623,8 +614,8 @@ mod tests {
     fn a_reader_checks_the_header_and_the_columns_it_decodes_and_no_other() {
         let (bytes, meta, fields) = two_columns();
         let only = |f: u32| move |x: u32| x == f;
-        let decode = |b: &[u8], f: u32| decode_block(b, &meta, &fields, &only(f), BlockLayout::ColumnChecksums);
-        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums).unwrap();
+        let decode = |b: &[u8], f: u32| decode_block(b, &meta, &fields, &only(f), BlockLayout::ColumnChecksums, None);
+        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums, None).unwrap();
         assert_eq!(whole.columns.len(), 2);
         assert_eq!(whole.timestamps.len(), 100);
 
@@ -652,7 +643,7 @@ mod tests {
             );
         }
         // A block of the old layout is refused by the new reader, and the reverse.
-        assert!(decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::WholeChecksum).is_err());
+        assert!(decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::WholeChecksum, None).is_err());
     }
 
     #[test]
@@ -704,8 +695,8 @@ mod tests {
         let meta = encode_block(&chunk, 0, rows, &inputs, true, 3, &mut bytes);
         let wanted = [(40i64, 1004u64), (70, 1007), (480, 1048)];
         let keep = |ts: i64, rid: u64| wanted.contains(&(ts, rid));
-        let some = decode_block_rows(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums, Some(&keep)).unwrap();
-        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums).unwrap();
+        let some = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums, Some(&keep)).unwrap();
+        let whole = decode_block(&bytes, &meta, &fields, &|_| true, BlockLayout::ColumnChecksums, None).unwrap();
         assert_eq!((&some.timestamps, &some.record_ids), (&whole.timestamps, &whole.record_ids));
         for (got, all) in some.columns.iter().zip(&whole.columns) {
             assert_eq!(got.validity, all.validity, "{}", got.name);

@@ -329,7 +329,7 @@ impl SegmentReader {
 
     /// [`SegmentReader::read_block`] for a reader that wants only the rows `keep_row`
     /// accepts (by timestamp and record id): their strings are decoded, the other rows'
-    /// come back empty (see [`block::decode_block_rows`]). The whole block from the cache
+    /// come back empty (see [`block::decode_block`]). The whole block from the cache
     /// when it is there; such a partial block is never put there.
     pub(crate) fn read_block_rows(
         &self,
@@ -366,7 +366,7 @@ impl SegmentReader {
         };
         let start = meta.offset as usize;
         let bytes = &self.map[start..start + meta.len as usize];
-        let mut chunk = block::decode_block_rows(
+        let mut chunk = block::decode_block(
             bytes,
             meta,
             &self.fields,

@@ -46,6 +46,18 @@ fn codecs(c: &mut Criterion) {
         b.iter(|| internals::decode_f64s(black_box(&encoded), values.len()))
     });
 
+    // The head's pages: what a write pays per value, and a read or flush of the head.
+    group.bench_function("head_pages/encode", |b| b.iter(|| internals::encode_head_pages(black_box(&values))));
+    let pages = internals::encode_head_pages(&values);
+    let page_bytes: usize = pages.iter().map(Vec::len).sum();
+    println!(
+        "W1 usage_user in head pages: {:.3} bytes/value",
+        page_bytes as f64 / values.len() as f64
+    );
+    group.bench_function("head_pages/decode", |b| {
+        b.iter(|| internals::decode_head_pages(black_box(&pages), values.len()))
+    });
+
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let random: Vec<f64> = (0..values.len())
         .map(|_| {

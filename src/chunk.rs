@@ -76,6 +76,29 @@ impl ColumnValues {
         }
     }
 
+    /// Removes every slot, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        match self {
+            ColumnValues::F64(v) => v.clear(),
+            ColumnValues::I64(v) => v.clear(),
+            ColumnValues::Bool(v) => v.clear(),
+            ColumnValues::Str(v) => v.clear(),
+            ColumnValues::Bytes(v) => v.clear(),
+        }
+    }
+
+    /// Appends every slot of `other` (same type).
+    pub(crate) fn extend_from(&mut self, other: &ColumnValues) {
+        match (self, other) {
+            (ColumnValues::F64(v), ColumnValues::F64(o)) => v.extend_from_slice(o),
+            (ColumnValues::I64(v), ColumnValues::I64(o)) => v.extend_from_slice(o),
+            (ColumnValues::Bool(v), ColumnValues::Bool(o)) => v.extend_from_slice(o),
+            (ColumnValues::Str(v), ColumnValues::Str(o)) => v.extend_from_slice(o),
+            (ColumnValues::Bytes(v), ColumnValues::Bytes(o)) => v.extend_from_slice(o),
+            _ => debug_assert!(false, "column types differ"),
+        }
+    }
+
     /// True when there are no slots.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -45,6 +45,32 @@ pub fn decode_f64s(bytes: &[u8], n: usize) -> Option<Vec<f64>> {
     }
 }
 
+/// Packs floats as the head does while they wait for a flush: a page per
+/// `codec::pages::PAGE_ROWS` values.
+pub fn encode_head_pages(values: &[f64]) -> Vec<Vec<u8>> {
+    let (mut mantissas, mut page) = (Vec::new(), Vec::new());
+    values
+        .chunks(codec::pages::PAGE_ROWS)
+        .map(|part| {
+            codec::pages::encode(&ColumnValues::F64(part.to_vec()), &mut mantissas, &mut page);
+            page.clone()
+        })
+        .collect()
+}
+
+/// Unpacks what [`encode_head_pages`] packed from `n` values.
+pub fn decode_head_pages(pages: &[Vec<u8>], n: usize) -> Vec<f64> {
+    let mut out = ColumnValues::F64(Vec::with_capacity(n));
+    for (i, page) in pages.iter().enumerate() {
+        let rows = (n - i * codec::pages::PAGE_ROWS).min(codec::pages::PAGE_ROWS);
+        codec::pages::decode(page, rows, &mut out);
+    }
+    match out {
+        ColumnValues::F64(v) => v,
+        _ => Vec::new(),
+    }
+}
+
 /// Encodes booleans.
 pub fn encode_bools(values: &[bool]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -17,15 +17,15 @@ const DECIMAL: u8 = 2;
 const GORILLA: u8 = 3;
 
 /// Largest decimal scale tried (values with more fractional digits are exceptions).
-const MAX_SCALE: usize = 15;
-const POW10: [f64; MAX_SCALE + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+pub(crate) const MAX_SCALE: usize = 15;
+pub(crate) const POW10: [f64; MAX_SCALE + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 /// Scaled magnitudes must stay well inside `i64`.
 const MAX_MANTISSA: f64 = (1u64 << 62) as f64;
 
 /// The value at `scale` as an exact integer, when `mantissa / 10^scale` gives back exactly
 /// `v` (compared by bits, so -0.0 and NaN never qualify).
 #[inline]
-fn scaled(v: f64, scale: usize) -> Option<i64> {
+pub(crate) fn scaled(v: f64, scale: usize) -> Option<i64> {
     let m = (v * POW10[scale]).round();
     if !m.is_finite() || m.abs() >= MAX_MANTISSA {
         return None;

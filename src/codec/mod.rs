@@ -11,6 +11,7 @@ pub(crate) mod bools;
 pub(crate) mod bytes;
 pub(crate) mod floats;
 pub(crate) mod ints;
+pub(crate) mod pages;
 pub(crate) mod rans;
 pub(crate) mod strings;
 

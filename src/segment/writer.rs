@@ -390,9 +390,18 @@ impl EncodeOptions {
     }
 }
 
-/// Series encoded per round of [`write_segment`]: enough to keep every thread busy,
-/// few enough that their encoded blocks stay small next to the chunks they come from.
+/// Most series encoded per round of [`write_segment`]: a round starts a thread per
+/// core, which a million small series should not pay for a few hundred at a time.
 const ENCODE_WINDOW_SERIES: usize = 4096;
+
+/// Encoded bytes a round of [`write_segment`] aims to hold. Rounds are sized from the
+/// bytes per series of the round before: a head of a thousand W1 series holding a few
+/// hours each encodes to 40 MB, which a window of every series would hold at once, in
+/// vectors that doubled to up to twice that.
+const ENCODE_WINDOW_BYTES: usize = 8 << 20;
+
+/// Series in the first round, before any bytes per series are known.
+const FIRST_WINDOW_SERIES: usize = 64;
 
 /// The rows a segment is written from, read one series at a time so that a flush never
 /// holds a copy of the whole head.
@@ -422,9 +431,14 @@ where
     let threads = options.threads;
     let SeriesRows { series, fields, rows_of } = source;
     let mut writer = SegmentWriter::create(fs, data_dir, month, generation, fields.clone())?;
-    // A window of series at a time: the encoded bytes of a million small series would
-    // otherwise all be held at once. Each thread holds one series' rows while it encodes.
-    for window in series.chunks(ENCODE_WINDOW_SERIES) {
+    // A window of series at a time, of about ENCODE_WINDOW_BYTES encoded: the encoded
+    // bytes of every series would otherwise all be held at once. Each thread holds one
+    // series' rows while it encodes.
+    let mut window_len = FIRST_WINDOW_SERIES;
+    let mut rest = series;
+    while !rest.is_empty() {
+        let (window, after) = rest.split_at(window_len.min(rest.len()));
+        rest = after;
         let encoded = map_interleaved(window, threads, |(id, kind)| {
             let chunk = rows_of(*id)?;
             Some(encode_series(
@@ -436,11 +450,22 @@ where
                 options.zstd_level_for(*kind),
             ))
         });
+        let mut window_bytes = 0;
         for e in encoded.into_iter().flatten() {
+            window_bytes += e.bytes.len();
             writer.append(e)?;
         }
+        window_len = next_window_len(window.len(), window_bytes, threads);
     }
     writer.finish(max_seq)
+}
+
+/// Series in the next round of [`write_segment`], after a round of `series` encoded to
+/// `bytes`: about [`ENCODE_WINDOW_BYTES`] at the same bytes per series, at least a few
+/// per thread and at most [`ENCODE_WINDOW_SERIES`].
+fn next_window_len(series: usize, bytes: usize, threads: usize) -> usize {
+    let per_series = (bytes / series.max(1)).max(1);
+    (ENCODE_WINDOW_BYTES / per_series).clamp(4 * threads.max(1), ENCODE_WINDOW_SERIES)
 }
 
 /// `items.iter().map(f)` on up to `threads` threads, results in input order. Items are
@@ -479,6 +504,17 @@ pub(crate) fn map_interleaved<T: Sync, R: Send>(items: &[T], threads: usize, f: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_windows_hold_about_a_fixed_number_of_bytes() {
+        // Series of 40 kB: about 8 MiB of them.
+        assert_eq!(next_window_len(64, 64 * 40_000, 2), (8 << 20) / 40_000);
+        // Series of a few bytes: as many as a round takes.
+        assert_eq!(next_window_len(64, 64 * 30, 2), ENCODE_WINDOW_SERIES);
+        // Series of 50 MB: still a few per thread; nothing written says nothing.
+        assert_eq!(next_window_len(8, 8 * 50_000_000, 2), 8);
+        assert_eq!(next_window_len(0, 0, 0), ENCODE_WINDOW_SERIES);
+    }
 
     const HOUR: i64 = 3_600_000_000_000;
 

@@ -38,8 +38,25 @@ struct Frozen {
 
 impl Inner {
     pub(crate) fn flush(&self) -> Result<FlushReport> {
+        self.flush_if(|| true)
+    }
+
+    /// A flush for room: once this thread holds the flush lock, it flushes only if the
+    /// active head is still at its share of the budget. Writers that found the head full
+    /// together queue on the lock; without the check, each after the first would flush
+    /// the few rows written since (a segment, a WAL rotation, their fsyncs).
+    pub(crate) fn flush_for_room(&self) -> Result<FlushReport> {
+        let share = self.options.memory().head_flush_bytes;
+        self.flush_if(|| self.writes.writer.lock().head.bytes() >= share)
+    }
+
+    /// Flushes when `needed`, asked under the flush lock, says so.
+    fn flush_if(&self, needed: impl FnOnce() -> bool) -> Result<FlushReport> {
         let mut flush = self.published.flush.lock();
         self.check_writable()?;
+        if !needed() {
+            return Ok(FlushReport::default());
+        }
         let Some(frozen) = self.freeze()? else {
             return Ok(FlushReport::default());
         };

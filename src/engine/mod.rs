@@ -661,7 +661,7 @@ impl Inner {
         if head_bytes >= self.options.memory().head_flush_bytes {
             if self.options.background_flush {
                 self.wake_flusher();
-            } else if let Err(e) = self.flush() {
+            } else if let Err(e) = self.flush_for_room() {
                 // The batch is durable: it is acknowledged. A failed flush poisons the
                 // handle, so the next write reports it.
                 self.background.flusher.lock().last_error = Some(e.to_string());
@@ -686,7 +686,7 @@ impl Inner {
             state.heads[..frozen].iter().map(HeadRef::bytes).sum()
         };
         if active + flushing >= shares.heads_max_bytes {
-            self.flush()?;
+            self.flush_for_room()?;
         }
         Ok(())
     }

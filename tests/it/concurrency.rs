@@ -114,3 +114,62 @@ fn readers_see_whole_batch_prefixes_during_writes_and_flushes() {
     assert_eq!(scan_all(&engine, "p").len(), batches as usize * 3);
     assert_eq!(engine.background_error(), None);
 }
+
+/// Writers that find the head full together flush it once. Each writer over the head's
+/// share queues on the flush lock; the first flushes, and the others, checking again under
+/// the lock, find a new head and do not flush the few rows written since.
+#[test]
+fn writers_that_fill_the_head_together_flush_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            durability: Durability::None,
+            head_max_bytes: Some(64 << 10),
+            ..options()
+        },
+    )
+    .unwrap();
+    let (threads, batches, rows) = (4usize, 200i64, 20i64);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let engine = &engine;
+            s.spawn(move || {
+                let key = SeriesKey::metric("w").unwrap().with_tag("thread", t.to_string()).unwrap();
+                for b in 0..batches {
+                    let mut batch = Batch::new();
+                    for r in 0..rows {
+                        let i = b * rows + r;
+                        batch
+                            .add_row(&key, i, [("v", FieldValue::F64(i as f64 / 4.0)), ("n", FieldValue::I64(i % 7))])
+                            .unwrap();
+                    }
+                    engine.write(&batch).unwrap();
+                }
+            });
+        }
+    });
+    engine.close().unwrap();
+    // (generation, rows) of every segment; the last is the close's flush of what was left.
+    let mut segments = Vec::new();
+    for month in std::fs::read_dir(dir.path().join("data")).unwrap() {
+        for file in std::fs::read_dir(month.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            let generation: u64 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+            let (rows, _) = annals::internals::open_and_verify_segment(std::fs::read(&path).unwrap()).unwrap();
+            segments.push((generation, rows));
+        }
+    }
+    segments.sort_unstable();
+    let total: u64 = segments.iter().map(|(_, rows)| rows).sum();
+    assert_eq!(total, (threads as i64 * batches * rows) as u64);
+    segments.pop();
+    assert!(segments.len() >= 2, "the head's share should have filled a few times: {segments:?}");
+    let largest = segments.iter().map(|(_, rows)| *rows).max().unwrap();
+    for (generation, rows) in &segments {
+        assert!(
+            rows * 4 >= largest,
+            "segment {generation} flushed {rows} rows, the largest {largest}: {segments:?}"
+        );
+    }
+}

@@ -144,11 +144,138 @@ impl HeadColumn {
     }
 }
 
+/// A head series' timestamps or sequence numbers: each full page of [`PAGE_ROWS`] values
+/// packed ([`pages::encode_ints`]; a steady step packs to a header), the rest in a short
+/// vector. Each page keeps its smallest and largest value so that a read skips the pages
+/// its range misses.
+#[derive(Debug, Default)]
+struct PagedInts {
+    pages: Vec<Box<[u8]>>,
+    /// Smallest and largest value of each page.
+    bounds: Vec<(i64, i64)>,
+    /// The values after the pages: fewer than [`PAGE_ROWS`].
+    tail: Vec<i64>,
+    /// What the pages hold, with the allocator's header of each.
+    page_bytes: usize,
+}
+
+impl PagedInts {
+    fn len(&self) -> usize {
+        self.pages.len() * PAGE_ROWS + self.tail.len()
+    }
+
+    fn push(&mut self, value: i64, page: &mut Vec<u8>) {
+        if self.tail.capacity() == 0 {
+            // The tail never holds more than a page: allocate it once at that size.
+            self.tail.reserve_exact(PAGE_ROWS);
+        }
+        self.tail.push(value);
+        if self.tail.len() < PAGE_ROWS {
+            return;
+        }
+        pages::encode_ints(&self.tail, page);
+        let min = self.tail.iter().copied().min().unwrap_or(value);
+        let max = self.tail.iter().copied().max().unwrap_or(value);
+        self.bounds.push((min, max));
+        self.page_bytes += page.len() + MALLOC_HEADER_BYTES;
+        self.pages.push(page.as_slice().into());
+        self.tail.clear();
+    }
+
+    /// Bytes allocated: the tail, the page list and bounds, and the pages.
+    fn allocated(&self) -> usize {
+        self.tail.capacity() * 8
+            + self.pages.capacity() * std::mem::size_of::<Box<[u8]>>()
+            + self.bounds.capacity() * std::mem::size_of::<(i64, i64)>()
+            + self.page_bytes
+    }
+
+    /// Smallest and largest value; `None` when empty.
+    fn span(&self) -> Option<(i64, i64)> {
+        self.bounds
+            .iter()
+            .copied()
+            .chain(self.tail.iter().map(|&v| (v, v)))
+            .reduce(|(lo, hi), (min, max)| (lo.min(min), hi.max(max)))
+    }
+
+    /// The values of rows `start..end` (clamped to the rows held), unpacking only the
+    /// pages they fall in.
+    fn range(&self, start: usize, end: usize) -> Vec<i64> {
+        let end = end.min(self.len());
+        if start >= end {
+            return Vec::new();
+        }
+        let first_page = start / PAGE_ROWS;
+        let base = first_page * PAGE_ROWS;
+        let mut values = Vec::with_capacity(end - base);
+        for page in self.pages.iter().take(end.div_ceil(PAGE_ROWS)).skip(first_page) {
+            pages::decode_ints(page, PAGE_ROWS, &mut values);
+        }
+        if end > self.pages.len() * PAGE_ROWS {
+            values.extend_from_slice(&self.tail);
+        }
+        values.truncate(end - base);
+        values.drain(..start - base);
+        values
+    }
+
+    /// Calls `f(row, value)` for each of the first `end` rows, in row order, skipping the
+    /// pages whose smallest and largest value `wanted` turns down.
+    fn for_each_where(&self, end: usize, wanted: impl Fn(i64, i64) -> bool, mut f: impl FnMut(usize, i64)) {
+        let mut values = Vec::with_capacity(PAGE_ROWS);
+        for (i, (page, &(min, max))) in self.pages.iter().zip(&self.bounds).enumerate() {
+            let base = i * PAGE_ROWS;
+            if base >= end {
+                return;
+            }
+            if !wanted(min, max) {
+                continue;
+            }
+            values.clear();
+            pages::decode_ints(page, PAGE_ROWS, &mut values);
+            for (j, &v) in values.iter().enumerate().take(end - base) {
+                f(base + j, v);
+            }
+        }
+        let base = self.pages.len() * PAGE_ROWS;
+        for (j, &v) in self.tail.iter().enumerate().take(end.saturating_sub(base)) {
+            f(base + j, v);
+        }
+    }
+
+    /// How many leading values are at most `limit`, for values that never decrease.
+    fn count_not_above(&self, limit: i64) -> usize {
+        let full = self.bounds.partition_point(|&(_, max)| max <= limit);
+        let base = full * PAGE_ROWS;
+        if let Some(page) = self.pages.get(full) {
+            let mut values = Vec::with_capacity(PAGE_ROWS);
+            pages::decode_ints(page, PAGE_ROWS, &mut values);
+            return base + values.partition_point(|&v| v <= limit);
+        }
+        base + self.tail.partition_point(|&v| v <= limit)
+    }
+}
+
+/// The rows a read or a flush takes from a series, in (timestamp, sequence number) order.
+#[derive(Debug, Default)]
+struct Selection {
+    /// Row indices in arrival order.
+    rows: Vec<usize>,
+    timestamps: Vec<i64>,
+    seqs: Vec<u64>,
+}
+
 #[derive(Debug)]
 struct HeadSeries {
     kind: SeriesKind,
-    timestamps: Vec<i64>,
-    seqs: Vec<u64>,
+    timestamps: PagedInts,
+    /// Sequence numbers as `i64`: they stay far below `i64::MAX` (one per row written).
+    seqs: PagedInts,
+    /// The newest row's timestamp, to tell when rows arrive out of order.
+    last_timestamp: i64,
+    /// Rows the columns' vectors have room for.
+    reserved_rows: usize,
     columns: Vec<HeadColumn>,
     /// True while rows arrived in (timestamp, seq) order.
     sorted: bool,
@@ -162,8 +289,10 @@ impl HeadSeries {
     fn new(kind: SeriesKind) -> HeadSeries {
         HeadSeries {
             kind,
-            timestamps: Vec::new(),
-            seqs: Vec::new(),
+            timestamps: PagedInts::default(),
+            seqs: PagedInts::default(),
+            last_timestamp: i64::MIN,
+            reserved_rows: 0,
             columns: Vec::new(),
             sorted: true,
             allocated: 0,
@@ -174,16 +303,16 @@ impl HeadSeries {
     /// capacity, which runs ahead of their length) and the strings it copied.
     fn push(&mut self, timestamp: i64, seq: u64, fields: &[(u32, FieldValue)], names: &[Arc<str>], scratch: &mut PageScratch) -> usize {
         let rows_before = self.timestamps.len();
-        if rows_before == self.timestamps.capacity() {
+        if rows_before == self.reserved_rows {
             self.grow(rows_before);
         }
-        if let Some(&last) = self.timestamps.last()
-            && timestamp < last
-        {
+        if timestamp < self.last_timestamp {
             self.sorted = false;
         }
-        self.timestamps.push(timestamp);
-        self.seqs.push(seq);
+        self.last_timestamp = timestamp;
+        self.timestamps.push(timestamp, &mut scratch.page);
+        // Sequence numbers count rows written: they never come near `i64::MAX`.
+        self.seqs.push(seq as i64, &mut scratch.page);
         let mut heap = 0;
         for (field, value) in fields {
             let name = &names[*field as usize];
@@ -217,7 +346,7 @@ impl HeadSeries {
         // Columns the row did not mention get an absent slot; the same pass sums what the
         // vectors now hold.
         let mut allocated =
-            (self.timestamps.capacity() + self.seqs.capacity()) * 8 + self.columns.capacity() * std::mem::size_of::<HeadColumn>();
+            self.timestamps.allocated() + self.seqs.allocated() + self.columns.capacity() * std::mem::size_of::<HeadColumn>();
         for column in &mut self.columns {
             if column.len() == rows_before {
                 column.push_absent(scratch);
@@ -236,8 +365,7 @@ impl HeadSeries {
     /// short vectors.
     fn grow(&mut self, rows: usize) {
         let room = (rows / 4).max(4);
-        self.timestamps.reserve_exact(room);
-        self.seqs.reserve_exact(room);
+        self.reserved_rows = rows + room;
         for column in &mut self.columns {
             column.reserve_for(rows + room);
         }
@@ -266,36 +394,49 @@ impl HeadSeries {
 
     /// Oldest and newest timestamp; `None` without rows.
     fn time_span(&self) -> Option<(i64, i64)> {
-        if self.sorted {
-            return Some((*self.timestamps.first()?, *self.timestamps.last()?));
-        }
-        let min = *self.timestamps.iter().min()?;
-        Some((min, *self.timestamps.iter().max()?))
+        self.timestamps.span()
     }
 
-    /// Row indices with `seq <= visible` and timestamps in `range`, in (timestamp, seq)
-    /// order.
-    fn selected_rows(&self, range: TimeRange, visible: u64) -> Vec<usize> {
+    /// Rows with `seq <= visible` and timestamps in `range`, in (timestamp, seq) order.
+    fn selected_rows(&self, range: TimeRange, visible: u64) -> Selection {
         // Sequence numbers grow along the buffer, so the visible rows are a prefix.
-        let visible_len = self.seqs.partition_point(|&s| s <= visible);
-        let mut rows: Vec<usize> = (0..visible_len).filter(|&i| range.contains(self.timestamps[i])).collect();
+        let visible_len = self.seqs.count_not_above(i64::try_from(visible).unwrap_or(i64::MAX));
+        let mut picked: Vec<(usize, i64)> = Vec::new();
+        self.timestamps.for_each_where(
+            visible_len,
+            |min, max| range.overlaps(min, max),
+            |row, t| {
+                if range.contains(t) {
+                    picked.push((row, t));
+                }
+            },
+        );
+        let (Some(&(first, _)), Some(&(last, _))) = (picked.first(), picked.last()) else {
+            return Selection::default();
+        };
+        let seqs = self.seqs.range(first, last + 1);
+        let mut rows: Vec<(i64, u64, usize)> = picked.into_iter().map(|(row, t)| (t, seqs[row - first] as u64, row)).collect();
         if !self.sorted {
-            rows.sort_by_key(|&i| (self.timestamps[i], self.seqs[i]));
+            rows.sort_unstable();
         }
-        rows
+        Selection {
+            rows: rows.iter().map(|r| r.2).collect(),
+            timestamps: rows.iter().map(|r| r.0).collect(),
+            seqs: rows.iter().map(|r| r.1).collect(),
+        }
     }
 
     /// The selected rows as a chunk with sequence numbers as record ids; writes of one
     /// metric timestamp merged into one row field by field (the newest write of each field
     /// wins). `None` when no row is selected.
     fn read(&self, series: SeriesId, range: TimeRange, visible: u64, fields: Option<&[String]>) -> Option<Chunk> {
-        let rows = self.selected_rows(range, visible);
-        if rows.is_empty() {
+        let selection = self.selected_rows(range, visible);
+        if selection.rows.is_empty() {
             return None;
         }
-        let chunk = self.chunk(series, &rows, fields);
+        let chunk = self.chunk(series, selection, fields);
         let rule = Duplicates::of(self.kind);
-        let shares_timestamps = rule != Duplicates::KeepAll && rows.windows(2).any(|w| self.timestamps[w[0]] == self.timestamps[w[1]]);
+        let shares_timestamps = rule != Duplicates::KeepAll && chunk.timestamps.windows(2).any(|w| w[0] == w[1]);
         if !shares_timestamps {
             return Some(chunk);
         }
@@ -303,7 +444,8 @@ impl HeadSeries {
         Some(merge_versions(series, rule, vec![(chunk, versions)]))
     }
 
-    fn chunk(&self, series: SeriesId, rows: &[usize], fields: Option<&[String]>) -> Chunk {
+    fn chunk(&self, series: SeriesId, selection: Selection, fields: Option<&[String]>) -> Chunk {
+        let rows = &selection.rows;
         // Sized up front: a filtered collect would start at four columns, and a flush holds
         // one chunk per series.
         let mut columns: Vec<Column> = Vec::with_capacity(self.columns.len());
@@ -333,8 +475,8 @@ impl HeadSeries {
         columns.sort_by(|a, b| (&*a.name, a.value_type()).cmp(&(&*b.name, b.value_type())));
         Chunk {
             series,
-            timestamps: rows.iter().map(|&i| self.timestamps[i]).collect(),
-            record_ids: rows.iter().map(|&i| self.seqs[i]).collect(),
+            timestamps: selection.timestamps,
+            record_ids: selection.seqs,
             columns,
         }
     }
@@ -465,13 +607,14 @@ impl Head {
             }
             let columns = s.text_columns();
             let end = s.timestamps.len().min(start + (budget - looked));
+            let (timestamps, seqs) = (s.timestamps.range(start, end), s.seqs.range(start, end));
             for row in start..end {
                 let text = s.row_text(&columns, row);
                 if let Some(text) = text {
                     out.push(TextRow {
                         series: id,
-                        timestamp: s.timestamps[row],
-                        seq: s.seqs[row],
+                        timestamp: timestamps[row - start],
+                        seq: seqs[row - start] as u64,
                         text: text.into_owned(),
                     });
                 }
@@ -501,7 +644,7 @@ impl Head {
                 continue;
             }
             // Rare (a head across a month's end): list only the months with rows.
-            let touched: BTreeSet<Month> = s.timestamps.iter().map(|&t| Month::of(t)).collect();
+            let touched: BTreeSet<Month> = s.timestamps.range(0, usize::MAX).into_iter().map(Month::of).collect();
             for month in touched {
                 months.entry(month).or_default().push((id, s.kind));
             }
@@ -524,9 +667,9 @@ impl Head {
         if columns.is_empty() || !s.kind.is_event() {
             return Vec::new();
         }
-        s.selected_rows(month.range(), u64::MAX)
-            .into_iter()
-            .filter_map(|row| Some((s.timestamps[row], s.seqs[row], s.row_text(&columns, row)?)))
+        let selection = s.selected_rows(month.range(), u64::MAX);
+        (selection.rows.iter().zip(selection.timestamps).zip(selection.seqs))
+            .filter_map(|((&row, timestamp), seq)| Some((timestamp, seq, s.row_text(&columns, row)?)))
             .collect()
     }
 
@@ -544,9 +687,20 @@ impl Head {
             .flat_map(|s| s.columns.iter().map(|c| (c.name.clone(), c.values.value_type())))
     }
 
-    /// Each series' timestamps, in arrival order.
-    pub(crate) fn timestamps(&self) -> impl Iterator<Item = &[i64]> {
-        self.series.values().map(|s| s.timestamps.as_slice())
+    /// Calls `f` with every timestamp held below `limit`, skipping the pages of rows at or
+    /// after it.
+    pub(crate) fn for_each_timestamp_below(&self, limit: i64, mut f: impl FnMut(i64)) {
+        for s in self.series.values() {
+            s.timestamps.for_each_where(
+                usize::MAX,
+                |min, _| min < limit,
+                |_, t| {
+                    if t < limit {
+                        f(t);
+                    }
+                },
+            );
+        }
     }
 }
 
@@ -726,7 +880,7 @@ mod tests {
                     fields.push(("c", FieldValue::Bool(rng.random_bool(0.5))));
                 }
                 if rng.random_bool(0.1) {
-                    fields.push(("d", FieldValue::Str(format!("s{}", rng.random_range(0..9)))));
+                    fields.push(("message", FieldValue::Str(format!("s{}", rng.random_range(0..9)))));
                 }
                 rows.push((ts, fields));
             }
@@ -771,6 +925,29 @@ mod tests {
         }
         let flushed = flushed(&head);
         assert_eq!(flushed.iter().map(|(_, _, c)| c.len()).sum::<usize>(), written.len(), "seed {seed}");
+
+        // Text rows, taken a few at a time, come in arrival order with their own timestamp
+        // and sequence number.
+        let text_of = |fields: &[(Arc<str>, FieldValue)]| {
+            fields.iter().find_map(|(n, v)| match v {
+                FieldValue::Str(s) if &**n == "message" => Some(s.clone()),
+                _ => None,
+            })
+        };
+        let expected: Vec<_> = written.iter().filter_map(|(ts, s, f)| Some((*ts, *s, text_of(f)?))).collect();
+        let (mut done, mut text_rows) = (FxHashMap::default(), Vec::new());
+        while head.text_rows(&mut done, rng.random_range(1..300), &mut text_rows) {}
+        let got: Vec<_> = text_rows.into_iter().map(|r| (r.timestamp, r.seq, r.text)).collect();
+        assert_eq!(got, expected, "seed {seed}");
+
+        for limit in [0, 1, 2_500, 9_999, 10_000] {
+            let mut below = Vec::new();
+            head.for_each_timestamp_below(limit, |t| below.push(t));
+            below.sort_unstable();
+            let mut expected: Vec<i64> = written.iter().map(|w| w.0).filter(|&t| t < limit).collect();
+            expected.sort_unstable();
+            assert_eq!(below, expected, "seed {seed}, limit {limit}");
+        }
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Inner {
         }
 
         // Rows for days already summarised make those days be summarised again.
-        let late = self.late_days(flush.manifest.summary.watermark, &mut head.timestamps());
+        let late = self.late_days(flush.manifest.summary.watermark, &head);
         let report = FlushReport {
             rows: head.rows(),
             points: head.points(),

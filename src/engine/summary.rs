@@ -19,6 +19,7 @@
 use super::Inner;
 use super::publish::Change;
 use crate::error::{Error, Result};
+use crate::head::Head;
 use crate::manifest::Resolution;
 use crate::manifest::{Manifest, SegmentMeta, tier_dir};
 use crate::model::{SeriesId, SeriesKind};
@@ -89,18 +90,15 @@ fn day_ranges(days: &BTreeSet<i64>) -> Vec<TimeRange> {
 impl Inner {
     /// The days of rows older than the summary watermark (or a running summary's target):
     /// they must be rolled up again. Called by the flush with the rows it writes.
-    pub(crate) fn late_days(&self, watermark: Option<i64>, timestamps: &mut dyn Iterator<Item = &[i64]>) -> BTreeSet<i64> {
+    pub(crate) fn late_days(&self, watermark: Option<i64>, head: &Head) -> BTreeSet<i64> {
         let run_target = self.background.summary_run.lock().as_ref().map(|r| r.target);
         let Some(limit) = watermark.into_iter().chain(run_target).max() else {
             return BTreeSet::new();
         };
         let mut days = BTreeSet::new();
-        for ts in timestamps {
-            // A head series' rows may be out of order: look at all of them.
-            for &t in ts.iter().filter(|t| **t < limit) {
-                days.insert(day_start(t));
-            }
-        }
+        head.for_each_timestamp_below(limit, |t| {
+            days.insert(day_start(t));
+        });
         if !days.is_empty()
             && let Some(run) = self.background.summary_run.lock().as_mut()
         {

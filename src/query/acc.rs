@@ -102,6 +102,33 @@ impl Acc {
         }
     }
 
+    /// A run of floats that all have values, for aggregates that need only the running
+    /// values (count, sum, mean, min, max): one tight pass instead of a branch per value.
+    /// The sum adds in the same order as [`Acc::add_f64`] would, so it is bit for bit the
+    /// same; NaN is skipped by min and max as there.
+    #[inline]
+    pub(crate) fn add_f64_run(&mut self, values: &[f64]) {
+        let (mut sum, mut low, mut high) = (self.sum_f, f64::INFINITY, f64::NEG_INFINITY);
+        for &v in values {
+            sum += v;
+            // A comparison with NaN is false, so NaN is skipped; written as a comparison
+            // rather than `f64::min` it is one instruction, not a NaN check and a blend in
+            // the loop's dependency chain.
+            low = if v < low { v } else { low };
+            high = if v > high { v } else { high };
+        }
+        let n = values.len() as u64;
+        self.count += n;
+        self.numeric += n;
+        self.sum_f = sum;
+        self.any_float |= n > 0;
+        // Only when some value was not NaN.
+        if low <= high {
+            self.min_f = Some(self.min_f.map_or(low, |m| m.min(low)));
+            self.max_f = Some(self.max_f.map_or(high, |m| m.max(high)));
+        }
+    }
+
     #[inline]
     pub(crate) fn add_i64(&mut self, v: i64, key: RowKey, needs: Needs) {
         self.count += 1;
@@ -301,6 +328,39 @@ pub(crate) fn percentile_index(q: f64, n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_floats_adds_up_as_value_by_value() {
+        use rand::{Rng, SeedableRng};
+        let seed = crate::test_seed();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        for round in 0..200 {
+            let values: Vec<f64> = (0..rng.random_range(0..300))
+                .map(|_| match rng.random_range(0..40) {
+                    0 => f64::NAN,
+                    1 => f64::INFINITY,
+                    2 => f64::NEG_INFINITY,
+                    _ => rng.random_range(-1e6..1e6),
+                })
+                .collect();
+            let (mut by_value, mut by_run) = (Acc::default(), Acc::default());
+            // A value before the run, so the run continues a sum and a minimum.
+            if round % 2 == 0 {
+                by_value.add_f64(0.5, (0, 0, 0), Needs::default());
+                by_run.add_f64(0.5, (0, 0, 0), Needs::default());
+            }
+            for &v in &values {
+                by_value.add_f64(v, (0, 0, 0), Needs::default());
+            }
+            by_run.add_f64_run(&values);
+            // Debug output shows every field, with floats to the last bit.
+            assert_eq!(
+                format!("{by_run:?}"),
+                format!("{by_value:?}"),
+                "seed {seed}, round {round}: {values:?}"
+            );
+        }
+    }
 
     #[test]
     fn merged_accumulators_equal_one_pass() {

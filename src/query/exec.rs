@@ -596,6 +596,7 @@ impl SeriesAggregator<'_> {
                 let column = &chunk.columns[c];
                 let dense = column.validity.is_empty();
                 match &column.values {
+                    ColumnValues::F64(v) if dense && slot.needs == Needs::default() => acc.add_f64_run(&v[rows.clone()]),
                     ColumnValues::F64(v) if dense => {
                         for (i, &x) in rows.clone().zip(&v[rows.clone()]) {
                             acc.add_f64(x, key(i), slot.needs);

@@ -153,7 +153,8 @@ struct PagedInts {
     pages: Vec<Box<[u8]>>,
     /// Smallest and largest value of each page.
     bounds: Vec<(i64, i64)>,
-    /// The values after the pages: fewer than [`PAGE_ROWS`].
+    /// The values after the pages: fewer than [`PAGE_ROWS`], in a vector that keeps its
+    /// allocation from one page to the next.
     tail: Vec<i64>,
     /// What the pages hold, with the allocator's header of each.
     page_bytes: usize,
@@ -165,9 +166,11 @@ impl PagedInts {
     }
 
     fn push(&mut self, value: i64, page: &mut Vec<u8>) {
-        if self.tail.capacity() == 0 {
-            // The tail never holds more than a page: allocate it once at that size.
-            self.tail.reserve_exact(PAGE_ROWS);
+        if self.tail.len() == self.tail.capacity() {
+            // Doubling from 4 up to a page, so that a series of a few rows (a store of a
+            // million series each written once) holds a few slots, not a page's worth.
+            let room = self.tail.capacity().max(4).min(PAGE_ROWS.saturating_sub(self.tail.capacity()));
+            self.tail.reserve_exact(room.max(1));
         }
         self.tail.push(value);
         if self.tail.len() < PAGE_ROWS {
@@ -765,6 +768,37 @@ mod tests {
         assert_eq!(rows, vec![(july, 7, vec![j, j + 2]), (september, 7, vec![s + 1])]);
         assert!(!head.flush_months().contains_key(&august));
         assert!(Head::new().flush_months().is_empty());
+    }
+
+    #[test]
+    fn a_series_of_one_row_costs_a_few_hundred_bytes() {
+        let mut head = Head::new();
+        let names = [Arc::from("v")];
+        let series: Vec<(SeriesId, SeriesKind)> = (0..1000).map(|id| (id, SeriesKind::Metric)).collect();
+        let rows: Vec<BatchRow> = (0..1000)
+            .map(|i| BatchRow {
+                series: i,
+                timestamp: 10,
+                first_value: i,
+                value_count: 1,
+            })
+            .collect();
+        let values: Vec<(u32, FieldValue)> = (0..1000).map(|i| (0, FieldValue::F64(f64::from(i)))).collect();
+        head.apply(&ApplyBatch {
+            first_seq: 1,
+            series: &series,
+            field_names: &names,
+            rows: &rows,
+            values: &values,
+        });
+        // Timestamps and sequence numbers must not take a page's worth of slots (2 KiB)
+        // for a series' first row.
+        let per_series = head.bytes() / 1000;
+        assert!(per_series < 1024, "{per_series} bytes a series");
+        assert_eq!(
+            head.read(999, TimeRange::ALL, u64::MAX, None).map(|c| c.record_ids),
+            Some(vec![1000])
+        );
     }
 
     #[test]

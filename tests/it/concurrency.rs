@@ -130,7 +130,9 @@ fn writers_that_fill_the_head_together_flush_it_once() {
         },
     )
     .unwrap();
-    let (threads, batches, rows) = (4usize, 200i64, 20i64);
+    // Values that pack poorly, so the head's share fills a few times although number
+    // columns, timestamps and sequence numbers wait in packed pages.
+    let (threads, batches, rows) = (4usize, 2000i64, 20i64);
     std::thread::scope(|s| {
         for t in 0..threads {
             let engine = &engine;
@@ -141,7 +143,14 @@ fn writers_that_fill_the_head_together_flush_it_once() {
                     for r in 0..rows {
                         let i = b * rows + r;
                         batch
-                            .add_row(&key, i, [("v", FieldValue::F64(i as f64 / 4.0)), ("n", FieldValue::I64(i % 7))])
+                            .add_row(
+                                &key,
+                                i,
+                                [
+                                    ("v", FieldValue::F64((i * 2_654_435_761 % 1_000_003) as f64 / 4.0)),
+                                    ("n", FieldValue::I64(i % 7)),
+                                ],
+                            )
                             .unwrap();
                     }
                     engine.write(&batch).unwrap();

@@ -88,8 +88,9 @@ impl FileKind {
     pub(crate) const fn version(self) -> u32 {
         match self {
             // Version 2 of segments adds the bytes value type, version 3 checksums per
-            // column; version 2 of archives adds objects.
-            FileKind::Segment => 3,
+            // column, version 4 interleaves two rANS states in long integer streams;
+            // version 2 of archives adds objects.
+            FileKind::Segment => 4,
             FileKind::Manifest | FileKind::Archive => 2,
             _ => 1,
         }

@@ -31,7 +31,7 @@ pub(crate) fn encode(values: &[bool], out: &mut Vec<u8>) {
     runs.pop();
     let mut coded = Vec::new();
     put_varint(&mut coded, runs.len() as u64);
-    rans::encode(&runs.iter().map(|r| r - 1).collect::<Vec<_>>(), &mut coded);
+    rans::encode(&runs.iter().map(|r| r - 1).collect::<Vec<_>>(), rans::Lanes::One, &mut coded);
     if coded.len() < values.len().div_ceil(8) {
         out.push(RUNS);
         out.push(first as u8);
@@ -68,7 +68,7 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<bool>) -> Resul
             let mut v = flag(r.u8()?)?;
             let count = r.len(n)?;
             let mut runs = Vec::new();
-            rans::decode(r, count, &mut runs)?;
+            rans::decode(r, count, rans::Lanes::One, &mut runs)?;
             let mut used = 0usize;
             for run in runs {
                 let len = usize::try_from(run)

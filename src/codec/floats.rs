@@ -210,9 +210,7 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<f64>) -> Result
                     .ok_or(DecodeError("decimal exception index out of range"))?;
                 exceptions.push((at, r.u64_le()?));
             }
-            let mut mantissas = Vec::new();
-            ints::decode(r, n, &mut mantissas)?;
-            out.extend(mantissas.iter().map(|&m| m as f64 / divisor));
+            ints::decode_map(r, n, out, |m| m as f64 / divisor)?;
             for (i, bits) in exceptions {
                 out[start + i] = f64::from_bits(bits);
             }

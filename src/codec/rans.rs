@@ -222,11 +222,23 @@ fn bit_width(max: u64) -> u32 {
     64 - max.leading_zeros()
 }
 
-/// Appends `values` coded with bins + rANS. The count is not stored: the caller knows it.
+/// How many rANS states a stream interleaves. Value `i` is coded by state `i % lanes`, so a
+/// decoder steps independent states in turn and each step's latency overlaps the others'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lanes {
+    /// One state (every stream of segment versions 1 to 3).
+    One,
+    /// Two states (segment version 4 and later, for long streams).
+    Two,
+}
+
+/// Appends `values` coded with bins + rANS. The count is not stored: the caller knows it,
+/// and records `lanes` where the decoder can find it.
 ///
-/// Layout: `model_len` varint, model bits; `rans_len` varint, rANS bytes; `raw_len` varint,
-/// raw offset bits.
-pub(crate) fn encode(values: &[u64], out: &mut Vec<u8>) {
+/// Layout: `model_len` varint, model bits; `rans_len` varint, rANS bytes (each lane's final
+/// state as u32 LE, lane 0 first, then the renormalisation bytes); `raw_len` varint, raw
+/// offset bits.
+pub(crate) fn encode(values: &[u64], lanes: Lanes, out: &mut Vec<u8>) {
     let mut counts = [0u32; SYMBOLS];
     let mut syms = Vec::with_capacity(values.len());
     for &v in values {
@@ -243,7 +255,10 @@ pub(crate) fn encode(values: &[u64], out: &mut Vec<u8>) {
     let rans = if model.scale_bits == 0 || values.is_empty() {
         Vec::new()
     } else {
-        rans_encode(&syms, &model)
+        match lanes {
+            Lanes::One => rans_encode::<1>(&syms, &model),
+            Lanes::Two => rans_encode::<2>(&syms, &model),
+        }
     };
     put_bytes(out, &rans);
 
@@ -282,7 +297,9 @@ fn choose_model(counts: &[u32; SYMBOLS], total: u64) -> Model {
         .unwrap_or_else(|| Model::normalize(counts, total, MAX_SCALE_BITS))
 }
 
-fn rans_encode(syms: &[u8], model: &Model) -> Vec<u8> {
+/// The rANS bytes of `syms` with `LANES` interleaved states. Encoding runs backwards, so
+/// the decoder reads the bytes forwards in exactly the reverse order of their writing.
+fn rans_encode<const LANES: usize>(syms: &[u8], model: &Model) -> Vec<u8> {
     let mut freq = [0u32; SYMBOLS];
     let mut cum = [0u32; SYMBOLS];
     let mut c = 0;
@@ -293,38 +310,60 @@ fn rans_encode(syms: &[u8], model: &Model) -> Vec<u8> {
     }
     let scale = model.scale_bits;
     let mut out = Vec::with_capacity(syms.len() + 8);
-    let mut x = RANS_L;
-    for &s in syms.iter().rev() {
+    let mut states = [RANS_L; LANES];
+    for (i, &s) in syms.iter().enumerate().rev() {
+        let x = &mut states[i % LANES];
         let f = freq[s as usize];
         let x_max = ((RANS_L >> scale) << 8) * f;
-        while x >= x_max {
-            out.push(x as u8);
-            x >>= 8;
+        while *x >= x_max {
+            out.push(*x as u8);
+            *x >>= 8;
         }
-        x = ((x / f) << scale) + (x % f) + cum[s as usize];
+        *x = ((*x / f) << scale) + (*x % f) + cum[s as usize];
     }
-    out.extend_from_slice(&x.to_be_bytes());
+    // Reversed below: lane 0's state comes first, each little-endian.
+    for x in states.iter().rev() {
+        out.extend_from_slice(&x.to_be_bytes());
+    }
     out.reverse();
     out
 }
 
-/// Decodes `n` values written by [`encode`], appending them to `out`.
-pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+/// Decodes `n` values written by [`encode`] with `lanes`, appending them to `out`.
+pub(crate) fn decode(r: &mut Reader<'_>, n: usize, lanes: Lanes, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    let start = out.len();
+    out.resize(start + n, 0);
+    decode_into(r, lanes, &mut out[start..], |v| v)
+}
+
+/// Decodes `dst.len()` values written by [`encode`], storing `map(value)` in each slot in
+/// order. Callers fold their own transform (differences to values, scaling) into `map`, so
+/// a column is decoded in one pass with no buffer between the steps.
+#[inline]
+pub(crate) fn decode_into<T>(r: &mut Reader<'_>, lanes: Lanes, dst: &mut [T], map: impl FnMut(u64) -> T) -> Result<(), DecodeError> {
+    match lanes {
+        Lanes::One => decode_lanes::<1, T>(r, dst, map),
+        Lanes::Two => decode_lanes::<2, T>(r, dst, map),
+    }
+}
+
+/// [`decode_into`] for a stream of `LANES` interleaved states.
+#[inline]
+fn decode_lanes<const LANES: usize, T>(r: &mut Reader<'_>, dst: &mut [T], mut map: impl FnMut(u64) -> T) -> Result<(), DecodeError> {
     let model = Model::read(&mut BitReader::new(r.prefixed()?))?;
     let rans = r.prefixed()?;
     let mut raw = RawBits::new(r.prefixed()?);
-    out.reserve(n);
     if model.scale_bits == 0 {
         if !rans.is_empty() {
             return Err(DecodeError("unexpected rANS bytes for a single symbol"));
         }
         let (base, nbits) = bin_range(model.symbols[0]);
-        for _ in 0..n {
-            out.push(base | raw.take(nbits)?);
+        for slot in dst.iter_mut() {
+            *slot = map(base | raw.take(nbits)?);
         }
         return Ok(());
     }
-    if n == 0 {
+    if dst.is_empty() {
         return Ok(());
     }
     let scale = model.scale_bits;
@@ -341,37 +380,76 @@ pub(crate) fn decode(r: &mut Reader<'_>, n: usize, out: &mut Vec<u64>) -> Result
         c += f;
     }
     let mut input = Reader::new(rans);
-    let mut x = input.u32_le()?;
-    if !(RANS_L..RANS_L << 8).contains(&x) {
-        return Err(DecodeError("rANS state out of range"));
+    let mut states = [0u32; LANES];
+    for x in states.iter_mut() {
+        *x = input.u32_le()?;
+        if !(RANS_L..RANS_L << 8).contains(x) {
+            return Err(DecodeError("rANS state out of range"));
+        }
     }
     let bytes = input.bytes(input.remaining())?;
     let mut pos = 0usize;
-    let mut next_byte = || -> Result<u32, DecodeError> {
-        let b = *bytes.get(pos).ok_or(DecodeError("unexpected end of data"))?;
-        pos += 1;
-        Ok(b as u32)
-    };
-    for _ in 0..n {
-        let slot = slots[(x & mask) as usize];
-        x = (slot & 0xfff) * (x >> scale) + ((slot >> 12) & 0xfff);
-        // A step shrinks the state by at most `scale` (<= 12) bits: two bytes restore it.
-        if x < RANS_L {
-            x = (x << 8) | next_byte()?;
-            if x < RANS_L {
-                x = (x << 8) | next_byte()?;
+    // One step of a state: the slot names the symbol and the state's next value, then up to
+    // two bytes refill it (a step shrinks it by at most `scale` <= 12 bits). A macro rather
+    // than a closure, so each lane's state stays a register of its own.
+    macro_rules! step {
+        ($x:ident) => {{
+            let slot = slots[($x & mask) as usize];
+            $x = (slot & 0xfff) * ($x >> scale) + ((slot >> 12) & 0xfff);
+            if $x < RANS_L {
+                let (b0, b1) = match bytes.get(pos..pos + 2) {
+                    Some(two) => (two[0] as u32, two[1] as u32),
+                    None => (next_byte(bytes, pos)?, next_byte(bytes, pos + 1).unwrap_or(0)),
+                };
+                $x = ($x << 8) | b0;
+                pos += 1;
+                if $x < RANS_L {
+                    // Only now is the second byte known to be part of the stream.
+                    next_byte(bytes, pos)?;
+                    $x = ($x << 8) | b1;
+                    pos += 1;
+                }
             }
-        }
-        let (base, nbits) = BINS[(slot >> 24) as usize];
-        out.push(base | raw.take(nbits)?);
+            let (base, nbits) = BINS[(slot >> 24) as usize];
+            map(base | raw.take(nbits)?)
+        }};
     }
-    if x != RANS_L || pos != bytes.len() {
+    let mut x0 = states[0];
+    if LANES == 1 {
+        for out in dst.iter_mut() {
+            *out = step!(x0);
+        }
+        states[0] = x0;
+    } else {
+        let mut x1 = states[1];
+        let mut pairs = dst.chunks_exact_mut(2);
+        for pair in &mut pairs {
+            pair[0] = step!(x0);
+            pair[1] = step!(x1);
+        }
+        if let [last] = pairs.into_remainder() {
+            *last = step!(x0);
+        }
+        states[0] = x0;
+        states[1] = x1;
+    }
+    if states.iter().any(|&x| x != RANS_L) || pos != bytes.len() {
         return Err(DecodeError("rANS stream does not end in its initial state"));
     }
     Ok(())
 }
 
+/// The rANS byte at `pos`, or the error of a stream that ends early.
+#[inline]
+fn next_byte(bytes: &[u8], pos: usize) -> Result<u32, DecodeError> {
+    bytes.get(pos).map(|&b| b as u32).ok_or(DecodeError("unexpected end of data"))
+}
+
 /// The raw offset bits, read least significant first and refilled a word at a time.
+///
+/// Bits of `buffer` above `count` are either zero or the stream's next bits, so a refill
+/// may OR a whole word in at `count` even where it overlaps bits already there.
+#[derive(Clone, Copy)]
 struct RawBits<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -392,29 +470,46 @@ impl<'a> RawBits<'a> {
     /// Takes `nbits` (at most 61) bits.
     #[inline(always)]
     fn take(&mut self, nbits: u32) -> Result<u64, DecodeError> {
-        if self.count >= nbits {
-            // nbits < 64 here, so the shifts are defined.
-            let v = self.buffer & ((1u64 << nbits) - 1);
-            self.buffer >>= nbits;
-            self.count -= nbits;
-            return Ok(v);
-        }
-        self.take_slow(nbits)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn take_slow(&mut self, nbits: u32) -> Result<u64, DecodeError> {
-        if nbits > 56 {
-            // A refill guarantees 56 bits; wider offsets (huge values) come in two reads.
-            let low = self.take_slow(32)?;
-            return Ok(low | (self.take_slow(nbits - 32)? << 32));
-        }
         if self.count < nbits {
             if let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(word);
-                // Whole bytes that fit above the bits still buffered.
+                // count < nbits <= 61, so the shift is defined; the whole bytes that fit
+                // above the buffered bits are now counted.
+                self.buffer |= u64::from_le_bytes(w) << self.count;
+                self.pos += ((63 - self.count) / 8) as usize;
+                self.count |= 56;
+            }
+            if self.count < nbits {
+                // The copy keeps `self` out of memory in the caller's loop.
+                let (rest, v) = self.take_slow(nbits)?;
+                *self = rest;
+                return Ok(v);
+            }
+        }
+        // nbits <= count < 64 here, so the shifts are defined.
+        let v = self.buffer & ((1u64 << nbits) - 1);
+        self.buffer >>= nbits;
+        self.count -= nbits;
+        Ok(v)
+    }
+
+    /// Takes bits near the end of the stream, or more than one refill holds.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(mut self, nbits: u32) -> Result<(RawBits<'a>, u64), DecodeError> {
+        if nbits > 56 {
+            // A refill guarantees 56 bits; wider offsets (huge values) come in two reads.
+            let (rest, low) = self.take_slow(32)?;
+            let (rest, high) = rest.take_slow(nbits - 32)?;
+            return Ok((rest, low | (high << 32)));
+        }
+        if self.count < nbits {
+            // Drop any overlapping bits above `count` so bytes can be ORed in one by one.
+            self.buffer &= low_mask(self.count);
+            if let Some(word) = self.bytes.get(self.pos..self.pos + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(word);
                 let take = (63 - self.count) / 8;
                 self.buffer |= (u64::from_le_bytes(w) & low_mask(take * 8)) << self.count;
                 self.pos += take as usize;
@@ -433,7 +528,7 @@ impl<'a> RawBits<'a> {
         let v = self.buffer & low_mask(nbits);
         self.buffer >>= nbits;
         self.count -= nbits;
-        Ok(v)
+        Ok((self, v))
     }
 }
 
@@ -441,15 +536,45 @@ impl<'a> RawBits<'a> {
 mod tests {
     use super::*;
 
+    /// Round-trips `values` with each number of lanes; the size with one lane.
     fn round_trip(values: &[u64]) -> usize {
-        let mut out = Vec::new();
-        encode(values, &mut out);
-        let mut got = Vec::new();
-        let mut r = Reader::new(&out);
-        decode(&mut r, values.len(), &mut got).unwrap();
-        assert!(r.is_empty());
-        assert_eq!(got, values);
-        out.len()
+        let mut sizes = Vec::new();
+        for lanes in [Lanes::One, Lanes::Two] {
+            let mut out = Vec::new();
+            encode(values, lanes, &mut out);
+            let mut got = Vec::new();
+            let mut r = Reader::new(&out);
+            decode(&mut r, values.len(), lanes, &mut got).unwrap();
+            assert!(r.is_empty());
+            assert_eq!(got, values, "{lanes:?}");
+            sizes.push(out.len());
+        }
+        sizes[0]
+    }
+
+    #[test]
+    fn two_lanes_cost_about_one_more_state_and_read_back_only_as_two() {
+        for n in [2usize, 3, 4, 5, 255, 256, 257, 2160] {
+            let vals: Vec<u64> = (0..n as u64).map(|i| (i * 7919) % 300).collect();
+            let (mut one, mut two) = (Vec::new(), Vec::new());
+            encode(&vals, Lanes::One, &mut one);
+            encode(&vals, Lanes::Two, &mut two);
+            // The second lane's final state is the extra, give or take where each lane's
+            // renormalisation bytes fall.
+            assert!(
+                two.len().abs_diff(one.len() + 4) <= 2,
+                "{n} values: {} and {}",
+                one.len(),
+                two.len()
+            );
+            let mut got = Vec::new();
+            decode(&mut Reader::new(&two), n, Lanes::Two, &mut got).unwrap();
+            assert_eq!(got, vals);
+            // Read with the wrong number of lanes, the stream is refused or reads otherwise.
+            let mut wrong = Vec::new();
+            let read = decode(&mut Reader::new(&two), n, Lanes::One, &mut wrong);
+            assert!(read.is_err() || wrong != vals, "{n} values");
+        }
     }
 
     #[test]
@@ -497,11 +622,13 @@ mod tests {
     #[test]
     fn truncated_or_garbled_input_is_an_error() {
         let vals: Vec<u64> = (0..1000).map(|i| (i * 7919) % 300).collect();
-        let mut out = Vec::new();
-        encode(&vals, &mut out);
-        for cut in 0..out.len() {
-            let mut got = Vec::new();
-            assert!(decode(&mut Reader::new(&out[..cut]), vals.len(), &mut got).is_err());
+        for lanes in [Lanes::One, Lanes::Two] {
+            let mut out = Vec::new();
+            encode(&vals, lanes, &mut out);
+            for cut in 0..out.len() {
+                let mut got = Vec::new();
+                assert!(decode(&mut Reader::new(&out[..cut]), vals.len(), lanes, &mut got).is_err());
+            }
         }
     }
 }

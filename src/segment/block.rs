@@ -353,7 +353,7 @@ pub(crate) fn encode_block(
 pub(crate) enum BlockLayout {
     /// Segment versions 1 and 2: one crc32 of the whole block, at its end.
     WholeChecksum,
-    /// Segment version 3: a checksum of the header (which holds the column directory) and
+    /// Segment version 3 and later: a checksum of the header (which holds the column directory) and
     /// one per column, so a reader checks only what it decodes.
     ColumnChecksums,
 }

@@ -7,6 +7,10 @@
 //! `tests/fixtures/segment-v2/` is a store written at commit d085b74, before segment
 //! version 3 (a checksum per block column): one version 2 segment of January 2016 holding
 //! the rows of [`segment_v2_rows`] (written with `block_max_rows` 256), and its text index.
+//!
+//! `tests/fixtures/segment-v3/` holds the same rows written at commit 065a705, before segment
+//! version 4 (two interleaved rANS states in integer streams of 256 values or more): its
+//! blocks of 256 rows hold one-state streams that version 4 would write with two.
 
 use crate::common::{copy_dir, options, scan_all};
 use annals::{Engine, FieldValue};
@@ -79,7 +83,7 @@ fn segment_v2_rows() -> annals::Batch {
     batch
 }
 
-/// Segment files of version 3 and later.
+/// The versions of the fixture month's segment files, by file name.
 fn segment_versions(dir: &Path) -> Vec<u32> {
     let month = dir.join("data/2016-01");
     let mut versions: Vec<(String, u32)> = std::fs::read_dir(&month)
@@ -105,19 +109,35 @@ fn all_rows(engine: &Engine) -> Vec<(i64, Vec<(String, FieldValue)>)> {
 }
 
 #[test]
-fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_rewritten_as_version_3() {
+fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_rewritten() {
     let dir = fixture("segment-v2");
-    assert_eq!(segment_versions(dir.path()), vec![2], "the fixture's segment is version 2");
     let report = annals::verify::verify(dir.path(), false).unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
     // Its text index is an earlier format: noted, not a problem; open rebuilds it.
     assert!(
         report.notes.iter().any(|n| n.contains("is a format 2 text index")),
         "{:?}",
         report.notes
     );
+    old_segments_answer_the_same_before_and_after_they_are_rewritten(dir.path(), 2);
+}
 
-    // The same rows written into a new store: its segment is version 3.
+#[test]
+fn a_store_with_version_3_segments_answers_the_same_before_and_after_they_are_rewritten() {
+    let dir = fixture("segment-v3");
+    old_segments_answer_the_same_before_and_after_they_are_rewritten(dir.path(), 3);
+}
+
+/// The segment version this build writes.
+const CURRENT: u32 = 4;
+
+/// Checks a fixture store whose one segment is `version`: it verifies, answers as a fresh
+/// store of the same rows does, and compaction rewrites it as the current version.
+fn old_segments_answer_the_same_before_and_after_they_are_rewritten(dir: &Path, version: u32) {
+    assert_eq!(segment_versions(dir), vec![version], "the fixture's segment is version {version}");
+    let report = annals::verify::verify(dir, false).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+
+    // The same rows written into a new store: its segment is the current version.
     let fresh = tempfile::tempdir().unwrap();
     let written = Engine::open(
         fresh.path(),
@@ -129,12 +149,12 @@ fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_re
     .unwrap();
     written.write(&segment_v2_rows()).unwrap();
     written.flush().unwrap();
-    assert_eq!(segment_versions(fresh.path()), vec![3]);
+    assert_eq!(segment_versions(fresh.path()), vec![CURRENT]);
     let want = all_rows(&written);
     assert_eq!(want.len(), 3 * 700 + 600);
 
-    let engine = Engine::open(dir.path(), options()).unwrap();
-    assert_eq!(all_rows(&engine), want, "the version 2 segment reads back the rows written");
+    let engine = Engine::open(dir, options()).unwrap();
+    assert_eq!(all_rows(&engine), want, "the version {version} segment reads back the rows written");
     let aggregate = annals::Query {
         selector: annals::SeriesSelector::measurement("cpu"),
         aggregates: vec![
@@ -153,7 +173,7 @@ fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_re
     assert_eq!(hits(&engine), hits(&written));
     assert!(hits(&engine) > 0);
 
-    // A new flush beside the old segment, then compaction rewrites both as version 3.
+    // A new flush beside the old segment, then compaction rewrites both.
     let mut late = annals::Batch::new();
     let key = annals::SeriesKey::metric("cpu").unwrap().with_tag("host", "a").unwrap();
     late.add_row(&key, 1_451_606_400_000_000_000 + 5, [("usage", FieldValue::F64(-1.0))])
@@ -161,17 +181,17 @@ fn a_store_with_version_2_segments_answers_the_same_before_and_after_they_are_re
     engine.write(&late).unwrap();
     written.write(&late).unwrap();
     engine.flush().unwrap();
-    assert_eq!(segment_versions(dir.path()), vec![2, 3]);
+    assert_eq!(segment_versions(dir), vec![version, CURRENT]);
     engine.compact().unwrap();
     assert_eq!(
-        segment_versions(dir.path()),
-        vec![3],
-        "compaction merged the month into a version 3 segment"
+        segment_versions(dir),
+        vec![CURRENT],
+        "compaction merged the month into a segment of the current version"
     );
     assert_eq!(all_rows(&engine), all_rows(&written));
     assert_eq!(answer(&engine), answer(&written));
     engine.close().unwrap();
     written.close().unwrap();
-    let report = annals::verify::verify(dir.path(), false).unwrap();
+    let report = annals::verify::verify(dir, false).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
